@@ -1,0 +1,24 @@
+//! The backoffice service: Brand and platform staff set up brands, campaigns and rewards, and deploy campaign contracts.
+//!
+//! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
+//! `brandmint` binary and the tests build it the same way.
+
+use shared::{AppState, ServiceSpec, config::HttpConfig};
+use utoipa_axum::router::OpenApiRouter;
+
+/// How the backoffice service is assembled.
+pub const SERVICE: ServiceSpec = ServiceSpec {
+    name: "backoffice",
+    description: "Brand and platform staff set up brands, campaigns and rewards, and deploy campaign contracts.",
+    routes,
+    addr,
+};
+
+fn addr(http: &HttpConfig) -> std::net::SocketAddr {
+    http.backoffice_addr
+}
+
+/// The service's own routes (health, metrics and docs are added by `shared`).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}

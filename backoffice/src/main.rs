@@ -1,0 +1,6 @@
+//! Runs the backoffice service alone (production: one container per service).
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::service::run(&[backoffice::SERVICE]).await
+}

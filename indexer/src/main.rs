@@ -1,0 +1,6 @@
+//! Runs the indexer service alone (production: one container per service).
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::service::run(&[indexer::SERVICE]).await
+}

@@ -1,0 +1,24 @@
+//! The payment service: Buyers check out with a card or a wallet; orders, vouchers, refunds.
+//!
+//! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
+//! `brandmint` binary and the tests build it the same way.
+
+use shared::{AppState, ServiceSpec, config::HttpConfig};
+use utoipa_axum::router::OpenApiRouter;
+
+/// How the payment service is assembled.
+pub const SERVICE: ServiceSpec = ServiceSpec {
+    name: "payment",
+    description: "Buyers check out with a card or a wallet; orders, vouchers, refunds.",
+    routes,
+    addr,
+};
+
+fn addr(http: &HttpConfig) -> std::net::SocketAddr {
+    http.payment_addr
+}
+
+/// The service's own routes (health, metrics and docs are added by `shared`).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}

@@ -1,0 +1,454 @@
+//! Typed configuration, loaded once from environment variables.
+//!
+//! Every variable the platform reads is declared once in [`VARIABLES`]; the loader reads only
+//! declared variables, `.env.example` documents exactly that list (a test keeps them in step),
+//! and secrets are wrapped in [`SecretString`] so they never reach a log through `Debug`.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// One environment variable the platform understands.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    /// Its name in the environment.
+    pub name: &'static str,
+    /// What it is for, shown in error messages and in `.env.example`.
+    pub help: &'static str,
+    /// The value used when it is unset; `None` means the variable is required.
+    pub default: Option<&'static str>,
+    /// Whether it holds a secret (never echoed back in errors or logs).
+    pub secret: bool,
+}
+
+const fn required(name: &'static str, help: &'static str, secret: bool) -> Variable {
+    Variable {
+        name,
+        help,
+        default: None,
+        secret,
+    }
+}
+
+const fn optional(name: &'static str, help: &'static str, default: &'static str) -> Variable {
+    Variable {
+        name,
+        help,
+        default: Some(default),
+        secret: false,
+    }
+}
+
+pub const APP_ENV: Variable = optional(
+    "APP_ENV",
+    "`local` (readable logs, developer conveniences) or `production`",
+    "local",
+);
+pub const DATABASE_URL: Variable = required(
+    "DATABASE_URL",
+    "PostgreSQL connection URL, e.g. postgres://brandmint@127.0.0.1:54329/brandmint",
+    true,
+);
+pub const DATABASE_MAX_CONNECTIONS: Variable = optional(
+    "DATABASE_MAX_CONNECTIONS",
+    "size of each service's connection pool",
+    "10",
+);
+pub const RPC_URL: Variable = required(
+    "RPC_URL",
+    "JSON-RPC endpoint of the EVM chain, e.g. http://127.0.0.1:18545 (may embed an API key)",
+    true,
+);
+pub const CHAIN_ID: Variable = optional(
+    "CHAIN_ID",
+    "expected chain id; readiness fails if the node reports another (empty: accept any)",
+    "",
+);
+pub const BACKOFFICE_ADDR: Variable = optional(
+    "BACKOFFICE_ADDR",
+    "listen address of the back office API",
+    "127.0.0.1:8081",
+);
+pub const PAYMENT_ADDR: Variable = optional(
+    "PAYMENT_ADDR",
+    "listen address of the payment API",
+    "127.0.0.1:8082",
+);
+pub const REDEMPTION_ADDR: Variable = optional(
+    "REDEMPTION_ADDR",
+    "listen address of the redemption API",
+    "127.0.0.1:8083",
+);
+pub const INDEXER_ADDR: Variable = optional(
+    "INDEXER_ADDR",
+    "listen address of the indexer's API",
+    "127.0.0.1:8084",
+);
+pub const HTTP_REQUEST_TIMEOUT_SECS: Variable = optional(
+    "HTTP_REQUEST_TIMEOUT_SECS",
+    "a request still running after this many seconds is answered 503",
+    "30",
+);
+pub const SHUTDOWN_GRACE_SECS: Variable = optional(
+    "SHUTDOWN_GRACE_SECS",
+    "on SIGTERM/Ctrl-C, in-flight requests get this many seconds to finish",
+    "20",
+);
+pub const LOG_FORMAT: Variable = optional(
+    "LOG_FORMAT",
+    "`json` or `pretty`; empty: json in production, pretty locally",
+    "",
+);
+pub const RUST_LOG: Variable = optional(
+    "RUST_LOG",
+    "tracing filter directives, e.g. info,sqlx=warn,shared=debug",
+    "info,sqlx=warn",
+);
+
+/// Every variable, in the order `.env.example` lists them.
+pub const VARIABLES: &[Variable] = &[
+    APP_ENV,
+    DATABASE_URL,
+    DATABASE_MAX_CONNECTIONS,
+    RPC_URL,
+    CHAIN_ID,
+    BACKOFFICE_ADDR,
+    PAYMENT_ADDR,
+    REDEMPTION_ADDR,
+    INDEXER_ADDR,
+    HTTP_REQUEST_TIMEOUT_SECS,
+    SHUTDOWN_GRACE_SECS,
+    LOG_FORMAT,
+    RUST_LOG,
+];
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("missing required environment variable {name}: {help}")]
+    Missing {
+        name: &'static str,
+        help: &'static str,
+    },
+    /// A variable is set to something that cannot be used.
+    #[error("invalid value for environment variable {name}: {reason} (expected {help})")]
+    Invalid {
+        name: &'static str,
+        help: &'static str,
+        reason: String,
+    },
+}
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// Where the platform runs; decides defaults that differ between a laptop and production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// The whole configuration of a Brandmint process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub database: DatabaseConfig,
+    pub chain: ChainConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    pub rpc_url: SecretString,
+    pub expected_chain_id: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub backoffice_addr: SocketAddr,
+    pub payment_addr: SocketAddr,
+    pub redemption_addr: SocketAddr,
+    pub indexer_addr: SocketAddr,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+impl fmt::Debug for LogConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogConfig")
+            .field("format", &self.format)
+            .field("filter", &self.filter)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Loads the configuration from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Loads the configuration from any name → value lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let env = Reader { lookup: &lookup };
+        let environment = match env.string(APP_ENV)?.as_str() {
+            "local" => Environment::Local,
+            "production" => Environment::Production,
+            other => return Err(invalid(APP_ENV, format!("unknown environment `{other}`"))),
+        };
+        let format = match env.string(LOG_FORMAT)?.as_str() {
+            "" if environment == Environment::Production => LogFormat::Json,
+            "" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => return Err(invalid(LOG_FORMAT, format!("unknown format `{other}`"))),
+        };
+        let database_url = env.secret(DATABASE_URL)?;
+        check_database_url(database_url.expose_secret())?;
+        let rpc_url = env.secret(RPC_URL)?;
+        check_rpc_url(rpc_url.expose_secret())?;
+        let expected_chain_id = match env.string(CHAIN_ID)?.as_str() {
+            "" => None,
+            _ => Some(env.parse(CHAIN_ID)?),
+        };
+        let max_connections = env.parse(DATABASE_MAX_CONNECTIONS)?;
+        if max_connections == 0 {
+            return Err(invalid(
+                DATABASE_MAX_CONNECTIONS,
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(Self {
+            environment,
+            database: DatabaseConfig {
+                url: database_url,
+                max_connections,
+            },
+            chain: ChainConfig {
+                rpc_url,
+                expected_chain_id,
+            },
+            http: HttpConfig {
+                backoffice_addr: env.parse(BACKOFFICE_ADDR)?,
+                payment_addr: env.parse(PAYMENT_ADDR)?,
+                redemption_addr: env.parse(REDEMPTION_ADDR)?,
+                indexer_addr: env.parse(INDEXER_ADDR)?,
+                request_timeout: Duration::from_secs(env.parse(HTTP_REQUEST_TIMEOUT_SECS)?),
+                shutdown_grace: Duration::from_secs(env.parse(SHUTDOWN_GRACE_SECS)?),
+            },
+            log: LogConfig {
+                format,
+                filter: env.string(RUST_LOG)?,
+            },
+        })
+    }
+}
+
+fn invalid(var: Variable, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        name: var.name,
+        help: var.help,
+        reason,
+    }
+}
+
+fn check_database_url(url: &str) -> Result<()> {
+    sqlx::postgres::PgConnectOptions::from_str(url)
+        .map(drop)
+        .map_err(|_| invalid(DATABASE_URL, "not a PostgreSQL connection URL".into()))
+}
+
+fn check_rpc_url(url: &str) -> Result<()> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        Ok(u) => Err(invalid(
+            RPC_URL,
+            format!("unsupported scheme `{}`", u.scheme()),
+        )),
+        Err(e) => Err(invalid(RPC_URL, format!("not a URL ({e})"))),
+    }
+}
+
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Reader<'_> {
+    fn string(&self, var: Variable) -> Result<String> {
+        match ((self.lookup)(var.name), var.default) {
+            (Some(v), _) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+            (_, Some(default)) => Ok(default.to_owned()),
+            (_, None) => Err(ConfigError::Missing {
+                name: var.name,
+                help: var.help,
+            }),
+        }
+    }
+
+    fn secret(&self, var: Variable) -> Result<SecretString> {
+        self.string(var).map(SecretString::from)
+    }
+
+    fn parse<T: FromStr>(&self, var: Variable) -> Result<T>
+    where
+        T::Err: fmt::Display,
+    {
+        let raw = self.string(var)?;
+        raw.parse().map_err(|e: T::Err| {
+            // Never echo a secret's value back; other values help the operator spot the typo.
+            let shown = if var.secret {
+                String::new()
+            } else {
+                format!("`{raw}`: ")
+            };
+            invalid(var, format!("{shown}{e}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        (
+            "DATABASE_URL",
+            "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint",
+        ),
+        ("RPC_URL", "http://127.0.0.1:8545"),
+    ];
+
+    #[test]
+    fn a_missing_required_variable_is_named_in_the_error() {
+        let err = load(&[("RPC_URL", "http://127.0.0.1:8545")]).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: "DATABASE_URL",
+                ..
+            }
+        ));
+        assert!(
+            message.starts_with("missing required environment variable DATABASE_URL"),
+            "{message}"
+        );
+
+        let err = load(&[("DATABASE_URL", "postgres://localhost/brandmint")]).unwrap_err();
+        assert!(err.to_string().contains("RPC_URL"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_required_variable_counts_as_missing() {
+        let err = load(&[("DATABASE_URL", "  "), ("RPC_URL", "http://x")]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: "DATABASE_URL",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_unparsable_value_names_the_variable_and_the_value() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("PAYMENT_ADDR", "localhost:eighty"));
+        let err = load(&pairs).unwrap_err().to_string();
+        assert!(
+            err.contains("PAYMENT_ADDR") && err.contains("localhost:eighty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_secret_is_refused_without_echoing_it() {
+        let err = load(&[
+            ("DATABASE_URL", "mysql://root:s3cret@db"),
+            ("RPC_URL", "http://x"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        let err = load(&[MINIMAL[0], ("RPC_URL", "ws://node")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RPC_URL") && err.contains("ws"), "{err}");
+    }
+
+    #[test]
+    fn defaults_fill_everything_optional() {
+        let config = load(MINIMAL).unwrap();
+        assert_eq!(config.environment, Environment::Local);
+        assert_eq!(config.log.format, LogFormat::Pretty);
+        assert_eq!(config.http.payment_addr.port(), 8082);
+        assert_eq!(config.chain.expected_chain_id, None);
+        assert_eq!(config.database.max_connections, 10);
+    }
+
+    #[test]
+    fn production_logs_json_by_default() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("APP_ENV", "production"));
+        assert_eq!(load(&pairs).unwrap().log.format, LogFormat::Json);
+        pairs.push(("APP_ENV", "staging"));
+        let err = load(&pairs).unwrap_err().to_string();
+        assert!(err.contains("APP_ENV") && err.contains("staging"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let config = load(MINIMAL).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("127.0.0.1:8545"), "{debug}");
+    }
+
+    #[test]
+    fn env_example_documents_exactly_the_declared_variables() {
+        let example = include_str!("../../.env.example");
+        let documented: Vec<&str> = example
+            .lines()
+            .filter_map(|l| l.trim_start_matches('#').trim().split_once('='))
+            .map(|(name, _)| name.trim())
+            .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        let declared: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        assert_eq!(
+            documented, declared,
+            ".env.example is out of step with config::VARIABLES"
+        );
+    }
+}

@@ -1,0 +1,346 @@
+//! RFC 9457 problem details: the one error type every handler returns.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What went wrong with one input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON pointer-ish path of the field, e.g. `items[0].price`.
+    pub field: String,
+    /// A sentence for the person who sent it.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document as sent on the wire.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the problem type; stable, documented, relative to the API.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary of the problem type; the same for every occurrence.
+    pub title: String,
+    /// The HTTP status code, repeated for clients that lose headers.
+    pub status: u16,
+    /// What happened this time, for a human.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Stable machine-readable code (the last segment of `type`).
+    pub code: String,
+    /// Per-field validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Extra members specific to the problem type (e.g. readiness checks).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Everything a handler can fail with. Each variant maps to exactly one status and problem type.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request body or parameters could not be read at all (syntax, encoding).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The request was read but one or more fields are unacceptable.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// No credentials, or credentials that are not valid.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// Valid credentials without the permission the route needs.
+    #[error("forbidden")]
+    Forbidden,
+    /// The resource does not exist (or is not visible to the caller).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request conflicts with the current state (duplicate, wrong state).
+    #[error("conflict ({code}): {detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// The body is larger than the route accepts.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// The body is not in a media type the route accepts.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// Too many requests; try again after the given number of seconds.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency (database, chain, payment provider) is down; `checks` says which.
+    #[error("dependency unavailable: {detail}")]
+    Unavailable {
+        detail: String,
+        checks: Option<serde_json::Value>,
+    },
+    /// The request took longer than the configured timeout.
+    #[error("request timed out")]
+    Timeout,
+    /// A bug or an unexpected failure; the cause is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => ApiError::Unavailable {
+                detail: "the database is unavailable".into(),
+                checks: None,
+            },
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// The status, stable code and title of this error. One exhaustive match: a new variant
+    /// cannot be added without deciding how it looks on the wire.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "The request could not be read",
+            ),
+            ApiError::Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "The request has invalid fields",
+            ),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication is required",
+            ),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            ApiError::Conflict { code, .. } => (
+                StatusCode::CONFLICT,
+                code,
+                "Conflict with the current state",
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            ),
+            ApiError::Unavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "A dependency is unavailable",
+            ),
+            ApiError::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "The request timed out",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
+        }
+    }
+
+    /// The problem document this error is sent as.
+    pub fn to_problem(&self) -> Problem {
+        let (status, code, title) = self.parts();
+        let mut problem = Problem {
+            type_uri: format!("/problems/{code}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: None,
+            code: code.to_owned(),
+            errors: Vec::new(),
+            extensions: None,
+        };
+        match self {
+            ApiError::BadRequest(detail)
+            | ApiError::NotFound(detail)
+            | ApiError::UnsupportedMediaType(detail)
+            | ApiError::Conflict { detail, .. } => problem.detail = Some(detail.clone()),
+            ApiError::Validation(errors) => {
+                problem.detail = Some(match errors.as_slice() {
+                    [one] => format!("{}: {}", one.field, one.message),
+                    many => format!("{} fields are invalid", many.len()),
+                });
+                problem.errors = errors.clone();
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                problem.detail = Some(format!("try again in {retry_after_secs} s"));
+            }
+            ApiError::Unavailable { detail, checks } => {
+                problem.detail = Some(detail.clone());
+                if let Some(checks) = checks {
+                    let mut ext = serde_json::Map::new();
+                    ext.insert("checks".into(), checks.clone());
+                    problem.extensions = Some(ext);
+                }
+            }
+            ApiError::Unauthenticated
+            | ApiError::Forbidden
+            | ApiError::MethodNotAllowed
+            | ApiError::PayloadTooLarge
+            | ApiError::Timeout
+            | ApiError::Internal(_) => {}
+        }
+        problem
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.to_problem();
+        match &self {
+            // The cause is logged once, here; the client gets the generic body.
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            ApiError::Unavailable { detail, .. } => {
+                tracing::warn!(%detail, "dependency unavailable")
+            }
+            _ => tracing::debug!(code = %problem.code, "request refused"),
+        }
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn render(
+        error: ApiError,
+    ) -> (
+        StatusCode,
+        Option<String>,
+        serde_json::Value,
+        axum::http::HeaderMap,
+    ) {
+        let response = error.into_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (
+            status,
+            content_type,
+            serde_json::from_slice(&body).unwrap(),
+            headers,
+        )
+    }
+
+    #[tokio::test]
+    async fn validation_errors_render_as_problem_json_naming_each_field() {
+        let (status, content_type, body, _) = render(ApiError::Validation(vec![
+            FieldError::new("royalty_bps", "must be at most 10000"),
+            FieldError::new("supply", "must be at least 1"),
+        ]))
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(content_type.as_deref(), Some(PROBLEM_JSON));
+        assert_eq!(body["type"], "/problems/validation");
+        assert_eq!(body["status"], 422);
+        assert_eq!(body["code"], "validation");
+        assert_eq!(body["errors"][0]["field"], "royalty_bps");
+        assert_eq!(body["errors"][1]["message"], "must be at least 1");
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause() {
+        let (status, _, body, _) = render(ApiError::Internal(anyhow::anyhow!(
+            "password=hunter2 connection reset"
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("hunter2"));
+        assert!(body.get("detail").is_none());
+    }
+
+    #[tokio::test]
+    async fn rate_limits_carry_retry_after() {
+        let (status, _, body, headers) = render(ApiError::RateLimited {
+            retry_after_secs: 42,
+        })
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "42");
+        assert_eq!(body["code"], "rate-limited");
+    }
+
+    #[tokio::test]
+    async fn unavailable_carries_the_dependency_checks() {
+        let checks = serde_json::json!({"database": {"status": "down"}});
+        let (status, _, body, _) = render(ApiError::Unavailable {
+            detail: "database is down".into(),
+            checks: Some(checks),
+        })
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["checks"]["database"]["status"], "down");
+        assert_eq!(body["detail"], "database is down");
+    }
+
+    #[tokio::test]
+    async fn conflicts_use_their_own_stable_code() {
+        let (status, _, body, _) = render(ApiError::Conflict {
+            code: "slug-taken",
+            detail: "slug `x` exists".into(),
+        })
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["type"], "/problems/slug-taken");
+        assert_eq!(body["code"], "slug-taken");
+    }
+}

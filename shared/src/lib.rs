@@ -1,0 +1,17 @@
+//! The Brandmint commerce core.
+//!
+//! Every service (back office, payment, redemption, indexer) is built from these pieces and
+//! from nothing else of each other's: configuration, telemetry, money, the database, chain
+//! access and the HTTP plumbing that gives every service the same health, metrics, OpenAPI
+//! and error format.
+
+pub mod chain;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod money;
+pub mod service;
+pub mod telemetry;
+
+pub use config::Config;
+pub use service::{App, AppState, ServiceSpec};

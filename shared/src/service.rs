@@ -1,0 +1,309 @@
+//! How a service is assembled and run: shared resources, the app constructor used by both
+//! `main` and the tests, and the process lifecycle (migrations, signals, graceful shutdown).
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use axum::Router;
+use sqlx::PgPool;
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    chain::Chain,
+    config::{Config, HttpConfig},
+    db,
+    http::{
+        self,
+        health::{Check, CheckStatus},
+    },
+    telemetry,
+};
+
+/// What makes a service a service: its name, its routes and where it listens.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// Short name used in logs, metrics and the OpenAPI title (`payment`).
+    pub name: &'static str,
+    /// One sentence for the OpenAPI document.
+    pub description: &'static str,
+    /// The service's own routes; health, metrics and docs are added by [`App`].
+    pub routes: fn() -> OpenApiRouter<AppState>,
+    /// Its listen address in the configuration.
+    pub addr: fn(&HttpConfig) -> SocketAddr,
+}
+
+/// Whether the embedded migrations have been applied to the database.
+#[derive(Debug, Default)]
+pub struct Migrations {
+    applied: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Migrations {
+    pub fn check(&self) -> Check {
+        if self.applied.load(Ordering::Acquire) {
+            let count = db::MIGRATOR.iter().count();
+            return Check {
+                status: CheckStatus::Up,
+                detail: format!("{count} applied"),
+                latency_ms: 0,
+            };
+        }
+        let detail = self
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_else(|| "not applied yet".to_owned());
+        Check {
+            status: CheckStatus::Down,
+            detail,
+            latency_ms: 0,
+        }
+    }
+}
+
+/// What every request handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    service: &'static str,
+    resources: Resources,
+}
+
+impl AppState {
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+    pub fn config(&self) -> &Config {
+        &self.resources.config
+    }
+    pub fn db(&self) -> &PgPool {
+        &self.resources.db
+    }
+    pub fn chain(&self) -> &Chain {
+        &self.resources.chain
+    }
+    pub fn migrations(&self) -> &Migrations {
+        &self.resources.migrations
+    }
+}
+
+/// The connections a process holds, shared by every service it runs.
+#[derive(Clone, Debug)]
+pub struct Resources {
+    config: Arc<Config>,
+    db: PgPool,
+    chain: Chain,
+    migrations: Arc<Migrations>,
+}
+
+impl Resources {
+    /// Creates the pool and the chain client. Neither connects yet: a process whose database or
+    /// node is down starts, and says so on `/health/ready`.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let db = db::pool(&config.database).context("DATABASE_URL")?;
+        let chain = Chain::connect(&config.chain).context("RPC_URL")?;
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            chain,
+            migrations: Arc::default(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.db
+    }
+
+    /// Applies migrations, retrying with backoff while the database is unreachable, until they
+    /// are applied or `shutdown` fires.
+    pub async fn migrate(&self, shutdown: CancellationToken) {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match db::migrate(&self.db).await {
+                Ok(()) => {
+                    self.migrations.applied.store(true, Ordering::Release);
+                    tracing::info!("database migrations applied");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "database migrations failed");
+                    if let Ok(mut last) = self.migrations.last_error.lock() {
+                        *last = Some(e.to_string());
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => delay = (delay * 2).min(Duration::from_secs(10)),
+            }
+        }
+    }
+}
+
+/// A service bound to its listener, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    spec: ServiceSpec,
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Builds the service and binds `addr` (port 0 picks a free port; see [`App::address`]).
+    pub async fn build(
+        spec: ServiceSpec,
+        resources: &Resources,
+        addr: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("{}: cannot listen on {addr}", spec.name))?;
+        let router = router(spec, resources.clone());
+        Ok(Self {
+            spec,
+            listener,
+            router,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` fires, then lets in-flight requests finish.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let name = self.spec.name;
+        tracing::info!(service = name, address = %self.address(), "listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
+        tracing::info!(service = name, "stopped");
+        Ok(())
+    }
+}
+
+/// The complete router of a service: its routes plus health, metrics, `/openapi.json` and
+/// Swagger UI at `/docs`, inside the shared middleware stack.
+pub fn router(spec: ServiceSpec, resources: Resources) -> Router {
+    let (router, api) = openapi_router(spec).split_for_parts();
+    http::metrics::describe_service(spec.name);
+    let timeout = resources.config.http.request_timeout;
+    let state = AppState {
+        service: spec.name,
+        resources,
+    };
+    let router = router
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api));
+    http::with_middleware(router, spec.name, timeout)
+}
+
+/// The service's routes with the operational ones, and its OpenAPI document.
+pub fn openapi_router(spec: ServiceSpec) -> OpenApiRouter<AppState> {
+    let mut api = OpenApi::default();
+    api.info = InfoBuilder::new()
+        .title(format!("Brandmint {}", spec.name))
+        .description(Some(spec.description))
+        .version(env!("CARGO_PKG_VERSION"))
+        .build();
+    OpenApiRouter::with_openapi(api)
+        .routes(routes!(http::health::live))
+        .routes(routes!(http::health::ready))
+        .routes(routes!(http::metrics::render))
+        .merge((spec.routes)())
+}
+
+/// The OpenAPI document of a service, without starting it.
+pub fn openapi(spec: ServiceSpec) -> OpenApi {
+    openapi_router(spec).split_for_parts().1
+}
+
+/// Runs the given services in this process until SIGINT/SIGTERM: loads the configuration,
+/// starts telemetry, applies migrations in the background and serves every service.
+pub async fn run(specs: &[ServiceSpec]) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    telemetry::init(&config.log);
+    let grace = config.http.shutdown_grace;
+    let resources = Resources::new(config)?;
+    let shutdown = CancellationToken::new();
+
+    let mut tasks = JoinSet::new();
+    for spec in specs {
+        let app = App::build(*spec, &resources, (spec.addr)(&resources.config.http)).await?;
+        tasks.spawn(app.run(shutdown.clone()));
+    }
+    let migrations = resources.clone();
+    let migrations_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        migrations.migrate(migrations_shutdown).await;
+        Ok(())
+    });
+
+    tokio::select! {
+        () = termination() => tracing::info!(grace = ?grace, "shutting down"),
+        Some(result) = tasks.join_next() => {
+            // A server only returns early when it failed; take the others down with it.
+            shutdown.cancel();
+            result.context("service task panicked")?.context("service failed")?;
+        }
+    }
+    shutdown.cancel();
+    let deadline = Instant::now() + grace;
+    while let Ok(Some(result)) = tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
+        result
+            .context("service task panicked")?
+            .context("service failed")?;
+    }
+    if !tasks.is_empty() {
+        tracing::warn!(
+            remaining = tasks.len(),
+            "grace period over; aborting in-flight work"
+        );
+        tasks.shutdown().await;
+    }
+    resources.db.close().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn termination() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

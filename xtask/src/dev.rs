@@ -1,0 +1,134 @@
+//! `cargo xtask dev`: the whole platform on this machine. Installs the npm toolchain, starts
+//! PostgreSQL and anvil, builds and starts every service in one process, waits until each is
+//! ready and prints where everything is. Ctrl-C (or SIGTERM) stops the services gracefully,
+//! then PostgreSQL and anvil.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{
+    infra::{self, CHAIN_ID, Endpoints, Instance},
+    util::{self, root, step},
+};
+
+/// (service, listen address) as passed to the platform.
+const SERVICES: [(&str, &str, &str); 4] = [
+    ("backoffice", "BACKOFFICE_ADDR", "127.0.0.1:8081"),
+    ("payment", "PAYMENT_ADDR", "127.0.0.1:8082"),
+    ("redemption", "REDEMPTION_ADDR", "127.0.0.1:8083"),
+    ("indexer", "INDEXER_ADDR", "127.0.0.1:8084"),
+];
+
+pub fn run() -> Result<()> {
+    let stopping = Arc::new(AtomicBool::new(false));
+    let child_pid = Arc::new(AtomicU32::new(0));
+    {
+        let (stopping, child_pid) = (stopping.clone(), child_pid.clone());
+        ctrlc::set_handler(move || {
+            stopping.store(true, Ordering::SeqCst);
+            // A terminal Ctrl-C already reached the platform (same process group); SIGTERM
+            // covers `kill <xtask>`. Either way the platform shuts down gracefully.
+            let pid = child_pid.load(Ordering::SeqCst);
+            if pid != 0 {
+                drop(
+                    Command::new("kill")
+                        .args(["-TERM", &pid.to_string()])
+                        .status(),
+                );
+            }
+        })?;
+    }
+    util::npm_install()?;
+    step("infrastructure (PostgreSQL + anvil, dev instance)");
+    let endpoints = infra::up(Instance::Dev)?;
+    let result = serve(&endpoints, &stopping, &child_pid);
+    step("stopping infrastructure");
+    infra::down(Instance::Dev)?;
+    result
+}
+
+fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) -> Result<()> {
+    step("building the platform");
+    util::run(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--locked",
+        "-p",
+        "anvil-tests",
+        "--bin",
+        "brandmint",
+    ]))?;
+    if stopping.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let mut platform = Command::new(target_dir().join("debug/brandmint"));
+    platform
+        .env("APP_ENV", "local")
+        .env("DATABASE_URL", &endpoints.database_url)
+        .env("RPC_URL", &endpoints.rpc_url)
+        .env("CHAIN_ID", CHAIN_ID.to_string());
+    for (_, var, default) in SERVICES {
+        platform.env(
+            var,
+            std::env::var(var).unwrap_or_else(|_| default.to_owned()),
+        );
+    }
+    let mut child = platform.spawn().context("cannot start the platform")?;
+    child_pid.store(child.id(), Ordering::SeqCst);
+
+    let addrs: Vec<(&str, SocketAddr)> = SERVICES
+        .iter()
+        .map(|(name, var, default)| {
+            let addr = std::env::var(var).unwrap_or_else(|_| (*default).to_owned());
+            Ok((
+                *name,
+                addr.parse().with_context(|| format!("{var}={addr}"))?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    for (name, addr) in &addrs {
+        let ready = util::wait_for(name, Duration::from_secs(90), || {
+            stopping.load(Ordering::SeqCst)
+                || matches!(child.try_wait(), Ok(Some(_)))
+                || util::http(*addr, "GET", "/health/ready", None)
+                    .is_ok_and(|(status, _)| status == 200)
+        });
+        if let Err(e) = ready {
+            println!("{e}; see the log above");
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("the platform exited ({status}) before it was ready");
+        }
+    }
+    if !stopping.load(Ordering::SeqCst) {
+        println!("\nBrandmint is running. Ctrl-C stops everything.\n");
+        println!(
+            "  {:<11} {:<24} docs / metrics / readiness",
+            "service", "API"
+        );
+        for (name, addr) in &addrs {
+            println!("  {name:<11} http://{addr:<17} http://{addr}/docs  /metrics  /health/ready");
+        }
+        println!("\n  PostgreSQL  {}", endpoints.database_url);
+        println!("  anvil       {} (chain id {CHAIN_ID})", endpoints.rpc_url);
+    }
+    let status = child.wait()?;
+    child_pid.store(0, Ordering::SeqCst);
+    if !status.success() && !stopping.load(Ordering::SeqCst) {
+        bail!("the platform exited with {status}");
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}

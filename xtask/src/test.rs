@@ -1,0 +1,121 @@
+//! `cargo xtask test`: every check CI runs, in the order that fails fastest, with timings.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+
+use crate::{
+    infra::{self, Instance},
+    sqlx_prepare,
+    util::{self, npm_bin, root, step},
+};
+
+pub fn run() -> Result<()> {
+    let started = Instant::now();
+    let mut timings: Vec<(&str, Duration)> = Vec::new();
+    let mut timed = |name: &'static str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        step(name);
+        let start = Instant::now();
+        let result = f();
+        timings.push((name, start.elapsed()));
+        result
+    };
+
+    timed("cargo fmt --check", &mut || {
+        util::run(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    timed("npm toolchain", &mut util::npm_install)?;
+    timed(
+        "contracts: forge build, artifacts check, forge test",
+        &mut contracts,
+    )?;
+    timed("cargo clippy -D warnings", &mut || {
+        util::run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+
+    step("infrastructure (PostgreSQL + anvil, test instance)");
+    let endpoints = infra::up(Instance::Test)?;
+    let outcome = (|| {
+        timed(".sqlx freshness", &mut || {
+            sqlx_prepare::prepare(&endpoints.database_url, true)
+        })?;
+        timed(
+            "cargo tests (unit, integration, anvil end-to-end)",
+            &mut || {
+                let mut cmd = cargo();
+                if nextest_available() {
+                    cmd.args([
+                        "nextest",
+                        "run",
+                        "--workspace",
+                        "--locked",
+                        "--no-fail-fast",
+                    ]);
+                } else {
+                    cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
+                }
+                cmd.env("DATABASE_URL", &endpoints.database_url)
+                    .env("RPC_URL", &endpoints.rpc_url)
+                    .env("ANVIL_BIN", npm_bin("anvil"));
+                util::run(&mut cmd)
+            },
+        )
+    })();
+    infra::down(Instance::Test)?;
+
+    println!("\n{:<55} {:>9}", "step", "seconds");
+    for (name, elapsed) in &timings {
+        println!("{name:<55} {:>9.1}", elapsed.as_secs_f64());
+    }
+    println!("{:<55} {:>9.1}", "total", started.elapsed().as_secs_f64());
+    outcome?;
+    println!("\nall checks passed");
+    Ok(())
+}
+
+/// A cargo command reading the committed `.sqlx` data.
+fn cargo() -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root())
+        .env("SQLX_OFFLINE", "true")
+        .env_remove("SQLX_OFFLINE_DIR");
+    cmd
+}
+
+fn nextest_available() -> bool {
+    Command::new(env!("CARGO"))
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Builds the contracts, checks the committed artifacts match the sources, runs forge tests.
+fn contracts() -> Result<()> {
+    let forge = || {
+        let mut cmd = Command::new(npm_bin("forge"));
+        cmd.current_dir(root());
+        cmd
+    };
+    util::run(forge().args(["build", "--root", "contracts"]))?;
+    let export = root().join("contracts/scripts/export-artifacts.mjs");
+    if export.exists() {
+        util::run(
+            Command::new("node")
+                .current_dir(root())
+                .arg(export)
+                .arg("--check"),
+        )?;
+    }
+    util::run(forge().args(["test", "--root", "contracts"]))
+}
