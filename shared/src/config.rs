@@ -274,9 +274,14 @@ fn invalid(var: Variable, reason: String) -> ConfigError {
 }
 
 fn check_database_url(url: &str) -> Result<()> {
-    sqlx::postgres::PgConnectOptions::from_str(url)
-        .map(drop)
-        .map_err(|_| invalid(DATABASE_URL, "not a PostgreSQL connection URL".into()))
+    let postgres_scheme = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    match sqlx::postgres::PgConnectOptions::from_str(url) {
+        Ok(_) if postgres_scheme => Ok(()),
+        _ => Err(invalid(
+            DATABASE_URL,
+            "not a postgres:// connection URL".into(),
+        )),
+    }
 }
 
 fn check_rpc_url(url: &str) -> Result<()> {

@@ -12,6 +12,8 @@ pub mod http;
 pub mod money;
 pub mod service;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use config::Config;
 pub use service::{App, AppState, ServiceSpec};

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real services together, against the PostgreSQL and anvil that
+//! `cargo xtask test` starts. One binary, one module per journey.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod platform;

@@ -1,0 +1,140 @@
+//! Test support (feature `test-support`): a fresh database per test and a service running on
+//! port 0 against the real PostgreSQL and anvil that `cargo xtask test` starts.
+
+use std::{collections::HashMap, net::SocketAddr, str::FromStr};
+
+use sqlx::{Connection, Executor, PgConnection, postgres::PgConnectOptions};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Config,
+    service::{App, Resources, ServiceSpec},
+};
+
+/// An environment variable the test run provides, with a clear failure when it does not.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `cargo xtask test`, which starts PostgreSQL and anvil")
+    })
+}
+
+/// A database created for one test, from the server in `DATABASE_URL`.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let server = required_env("DATABASE_URL");
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let options =
+            PgConnectOptions::from_str(&server).expect("DATABASE_URL is not a PostgreSQL URL");
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .expect("cannot reach the test PostgreSQL");
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("CREATE DATABASE");
+        conn.close().await.ok();
+        let base = server.split('?').next().unwrap_or(&server);
+        let prefix = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
+        Self {
+            url: format!("{prefix}/{name}"),
+            name,
+        }
+    }
+}
+
+/// A configuration for tests: every service on port 0, the given dependencies.
+pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), database_url.into()),
+        ("RPC_URL".into(), rpc_url.into()),
+        ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
+        ("RUST_LOG".into(), "warn".into()),
+    ]);
+    for var in [
+        "BACKOFFICE_ADDR",
+        "PAYMENT_ADDR",
+        "REDEMPTION_ADDR",
+        "INDEXER_ADDR",
+    ] {
+        vars.insert(var.into(), "127.0.0.1:0".into());
+    }
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration")
+}
+
+/// A service running in the background of a test.
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub resources: Resources,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts `spec` against a fresh database (migrated) and the anvil in `RPC_URL`.
+    pub async fn spawn(spec: ServiceSpec) -> Self {
+        let db = TestDb::create().await;
+        Self::spawn_with(spec, config(&db.url, &required_env("RPC_URL"), &[])).await
+    }
+
+    /// Starts `spec` with the given configuration; migrations are applied first when the
+    /// database is reachable (a test of an unreachable database does not wait for them).
+    pub async fn spawn_with(spec: ServiceSpec, config: Config) -> Self {
+        crate::telemetry::init(&config.log);
+        let resources = Resources::new(config).expect("resources");
+        let shutdown = CancellationToken::new();
+        if resources.db().acquire().await.is_ok() {
+            resources.migrate(shutdown.clone()).await;
+        }
+        let app = App::build(spec, &resources, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind");
+        let address = app.address();
+        let server = tokio::spawn(app.run(shutdown.clone()));
+        crate::chain::install_crypto_provider();
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            resources,
+            shutdown,
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Stops the server gracefully and waits for it to finish.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        self.shutdown.cancel();
+        match self.server.take() {
+            Some(server) => server.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
