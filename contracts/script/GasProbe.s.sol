@@ -41,6 +41,26 @@ contract GasProbe is Script {
             (uint8 sv, bytes32 r, bytes32 s) = vm.sign(SIGNER_PK, vault.hashVoucher(v));
             vault.redeem(v, abi.encodePacked(r, s, sv));
         }
+        // the same vouchers through redeemCompact (ids 3, 4)
+        for (uint256 id = 3; id < 5; ++id) {
+            RewardVault.Voucher memory v = RewardVault.Voucher({
+                redemptionId: id,
+                campaignId: 1,
+                tokenId: 42,
+                recipient: address(uint160(uint256(keccak256(abi.encode("fresh", id))))),
+                token: address(usd),
+                amount: 25_000_000,
+                deadline: 2_000_000_000
+            });
+            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(SIGNER_PK, vault.hashVoucher(v));
+            vault.redeemCompact(
+                (v.redemptionId << 192) | (v.campaignId << 128) | v.tokenId,
+                (uint256(uint160(v.recipient)) << 96) | v.amount,
+                (uint256(uint160(v.token)) << 96) | v.deadline,
+                r,
+                bytes32((uint256(sv - 27) << 255) | uint256(s))
+            );
+        }
 
         // distribute to 1, 10, 100 fresh recipients (batch ids 0,1,2 share a word).
         uint256[3] memory sizes = [uint256(1), 10, 100];

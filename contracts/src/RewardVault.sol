@@ -56,9 +56,9 @@ contract RewardVault is AccessControl, ReentrancyGuardTransient, EIP712 {
     mapping(uint256 word => uint256 bits) private _distributedWords;
 
     event VaultFunded(uint256 indexed campaignId, address indexed token, address indexed from, uint256 amount);
-    event RewardRedeemed(
-        uint256 indexed redemptionId, uint256 indexed campaignId, address indexed recipient, address token, uint256 amount
-    );
+    /// @dev Deliberately minimal (gas): the platform knows the voucher behind every id; an ERC-20
+    ///      payout also emits the token's Transfer(vault, recipient, amount).
+    event RewardRedeemed(uint256 indexed redemptionId);
     event RewardsDistributed(
         uint256 indexed batchId, uint256 indexed campaignId, address indexed token, uint256 recipients, uint256 total
     );
@@ -76,6 +76,7 @@ contract RewardVault is AccessControl, ReentrancyGuardTransient, EIP712 {
     error AlreadyRedeemed(uint256 redemptionId);
     error BatchAlreadyDistributed(uint256 batchId);
     error LengthMismatch();
+    error EmptyBatch();
     error InsufficientCampaignBalance(uint256 campaignId, address token, uint256 available, uint256 required);
     error EthTransferFailed(address to);
 
@@ -110,39 +111,111 @@ contract RewardVault is AccessControl, ReentrancyGuardTransient, EIP712 {
 
     /// @notice Pays a platform-signed voucher to `voucher.recipient`, once per `redemptionId`.
     ///         Anyone may submit it (the platform relayer does, so holders need no gas).
+    /// @param signature 65-byte (r, s, v) ECDSA signature over {hashVoucher}.
     function redeem(Voucher calldata voucher, bytes calldata signature) external nonReentrant {
-        if (block.timestamp > voucher.deadline) revert VoucherExpired(voucher.deadline);
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hashVoucher(voucher), signature);
-        if (err != ECDSA.RecoverError.NoError || !hasRole(VOUCHER_SIGNER_ROLE, signer)) revert InvalidSignature();
-        uint256 id = voucher.redemptionId;
-        uint256 bits = _redeemedWords[id >> 8];
-        uint256 mask = 1 << (id & 0xff);
-        if (bits & mask != 0) revert AlreadyRedeemed(id);
-        _redeemedWords[id >> 8] = bits | mask;
+        bytes32 digest = _voucherDigest(
+            voucher.redemptionId,
+            voucher.campaignId,
+            voucher.tokenId,
+            voucher.recipient,
+            voucher.token,
+            voucher.amount,
+            voucher.deadline
+        );
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (err != ECDSA.RecoverError.NoError) revert InvalidSignature();
+        _redeem(
+            signer, voucher.redemptionId, voucher.campaignId, voucher.recipient, voucher.token, voucher.amount, voucher.deadline
+        );
+    }
 
-        address recipient = voucher.recipient;
+    /// @notice Same as {redeem} (same signed `Voucher`, same checks), with ~35% less calldata for
+    ///         relayers. Usable when redemptionId and campaignId fit in 64 bits, tokenId in 128,
+    ///         amount and deadline in 96:
+    ///           ids             = redemptionId << 192 | campaignId << 128 | tokenId
+    ///           recipientAmount = uint256(uint160(recipient)) << 96 | amount
+    ///           tokenDeadline   = uint256(uint160(token)) << 96 | deadline
+    ///           (r, vs)         = EIP-2098 compact signature (vs = yParity << 255 | s)
+    function redeemCompact(uint256 ids, uint256 recipientAmount, uint256 tokenDeadline, bytes32 r, bytes32 vs)
+        external
+        nonReentrant
+    {
+        uint256 redemptionId = ids >> 192;
+        uint256 campaignId = uint64(ids >> 128);
+        address recipient = address(uint160(recipientAmount >> 96));
+        uint256 amount = uint96(recipientAmount);
+        address token = address(uint160(tokenDeadline >> 96));
+        uint256 deadline = uint96(tokenDeadline);
+        bytes32 digest =
+            _voucherDigest(redemptionId, campaignId, uint128(ids), recipient, token, amount, deadline);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, r, vs);
+        if (err != ECDSA.RecoverError.NoError) revert InvalidSignature();
+        _redeem(signer, redemptionId, campaignId, recipient, token, amount, deadline);
+    }
+
+    function _redeem(
+        address signer,
+        uint256 redemptionId,
+        uint256 campaignId,
+        address recipient,
+        address token,
+        uint256 amount,
+        uint256 deadline
+    ) private {
+        // checks
+        if (!hasRole(VOUCHER_SIGNER_ROLE, signer)) revert InvalidSignature();
+        if (block.timestamp > deadline) revert VoucherExpired(deadline);
         if (recipient == address(0)) revert ZeroAddress();
-        _debit(voucher.campaignId, voucher.token, voucher.amount);
-        emit RewardRedeemed(id, voucher.campaignId, recipient, voucher.token, voucher.amount);
-        _pay(voucher.token, recipient, voucher.amount);
+        uint256 word = redemptionId >> 8;
+        uint256 bits = _redeemedWords[word];
+        uint256 mask = 1 << (redemptionId & 0xff);
+        if (bits & mask != 0) revert AlreadyRedeemed(redemptionId);
+        // effects
+        _redeemedWords[word] = bits | mask;
+        _debit(campaignId, token, amount);
+        emit RewardRedeemed(redemptionId);
+        // interaction
+        _pay(token, recipient, amount);
     }
 
     /// @notice The EIP-712 digest the voucher signer signs.
-    function hashVoucher(Voucher calldata voucher) public view returns (bytes32) {
-        return _hashTypedDataV4(
-            keccak256(
-                abi.encode(
-                    VOUCHER_TYPEHASH,
-                    voucher.redemptionId,
-                    voucher.campaignId,
-                    voucher.tokenId,
-                    voucher.recipient,
-                    voucher.token,
-                    voucher.amount,
-                    voucher.deadline
-                )
-            )
+    function hashVoucher(Voucher calldata voucher) external view returns (bytes32) {
+        return _voucherDigest(
+            voucher.redemptionId,
+            voucher.campaignId,
+            voucher.tokenId,
+            voucher.recipient,
+            voucher.token,
+            voucher.amount,
+            voucher.deadline
         );
+    }
+
+    function _voucherDigest(
+        uint256 redemptionId,
+        uint256 campaignId,
+        uint256 tokenId,
+        address recipient,
+        address token,
+        uint256 amount,
+        uint256 deadline
+    ) private view returns (bytes32) {
+        bytes32 typeHash = VOUCHER_TYPEHASH;
+        bytes32 structHash;
+        // keccak256(abi.encode(VOUCHER_TYPEHASH, ...fields)) in scratch memory above the free pointer.
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, typeHash)
+            mstore(add(m, 0x20), redemptionId)
+            mstore(add(m, 0x40), campaignId)
+            mstore(add(m, 0x60), tokenId)
+            mstore(add(m, 0x80), recipient)
+            mstore(add(m, 0xa0), token)
+            mstore(add(m, 0xc0), amount)
+            mstore(add(m, 0xe0), deadline)
+            structHash := keccak256(m, 0x100)
+        }
+        return _hashTypedDataV4(structHash);
     }
 
     function isRedeemed(uint256 redemptionId) external view returns (bool) {
@@ -162,6 +235,7 @@ contract RewardVault is AccessControl, ReentrancyGuardTransient, EIP712 {
     ) external nonReentrant onlyRole(DISTRIBUTOR_ROLE) {
         uint256 n = recipients.length;
         if (n != amounts.length) revert LengthMismatch();
+        if (n == 0) revert EmptyBatch();
         uint256 bits = _distributedWords[batchId >> 8];
         uint256 mask = 1 << (batchId & 0xff);
         if (bits & mask != 0) revert BatchAlreadyDistributed(batchId);
@@ -183,7 +257,9 @@ contract RewardVault is AccessControl, ReentrancyGuardTransient, EIP712 {
         } else {
             IERC20 erc20 = IERC20(token);
             for (uint256 i; i < n; ++i) {
-                erc20.safeTransfer(recipients[i], amounts[i]);
+                address to = recipients[i];
+                if (to == address(0)) revert ZeroAddress();
+                erc20.safeTransfer(to, amounts[i]);
             }
         }
     }
@@ -199,6 +275,7 @@ contract RewardVault is AccessControl, ReentrancyGuardTransient, EIP712 {
     function withdraw(uint256 campaignId, address token, uint256 amount, address to) external nonReentrant {
         if (msg.sender != campaignAdmin[campaignId]) revert NotCampaignAdmin(campaignId, msg.sender);
         if (to == address(0)) revert ZeroAddress();
+        if (amount == 0) revert ZeroAmount();
         _debit(campaignId, token, amount);
         emit VaultWithdrawn(campaignId, token, to, amount);
         _pay(token, to, amount);

@@ -251,11 +251,10 @@ pub async fn run(specs: &[ServiceSpec]) -> anyhow::Result<()> {
         let app = App::build(*spec, &resources, (spec.addr)(&resources.config.http)).await?;
         tasks.spawn(app.run(shutdown.clone()));
     }
-    let migrations = resources.clone();
-    let migrations_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        migrations.migrate(migrations_shutdown).await;
-        Ok(())
+    // Not in `tasks`: finishing the migrations is not a reason to stop serving.
+    let migrations = tokio::spawn({
+        let (resources, shutdown) = (resources.clone(), shutdown.clone());
+        async move { resources.migrate(shutdown).await }
     });
 
     tokio::select! {
@@ -267,6 +266,7 @@ pub async fn run(specs: &[ServiceSpec]) -> anyhow::Result<()> {
         }
     }
     shutdown.cancel();
+    drop(migrations.await);
     let deadline = Instant::now() + grace;
     while let Ok(Some(result)) = tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
         result
