@@ -103,8 +103,15 @@ pub fn http(
     Ok((status, body))
 }
 
-/// Whether a process with this pid exists.
+/// Whether a process with this pid is running (an exited child awaiting its parent's `wait`
+/// — a zombie — is not).
 pub fn alive(pid: u32) -> bool {
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name: "123 (anvil) S ...".
+        return stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X']));
+    }
     Command::new("kill")
         .args(["-0", &pid.to_string()])
         .stderr(std::process::Stdio::null())
