@@ -7,13 +7,16 @@
 
 pub mod chain;
 pub mod config;
+pub mod daemon;
 pub mod db;
+pub mod errors;
 pub mod http;
 pub mod money;
 pub mod service;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod workflow;
 
 pub use config::Config;
 pub use service::{App, AppState, ServiceSpec};

@@ -1,23 +1,50 @@
-//! `cargo xtask bench <name>`: benchmarks that print a table. Each runs against the same real
-//! components as the tests (PostgreSQL, anvil) and prints its figures; none asserts a speed.
+//! `cargo xtask bench <name>`: benchmarks that print a table. Each is a `harness = false`
+//! bench target of `anvil-tests` (`anvil-tests/benches/<name>.rs`, dashes as underscores), run
+//! in release mode against the same real components as the tests (PostgreSQL, anvil), which this
+//! command starts and stops. None asserts a speed; they print figures.
+
+use std::process::Command;
 
 use anyhow::{Result, bail};
+
+use crate::{
+    infra::{self, Instance},
+    util::{self, npm_bin, root},
+};
 
 /// (name, what it measures).
 const BENCHMARKS: &[(&str, &str)] = &[];
 
 pub fn run(name: Option<&str>) -> Result<()> {
-    match name {
-        None => {
-            println!("benchmarks: cargo xtask bench <name>");
-            for (name, about) in BENCHMARKS {
-                println!("  {name:<12} {about}");
-            }
-            Ok(())
+    let Some(name) = name else {
+        println!("benchmarks: cargo xtask bench <name>");
+        for (name, about) in BENCHMARKS {
+            println!("  {name:<12} {about}");
         }
-        Some(other) => {
-            let known: Vec<&str> = BENCHMARKS.iter().map(|(n, _)| *n).collect();
-            bail!("unknown benchmark `{other}`; known: {known:?}")
-        }
+        return Ok(());
+    };
+    if !BENCHMARKS.iter().any(|(known, _)| *known == name) {
+        let known: Vec<&str> = BENCHMARKS.iter().map(|(n, _)| *n).collect();
+        bail!("unknown benchmark `{name}`; known: {known:?}");
     }
+    util::npm_install()?;
+    let endpoints = infra::up(Instance::Test)?;
+    let result = util::run(
+        Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args([
+                "bench",
+                "--locked",
+                "-p",
+                "anvil-tests",
+                "--bench",
+                &name.replace('-', "_"),
+            ])
+            .env("SQLX_OFFLINE", "true")
+            .env("DATABASE_URL", &endpoints.database_url)
+            .env("RPC_URL", &endpoints.rpc_url)
+            .env("ANVIL_BIN", npm_bin("anvil")),
+    );
+    infra::down(Instance::Test)?;
+    result
 }

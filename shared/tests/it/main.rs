@@ -3,9 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod daemons;
 mod database;
 mod http;
+mod outbox;
 mod readiness;
+mod workflow;
 
 use std::time::Duration;
 
