@@ -101,7 +101,7 @@ CREATE TABLE daemon_runs (
     holder      TEXT        NOT NULL,
     started_at  TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
     finished_at TIMESTAMPTZ,
-    outcome     TEXT        NOT NULL DEFAULT 'running' CHECK (outcome IN ('running', 'ok', 'failed', 'lease_lost')),
+    outcome     TEXT        NOT NULL DEFAULT 'running' CHECK (outcome IN ('running', 'ok', 'failed', 'lease_lost', 'cancelled')),
     items       BIGINT      NOT NULL DEFAULT 0,
     error       TEXT
 );

@@ -20,7 +20,8 @@ pub const LEASE: Duration = Duration::from_secs(60);
 /// When a daemon runs.
 #[derive(Debug, Clone, Copy)]
 pub enum Schedule {
-    /// Every so often, starting one interval after start-up.
+    /// Every so often, starting one interval after start-up. Whole seconds, at least one (the
+    /// scheduler's resolution).
     Every(Duration),
     /// A cron expression with seconds (`sec min hour day month weekday`), in UTC.
     Cron(&'static str),
@@ -52,6 +53,8 @@ pub enum RunOutcome {
     Ok(u64),
     Failed,
     LeaseLost,
+    /// The process is shutting down; the run stopped early (not a failure).
+    Cancelled,
 }
 
 /// Runs daemons on their schedules under leases.
@@ -90,7 +93,7 @@ impl DaemonRunner {
         self
     }
 
-    pub fn add(mut self, daemon: impl Daemon) -> Self {
+    pub fn with(mut self, daemon: impl Daemon) -> Self {
         self.daemons.push(Arc::new(daemon));
         self
     }
@@ -111,6 +114,9 @@ impl DaemonRunner {
                     })
                 };
             let job = match schedule {
+                Schedule::Every(interval) if interval < Duration::from_secs(1) => {
+                    anyhow::bail!("daemon {name}: intervals below one second are not supported")
+                }
                 Schedule::Every(interval) => Job::new_repeated_async(interval, task),
                 Schedule::Cron(expression) => Job::new_async(expression, task),
             }
@@ -205,6 +211,7 @@ impl DaemonRunner {
         let (outcome, items, error) = tokio::select! {
             result = daemon.run(&ctx) => match result {
                 Ok(items) => (RunOutcome::Ok(items), items, None),
+                Err(_) if shutdown.is_cancelled() => (RunOutcome::Cancelled, 0, None),
                 Err(e) => (RunOutcome::Failed, 0, Some(format!("{e:#}"))),
             },
             () = renewal => {
@@ -215,6 +222,7 @@ impl DaemonRunner {
         let outcome_name = match outcome {
             RunOutcome::Ok(_) => "ok",
             RunOutcome::Failed => "failed",
+            RunOutcome::Cancelled => "cancelled",
             RunOutcome::LeaseLost | RunOutcome::Skipped => "lease_lost",
         };
         sqlx::query!(

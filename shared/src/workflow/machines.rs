@@ -93,9 +93,9 @@ impl Machine for Deployment {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Chain transaction: the persisted transaction queue's request. Signed before broadcast (the raw
-// transaction is stored first), re-signed with higher fees when stuck, re-broadcast when a
-// reorg drops it, final at N confirmations.
+// Chain transaction: the persisted transaction queue's request (`chain::txqueue`). Signed before
+// broadcast (the raw transaction is stored first), re-signed with higher fees when stuck,
+// re-broadcast when a reorg drops it, final at N confirmations.
 
 names!(
     /// Where a queued chain transaction is.
@@ -103,7 +103,7 @@ names!(
 );
 names!(
     /// What can happen to a queued chain transaction.
-    TxEvent { Sign, Broadcast, Bump, Mine, Reorg, Confirm, Revert, Fail }
+    TxEvent { Sign, Broadcast, Bump, Mine, Reorg, Confirm, Revert, Fail, Requeue }
 );
 
 /// A contract call (or transfer) through the transaction queue. Its events are `tx.confirmed`
@@ -122,11 +122,17 @@ impl Machine for ChainTx {
         use TxState as S;
         &[
             (S::Queued, E::Sign, S::Signed),
+            // Refused before a nonce was spent on it (the call reverts when estimated).
             (S::Queued, E::Fail, S::Failed),
             (S::Signed, E::Broadcast, S::Broadcast),
             // Found mined while we were unsure whether the broadcast went out.
             (S::Signed, E::Mine, S::Mined),
+            // The node refused it for good; its nonce is handed on or filled.
             (S::Signed, E::Fail, S::Failed),
+            // Its nonce was used by a transaction sent outside the queue: sign it again with a
+            // fresh nonce.
+            (S::Signed, E::Requeue, S::Queued),
+            (S::Broadcast, E::Requeue, S::Queued),
             // Stuck: the same nonce re-signed with higher fees, to be broadcast again.
             (S::Broadcast, E::Bump, S::Signed),
             (S::Broadcast, E::Mine, S::Mined),

@@ -1,1 +1,330 @@
-//! (tests being written)
+//! Persisted state machines: transitions are atomic, only the table's transitions happen, and
+//! replaying a cause does nothing.
+
+use proptest::{prelude::*, test_runner::TestRunner};
+use serde_json::json;
+use shared::{
+    db,
+    testing::TestDb,
+    workflow::{
+        Applied, Machine, Transition, WorkflowError, apply,
+        machines::{ChainTx, Deployment, Order, OrderEvent, OrderState, Redemption, RewardBatch},
+    },
+};
+use sqlx::{Acquire, PgPool};
+use strum::VariantArray;
+
+async fn pool() -> PgPool {
+    let test_db = TestDb::create().await;
+    let pool = PgPool::connect(&test_db.url).await.unwrap();
+    db::migrate(&pool).await.unwrap();
+    pool
+}
+
+async fn create<M: Machine>(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(&format!(
+        "INSERT INTO {} DEFAULT VALUES RETURNING id",
+        M::TABLE
+    ))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn state<M: Machine>(pool: &PgPool, id: i64) -> String {
+    sqlx::query_scalar(&format!("SELECT state FROM {} WHERE id = $1", M::TABLE))
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_transition_moves_the_row_records_history_and_writes_the_outbox_event() {
+    let pool = pool().await;
+    let order = create::<Order>(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let applied = apply::<Order>(
+        &mut conn,
+        Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe")
+            .with_payload(json!({"payment_intent": "pi_1"})),
+    )
+    .await
+    .unwrap();
+    let Applied::Moved { from, to, event_id } = applied else {
+        panic!("{applied:?}")
+    };
+    assert_eq!((from, to), (OrderState::Pending, OrderState::Authorized));
+    assert_eq!(state::<Order>(&pool, order).await, "authorized");
+
+    let history: (String, String, String, String, String) = sqlx::query_as(
+        "SELECT from_state, to_state, event, cause, actor FROM state_transitions WHERE machine = 'order' AND entity_id = $1",
+    )
+    .bind(order)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        history,
+        (
+            "pending".into(),
+            "authorized".into(),
+            "authorize".into(),
+            "evt_1".into(),
+            "stripe".into()
+        )
+    );
+
+    let (event_type, payload): (String, serde_json::Value) =
+        sqlx::query_as("SELECT event_type, payload FROM outbox_events WHERE id = $1")
+            .bind(event_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(event_type, "order.authorized");
+    assert_eq!(payload["id"], order);
+    assert_eq!(payload["from"], "pending");
+    assert_eq!(payload["payment_intent"], "pi_1");
+}
+
+#[tokio::test]
+async fn a_transition_not_in_the_table_is_refused_and_changes_nothing() {
+    let pool = pool().await;
+    let order = create::<Order>(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let err = apply::<Order>(
+        &mut conn,
+        Transition::new(order, OrderEvent::Capture, "evt_1", "stripe"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WorkflowError::InvalidTransition {
+                from: "pending",
+                event: "capture",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(state::<Order>(&pool, order).await, "pending");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 0);
+    let missing = apply::<Order>(
+        &mut conn,
+        Transition::new(999_999, OrderEvent::Authorize, "x", "y"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(missing, WorkflowError::NotFound { .. }));
+}
+
+#[tokio::test]
+async fn replaying_a_cause_is_a_no_op() {
+    let pool = pool().await;
+    let order = create::<Order>(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let first = apply::<Order>(
+        &mut conn,
+        Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe"),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(first, Applied::Moved { .. }));
+    apply::<Order>(
+        &mut conn,
+        Transition::new(order, OrderEvent::RequestMint, "evt_2", "system"),
+    )
+    .await
+    .unwrap();
+    // The first cause again, although `authorize` is no longer allowed: a no-op, not an error.
+    let replay = apply::<Order>(
+        &mut conn,
+        Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        replay,
+        Applied::AlreadyApplied {
+            to: OrderState::Authorized
+        }
+    );
+    assert_eq!(state::<Order>(&pool, order).await, "minting");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM state_transitions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
+}
+
+#[tokio::test]
+async fn a_transition_rolls_back_with_the_business_change_it_belongs_to() {
+    let pool = pool().await;
+    let order = create::<Order>(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    {
+        let mut tx = conn.begin().await.unwrap();
+        apply::<Order>(
+            &mut tx,
+            Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe"),
+        )
+        .await
+        .unwrap();
+        // The caller's own work fails after the transition: everything goes.
+        assert!(sqlx::query("SELECT 1/0").execute(&mut *tx).await.is_err());
+        tx.rollback().await.unwrap();
+    }
+    assert_eq!(state::<Order>(&pool, order).await, "pending");
+    let (history, events): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM state_transitions), (SELECT count(*) FROM outbox_events)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((history, events), (0, 0));
+}
+
+#[tokio::test]
+async fn concurrent_events_for_one_entity_move_it_once() {
+    let pool = pool().await;
+    let order = create::<Order>(&pool).await;
+    let attempts = (0..16).map(|i| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let cause = format!("webhook_{i}");
+            apply::<Order>(
+                &mut conn,
+                Transition::new(order, OrderEvent::Authorize, &cause, "stripe"),
+            )
+            .await
+        })
+    });
+    let mut moved = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(Applied::Moved { .. }) => moved += 1,
+            Err(WorkflowError::InvalidTransition {
+                from: "authorized", ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(moved, 1);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
+}
+
+/// Drives one machine through random event sequences (some replaying earlier causes) and checks
+/// the persisted history against the table.
+fn random_sequences_follow_the_table<M: Machine>() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let pool = runtime.block_on(pool());
+    let events = <M::Event as VariantArray>::VARIANTS;
+    let steps = prop::collection::vec((0..events.len(), any::<bool>()), 1..30);
+    let mut runner = TestRunner::new(ProptestConfig::with_cases(24));
+    runner
+        .run(&steps, |steps| {
+            runtime.block_on(async {
+                let id = create::<M>(&pool).await;
+                let mut conn = pool.acquire().await.unwrap();
+                let mut current = M::INITIAL;
+                let mut causes: Vec<(String, M::State)> = Vec::new();
+                let mut moves = 0_i64;
+                for (n, (event_index, replay)) in steps.iter().enumerate() {
+                    let event = events[*event_index];
+                    let cause = match causes.last() {
+                        Some((cause, _)) if *replay => cause.clone(),
+                        _ => format!("cause-{n}"),
+                    };
+                    match apply::<M>(&mut conn, Transition::new(id, event, &cause, "proptest")).await {
+                        Ok(Applied::Moved { from, to, .. }) => {
+                            prop_assert_eq!(from, current);
+                            prop_assert!(M::TRANSITIONS.contains(&(from, event, to)));
+                            current = to;
+                            moves += 1;
+                            causes.push((cause, to));
+                        }
+                        Ok(Applied::AlreadyApplied { to }) => {
+                            let earlier = causes.iter().find(|(c, _)| *c == cause).map(|(_, s)| *s);
+                            prop_assert_eq!(earlier, Some(to), "only a replayed cause is a no-op");
+                        }
+                        Err(WorkflowError::InvalidTransition { .. }) => {
+                            prop_assert!(M::transition(current, event).is_none());
+                        }
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+                let history: Vec<(String, String, String)> = sqlx::query_as(
+                    "SELECT from_state, event, to_state FROM state_transitions WHERE machine = $1 AND entity_id = $2 ORDER BY id",
+                )
+                .bind(M::NAME)
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                prop_assert_eq!(i64::try_from(history.len()).unwrap(), moves);
+                let mut expected_from: &'static str = M::INITIAL.into();
+                for (from, event, to) in &history {
+                    prop_assert_eq!(from.as_str(), expected_from, "history is a chain");
+                    let allowed = M::TRANSITIONS.iter().any(|(f, e, t)| {
+                        let (f, e, t): (&str, &str, &str) = ((*f).into(), (*e).into(), (*t).into());
+                        (f, e, t) == (from.as_str(), event.as_str(), to.as_str())
+                    });
+                    prop_assert!(allowed, "{from} --{event}--> {to} is not in the {} table", M::NAME);
+                    expected_from = M::TRANSITIONS
+                        .iter()
+                        .map(|(_, _, t)| -> &'static str { (*t).into() })
+                        .find(|t| t == to)
+                        .unwrap();
+                }
+                let stored = state::<M>(&pool, id).await;
+                let current_name: &'static str = current.into();
+                prop_assert_eq!(stored.as_str(), current_name);
+                let events: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE aggregate_type = $1 AND aggregate_id = $2")
+                        .bind(M::NAME)
+                        .bind(id)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                prop_assert_eq!(events, moves, "one outbox event per move");
+                Ok(())
+            })
+        })
+        .unwrap();
+}
+
+#[test]
+fn random_order_events_only_take_allowed_transitions() {
+    random_sequences_follow_the_table::<Order>();
+}
+
+#[test]
+fn random_deployment_events_only_take_allowed_transitions() {
+    random_sequences_follow_the_table::<Deployment>();
+}
+
+#[test]
+fn random_chain_transaction_events_only_take_allowed_transitions() {
+    random_sequences_follow_the_table::<ChainTx>();
+}
+
+#[test]
+fn random_redemption_events_only_take_allowed_transitions() {
+    random_sequences_follow_the_table::<Redemption>();
+}
+
+#[test]
+fn random_reward_batch_events_only_take_allowed_transitions() {
+    random_sequences_follow_the_table::<RewardBatch>();
+}
