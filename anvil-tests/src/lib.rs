@@ -7,9 +7,4 @@
 use shared::ServiceSpec;
 
 /// Every service of the platform.
-pub const SERVICES: [ServiceSpec; 4] = [
-    backoffice::SERVICE,
-    payment::SERVICE,
-    redemption::SERVICE,
-    indexer::SERVICE,
-];
+pub const SERVICES: [ServiceSpec; 4] = [backoffice::SERVICE, payment::SERVICE, redemption::SERVICE, indexer::SERVICE];

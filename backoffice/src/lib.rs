@@ -12,6 +12,8 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     description: "Brand and platform staff set up brands, campaigns and rewards, and deploy campaign contracts.",
     routes,
     addr,
+    subscribers: ServiceSpec::none,
+    daemons: ServiceSpec::none,
 };
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {

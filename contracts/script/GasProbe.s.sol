@@ -7,6 +7,7 @@ import {CampaignNFT} from "../src/CampaignNFT.sol";
 import {RewardVault} from "../src/RewardVault.sol";
 import {TestStablecoin} from "../src/TestStablecoin.sol";
 import {BaselineERC721} from "../src/BaselineERC721.sol";
+import {Checkout} from "../src/Checkout.sol";
 
 /// @notice Broadcasts the gas-relevant transactions to a local anvil so their real receipts
 ///         (gasUsed incl. 21000 intrinsic and calldata) can be read. See scripts/gas-anvil.sh.
@@ -26,6 +27,9 @@ contract GasProbe is Script {
         usd.mint(deployer, 1e15);
         usd.approve(address(vault), type(uint256).max);
         vault.fund(1, address(usd), 1e14);
+
+        // reference: a plain ERC-20 transfer to a fresh address (the floor inside every ERC-20 payout)
+        usd.transfer(address(0xF4E5), 25_000_000);
 
         // redeem #0 opens a fresh bitmap word, #1.. reuse it.
         for (uint256 id; id < 3; ++id) {
@@ -97,6 +101,26 @@ contract GasProbe is Script {
         nft.mint(address(0xB0B2), 1);
         nft.mint(address(0xB0B3), 10);
         nft.mint(address(0xB0B4), 100);
+        // wallet checkout: ERC-20 and ETH quotes, 1 and 5 tokens, with a 2.5% platform fee
+        Checkout checkout = new Checkout(deployer, signer);
+        checkout.setCollectionTreasury(address(nft), address(0x7EA5));
+        checkout.setFee(address(0xFEE), 250);
+        nft.grantRole(nft.MINTER_ROLE(), address(checkout));
+        usd.approve(address(checkout), type(uint256).max);
+        for (uint256 i; i < 4; ++i) {
+            Checkout.Quote memory q = Checkout.Quote({
+                orderId: keccak256(abi.encode("order", i)),
+                buyer: address(uint160(0xB000 + i)),
+                collection: address(nft),
+                quantity: i % 2 == 0 ? 1 : 5,
+                payToken: i < 2 ? address(usd) : address(0),
+                amount: i < 2 ? 49_990_000 : 0.02 ether,
+                deadline: 2_000_000_000
+            });
+            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(SIGNER_PK, checkout.hashQuote(q));
+            checkout.buy{value: i < 2 ? 0 : q.amount}(q, abi.encodePacked(r, s, sv));
+        }
+
         BaselineERC721 base = new BaselineERC721();
         base.mint(address(0xB0B1));
         base.mint(address(0xB0B2));

@@ -12,6 +12,8 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     description: "Follows the chain and the marketplaces; computes royalties on secondary sales.",
     routes,
     addr,
+    subscribers: ServiceSpec::none,
+    daemons: ServiceSpec::none,
 };
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {

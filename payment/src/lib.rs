@@ -12,6 +12,8 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     description: "Buyers check out with a card or a wallet; orders, vouchers, refunds.",
     routes,
     addr,
+    subscribers: ServiceSpec::none,
+    daemons: ServiceSpec::none,
 };
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {

@@ -12,6 +12,8 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     description: "Holders redeem rewards by QR code or wallet signature; rewards are paid by contract calls.",
     routes,
     addr,
+    subscribers: ServiceSpec::none,
+    daemons: ServiceSpec::none,
 };
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {

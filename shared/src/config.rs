@@ -22,88 +22,45 @@ pub struct Variable {
 }
 
 const fn required(name: &'static str, help: &'static str, secret: bool) -> Variable {
-    Variable {
-        name,
-        help,
-        default: None,
-        secret,
-    }
+    Variable { name, help, default: None, secret }
 }
 
 const fn optional(name: &'static str, help: &'static str, default: &'static str) -> Variable {
-    Variable {
-        name,
-        help,
-        default: Some(default),
-        secret: false,
-    }
+    Variable { name, help, default: Some(default), secret: false }
 }
 
-pub const APP_ENV: Variable = optional(
-    "APP_ENV",
-    "`local` (readable logs, developer conveniences) or `production`",
-    "local",
-);
-pub const DATABASE_URL: Variable = required(
-    "DATABASE_URL",
-    "PostgreSQL connection URL, e.g. postgres://brandmint@127.0.0.1:54329/brandmint",
-    true,
-);
-pub const DATABASE_MAX_CONNECTIONS: Variable = optional(
-    "DATABASE_MAX_CONNECTIONS",
-    "size of each service's connection pool",
-    "10",
-);
-pub const RPC_URL: Variable = required(
-    "RPC_URL",
-    "JSON-RPC endpoint of the EVM chain, e.g. http://127.0.0.1:18545 (may embed an API key)",
-    true,
-);
-pub const CHAIN_ID: Variable = optional(
-    "CHAIN_ID",
-    "expected chain id; readiness fails if the node reports another (empty: accept any)",
-    "",
-);
-pub const BACKOFFICE_ADDR: Variable = optional(
-    "BACKOFFICE_ADDR",
-    "listen address of the back office API",
-    "127.0.0.1:8081",
-);
-pub const PAYMENT_ADDR: Variable = optional(
-    "PAYMENT_ADDR",
-    "listen address of the payment API",
-    "127.0.0.1:8082",
-);
-pub const REDEMPTION_ADDR: Variable = optional(
-    "REDEMPTION_ADDR",
-    "listen address of the redemption API",
-    "127.0.0.1:8083",
-);
-pub const INDEXER_ADDR: Variable = optional(
-    "INDEXER_ADDR",
-    "listen address of the indexer's API",
-    "127.0.0.1:8084",
-);
-pub const HTTP_REQUEST_TIMEOUT_SECS: Variable = optional(
-    "HTTP_REQUEST_TIMEOUT_SECS",
-    "a request still running after this many seconds is answered 503",
-    "30",
-);
-pub const SHUTDOWN_GRACE_SECS: Variable = optional(
-    "SHUTDOWN_GRACE_SECS",
-    "on SIGTERM/Ctrl-C, in-flight requests get this many seconds to finish",
-    "20",
-);
-pub const LOG_FORMAT: Variable = optional(
-    "LOG_FORMAT",
-    "`json` or `pretty`; empty: json in production, pretty locally",
-    "",
-);
-pub const RUST_LOG: Variable = optional(
-    "RUST_LOG",
-    "tracing filter directives, e.g. info,sqlx=warn,shared=debug",
-    "info,sqlx=warn",
-);
+pub const APP_ENV: Variable =
+    optional("APP_ENV", "`local` (readable logs, developer conveniences) or `production`", "local");
+pub const DATABASE_URL: Variable =
+    required("DATABASE_URL", "PostgreSQL connection URL, e.g. postgres://brandmint@127.0.0.1:54329/brandmint", true);
+pub const DATABASE_MAX_CONNECTIONS: Variable =
+    optional("DATABASE_MAX_CONNECTIONS", "size of each service's connection pool", "10");
+pub const RPC_URL: Variable =
+    required("RPC_URL", "JSON-RPC endpoint of the EVM chain, e.g. http://127.0.0.1:18545 (may embed an API key)", true);
+pub const CHAIN_ID: Variable =
+    optional("CHAIN_ID", "expected chain id; readiness fails if the node reports another (empty: accept any)", "");
+pub const BACKOFFICE_ADDR: Variable =
+    optional("BACKOFFICE_ADDR", "listen address of the back office API", "127.0.0.1:8081");
+pub const PAYMENT_ADDR: Variable = optional("PAYMENT_ADDR", "listen address of the payment API", "127.0.0.1:8082");
+pub const REDEMPTION_ADDR: Variable =
+    optional("REDEMPTION_ADDR", "listen address of the redemption API", "127.0.0.1:8083");
+pub const INDEXER_ADDR: Variable = optional("INDEXER_ADDR", "listen address of the indexer's API", "127.0.0.1:8084");
+pub const HTTP_REQUEST_TIMEOUT_SECS: Variable =
+    optional("HTTP_REQUEST_TIMEOUT_SECS", "a request still running after this many seconds is answered 503", "30");
+pub const SHUTDOWN_GRACE_SECS: Variable =
+    optional("SHUTDOWN_GRACE_SECS", "on SIGTERM/Ctrl-C, in-flight requests get this many seconds to finish", "20");
+pub const LOG_FORMAT: Variable =
+    optional("LOG_FORMAT", "`json` or `pretty`; empty: json in production, pretty locally", "");
+pub const SENTRY_DSN: Variable = Variable {
+    name: "SENTRY_DSN",
+    help: "Sentry DSN; failing daemon runs and panics are reported there (empty: off)",
+    default: Some(""),
+    secret: true,
+};
+pub const ERROR_LOG_RETENTION_DAYS: Variable =
+    optional("ERROR_LOG_RETENTION_DAYS", "error log records not seen for this many days are deleted", "30");
+pub const RUST_LOG: Variable =
+    optional("RUST_LOG", "tracing filter directives, e.g. info,sqlx=warn,shared=debug", "info,sqlx=warn");
 
 /// Every variable, in the order `.env.example` lists them.
 pub const VARIABLES: &[Variable] = &[
@@ -119,6 +76,8 @@ pub const VARIABLES: &[Variable] = &[
     HTTP_REQUEST_TIMEOUT_SECS,
     SHUTDOWN_GRACE_SECS,
     LOG_FORMAT,
+    SENTRY_DSN,
+    ERROR_LOG_RETENTION_DAYS,
     RUST_LOG,
 ];
 
@@ -127,17 +86,10 @@ pub const VARIABLES: &[Variable] = &[
 pub enum ConfigError {
     /// A required variable is unset or empty.
     #[error("missing required environment variable {name}: {help}")]
-    Missing {
-        name: &'static str,
-        help: &'static str,
-    },
+    Missing { name: &'static str, help: &'static str },
     /// A variable is set to something that cannot be used.
     #[error("invalid value for environment variable {name}: {reason} (expected {help})")]
-    Invalid {
-        name: &'static str,
-        help: &'static str,
-        reason: String,
-    },
+    Invalid { name: &'static str, help: &'static str, reason: String },
 }
 
 pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
@@ -164,6 +116,13 @@ pub struct Config {
     pub chain: ChainConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    pub observability: ObservabilityConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObservabilityConfig {
+    pub sentry_dsn: Option<SecretString>,
+    pub error_log_retention: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -196,10 +155,7 @@ pub struct LogConfig {
 
 impl fmt::Debug for LogConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogConfig")
-            .field("format", &self.format)
-            .field("filter", &self.filter)
-            .finish()
+        f.debug_struct("LogConfig").field("format", &self.format).field("filter", &self.filter).finish()
     }
 }
 
@@ -234,21 +190,12 @@ impl Config {
         };
         let max_connections = env.parse(DATABASE_MAX_CONNECTIONS)?;
         if max_connections == 0 {
-            return Err(invalid(
-                DATABASE_MAX_CONNECTIONS,
-                "must be at least 1".into(),
-            ));
+            return Err(invalid(DATABASE_MAX_CONNECTIONS, "must be at least 1".into()));
         }
         Ok(Self {
             environment,
-            database: DatabaseConfig {
-                url: database_url,
-                max_connections,
-            },
-            chain: ChainConfig {
-                rpc_url,
-                expected_chain_id,
-            },
+            database: DatabaseConfig { url: database_url, max_connections },
+            chain: ChainConfig { rpc_url, expected_chain_id },
             http: HttpConfig {
                 backoffice_addr: env.parse(BACKOFFICE_ADDR)?,
                 payment_addr: env.parse(PAYMENT_ADDR)?,
@@ -257,40 +204,33 @@ impl Config {
                 request_timeout: Duration::from_secs(env.parse(HTTP_REQUEST_TIMEOUT_SECS)?),
                 shutdown_grace: Duration::from_secs(env.parse(SHUTDOWN_GRACE_SECS)?),
             },
-            log: LogConfig {
-                format,
-                filter: env.string(RUST_LOG)?,
+            log: LogConfig { format, filter: env.string(RUST_LOG)? },
+            observability: ObservabilityConfig {
+                sentry_dsn: Some(env.secret(SENTRY_DSN)?).filter(|dsn| !dsn.expose_secret().is_empty()),
+                error_log_retention: Duration::from_secs(
+                    env.parse::<u64>(ERROR_LOG_RETENTION_DAYS)?.saturating_mul(24 * 3600),
+                ),
             },
         })
     }
 }
 
 fn invalid(var: Variable, reason: String) -> ConfigError {
-    ConfigError::Invalid {
-        name: var.name,
-        help: var.help,
-        reason,
-    }
+    ConfigError::Invalid { name: var.name, help: var.help, reason }
 }
 
 fn check_database_url(url: &str) -> Result<()> {
     let postgres_scheme = url.starts_with("postgres://") || url.starts_with("postgresql://");
     match sqlx::postgres::PgConnectOptions::from_str(url) {
         Ok(_) if postgres_scheme => Ok(()),
-        _ => Err(invalid(
-            DATABASE_URL,
-            "not a postgres:// connection URL".into(),
-        )),
+        _ => Err(invalid(DATABASE_URL, "not a postgres:// connection URL".into())),
     }
 }
 
 fn check_rpc_url(url: &str) -> Result<()> {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        Ok(u) => Err(invalid(
-            RPC_URL,
-            format!("unsupported scheme `{}`", u.scheme()),
-        )),
+        Ok(u) => Err(invalid(RPC_URL, format!("unsupported scheme `{}`", u.scheme()))),
         Err(e) => Err(invalid(RPC_URL, format!("not a URL ({e})"))),
     }
 }
@@ -304,10 +244,7 @@ impl Reader<'_> {
         match ((self.lookup)(var.name), var.default) {
             (Some(v), _) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
             (_, Some(default)) => Ok(default.to_owned()),
-            (_, None) => Err(ConfigError::Missing {
-                name: var.name,
-                help: var.help,
-            }),
+            (_, None) => Err(ConfigError::Missing { name: var.name, help: var.help }),
         }
     }
 
@@ -322,11 +259,7 @@ impl Reader<'_> {
         let raw = self.string(var)?;
         raw.parse().map_err(|e: T::Err| {
             // Never echo a secret's value back; other values help the operator spot the typo.
-            let shown = if var.secret {
-                String::new()
-            } else {
-                format!("`{raw}`: ")
-            };
+            let shown = if var.secret { String::new() } else { format!("`{raw}`: ") };
             invalid(var, format!("{shown}{e}"))
         })
     }
@@ -339,18 +272,12 @@ mod tests {
     use super::*;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
     const MINIMAL: &[(&str, &str)] = &[
-        (
-            "DATABASE_URL",
-            "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint",
-        ),
+        ("DATABASE_URL", "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint"),
         ("RPC_URL", "http://127.0.0.1:8545"),
     ];
 
@@ -358,17 +285,8 @@ mod tests {
     fn a_missing_required_variable_is_named_in_the_error() {
         let err = load(&[("RPC_URL", "http://127.0.0.1:8545")]).unwrap_err();
         let message = err.to_string();
-        assert!(matches!(
-            err,
-            ConfigError::Missing {
-                name: "DATABASE_URL",
-                ..
-            }
-        ));
-        assert!(
-            message.starts_with("missing required environment variable DATABASE_URL"),
-            "{message}"
-        );
+        assert!(matches!(err, ConfigError::Missing { name: "DATABASE_URL", .. }));
+        assert!(message.starts_with("missing required environment variable DATABASE_URL"), "{message}");
 
         let err = load(&[("DATABASE_URL", "postgres://localhost/brandmint")]).unwrap_err();
         assert!(err.to_string().contains("RPC_URL"), "{err}");
@@ -377,13 +295,7 @@ mod tests {
     #[test]
     fn an_empty_required_variable_counts_as_missing() {
         let err = load(&[("DATABASE_URL", "  "), ("RPC_URL", "http://x")]).unwrap_err();
-        assert!(matches!(
-            err,
-            ConfigError::Missing {
-                name: "DATABASE_URL",
-                ..
-            }
-        ));
+        assert!(matches!(err, ConfigError::Missing { name: "DATABASE_URL", .. }));
     }
 
     #[test]
@@ -391,25 +303,15 @@ mod tests {
         let mut pairs = MINIMAL.to_vec();
         pairs.push(("PAYMENT_ADDR", "localhost:eighty"));
         let err = load(&pairs).unwrap_err().to_string();
-        assert!(
-            err.contains("PAYMENT_ADDR") && err.contains("localhost:eighty"),
-            "{err}"
-        );
+        assert!(err.contains("PAYMENT_ADDR") && err.contains("localhost:eighty"), "{err}");
     }
 
     #[test]
     fn a_malformed_secret_is_refused_without_echoing_it() {
-        let err = load(&[
-            ("DATABASE_URL", "mysql://root:s3cret@db"),
-            ("RPC_URL", "http://x"),
-        ])
-        .unwrap_err()
-        .to_string();
+        let err = load(&[("DATABASE_URL", "mysql://root:s3cret@db"), ("RPC_URL", "http://x")]).unwrap_err().to_string();
         assert!(err.contains("DATABASE_URL"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
-        let err = load(&[MINIMAL[0], ("RPC_URL", "ws://node")])
-            .unwrap_err()
-            .to_string();
+        let err = load(&[MINIMAL[0], ("RPC_URL", "ws://node")]).unwrap_err().to_string();
         assert!(err.contains("RPC_URL") && err.contains("ws"), "{err}");
     }
 
@@ -451,9 +353,6 @@ mod tests {
             .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
             .collect();
         let declared: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
-        assert_eq!(
-            documented, declared,
-            ".env.example is out of step with config::VARIABLES"
-        );
+        assert_eq!(documented, declared, ".env.example is out of step with config::VARIABLES");
     }
 }

@@ -69,22 +69,14 @@ pub struct DaemonRunner {
 impl std::fmt::Debug for DaemonRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.daemons.iter().map(|d| d.name()).collect();
-        f.debug_struct("DaemonRunner")
-            .field("instance", &self.instance)
-            .field("daemons", &names)
-            .finish()
+        f.debug_struct("DaemonRunner").field("instance", &self.instance).field("daemons", &names).finish()
     }
 }
 
 impl DaemonRunner {
     /// `instance` identifies this process in leases and run records (host/pid/uuid).
     pub fn new(pool: PgPool, instance: impl Into<String>) -> Self {
-        Self {
-            pool,
-            instance: instance.into(),
-            lease: LEASE,
-            daemons: Vec::new(),
-        }
+        Self { pool, instance: instance.into(), lease: LEASE, daemons: Vec::new() }
     }
 
     /// Overrides the lease duration (tests use a short one).
@@ -93,8 +85,12 @@ impl DaemonRunner {
         self
     }
 
-    pub fn with(mut self, daemon: impl Daemon) -> Self {
-        self.daemons.push(Arc::new(daemon));
+    pub fn with(self, daemon: impl Daemon) -> Self {
+        self.with_arc(Arc::new(daemon))
+    }
+
+    pub fn with_arc(mut self, daemon: Arc<dyn Daemon>) -> Self {
+        self.daemons.push(daemon);
         self
     }
 
@@ -104,15 +100,14 @@ impl DaemonRunner {
         for daemon in &self.daemons {
             let (name, schedule) = (daemon.name(), daemon.schedule());
             let (runner, daemon, token) = (self.clone(), daemon.clone(), shutdown.clone());
-            let task =
-                move |_id, _scheduler| -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-                    let (runner, daemon, token) = (runner.clone(), daemon.clone(), token.clone());
-                    Box::pin(async move {
-                        if !token.is_cancelled() {
-                            runner.run_once(daemon.as_ref(), &token).await;
-                        }
-                    })
-                };
+            let task = move |_id, _scheduler| -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+                let (runner, daemon, token) = (runner.clone(), daemon.clone(), token.clone());
+                Box::pin(async move {
+                    if !token.is_cancelled() {
+                        runner.run_once(daemon.as_ref(), &token).await;
+                    }
+                })
+            };
             let job = match schedule {
                 Schedule::Every(interval) if interval < Duration::from_secs(1) => {
                     anyhow::bail!("daemon {name}: intervals below one second are not supported")
@@ -123,15 +118,9 @@ impl DaemonRunner {
             .with_context(|| format!("daemon {name}: bad schedule"))?;
             scheduler.add(job).await.context("adding a daemon")?;
         }
-        scheduler
-            .start()
-            .await
-            .context("starting the daemon scheduler")?;
+        scheduler.start().await.context("starting the daemon scheduler")?;
         shutdown.cancelled().await;
-        scheduler
-            .shutdown()
-            .await
-            .context("stopping the daemon scheduler")?;
+        scheduler.shutdown().await.context("stopping the daemon scheduler")?;
         Ok(())
     }
 
@@ -149,11 +138,7 @@ impl DaemonRunner {
         }
     }
 
-    async fn try_run(
-        &self,
-        daemon: &dyn Daemon,
-        shutdown: &CancellationToken,
-    ) -> sqlx::Result<RunOutcome> {
+    async fn try_run(&self, daemon: &dyn Daemon, shutdown: &CancellationToken) -> sqlx::Result<RunOutcome> {
         let name = daemon.name();
         let holder = format!("{}/{}", self.instance, uuid::Uuid::new_v4().simple());
         let lease_secs = self.lease.as_secs_f64();
@@ -173,20 +158,13 @@ impl DaemonRunner {
         if acquired.is_none() {
             return Ok(RunOutcome::Skipped);
         }
-        let run_id = sqlx::query_scalar!(
-            "INSERT INTO daemon_runs (daemon, holder) VALUES ($1, $2) RETURNING id",
-            name,
-            holder
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let run_id =
+            sqlx::query_scalar!("INSERT INTO daemon_runs (daemon, holder) VALUES ($1, $2) RETURNING id", name, holder)
+                .fetch_one(&self.pool)
+                .await?;
 
         let cancelled = shutdown.child_token();
-        let ctx = RunContext {
-            pool: self.pool.clone(),
-            cancelled: cancelled.clone(),
-            holder: holder.clone(),
-        };
+        let ctx = RunContext { pool: self.pool.clone(), cancelled: cancelled.clone(), holder: holder.clone() };
         let renew_every = self.lease / 3;
         let renewal = async {
             loop {
@@ -234,13 +212,9 @@ impl DaemonRunner {
         )
         .execute(&self.pool)
         .await?;
-        sqlx::query!(
-            "DELETE FROM daemon_leases WHERE daemon = $1 AND holder = $2",
-            name,
-            holder
-        )
-        .execute(&self.pool)
-        .await?;
+        sqlx::query!("DELETE FROM daemon_leases WHERE daemon = $1 AND holder = $2", name, holder)
+            .execute(&self.pool)
+            .await?;
 
         if let Some(message) = &error {
             tracing::error!(daemon = name, run_id, error = %message, "daemon run failed");
@@ -256,10 +230,7 @@ impl DaemonRunner {
                 },
             )
             .await?;
-            sentry::capture_message(
-                &format!("daemon {name} {outcome_name}: {message}"),
-                sentry::Level::Error,
-            );
+            sentry::capture_message(&format!("daemon {name} {outcome_name}: {message}"), sentry::Level::Error);
         } else {
             tracing::debug!(daemon = name, run_id, items, "daemon run finished");
         }

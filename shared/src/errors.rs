@@ -28,11 +28,7 @@ pub struct ErrorRecord<'a> {
 
 /// Records a failure, or counts another sighting of the same one.
 pub async fn record(conn: &mut PgConnection, error: ErrorRecord<'_>) -> sqlx::Result<()> {
-    let fingerprint = keccak256(format!(
-        "{}\u{1f}{}\u{1f}{}",
-        error.source, error.kind, error.message
-    ))
-    .to_string();
+    let fingerprint = keccak256(format!("{}\u{1f}{}\u{1f}{}", error.source, error.kind, error.message)).to_string();
     sqlx::query!(
         "INSERT INTO error_log (fingerprint, source, kind, message, context, correlation_id)
          VALUES ($1, $2, $3, $4, $5, $6)

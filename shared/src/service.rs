@@ -19,15 +19,19 @@ use utoipa::openapi::{InfoBuilder, OpenApi};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use utoipa_swagger_ui::SwaggerUi;
 
+use secrecy::ExposeSecret;
+
 use crate::{
     chain::Chain,
     config::{Config, HttpConfig},
-    db,
+    daemon::{Daemon, DaemonRunner},
+    db, errors,
     http::{
         self,
         health::{Check, CheckStatus},
     },
     telemetry,
+    workflow::{Dispatcher, Subscriber, outbox::DispatchPolicy},
 };
 
 /// What makes a service a service: its name, its routes and where it listens.
@@ -41,6 +45,17 @@ pub struct ServiceSpec {
     pub routes: fn() -> OpenApiRouter<AppState>,
     /// Its listen address in the configuration.
     pub addr: fn(&HttpConfig) -> SocketAddr,
+    /// The outbox subscribers it runs.
+    pub subscribers: fn(&Resources) -> Vec<Arc<dyn Subscriber>>,
+    /// The daemons it runs (under leases, so every replica can offer them).
+    pub daemons: fn(&Resources) -> Vec<Arc<dyn Daemon>>,
+}
+
+impl ServiceSpec {
+    /// For services without subscribers or daemons (yet).
+    pub fn none<T: ?Sized>(_: &Resources) -> Vec<Arc<T>> {
+        Vec::new()
+    }
 }
 
 /// Whether the embedded migrations have been applied to the database.
@@ -54,23 +69,11 @@ impl Migrations {
     pub fn check(&self) -> Check {
         if self.applied.load(Ordering::Acquire) {
             let count = db::MIGRATOR.iter().count();
-            return Check {
-                status: CheckStatus::Up,
-                detail: format!("{count} applied"),
-                latency_ms: 0,
-            };
+            return Check { status: CheckStatus::Up, detail: format!("{count} applied"), latency_ms: 0 };
         }
-        let detail = self
-            .last_error
-            .lock()
-            .ok()
-            .and_then(|e| e.clone())
-            .unwrap_or_else(|| "not applied yet".to_owned());
-        Check {
-            status: CheckStatus::Down,
-            detail,
-            latency_ms: 0,
-        }
+        let detail =
+            self.last_error.lock().ok().and_then(|e| e.clone()).unwrap_or_else(|| "not applied yet".to_owned());
+        Check { status: CheckStatus::Down, detail, latency_ms: 0 }
     }
 }
 
@@ -114,12 +117,7 @@ impl Resources {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let db = db::pool(&config.database).context("DATABASE_URL")?;
         let chain = Chain::connect(&config.chain).context("RPC_URL")?;
-        Ok(Self {
-            config: Arc::new(config),
-            db,
-            chain,
-            migrations: Arc::default(),
-        })
+        Ok(Self { config: Arc::new(config), db, chain, migrations: Arc::default() })
     }
 
     pub fn config(&self) -> &Config {
@@ -128,6 +126,13 @@ impl Resources {
 
     pub fn db(&self) -> &PgPool {
         &self.db
+    }
+
+    /// Resolves once the migrations are applied.
+    pub async fn migrated(&self) {
+        while !self.migrations.applied.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Applies migrations, retrying with backoff while the database is unreachable, until they
@@ -166,36 +171,23 @@ pub struct App {
 
 impl App {
     /// Builds the service and binds `addr` (port 0 picks a free port; see [`App::address`]).
-    pub async fn build(
-        spec: ServiceSpec,
-        resources: &Resources,
-        addr: SocketAddr,
-    ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("{}: cannot listen on {addr}", spec.name))?;
+    pub async fn build(spec: ServiceSpec, resources: &Resources, addr: SocketAddr) -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind(addr).await.with_context(|| format!("{}: cannot listen on {addr}", spec.name))?;
         let router = router(spec, resources.clone());
-        Ok(Self {
-            spec,
-            listener,
-            router,
-        })
+        Ok(Self { spec, listener, router })
     }
 
     /// The address actually bound.
     pub fn address(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` fires, then lets in-flight requests finish.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let name = self.spec.name;
         tracing::info!(service = name, address = %self.address(), "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await?;
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
         tracing::info!(service = name, "stopped");
         Ok(())
     }
@@ -207,13 +199,8 @@ pub fn router(spec: ServiceSpec, resources: Resources) -> Router {
     let (router, api) = openapi_router(spec).split_for_parts();
     http::metrics::describe_service(spec.name);
     let timeout = resources.config.http.request_timeout;
-    let state = AppState {
-        service: spec.name,
-        resources,
-    };
-    let router = router
-        .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", api));
+    let state = AppState { service: spec.name, resources };
+    let router = router.with_state(state).merge(SwaggerUi::new("/docs").url("/openapi.json", api));
     http::with_middleware(router, spec.name, timeout)
 }
 
@@ -242,6 +229,15 @@ pub fn openapi(spec: ServiceSpec) -> OpenApi {
 pub async fn run(specs: &[ServiceSpec]) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     telemetry::init(&config.log);
+    crate::chain::install_crypto_provider();
+    let _sentry = config.observability.sentry_dsn.as_ref().map(|dsn| {
+        sentry::init((dsn.expose_secret(), {
+            let mut options = sentry::ClientOptions::default();
+            options.release = Some(env!("CARGO_PKG_VERSION").into());
+            options.environment = Some(format!("{:?}", config.environment).to_lowercase().into());
+            options
+        }))
+    });
     let grace = config.http.shutdown_grace;
     let resources = Resources::new(config)?;
     let shutdown = CancellationToken::new();
@@ -256,6 +252,14 @@ pub async fn run(specs: &[ServiceSpec]) -> anyhow::Result<()> {
         let (resources, shutdown) = (resources.clone(), shutdown.clone());
         async move { resources.migrate(shutdown).await }
     });
+    // Background work starts once the schema is there.
+    tasks.spawn({
+        let (resources, shutdown, specs) = (resources.clone(), shutdown.clone(), specs.to_vec());
+        async move {
+            resources.migrated().await;
+            background(&resources, &specs, shutdown).await.map_err(std::io::Error::other)
+        }
+    });
 
     tokio::select! {
         () = termination() => tracing::info!(grace = ?grace, "shutting down"),
@@ -269,18 +273,37 @@ pub async fn run(specs: &[ServiceSpec]) -> anyhow::Result<()> {
     drop(migrations.await);
     let deadline = Instant::now() + grace;
     while let Ok(Some(result)) = tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
-        result
-            .context("service task panicked")?
-            .context("service failed")?;
+        result.context("service task panicked")?.context("service failed")?;
     }
     if !tasks.is_empty() {
-        tracing::warn!(
-            remaining = tasks.len(),
-            "grace period over; aborting in-flight work"
-        );
+        tracing::warn!(remaining = tasks.len(), "grace period over; aborting in-flight work");
         tasks.shutdown().await;
     }
     resources.db.close().await;
+    Ok(())
+}
+
+/// The outbox dispatcher and the daemon runner of this process, with the subscribers and
+/// daemons of every service it runs plus the platform's own (error log cleanup).
+async fn background(resources: &Resources, specs: &[ServiceSpec], shutdown: CancellationToken) -> anyhow::Result<()> {
+    let instance = format!(
+        "{}:{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut dispatcher = Dispatcher::new(resources.db.clone(), DispatchPolicy::default());
+    let retention = resources.config.observability.error_log_retention;
+    let mut runner = DaemonRunner::new(resources.db.clone(), instance).with(errors::ErrorLogCleanup { retention });
+    for spec in specs {
+        for subscriber in (spec.subscribers)(resources) {
+            dispatcher = dispatcher.subscribe_arc(subscriber);
+        }
+        for daemon in (spec.daemons)(resources) {
+            runner = runner.with_arc(daemon);
+        }
+    }
+    tokio::try_join!(dispatcher.run(shutdown.clone()), runner.run(shutdown))?;
     Ok(())
 }
 

@@ -10,13 +10,7 @@ pub fn init(config: &LogConfig) {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.format {
         LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
+            .with(fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false))
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
     };

@@ -30,21 +30,13 @@ impl TestDb {
     pub async fn create() -> Self {
         let server = required_env("DATABASE_URL");
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let options =
-            PgConnectOptions::from_str(&server).expect("DATABASE_URL is not a PostgreSQL URL");
-        let mut conn = PgConnection::connect_with(&options)
-            .await
-            .expect("cannot reach the test PostgreSQL");
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("CREATE DATABASE");
+        let options = PgConnectOptions::from_str(&server).expect("DATABASE_URL is not a PostgreSQL URL");
+        let mut conn = PgConnection::connect_with(&options).await.expect("cannot reach the test PostgreSQL");
+        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("CREATE DATABASE");
         conn.close().await.ok();
         let base = server.split('?').next().unwrap_or(&server);
         let prefix = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
-        Self {
-            url: format!("{prefix}/{name}"),
-            name,
-        }
+        Self { url: format!("{prefix}/{name}"), name }
     }
 }
 
@@ -56,12 +48,7 @@ pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Conf
         ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
         ("RUST_LOG".into(), "warn".into()),
     ]);
-    for var in [
-        "BACKOFFICE_ADDR",
-        "PAYMENT_ADDR",
-        "REDEMPTION_ADDR",
-        "INDEXER_ADDR",
-    ] {
+    for var in ["BACKOFFICE_ADDR", "PAYMENT_ADDR", "REDEMPTION_ADDR", "INDEXER_ADDR"] {
         vars.insert(var.into(), "127.0.0.1:0".into());
     }
     for (k, v) in extra {
@@ -96,19 +83,11 @@ impl TestApp {
         if resources.db().acquire().await.is_ok() {
             resources.migrate(shutdown.clone()).await;
         }
-        let app = App::build(spec, &resources, SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .expect("bind");
+        let app = App::build(spec, &resources, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
         let address = app.address();
         let server = tokio::spawn(app.run(shutdown.clone()));
         crate::chain::install_crypto_provider();
-        Self {
-            address,
-            client: reqwest::Client::new(),
-            resources,
-            shutdown,
-            server: Some(server),
-        }
+        Self { address, client: reqwest::Client::new(), resources, shutdown, server: Some(server) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -116,11 +95,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
+        self.client.get(self.url(path)).send().await.expect("request")
     }
 
     /// Stops the server gracefully and waits for it to finish.

@@ -32,14 +32,7 @@ pub fn run(name: Option<&str>) -> Result<()> {
     let result = util::run(
         Command::new(env!("CARGO"))
             .current_dir(root())
-            .args([
-                "bench",
-                "--locked",
-                "-p",
-                "anvil-tests",
-                "--bench",
-                &name.replace('-', "_"),
-            ])
+            .args(["bench", "--locked", "-p", "anvil-tests", "--bench", &name.replace('-', "_")])
             .env("SQLX_OFFLINE", "true")
             .env("DATABASE_URL", &endpoints.database_url)
             .env("RPC_URL", &endpoints.rpc_url)

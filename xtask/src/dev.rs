@@ -40,11 +40,7 @@ pub fn run() -> Result<()> {
             // covers `kill <xtask>`. Either way the platform shuts down gracefully.
             let pid = child_pid.load(Ordering::SeqCst);
             if pid != 0 {
-                drop(
-                    Command::new("kill")
-                        .args(["-TERM", &pid.to_string()])
-                        .status(),
-                );
+                drop(Command::new("kill").args(["-TERM", &pid.to_string()]).status());
             }
         })?;
     }
@@ -77,10 +73,7 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
         .env("RPC_URL", &endpoints.rpc_url)
         .env("CHAIN_ID", CHAIN_ID.to_string());
     for (_, var, default) in SERVICES {
-        platform.env(
-            var,
-            std::env::var(var).unwrap_or_else(|_| default.to_owned()),
-        );
+        platform.env(var, std::env::var(var).unwrap_or_else(|_| default.to_owned()));
     }
     let mut child = platform.spawn().context("cannot start the platform")?;
     child_pid.store(child.id(), Ordering::SeqCst);
@@ -89,18 +82,14 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
         .iter()
         .map(|(name, var, default)| {
             let addr = std::env::var(var).unwrap_or_else(|_| (*default).to_owned());
-            Ok((
-                *name,
-                addr.parse().with_context(|| format!("{var}={addr}"))?,
-            ))
+            Ok((*name, addr.parse().with_context(|| format!("{var}={addr}"))?))
         })
         .collect::<Result<_>>()?;
     for (name, addr) in &addrs {
         let ready = util::wait_for(name, Duration::from_secs(90), || {
             stopping.load(Ordering::SeqCst)
                 || matches!(child.try_wait(), Ok(Some(_)))
-                || util::http(*addr, "GET", "/health/ready", None)
-                    .is_ok_and(|(status, _)| status == 200)
+                || util::http(*addr, "GET", "/health/ready", None).is_ok_and(|(status, _)| status == 200)
         });
         if let Err(e) = ready {
             println!("{e}; see the log above");
@@ -111,10 +100,7 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
     }
     if !stopping.load(Ordering::SeqCst) {
         println!("\nBrandmint is running. Ctrl-C stops everything.\n");
-        println!(
-            "  {:<11} {:<24} docs / metrics / readiness",
-            "service", "API"
-        );
+        println!("  {:<11} {:<24} docs / metrics / readiness", "service", "API");
         for (name, addr) in &addrs {
             println!("  {name:<11} http://{addr:<17} http://{addr}/docs  /metrics  /health/ready");
         }

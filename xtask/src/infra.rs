@@ -73,30 +73,15 @@ pub fn command(action: &str, instance: Instance) -> Result<()> {
     match action {
         "up" => {
             let endpoints = up(instance)?;
-            println!(
-                "DATABASE_URL={}\nRPC_URL={}",
-                endpoints.database_url, endpoints.rpc_url
-            );
+            println!("DATABASE_URL={}\nRPC_URL={}", endpoints.database_url, endpoints.rpc_url);
             Ok(())
         }
         "down" => down(instance),
         "status" => {
             let dirs = Dirs::new(instance)?;
-            let pg = if pg_running(&dirs) {
-                "running"
-            } else {
-                "stopped"
-            };
-            let anvil = if anvil_pid(&dirs).is_some() {
-                "running"
-            } else {
-                "stopped"
-            };
-            println!(
-                "postgres ({}, port {}): {pg}",
-                dirs.pg_data.display(),
-                instance.pg_port()
-            );
+            let pg = if pg_running(&dirs) { "running" } else { "stopped" };
+            let anvil = if anvil_pid(&dirs).is_some() { "running" } else { "stopped" };
+            println!("postgres ({}, port {}): {pg}", dirs.pg_data.display(), instance.pg_port());
             println!("anvil (port {}): {anvil}", instance.anvil_port());
             Ok(())
         }
@@ -121,10 +106,7 @@ pub fn up(instance: Instance) -> Result<Endpoints> {
         }
         _ => format!("http://{}", start_anvil(instance, &dirs)?),
     };
-    Ok(Endpoints {
-        database_url,
-        rpc_url,
-    })
+    Ok(Endpoints { database_url, rpc_url })
 }
 
 /// Stops whatever this instance started. Safe to call when nothing runs.
@@ -137,9 +119,7 @@ pub fn down(instance: Instance) -> Result<()> {
     drop(fs::remove_file(dirs.anvil_pid()));
     if pg_running(&dirs) {
         let mut stop = dirs.as_pg_user("pg_ctl");
-        stop.args(["stop", "-m", "fast", "-w", "-t", "30", "-D"])
-            .arg(&dirs.pg_data)
-            .stdout(Stdio::null());
+        stop.args(["stop", "-m", "fast", "-w", "-t", "30", "-D"]).arg(&dirs.pg_data).stdout(Stdio::null());
         run(&mut stop)?;
         println!("postgres stopped");
     }
@@ -161,20 +141,14 @@ impl Dirs {
         let as_postgres = is_root();
         let preferred = util::root().join("target/infra");
         let base_root = if as_postgres && !postgres_can_enter(&preferred)? {
-            std::env::temp_dir().join(format!(
-                "brandmint-infra-{:016x}",
-                fnv1a(util::root().to_string_lossy().as_bytes())
-            ))
+            std::env::temp_dir()
+                .join(format!("brandmint-infra-{:016x}", fnv1a(util::root().to_string_lossy().as_bytes())))
         } else {
             preferred
         };
         let base = base_root.join(instance.name());
         fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
-        Ok(Self {
-            pg_data: base.join("pg"),
-            base,
-            as_postgres,
-        })
+        Ok(Self { pg_data: base.join("pg"), base, as_postgres })
     }
 
     fn anvil_pid(&self) -> PathBuf {
@@ -208,16 +182,11 @@ fn postgres_can_enter(dir: &Path) -> Result<bool> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn check_postgres_installed() -> Result<()> {
-    let missing: Vec<&str> = ["initdb", "pg_ctl", "postgres"]
-        .into_iter()
-        .filter(|p| which(p).is_none())
-        .collect();
+    let missing: Vec<&str> = ["initdb", "pg_ctl", "postgres"].into_iter().filter(|p| which(p).is_none()).collect();
     if !missing.is_empty() {
         bail!(
             "PostgreSQL server binaries not found on PATH ({}). Install PostgreSQL 15 or newer: \
@@ -249,30 +218,16 @@ fn start_postgres(instance: Instance, dirs: &Dirs) -> Result<String> {
         return Ok(url);
     }
     if port_open(SocketAddr::from(([127, 0, 0, 1], port))) {
-        bail!(
-            "port {port} is taken by another process; stop it, or set DATABASE_URL to use an existing PostgreSQL"
-        );
+        bail!("port {port} is taken by another process; stop it, or set DATABASE_URL to use an existing PostgreSQL");
     }
     if dirs.as_postgres {
-        run(Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dirs.base))?;
+        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dirs.base))?;
     }
     if !dirs.pg_data.join("PG_VERSION").exists() {
-        println!(
-            "initialising a throwaway PostgreSQL cluster in {}",
-            dirs.pg_data.display()
-        );
+        println!("initialising a throwaway PostgreSQL cluster in {}", dirs.pg_data.display());
         let mut initdb = dirs.as_pg_user("initdb");
         initdb
-            .args([
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--username",
-                DB_USER,
-                "-D",
-            ])
+            .args(["--auth=trust", "--encoding=UTF8", "--no-locale", "--username", DB_USER, "-D"])
             .arg(&dirs.pg_data)
             .stdout(Stdio::null());
         run(&mut initdb)?;
@@ -316,11 +271,7 @@ fn start_postgres(instance: Instance, dirs: &Dirs) -> Result<String> {
 }
 
 fn anvil_pid(dirs: &Dirs) -> Option<u32> {
-    let pid: u32 = fs::read_to_string(dirs.anvil_pid())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let pid: u32 = fs::read_to_string(dirs.anvil_pid()).ok()?.trim().parse().ok()?;
     alive(pid).then_some(pid)
 }
 
@@ -331,22 +282,12 @@ fn start_anvil(instance: Instance, dirs: &Dirs) -> Result<SocketAddr> {
         return Ok(addr);
     }
     if port_open(addr) {
-        bail!(
-            "port {} is taken by another process; stop it, or set RPC_URL to use another node",
-            addr.port()
-        );
+        bail!("port {} is taken by another process; stop it, or set RPC_URL to use another node", addr.port());
     }
     util::npm_install()?;
     let log = fs::File::create(dirs.base.join("anvil.log"))?;
     let child = Command::new(util::npm_bin("anvil"))
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &addr.port().to_string(),
-            "--chain-id",
-            &CHAIN_ID.to_string(),
-        ])
+        .args(["--host", "127.0.0.1", "--port", &addr.port().to_string(), "--chain-id", &CHAIN_ID.to_string()])
         .stdout(log.try_clone()?)
         .stderr(log)
         .stdin(Stdio::null())
@@ -355,19 +296,11 @@ fn start_anvil(instance: Instance, dirs: &Dirs) -> Result<SocketAddr> {
         .context("cannot start anvil (node_modules/.bin/anvil)")?;
     fs::write(dirs.anvil_pid(), child.id().to_string())?;
     wait_for("anvil", Duration::from_secs(30), || rpc_answers(addr))?;
-    println!(
-        "anvil running on {addr} (chain id {CHAIN_ID}, pid {})",
-        child.id()
-    );
+    println!("anvil running on {addr} (chain id {CHAIN_ID}, pid {})", child.id());
     Ok(addr)
 }
 
 fn rpc_answers(addr: SocketAddr) -> bool {
-    util::http(
-        addr,
-        "POST",
-        "/",
-        Some(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#),
-    )
-    .is_ok_and(|(status, body)| status == 200 && body.contains("result"))
+    util::http(addr, "POST", "/", Some(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#))
+        .is_ok_and(|(status, body)| status == 200 && body.contains("result"))
 }

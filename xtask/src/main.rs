@@ -22,7 +22,8 @@ mod util;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <dev | test | bench <name> | infra up|down|status [dev|test] | sqlx-prepare [--check]>";
+const USAGE: &str =
+    "usage: cargo xtask <dev | test | bench <name> | infra up|down|status [dev|test] | sqlx-prepare [--check]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

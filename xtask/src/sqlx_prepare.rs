@@ -42,13 +42,7 @@ pub fn prepare(database_url: &str, check: bool) -> Result<()> {
     util::run(
         Command::new(env!("CARGO"))
             .current_dir(root())
-            .args([
-                "check",
-                "--workspace",
-                "--all-targets",
-                "--locked",
-                "--quiet",
-            ])
+            .args(["check", "--workspace", "--all-targets", "--locked", "--quiet"])
             .env("SQLX_OFFLINE", "false")
             .env("SQLX_OFFLINE_DIR", &out)
             .env("DATABASE_URL", &url),
@@ -83,31 +77,19 @@ pub fn prepare(database_url: &str, check: bool) -> Result<()> {
 
 /// Creates an empty database beside the given one and applies the migrations to it.
 fn fresh_database(database_url: &str) -> Result<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let admin = PgConnectOptions::from_str(database_url).context("DATABASE_URL")?;
-        let mut conn = PgConnection::connect_with(&admin)
-            .await
-            .context("connecting to PostgreSQL")?;
-        conn.execute(format!("DROP DATABASE IF EXISTS {PREPARE_DB} WITH (FORCE)").as_str())
-            .await?;
-        conn.execute(format!("CREATE DATABASE {PREPARE_DB}").as_str())
-            .await?;
+        let mut conn = PgConnection::connect_with(&admin).await.context("connecting to PostgreSQL")?;
+        conn.execute(format!("DROP DATABASE IF EXISTS {PREPARE_DB} WITH (FORCE)").as_str()).await?;
+        conn.execute(format!("CREATE DATABASE {PREPARE_DB}").as_str()).await?;
         conn.close().await?;
         let mut conn = PgConnection::connect_with(&admin.database(PREPARE_DB)).await?;
-        Migrator::new(root().join("migrations"))
-            .await?
-            .run(&mut conn)
-            .await
-            .context("applying migrations")?;
+        Migrator::new(root().join("migrations")).await?.run(&mut conn).await.context("applying migrations")?;
         conn.close().await?;
         anyhow::Ok(())
     })?;
-    let (base, query) = database_url
-        .split_once('?')
-        .map_or((database_url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = database_url.split_once('?').map_or((database_url, None), |(b, q)| (b, Some(q)));
     let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
     Ok(match query {
         Some(q) => format!("{server}/{PREPARE_DB}?{q}"),
@@ -123,23 +105,13 @@ fn touch_sources() -> Result<()> {
             if path.is_dir() {
                 visit(&path, now)?;
             } else if path.extension().is_some_and(|e| e == "rs") {
-                fs::File::options()
-                    .write(true)
-                    .open(&path)?
-                    .set_modified(now)?;
+                fs::File::options().write(true).open(&path)?.set_modified(now)?;
             }
         }
         Ok(())
     }
     let now = SystemTime::now();
-    for member in [
-        "shared",
-        "backoffice",
-        "payment",
-        "redemption",
-        "indexer",
-        "anvil-tests",
-    ] {
+    for member in ["shared", "backoffice", "payment", "redemption", "indexer", "anvil-tests"] {
         for sub in ["src", "tests"] {
             let dir = root().join(member).join(sub);
             if dir.is_dir() {
@@ -158,10 +130,7 @@ fn read_queries(dir: &Path) -> Result<BTreeMap<String, String>> {
     for entry in fs::read_dir(dir)? {
         let path: PathBuf = entry?.path();
         if path.extension().is_some_and(|e| e == "json") {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             queries.insert(name, fs::read_to_string(&path)?);
         }
     }

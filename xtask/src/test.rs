@@ -24,53 +24,29 @@ pub fn run() -> Result<()> {
         result
     };
 
-    timed("cargo fmt --check", &mut || {
-        util::run(cargo().args(["fmt", "--all", "--", "--check"]))
-    })?;
+    timed("cargo fmt --check", &mut || util::run(cargo().args(["fmt", "--all", "--", "--check"])))?;
     timed("npm toolchain", &mut util::npm_install)?;
-    timed(
-        "contracts: forge build, artifacts check, forge test",
-        &mut contracts,
-    )?;
+    timed("contracts: forge build, artifacts check, forge test", &mut contracts)?;
     timed("cargo clippy -D warnings", &mut || {
-        util::run(cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ]))
+        util::run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
     })?;
 
     step("infrastructure (PostgreSQL + anvil, test instance)");
     let endpoints = infra::up(Instance::Test)?;
     let outcome = (|| {
-        timed(".sqlx freshness", &mut || {
-            sqlx_prepare::prepare(&endpoints.database_url, true)
-        })?;
-        timed(
-            "cargo tests (unit, integration, anvil end-to-end)",
-            &mut || {
-                let mut cmd = cargo();
-                if nextest_available() {
-                    cmd.args([
-                        "nextest",
-                        "run",
-                        "--workspace",
-                        "--locked",
-                        "--no-fail-fast",
-                    ]);
-                } else {
-                    cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
-                }
-                cmd.env("DATABASE_URL", &endpoints.database_url)
-                    .env("RPC_URL", &endpoints.rpc_url)
-                    .env("ANVIL_BIN", npm_bin("anvil"));
-                util::run(&mut cmd)
-            },
-        )
+        timed(".sqlx freshness", &mut || sqlx_prepare::prepare(&endpoints.database_url, true))?;
+        timed("cargo tests (unit, integration, anvil end-to-end)", &mut || {
+            let mut cmd = cargo();
+            if nextest_available() {
+                cmd.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]);
+            } else {
+                cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
+            }
+            cmd.env("DATABASE_URL", &endpoints.database_url)
+                .env("RPC_URL", &endpoints.rpc_url)
+                .env("ANVIL_BIN", npm_bin("anvil"));
+            util::run(&mut cmd)
+        })
     })();
     infra::down(Instance::Test)?;
 
@@ -87,17 +63,12 @@ pub fn run() -> Result<()> {
 /// A cargo command reading the committed `.sqlx` data.
 fn cargo() -> Command {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(root())
-        .env("SQLX_OFFLINE", "true")
-        .env_remove("SQLX_OFFLINE_DIR");
+    cmd.current_dir(root()).env("SQLX_OFFLINE", "true").env_remove("SQLX_OFFLINE_DIR");
     cmd
 }
 
 fn nextest_available() -> bool {
-    Command::new(env!("CARGO"))
-        .args(["nextest", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(env!("CARGO")).args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success())
 }
 
 /// Builds the contracts, checks the committed artifacts match the sources, runs forge tests.
@@ -110,12 +81,7 @@ fn contracts() -> Result<()> {
     util::run(forge().args(["build", "--root", "contracts"]))?;
     let export = root().join("contracts/scripts/export-artifacts.mjs");
     if export.exists() {
-        util::run(
-            Command::new("node")
-                .current_dir(root())
-                .arg(export)
-                .arg("--check"),
-        )?;
+        util::run(Command::new("node").current_dir(root()).arg(export).arg("--check"))?;
     }
     util::run(forge().args(["test", "--root", "contracts"]))
 }

@@ -12,16 +12,12 @@ use anyhow::{Context, Result, bail};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// Runs a command to completion, failing with its command line if it fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{} failed ({status})", describe(cmd));
     }
@@ -30,16 +26,9 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 
 /// Runs a command and returns its stdout.
 pub fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{} failed ({}): {}",
-            describe(cmd),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{} failed ({}): {}", describe(cmd), out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -53,9 +42,7 @@ pub fn describe(cmd: &Command) -> String {
 /// The full path of a program on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
 pub fn port_open(addr: SocketAddr) -> bool {
@@ -75,12 +62,7 @@ pub fn wait_for(what: &str, timeout: Duration, mut probe: impl FnMut() -> bool) 
 }
 
 /// A minimal HTTP request over loopback; returns the status code and body.
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> Result<(u16, String)> {
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let body = body.unwrap_or("");
@@ -91,15 +73,8 @@ pub fn http(
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("malformed HTTP response")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).context("malformed HTTP response")?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((status, body))
 }
 
@@ -108,9 +83,7 @@ pub fn http(
 pub fn alive(pid: u32) -> bool {
     if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name: "123 (anvil) S ...".
-        return stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X']));
+        return stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X']));
     }
     Command::new("kill")
         .args(["-0", &pid.to_string()])
@@ -122,12 +95,7 @@ pub fn alive(pid: u32) -> bool {
 /// SIGTERM, then SIGKILL after `grace`; returns once the process is gone.
 pub fn terminate(pid: u32, grace: Duration) {
     let send = |signal: &str| {
-        drop(
-            Command::new("kill")
-                .args([signal, &pid.to_string()])
-                .stderr(std::process::Stdio::null())
-                .status(),
-        );
+        drop(Command::new("kill").args([signal, &pid.to_string()]).stderr(std::process::Stdio::null()).status());
     };
     send("-TERM");
     let deadline = Instant::now() + grace;
@@ -162,12 +130,7 @@ pub fn npm_install() -> Result<()> {
     };
     if !fresh {
         step("npm ci (contract toolchain)");
-        run(Command::new("npm").current_dir(&root).args([
-            "ci",
-            "--prefer-offline",
-            "--no-audit",
-            "--no-fund",
-        ]))?;
+        run(Command::new("npm").current_dir(&root).args(["ci", "--prefer-offline", "--no-audit", "--no-fund"]))?;
     }
     Ok(())
 }

@@ -14,11 +14,7 @@ async fn every_service_boots_and_is_ready_on_one_database() {
         // Each service migrates on boot; the second and later find the schema current.
         apps.push((
             spec.name,
-            TestApp::spawn_with(
-                spec,
-                testing::config(&db.url, &rpc, &[("CHAIN_ID", "31337")]),
-            )
-            .await,
+            TestApp::spawn_with(spec, testing::config(&db.url, &rpc, &[("CHAIN_ID", "31337")])).await,
         ));
     }
     for (name, app) in &apps {
@@ -29,22 +25,12 @@ async fn every_service_boots_and_is_ready_on_one_database() {
 
         let metrics = app.get("/metrics").await;
         assert_eq!(metrics.status(), StatusCode::OK);
-        assert!(
-            metrics
-                .text()
-                .await
-                .unwrap()
-                .contains("http_requests_total"),
-            "{name} metrics"
-        );
+        assert!(metrics.text().await.unwrap().contains("http_requests_total"), "{name} metrics");
 
         let raw = app.get("/openapi.json").await.text().await.unwrap();
         let doc: utoipa::openapi::OpenApi = serde_json::from_str(&raw).unwrap();
         assert_eq!(doc.info.title, format!("Brandmint {name}"));
-        assert!(
-            doc.paths.paths.contains_key("/health/ready"),
-            "{name} documents its readiness route"
-        );
+        assert!(doc.paths.paths.contains_key("/health/ready"), "{name} documents its readiness route");
     }
     for (_, app) in apps {
         app.stop().await.unwrap();

@@ -26,17 +26,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<mime::Mime>().ok())
             .is_some_and(|m| {
-                m.type_() == "application"
-                    && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+                m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
             });
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType(
-                "expected a body of type application/json".into(),
-            ));
+            return Err(ApiError::UnsupportedMediaType("expected a body of type application/json".into()));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(ApiError::from)?;
+        let bytes = Bytes::from_request(req, state).await.map_err(ApiError::from)?;
         let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(deserializer) {
             Ok(value) => Ok(Json(value)),
@@ -45,15 +40,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 let inner = err.into_inner();
                 // serde_json appends " at line L column C": useful for syntax, noise for fields.
                 let message = inner.to_string();
-                let message = message
-                    .rsplit_once(" at line ")
-                    .map_or(message.as_str(), |(m, _)| m);
+                let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
                 if inner.is_data() {
-                    let field = if field == "." {
-                        "body".to_owned()
-                    } else {
-                        field
-                    };
+                    let field = if field == "." { "body".to_owned() } else { field };
                     Err(ApiError::Validation(vec![FieldError::new(field, message)]))
                 } else {
                     Err(ApiError::BadRequest(format!("malformed JSON: {inner}")))
@@ -77,8 +66,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Query(value) =
-            axum::extract::Query::from_request_parts(parts, state).await?;
+        let axum::extract::Query(value) = axum::extract::Query::from_request_parts(parts, state).await?;
         Ok(Query(value))
     }
 }
@@ -92,8 +80,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(value) =
-            axum::extract::Path::from_request_parts(parts, state).await?;
+        let axum::extract::Path(value) = axum::extract::Path::from_request_parts(parts, state).await?;
         Ok(Path(value))
     }
 }
@@ -118,10 +105,7 @@ impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         match rejection {
             PathRejection::FailedToDeserializePathParams(e) => ApiError::NotFound(e.body_text()),
-            other => ApiError::Internal(anyhow::anyhow!(
-                "path extraction misconfigured: {}",
-                other.body_text()
-            )),
+            other => ApiError::Internal(anyhow::anyhow!("path extraction misconfigured: {}", other.body_text())),
         }
     }
 }

@@ -61,11 +61,7 @@ pub struct Readiness {
 #[utoipa::path(get, path = "/health/live", tag = "operations",
     responses((status = 200, description = "The process serves HTTP", body = Liveness)))]
 pub async fn live(State(state): State<AppState>) -> Json<Liveness> {
-    Json(Liveness {
-        status: "live",
-        service: state.service(),
-        version: env!("CARGO_PKG_VERSION"),
-    })
+    Json(Liveness { status: "live", service: state.service(), version: env!("CARGO_PKG_VERSION") })
 }
 
 /// Every dependency answers: the service can take traffic.
@@ -77,26 +73,14 @@ pub async fn live(State(state): State<AppState>) -> Json<Liveness> {
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
     let (database, rpc) = tokio::join!(check_database(&state), check_rpc(&state));
     let migrations = state.migrations().check();
-    let checks = Checks {
-        database,
-        migrations,
-        rpc,
-    };
-    let down: Vec<String> = [
-        ("database", &checks.database),
-        ("migrations", &checks.migrations),
-        ("rpc", &checks.rpc),
-    ]
-    .into_iter()
-    .filter(|(_, c)| c.status == CheckStatus::Down)
-    .map(|(name, c)| format!("{name} is down: {}", c.detail))
-    .collect();
+    let checks = Checks { database, migrations, rpc };
+    let down: Vec<String> = [("database", &checks.database), ("migrations", &checks.migrations), ("rpc", &checks.rpc)]
+        .into_iter()
+        .filter(|(_, c)| c.status == CheckStatus::Down)
+        .map(|(name, c)| format!("{name} is down: {}", c.detail))
+        .collect();
     if down.is_empty() {
-        Ok(Json(Readiness {
-            status: "ready",
-            service: state.service(),
-            checks,
-        }))
+        Ok(Json(Readiness { status: "ready", service: state.service(), checks }))
     } else {
         Err(ApiError::Unavailable {
             detail: down.join("; "),
@@ -117,16 +101,8 @@ async fn timed<T, E: std::fmt::Display>(
     };
     let latency_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
-        Ok(detail) => Check {
-            status: CheckStatus::Up,
-            detail,
-            latency_ms,
-        },
-        Err(detail) => Check {
-            status: CheckStatus::Down,
-            detail,
-            latency_ms,
-        },
+        Ok(detail) => Check { status: CheckStatus::Up, detail, latency_ms },
+        Err(detail) => Check { status: CheckStatus::Down, detail, latency_ms },
     }
 }
 
@@ -135,9 +111,7 @@ async fn check_database(state: &AppState) -> Check {
     let check = timed(
         async {
             let mut conn = pool.acquire().await?;
-            sqlx::query_scalar!(r#"SELECT current_setting('server_version') AS "version!""#)
-                .fetch_one(&mut *conn)
-                .await
+            sqlx::query_scalar!(r#"SELECT current_setting('server_version') AS "version!""#).fetch_one(&mut *conn).await
         },
         |version| Ok(format!("PostgreSQL {version}")),
     )
@@ -147,35 +121,19 @@ async fn check_database(state: &AppState) -> Check {
     }
     // The pool only says "timed out"; one direct attempt tells the operator why
     // (refused, unknown host, authentication failed, no such database).
-    let reason = timed(
-        sqlx::PgConnection::connect_with(&pool.connect_options()),
-        |_| Ok(String::new()),
-    )
-    .await;
-    Check {
-        detail: if reason.status == CheckStatus::Down {
-            reason.detail
-        } else {
-            check.detail
-        },
-        ..check
-    }
+    let reason = timed(sqlx::PgConnection::connect_with(&pool.connect_options()), |_| Ok(String::new())).await;
+    Check { detail: if reason.status == CheckStatus::Down { reason.detail } else { check.detail }, ..check }
 }
 
 async fn check_rpc(state: &AppState) -> Check {
     let chain = state.chain();
     let expected = state.config().chain.expected_chain_id;
     timed(
-        async {
-            Ok::<_, alloy::transports::TransportError>((
-                chain.chain_id().await?,
-                chain.block_number().await?,
-            ))
-        },
+        async { Ok::<_, alloy::transports::TransportError>((chain.chain_id().await?, chain.block_number().await?)) },
         |(chain_id, block)| match expected {
-            Some(expected) if expected != chain_id => Err(format!(
-                "the node is on chain {chain_id}, expected chain {expected}"
-            )),
+            Some(expected) if expected != chain_id => {
+                Err(format!("the node is on chain {chain_id}, expected chain {expected}"))
+            }
             _ => Ok(format!("chain {chain_id} at block {block}")),
         },
     )

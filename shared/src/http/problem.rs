@@ -22,10 +22,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -88,10 +85,7 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     /// A dependency (database, chain, payment provider) is down; `checks` says which.
     #[error("dependency unavailable: {detail}")]
-    Unavailable {
-        detail: String,
-        checks: Option<serde_json::Value>,
-    },
+    Unavailable { detail: String, checks: Option<serde_json::Value> },
     /// The request took longer than the configured timeout.
     #[error("request timed out")]
     Timeout,
@@ -105,10 +99,9 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => ApiError::Unavailable {
-                detail: "the database is unavailable".into(),
-                checks: None,
-            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => {
+                ApiError::Unavailable { detail: "the database is unavailable".into(), checks: None }
+            }
             other => ApiError::Internal(other.into()),
         }
     }
@@ -123,63 +116,25 @@ impl ApiError {
     /// cannot be added without deciding how it looks on the wire.
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            ApiError::BadRequest(_) => (
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "The request could not be read",
-            ),
-            ApiError::Validation(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation",
-                "The request has invalid fields",
-            ),
-            ApiError::Unauthenticated => (
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Authentication is required",
-            ),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "The request could not be read"),
+            ApiError::Validation(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation", "The request has invalid fields")
+            }
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication is required"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            ApiError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-            ),
-            ApiError::Conflict { code, .. } => (
-                StatusCode::CONFLICT,
-                code,
-                "Conflict with the current state",
-            ),
-            ApiError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
-            ),
-            ApiError::UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-            ),
-            ApiError::RateLimited { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "Too many requests",
-            ),
-            ApiError::Unavailable { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "A dependency is unavailable",
-            ),
-            ApiError::Timeout => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                "The request timed out",
-            ),
-            ApiError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal server error",
-            ),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict with the current state"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            ApiError::Unavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "A dependency is unavailable")
+            }
+            ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", "The request timed out"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
     }
 
@@ -240,8 +195,7 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::debug!(code = %problem.code, "request refused"),
         }
-        let status =
-            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -258,27 +212,13 @@ mod tests {
 
     use super::*;
 
-    async fn render(
-        error: ApiError,
-    ) -> (
-        StatusCode,
-        Option<String>,
-        serde_json::Value,
-        axum::http::HeaderMap,
-    ) {
+    async fn render(error: ApiError) -> (StatusCode, Option<String>, serde_json::Value, axum::http::HeaderMap) {
         let response = error.into_response();
         let status = response.status();
         let headers = response.headers().clone();
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_owned());
+        let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
         let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (
-            status,
-            content_type,
-            serde_json::from_slice(&body).unwrap(),
-            headers,
-        )
+        (status, content_type, serde_json::from_slice(&body).unwrap(), headers)
     }
 
     #[tokio::test]
@@ -299,10 +239,8 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_hide_their_cause() {
-        let (status, _, body, _) = render(ApiError::Internal(anyhow::anyhow!(
-            "password=hunter2 connection reset"
-        )))
-        .await;
+        let (status, _, body, _) =
+            render(ApiError::Internal(anyhow::anyhow!("password=hunter2 connection reset"))).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!body.to_string().contains("hunter2"));
         assert!(body.get("detail").is_none());
@@ -310,10 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limits_carry_retry_after() {
-        let (status, _, body, headers) = render(ApiError::RateLimited {
-            retry_after_secs: 42,
-        })
-        .await;
+        let (status, _, body, headers) = render(ApiError::RateLimited { retry_after_secs: 42 }).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "42");
         assert_eq!(body["code"], "rate-limited");
@@ -322,11 +257,8 @@ mod tests {
     #[tokio::test]
     async fn unavailable_carries_the_dependency_checks() {
         let checks = serde_json::json!({"database": {"status": "down"}});
-        let (status, _, body, _) = render(ApiError::Unavailable {
-            detail: "database is down".into(),
-            checks: Some(checks),
-        })
-        .await;
+        let (status, _, body, _) =
+            render(ApiError::Unavailable { detail: "database is down".into(), checks: Some(checks) }).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["checks"]["database"]["status"], "down");
         assert_eq!(body["detail"], "database is down");
@@ -334,11 +266,8 @@ mod tests {
 
     #[tokio::test]
     async fn conflicts_use_their_own_stable_code() {
-        let (status, _, body, _) = render(ApiError::Conflict {
-            code: "slug-taken",
-            detail: "slug `x` exists".into(),
-        })
-        .await;
+        let (status, _, body, _) =
+            render(ApiError::Conflict { code: "slug-taken", detail: "slug `x` exists".into() }).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(body["type"], "/problems/slug-taken");
         assert_eq!(body["code"], "slug-taken");

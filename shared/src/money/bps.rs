@@ -17,11 +17,7 @@ impl Bps {
     pub const DENOMINATOR: u16 = 10_000;
 
     pub fn new(value: u32) -> Result<Self> {
-        u16::try_from(value)
-            .ok()
-            .filter(|v| *v <= Self::DENOMINATOR)
-            .map(Bps)
-            .ok_or(MoneyError::BpsOutOfRange(value))
+        u16::try_from(value).ok().filter(|v| *v <= Self::DENOMINATOR).map(Bps).ok_or(MoneyError::BpsOutOfRange(value))
     }
 
     pub fn get(self) -> u16 {

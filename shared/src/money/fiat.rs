@@ -44,28 +44,19 @@ impl Money {
 
     pub fn checked_add(self, other: Money) -> Result<Money> {
         self.same_currency(other)?;
-        let minor = self
-            .minor
-            .checked_add(other.minor)
-            .ok_or(MoneyError::Overflow)?;
+        let minor = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
         Ok(Money::new(minor, self.currency))
     }
 
     pub fn checked_sub(self, other: Money) -> Result<Money> {
         self.same_currency(other)?;
-        let minor = self
-            .minor
-            .checked_sub(other.minor)
-            .ok_or(MoneyError::Overflow)?;
+        let minor = self.minor.checked_sub(other.minor).ok_or(MoneyError::Overflow)?;
         Ok(Money::new(minor, self.currency))
     }
 
     /// The price of `quantity` units at this unit price.
     pub fn checked_mul(self, quantity: u32) -> Result<Money> {
-        let minor = self
-            .minor
-            .checked_mul(i64::from(quantity))
-            .ok_or(MoneyError::Overflow)?;
+        let minor = self.minor.checked_mul(i64::from(quantity)).ok_or(MoneyError::Overflow)?;
         Ok(Money::new(minor, self.currency))
     }
 
@@ -95,11 +86,7 @@ impl Money {
         let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
         let exponent = currency.exponent() as usize;
         let valid_part = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-        if whole.is_empty()
-            || !valid_part(whole)
-            || !valid_part(fraction)
-            || fraction.len() > exponent
-        {
+        if whole.is_empty() || !valid_part(whole) || !valid_part(fraction) || fraction.len() > exponent {
             return Err(invalid());
         }
         if digits.contains('.') && fraction.is_empty() {
@@ -118,10 +105,7 @@ impl Money {
         if self.currency == other.currency {
             Ok(())
         } else {
-            Err(MoneyError::CurrencyMismatch {
-                left: self.currency,
-                right: other.currency,
-            })
+            Err(MoneyError::CurrencyMismatch { left: self.currency, right: other.currency })
         }
     }
 }
@@ -136,13 +120,7 @@ impl fmt::Display for Money {
             return write!(f, "{sign}{abs} {}", self.currency);
         }
         let per_major = self.currency.minor_per_major().unsigned_abs();
-        write!(
-            f,
-            "{sign}{}.{:0exponent$} {}",
-            abs / per_major,
-            abs % per_major,
-            self.currency
-        )
+        write!(f, "{sign}{}.{:0exponent$} {}", abs / per_major, abs % per_major, self.currency)
     }
 }
 
@@ -158,25 +136,14 @@ mod tests {
 
     #[test]
     fn adding_different_currencies_is_refused() {
-        let err = usd(100)
-            .checked_add(Money::new(100, Currency::EUR))
-            .unwrap_err();
-        assert_eq!(
-            err,
-            MoneyError::CurrencyMismatch {
-                left: Currency::USD,
-                right: Currency::EUR
-            }
-        );
+        let err = usd(100).checked_add(Money::new(100, Currency::EUR)).unwrap_err();
+        assert_eq!(err, MoneyError::CurrencyMismatch { left: Currency::USD, right: Currency::EUR });
     }
 
     #[test]
     fn overflow_is_an_error_not_a_wrap() {
         assert_eq!(usd(i64::MAX).checked_add(usd(1)), Err(MoneyError::Overflow));
-        assert_eq!(
-            usd(i64::MAX / 2 + 1).checked_mul(2),
-            Err(MoneyError::Overflow)
-        );
+        assert_eq!(usd(i64::MAX / 2 + 1).checked_mul(2), Err(MoneyError::Overflow));
         assert_eq!(usd(i64::MIN).checked_sub(usd(1)), Err(MoneyError::Overflow));
     }
 
@@ -201,39 +168,17 @@ mod tests {
         assert_eq!(usd(1234).to_string(), "12.34 USD");
         assert_eq!(usd(-5).to_string(), "-0.05 USD");
         assert_eq!(Money::new(1500, Currency::JPY).to_string(), "1500 JPY");
-        assert_eq!(
-            Money::new(1, "KWD".parse().unwrap()).to_string(),
-            "0.001 KWD"
-        );
+        assert_eq!(Money::new(1, "KWD".parse().unwrap()).to_string(), "0.001 KWD");
     }
 
     #[test]
     fn major_unit_strings_parse_exactly() {
-        assert_eq!(
-            Money::from_major_str("12.34", Currency::USD).unwrap(),
-            usd(1234)
-        );
-        assert_eq!(
-            Money::from_major_str("12.3", Currency::USD).unwrap(),
-            usd(1230)
-        );
-        assert_eq!(
-            Money::from_major_str("12", Currency::USD).unwrap(),
-            usd(1200)
-        );
-        assert_eq!(
-            Money::from_major_str("-0.05", Currency::USD).unwrap(),
-            usd(-5)
-        );
-        assert_eq!(
-            Money::from_major_str("1500", Currency::JPY)
-                .unwrap()
-                .minor(),
-            1500
-        );
-        for bad in [
-            "12.345", "1.2.3", "", ".5", "5.", "1e3", "12,34", " 1", "+1",
-        ] {
+        assert_eq!(Money::from_major_str("12.34", Currency::USD).unwrap(), usd(1234));
+        assert_eq!(Money::from_major_str("12.3", Currency::USD).unwrap(), usd(1230));
+        assert_eq!(Money::from_major_str("12", Currency::USD).unwrap(), usd(1200));
+        assert_eq!(Money::from_major_str("-0.05", Currency::USD).unwrap(), usd(-5));
+        assert_eq!(Money::from_major_str("1500", Currency::JPY).unwrap().minor(), 1500);
+        for bad in ["12.345", "1.2.3", "", ".5", "5.", "1e3", "12,34", " 1", "+1"] {
             assert!(Money::from_major_str(bad, Currency::USD).is_err(), "{bad}");
         }
         assert!(Money::from_major_str("1.5", Currency::JPY).is_err());

@@ -21,9 +21,7 @@ use super::{Bps, MoneyError, Result, Rounding};
 ///
 /// Serialised as a decimal string (JSON numbers cannot carry 256 bits) and stored as
 /// `NUMERIC(78,0)`, which holds every `U256` (2²⁵⁶ − 1 has 78 digits).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Wei(U256);
 
@@ -44,24 +42,15 @@ impl Wei {
     }
 
     pub fn checked_add(self, other: Wei) -> Result<Wei> {
-        self.0
-            .checked_add(other.0)
-            .map(Wei)
-            .ok_or(MoneyError::Overflow)
+        self.0.checked_add(other.0).map(Wei).ok_or(MoneyError::Overflow)
     }
 
     pub fn checked_sub(self, other: Wei) -> Result<Wei> {
-        self.0
-            .checked_sub(other.0)
-            .map(Wei)
-            .ok_or(MoneyError::Underflow)
+        self.0.checked_sub(other.0).map(Wei).ok_or(MoneyError::Underflow)
     }
 
     pub fn checked_mul(self, factor: u64) -> Result<Wei> {
-        self.0
-            .checked_mul(U256::from(factor))
-            .map(Wei)
-            .ok_or(MoneyError::Overflow)
+        self.0.checked_mul(U256::from(factor)).map(Wei).ok_or(MoneyError::Overflow)
     }
 
     /// The `bps` share of this amount, rounded as asked. Exact for every `U256`: the amount is
@@ -106,9 +95,7 @@ impl Wei {
         if sign == Sign::Minus {
             return Err(MoneyError::Underflow);
         }
-        U256::try_from_be_slice(&bytes)
-            .map(Wei)
-            .ok_or(MoneyError::Overflow)
+        U256::try_from_be_slice(&bytes).map(Wei).ok_or(MoneyError::Overflow)
     }
 }
 
@@ -131,9 +118,7 @@ impl FromStr for Wei {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(MoneyError::InvalidAmount(s.to_owned()));
         }
-        U256::from_str_radix(s, 10)
-            .map(Wei)
-            .map_err(|_| MoneyError::Overflow)
+        U256::from_str_radix(s, 10).map(Wei).map_err(|_| MoneyError::Overflow)
     }
 }
 
@@ -192,10 +177,7 @@ mod tests {
     #[test]
     fn royalty_of_one_ether_at_250_bps() {
         let one_eth = Wei::from_u128(1_000_000_000_000_000_000);
-        assert_eq!(
-            one_eth.share(bps(250), Rounding::Floor),
-            Wei::from_u128(25_000_000_000_000_000)
-        );
+        assert_eq!(one_eth.share(bps(250), Rounding::Floor), Wei::from_u128(25_000_000_000_000_000));
     }
 
     #[test]
@@ -208,14 +190,8 @@ mod tests {
 
     #[test]
     fn arithmetic_refuses_overflow_and_underflow() {
-        assert_eq!(
-            Wei::MAX.checked_add(Wei::from_u128(1)),
-            Err(MoneyError::Overflow)
-        );
-        assert_eq!(
-            Wei::ZERO.checked_sub(Wei::from_u128(1)),
-            Err(MoneyError::Underflow)
-        );
+        assert_eq!(Wei::MAX.checked_add(Wei::from_u128(1)), Err(MoneyError::Overflow));
+        assert_eq!(Wei::ZERO.checked_sub(Wei::from_u128(1)), Err(MoneyError::Underflow));
         assert_eq!(Wei::MAX.checked_mul(2), Err(MoneyError::Overflow));
     }
 
@@ -241,28 +217,13 @@ mod tests {
     #[test]
     fn numeric_conversion_refuses_fractions_and_negatives() {
         let decimal = |s: &str| BigDecimal::from_str(s).unwrap();
-        assert_eq!(
-            Wei::try_from_big_decimal(&decimal("1000")).unwrap(),
-            Wei::from_u128(1000)
-        );
-        assert_eq!(
-            Wei::try_from_big_decimal(&decimal("1000.000")).unwrap(),
-            Wei::from_u128(1000)
-        );
-        assert_eq!(
-            Wei::try_from_big_decimal(&decimal("1e3")).unwrap(),
-            Wei::from_u128(1000)
-        );
+        assert_eq!(Wei::try_from_big_decimal(&decimal("1000")).unwrap(), Wei::from_u128(1000));
+        assert_eq!(Wei::try_from_big_decimal(&decimal("1000.000")).unwrap(), Wei::from_u128(1000));
+        assert_eq!(Wei::try_from_big_decimal(&decimal("1e3")).unwrap(), Wei::from_u128(1000));
         assert!(Wei::try_from_big_decimal(&decimal("1.5")).is_err());
-        assert_eq!(
-            Wei::try_from_big_decimal(&decimal("-1")),
-            Err(MoneyError::Underflow)
-        );
+        assert_eq!(Wei::try_from_big_decimal(&decimal("-1")), Err(MoneyError::Underflow));
         let too_big = decimal(&format!("{}0", U256::MAX));
-        assert_eq!(
-            Wei::try_from_big_decimal(&too_big),
-            Err(MoneyError::Overflow)
-        );
+        assert_eq!(Wei::try_from_big_decimal(&too_big), Err(MoneyError::Overflow));
     }
 
     fn any_u256() -> impl Strategy<Value = U256> {

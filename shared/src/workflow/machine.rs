@@ -30,15 +30,7 @@ pub trait Machine: Send + Sync + 'static {
         + Into<&'static str>
         + strum::VariantArray
         + 'static;
-    type Event: Copy
-        + Eq
-        + std::hash::Hash
-        + Debug
-        + Send
-        + Sync
-        + Into<&'static str>
-        + strum::VariantArray
-        + 'static;
+    type Event: Copy + Eq + std::hash::Hash + Debug + Send + Sync + Into<&'static str> + strum::VariantArray + 'static;
     /// The state a new entity starts in (the column default).
     const INITIAL: Self::State;
     /// Every allowed transition; nothing else can happen.
@@ -46,10 +38,7 @@ pub trait Machine: Send + Sync + 'static {
 
     /// The state `event` moves `from` to, if the table allows it.
     fn transition(from: Self::State, event: Self::Event) -> Option<Self::State> {
-        Self::TRANSITIONS
-            .iter()
-            .find(|(f, e, _)| *f == from && *e == event)
-            .map(|(_, _, to)| *to)
+        Self::TRANSITIONS.iter().find(|(f, e, _)| *f == from && *e == event).map(|(_, _, to)| *to)
     }
 }
 
@@ -61,19 +50,10 @@ pub enum WorkflowError {
     NotFound { machine: &'static str, id: i64 },
     /// The table has no transition for this event from the current state.
     #[error("{machine} {id}: `{event}` is not allowed in state `{from}`")]
-    InvalidTransition {
-        machine: &'static str,
-        id: i64,
-        from: &'static str,
-        event: &'static str,
-    },
+    InvalidTransition { machine: &'static str, id: i64, from: &'static str, event: &'static str },
     /// The row holds a state the machine does not know (a bad migration or manual edit).
     #[error("{machine} {id} is in unknown state `{state}`")]
-    UnknownState {
-        machine: &'static str,
-        id: i64,
-        state: String,
-    },
+    UnknownState { machine: &'static str, id: i64, state: String },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -93,13 +73,7 @@ pub struct Transition<'a, M: Machine> {
 
 impl<'a, M: Machine> Transition<'a, M> {
     pub fn new(id: i64, event: M::Event, cause: &'a str, actor: &'a str) -> Self {
-        Self {
-            id,
-            event,
-            cause,
-            actor,
-            payload: Value::Null,
-        }
+        Self { id, event, cause, actor, payload: Value::Null }
     }
 
     pub fn with_payload(mut self, payload: Value) -> Self {
@@ -133,26 +107,15 @@ pub async fn apply<M: Machine>(
     transition: Transition<'_, M>,
 ) -> Result<Applied<M::State>, WorkflowError> {
     let mut tx = conn.begin().await?;
-    let Transition {
-        id,
-        event,
-        cause,
-        actor,
-        payload,
-    } = transition;
+    let Transition { id, event, cause, actor, payload } = transition;
     // Lock first: concurrent transitions of one entity queue up here, and the replay check
     // below then sees whatever the previous one committed.
-    let current: Option<String> = sqlx::query_scalar(&format!(
-        "SELECT state FROM {} WHERE id = $1 FOR UPDATE",
-        M::TABLE
-    ))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let current = current.ok_or(WorkflowError::NotFound {
-        machine: M::NAME,
-        id,
-    })?;
+    let current: Option<String> =
+        sqlx::query_scalar(&format!("SELECT state FROM {} WHERE id = $1 FOR UPDATE", M::TABLE))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let current = current.ok_or(WorkflowError::NotFound { machine: M::NAME, id })?;
     let from = parse_state::<M>(id, &current)?;
 
     let previous = sqlx::query_scalar!(
@@ -164,9 +127,7 @@ pub async fn apply<M: Machine>(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(previous) = previous {
-        return Ok(Applied::AlreadyApplied {
-            to: parse_state::<M>(id, &previous)?,
-        });
+        return Ok(Applied::AlreadyApplied { to: parse_state::<M>(id, &previous)? });
     }
 
     let event_name: &'static str = event.into();
@@ -179,15 +140,13 @@ pub async fn apply<M: Machine>(
     })?;
     let to_name: &'static str = to.into();
 
-    let updated = sqlx::query(&format!(
-        "UPDATE {} SET state = $1, updated_at = now() WHERE id = $2 AND state = $3",
-        M::TABLE
-    ))
-    .bind(to_name)
-    .bind(id)
-    .bind(from_name)
-    .execute(&mut *tx)
-    .await?;
+    let updated =
+        sqlx::query(&format!("UPDATE {} SET state = $1, updated_at = now() WHERE id = $2 AND state = $3", M::TABLE))
+            .bind(to_name)
+            .bind(id)
+            .bind(from_name)
+            .execute(&mut *tx)
+            .await?;
     debug_assert_eq!(updated.rows_affected(), 1, "the row is locked");
 
     sqlx::query!(
@@ -204,7 +163,8 @@ pub async fn apply<M: Machine>(
     .execute(&mut *tx)
     .await?;
 
-    let mut body = json!({ "id": id, "from": from_name, "to": to_name, "event": event_name, "cause": cause, "actor": actor });
+    let mut body =
+        json!({ "id": id, "from": from_name, "to": to_name, "event": event_name, "cause": cause, "actor": actor });
     if let (Value::Object(extra), Some(body)) = (payload, body.as_object_mut()) {
         body.extend(extra);
     }
@@ -224,9 +184,5 @@ pub async fn apply<M: Machine>(
 }
 
 fn parse_state<M: Machine>(id: i64, state: &str) -> Result<M::State, WorkflowError> {
-    state.parse().map_err(|_| WorkflowError::UnknownState {
-        machine: M::NAME,
-        id,
-        state: state.to_owned(),
-    })
+    state.parse().map_err(|_| WorkflowError::UnknownState { machine: M::NAME, id, state: state.to_owned() })
 }

@@ -227,11 +227,7 @@ mod tests {
     fn check_table<M: Machine>() {
         let mut seen = HashSet::new();
         for (from, event, _) in M::TRANSITIONS {
-            assert!(
-                seen.insert((*from, *event)),
-                "{}: ({from:?}, {event:?}) appears twice",
-                M::NAME
-            );
+            assert!(seen.insert((*from, *event)), "{}: ({from:?}, {event:?}) appears twice", M::NAME);
         }
         // Every state is reachable from the initial one.
         let mut reachable = HashSet::from([M::INITIAL]);
@@ -247,27 +243,16 @@ mod tests {
             }
         }
         for state in <M::State as VariantArray>::VARIANTS {
-            assert!(
-                reachable.contains(state),
-                "{}: {state:?} is unreachable",
-                M::NAME
-            );
+            assert!(reachable.contains(state), "{}: {state:?} is unreachable", M::NAME);
         }
         // Every event is used somewhere.
         for event in <M::Event as VariantArray>::VARIANTS {
-            assert!(
-                M::TRANSITIONS.iter().any(|(_, e, _)| e == event),
-                "{}: {event:?} is never allowed",
-                M::NAME
-            );
+            assert!(M::TRANSITIONS.iter().any(|(_, e, _)| e == event), "{}: {event:?} is never allowed", M::NAME);
         }
         // Names round-trip (they are what the database stores).
         for state in <M::State as VariantArray>::VARIANTS {
             let name: &'static str = (*state).into();
-            assert!(
-                name.parse::<M::State>().is_ok_and(|s| s == *state),
-                "{name}"
-            );
+            assert!(name.parse::<M::State>().is_ok_and(|s| s == *state), "{name}");
         }
     }
 
@@ -282,21 +267,9 @@ mod tests {
 
     #[test]
     fn transitions_not_in_the_table_are_refused() {
-        assert_eq!(
-            Order::transition(OrderState::Pending, OrderEvent::Capture),
-            None
-        );
-        assert_eq!(
-            Order::transition(OrderState::Fulfilled, OrderEvent::Expire),
-            None
-        );
-        assert_eq!(
-            Order::transition(OrderState::Minted, OrderEvent::Capture),
-            Some(OrderState::Fulfilled)
-        );
-        assert_eq!(
-            ChainTx::transition(TxState::Confirmed, TxEvent::Reorg),
-            None
-        );
+        assert_eq!(Order::transition(OrderState::Pending, OrderEvent::Capture), None);
+        assert_eq!(Order::transition(OrderState::Fulfilled, OrderEvent::Expire), None);
+        assert_eq!(Order::transition(OrderState::Minted, OrderEvent::Capture), Some(OrderState::Fulfilled));
+        assert_eq!(ChainTx::transition(TxState::Confirmed, TxEvent::Reorg), None);
     }
 }

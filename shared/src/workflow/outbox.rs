@@ -71,9 +71,7 @@ pub async fn append(conn: &mut PgConnection, event: NewEvent) -> sqlx::Result<i6
     )
     .execute(&mut *conn)
     .await?;
-    sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, event.event_type)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, event.event_type).execute(&mut *conn).await?;
     Ok(id)
 }
 
@@ -87,11 +85,7 @@ pub trait Subscriber: Send + Sync + 'static {
     fn event_types(&self) -> &'static [&'static str];
     /// Handles one event inside the delivery's transaction. An error rolls back everything it
     /// did and schedules a retry.
-    fn handle<'a>(
-        &'a self,
-        event: &'a OutboxEvent,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>>;
 }
 
 /// Retry policy and pacing of a dispatcher.
@@ -121,13 +115,8 @@ impl DispatchPolicy {
     /// Exponential backoff with "equal jitter": half fixed, half random, so retries of many
     /// deliveries spread out without ever retrying immediately.
     pub fn backoff(&self, attempt: i32) -> Duration {
-        let exponent = u32::try_from(attempt.saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        let full = self
-            .base_backoff
-            .saturating_mul(1 << exponent)
-            .min(self.max_backoff);
+        let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(20);
+        let full = self.base_backoff.saturating_mul(1 << exponent).min(self.max_backoff);
         let half = full / 2;
         half + half.mul_f64(rand::rng().random::<f64>())
     }
@@ -160,16 +149,15 @@ pub struct DispatchStats {
 
 impl Dispatcher {
     pub fn new(pool: PgPool, policy: DispatchPolicy) -> Self {
-        Self {
-            pool,
-            subscribers: Arc::default(),
-            policy,
-        }
+        Self { pool, subscribers: Arc::default(), policy }
     }
 
-    pub fn subscribe(mut self, subscriber: impl Subscriber) -> Self {
-        let subscribers = Arc::make_mut(&mut self.subscribers);
-        subscribers.insert(subscriber.name(), Arc::new(subscriber));
+    pub fn subscribe(self, subscriber: impl Subscriber) -> Self {
+        self.subscribe_arc(Arc::new(subscriber))
+    }
+
+    pub fn subscribe_arc(mut self, subscriber: Arc<dyn Subscriber>) -> Self {
+        Arc::make_mut(&mut self.subscribers).insert(subscriber.name(), subscriber);
         self
     }
 
@@ -207,9 +195,7 @@ impl Dispatcher {
             }
             let wake = async {
                 match listener.as_mut() {
-                    Some(l) => {
-                        drop(tokio::time::timeout(self.policy.poll_interval, l.recv()).await)
-                    }
+                    Some(l) => drop(tokio::time::timeout(self.policy.poll_interval, l.recv()).await),
                     None => tokio::time::sleep(self.policy.poll_interval).await,
                 }
             };
@@ -276,11 +262,7 @@ impl Dispatcher {
             .await?
             .rows_affected()
                 == 1;
-            let result = if first_time {
-                subscriber.handle(&event, &mut savepoint).await
-            } else {
-                Ok(())
-            };
+            let result = if first_time { subscriber.handle(&event, &mut savepoint).await } else { Ok(()) };
             match result {
                 Ok(()) => savepoint.commit().await.map_err(anyhow::Error::from),
                 Err(e) => {
@@ -365,11 +347,7 @@ pub async fn dead_letters(conn: &mut PgConnection, limit: i64) -> sqlx::Result<V
 
 /// Puts a dead delivery back in the queue with a fresh attempt budget. Returns whether there
 /// was such a dead delivery.
-pub async fn replay(
-    conn: &mut PgConnection,
-    event_id: i64,
-    subscriber: &str,
-) -> sqlx::Result<bool> {
+pub async fn replay(conn: &mut PgConnection, event_id: i64, subscriber: &str) -> sqlx::Result<bool> {
     let updated = sqlx::query!(
         "UPDATE outbox_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now()
          WHERE event_id = $1 AND subscriber = $2 AND status = 'dead'",
@@ -379,9 +357,7 @@ pub async fn replay(
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() == 1 {
-        sqlx::query!("SELECT pg_notify($1, 'replay')", CHANNEL)
-            .execute(conn)
-            .await?;
+        sqlx::query!("SELECT pg_notify($1, 'replay')", CHANNEL).execute(conn).await?;
     }
     Ok(updated.rows_affected() == 1)
 }

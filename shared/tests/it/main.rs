@@ -43,10 +43,7 @@ async fn slow() -> &'static str {
 }
 
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .route("/echo", post(echo))
-        .route("/panic", get(panics))
-        .route("/slow", get(slow))
+    OpenApiRouter::new().route("/echo", post(echo)).route("/panic", get(panics)).route("/slow", get(slow))
 }
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {
@@ -59,4 +56,6 @@ const SPEC: ServiceSpec = ServiceSpec {
     description: "test service",
     routes,
     addr,
+    subscribers: ServiceSpec::none,
+    daemons: ServiceSpec::none,
 };

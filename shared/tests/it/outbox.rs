@@ -54,12 +54,7 @@ struct Flaky {
 
 impl Flaky {
     fn new(name: &'static str, fail_first: u32) -> Self {
-        Self {
-            name,
-            fail_first,
-            broken: Arc::default(),
-            calls: Arc::default(),
-        }
+        Self { name, fail_first, broken: Arc::default(), calls: Arc::default() }
     }
 }
 
@@ -72,11 +67,7 @@ impl Subscriber for Flaky {
         &["order.paid"]
     }
 
-    fn handle<'a>(
-        &'a self,
-        event: &'a OutboxEvent,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let call = {
                 let mut calls = self.calls.lock().unwrap();
@@ -119,18 +110,14 @@ async fn drain(dispatcher: &Dispatcher, pool: &PgPool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         dispatcher.dispatch_due().await.unwrap();
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'pending'")
-                .fetch_one(pool)
-                .await
-                .unwrap();
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'pending'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
         if pending == 0 {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{pending} deliveries still pending"
-        );
+        assert!(Instant::now() < deadline, "{pending} deliveries still pending");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -155,21 +142,14 @@ async fn a_subscriber_failing_k_times_completes_every_event_exactly_once() {
     // Failed attempts rolled back their effects: each event's effect is there once.
     assert_eq!(effects(&pool, "flaky").await, ids);
     let calls = flaky.calls.lock().unwrap().clone();
-    assert!(
-        ids.iter().all(|id| calls[id] == 4),
-        "3 failures then one success each: {calls:?}"
-    );
+    assert!(ids.iter().all(|id| calls[id] == 4), "3 failures then one success each: {calls:?}");
     let done: Vec<(i32, String)> =
         sqlx::query_as("SELECT attempts, status FROM outbox_deliveries WHERE subscriber = 'flaky'")
             .fetch_all(&pool)
             .await
             .unwrap();
     assert_eq!(done.len(), 20);
-    assert!(
-        done.iter()
-            .all(|(attempts, status)| *attempts == 4 && status == "done"),
-        "{done:?}"
-    );
+    assert!(done.iter().all(|(attempts, status)| *attempts == 4 && status == "done"), "{done:?}");
 }
 
 #[tokio::test]
@@ -198,18 +178,14 @@ async fn a_delivery_is_dead_after_max_attempts_and_replay_delivers_it() {
     let dead = outbox::dead_letters(&mut conn, 10).await.unwrap();
     assert_eq!(dead.iter().map(|d| d.event_id).collect::<Vec<_>>(), ids);
     assert!(
-        dead.iter()
-            .all(|d| d.attempts == 3 && d.last_error.as_deref() == Some("transient failure #3")),
+        dead.iter().all(|d| d.attempts == 3 && d.last_error.as_deref() == Some("transient failure #3")),
         "{dead:?}"
     );
     assert!(effects(&pool, "broken").await.is_empty());
 
     flaky.broken.store(false, Ordering::SeqCst);
     assert!(outbox::replay(&mut conn, ids[0], "broken").await.unwrap());
-    assert!(
-        !outbox::replay(&mut conn, ids[0], "broken").await.unwrap(),
-        "no longer dead"
-    );
+    assert!(!outbox::replay(&mut conn, ids[0], "broken").await.unwrap(), "no longer dead");
     drain(&dispatcher, &pool).await;
     assert_eq!(effects(&pool, "broken").await, vec![ids[0]]);
     assert_eq!(outbox::dead_letters(&mut conn, 10).await.unwrap().len(), 1);
@@ -224,10 +200,7 @@ async fn a_redelivered_event_whose_effects_committed_is_not_handled_again() {
     let ids = append(&pool, "order.paid", 1).await;
     drain(&dispatcher, &pool).await;
     // As if the process died after the effects committed but before anyone knew: deliver again.
-    sqlx::query("UPDATE outbox_deliveries SET status = 'pending'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query("UPDATE outbox_deliveries SET status = 'pending'").execute(&pool).await.unwrap();
     drain(&dispatcher, &pool).await;
     assert_eq!(effects(&pool, "once").await, ids);
     assert_eq!(flaky.calls.lock().unwrap()[&ids[0]], 1);
@@ -250,20 +223,13 @@ async fn two_dispatchers_share_the_work_without_handling_an_event_twice() {
 async fn the_dispatcher_wakes_on_notify_without_waiting_for_a_poll() {
     let pool = pool().await;
     let flaky = Flaky::new("prompt", 0);
-    let policy = DispatchPolicy {
-        poll_interval: Duration::from_secs(30),
-        ..fast_policy(3)
-    };
+    let policy = DispatchPolicy { poll_interval: Duration::from_secs(30), ..fast_policy(3) };
     let dispatcher = Dispatcher::new(pool.clone(), policy).subscribe(flaky.clone());
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(dispatcher.clone().run(shutdown.clone()));
     // Wait for registration (the dispatcher's first pass), then append.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox_subscriptions")
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        == 0
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox_subscriptions").fetch_one(&pool).await.unwrap() == 0
     {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -272,10 +238,7 @@ async fn the_dispatcher_wakes_on_notify_without_waiting_for_a_poll() {
     let appended = Instant::now();
     let ids = append(&pool, "order.paid", 1).await;
     while effects(&pool, "prompt").await != ids {
-        assert!(
-            appended.elapsed() < Duration::from_secs(5),
-            "not woken by NOTIFY"
-        );
+        assert!(appended.elapsed() < Duration::from_secs(5), "not woken by NOTIFY");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     shutdown.cancel();

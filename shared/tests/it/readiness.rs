@@ -25,28 +25,14 @@ async fn ready_when_database_migrations_and_rpc_are_up() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["database"]["status"], "up");
-    assert!(
-        body["checks"]["database"]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("PostgreSQL 1")
-    );
+    assert!(body["checks"]["database"]["detail"].as_str().unwrap().starts_with("PostgreSQL 1"));
     assert_eq!(body["checks"]["migrations"]["status"], "up");
-    assert!(
-        body["checks"]["rpc"]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("chain 31337"),
-        "{body}"
-    );
+    assert!(body["checks"]["rpc"]["detail"].as_str().unwrap().starts_with("chain 31337"), "{body}");
 }
 
 #[tokio::test]
 async fn an_unreachable_database_is_named_in_a_503() {
-    let url = format!(
-        "postgres://brandmint@127.0.0.1:{}/brandmint",
-        closed_port().await
-    );
+    let url = format!("postgres://brandmint@127.0.0.1:{}/brandmint", closed_port().await);
     let config = testing::config(&url, &testing::required_env("RPC_URL"), &[]);
     let app = TestApp::spawn_with(SPEC, config).await;
     let (status, body) = readiness(&app).await;
@@ -66,11 +52,7 @@ async fn an_unreachable_database_is_named_in_a_503() {
 async fn a_database_that_refuses_the_credentials_is_reported_with_the_reason() {
     let server = testing::required_env("DATABASE_URL");
     let prefix = server.rsplit_once('/').unwrap().0;
-    let config = testing::config(
-        &format!("{prefix}/no_such_database"),
-        &testing::required_env("RPC_URL"),
-        &[],
-    );
+    let config = testing::config(&format!("{prefix}/no_such_database"), &testing::required_env("RPC_URL"), &[]);
     let app = TestApp::spawn_with(SPEC, config).await;
     let (status, body) = readiness(&app).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -81,35 +63,21 @@ async fn a_database_that_refuses_the_credentials_is_reported_with_the_reason() {
 #[tokio::test]
 async fn an_unreachable_rpc_is_named_in_a_503() {
     let db = TestDb::create().await;
-    let config = testing::config(
-        &db.url,
-        &format!("http://127.0.0.1:{}", closed_port().await),
-        &[],
-    );
+    let config = testing::config(&db.url, &format!("http://127.0.0.1:{}", closed_port().await), &[]);
     let app = TestApp::spawn_with(SPEC, config).await;
     let (status, body) = readiness(&app).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["checks"]["rpc"]["status"], "down");
     assert_eq!(body["checks"]["database"]["status"], "up");
-    assert!(
-        body["detail"].as_str().unwrap().starts_with("rpc is down"),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().unwrap().starts_with("rpc is down"), "{body}");
 }
 
 #[tokio::test]
 async fn a_node_on_the_wrong_chain_is_not_ready() {
     let db = TestDb::create().await;
-    let config = testing::config(
-        &db.url,
-        &testing::required_env("RPC_URL"),
-        &[("CHAIN_ID", "1")],
-    );
+    let config = testing::config(&db.url, &testing::required_env("RPC_URL"), &[("CHAIN_ID", "1")]);
     let app = TestApp::spawn_with(SPEC, config).await;
     let (status, body) = readiness(&app).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        body["checks"]["rpc"]["detail"],
-        "the node is on chain 31337, expected chain 1"
-    );
+    assert_eq!(body["checks"]["rpc"]["detail"], "the node is on chain 31337, expected chain 1");
 }

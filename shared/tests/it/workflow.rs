@@ -22,21 +22,11 @@ async fn pool() -> PgPool {
 }
 
 async fn create<M: Machine>(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(&format!(
-        "INSERT INTO {} DEFAULT VALUES RETURNING id",
-        M::TABLE
-    ))
-    .fetch_one(pool)
-    .await
-    .unwrap()
+    sqlx::query_scalar(&format!("INSERT INTO {} DEFAULT VALUES RETURNING id", M::TABLE)).fetch_one(pool).await.unwrap()
 }
 
 async fn state<M: Machine>(pool: &PgPool, id: i64) -> String {
-    sqlx::query_scalar(&format!("SELECT state FROM {} WHERE id = $1", M::TABLE))
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(&format!("SELECT state FROM {} WHERE id = $1", M::TABLE)).bind(id).fetch_one(pool).await.unwrap()
 }
 
 #[tokio::test]
@@ -51,9 +41,7 @@ async fn a_transition_moves_the_row_records_history_and_writes_the_outbox_event(
     )
     .await
     .unwrap();
-    let Applied::Moved { from, to, event_id } = applied else {
-        panic!("{applied:?}")
-    };
+    let Applied::Moved { from, to, event_id } = applied else { panic!("{applied:?}") };
     assert_eq!((from, to), (OrderState::Pending, OrderState::Authorized));
     assert_eq!(state::<Order>(&pool, order).await, "authorized");
 
@@ -64,16 +52,7 @@ async fn a_transition_moves_the_row_records_history_and_writes_the_outbox_event(
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(
-        history,
-        (
-            "pending".into(),
-            "authorized".into(),
-            "authorize".into(),
-            "evt_1".into(),
-            "stripe".into()
-        )
-    );
+    assert_eq!(history, ("pending".into(), "authorized".into(), "authorize".into(), "evt_1".into(), "stripe".into()));
 
     let (event_type, payload): (String, serde_json::Value) =
         sqlx::query_as("SELECT event_type, payload FROM outbox_events WHERE id = $1")
@@ -92,35 +71,14 @@ async fn a_transition_not_in_the_table_is_refused_and_changes_nothing() {
     let pool = pool().await;
     let order = create::<Order>(&pool).await;
     let mut conn = pool.acquire().await.unwrap();
-    let err = apply::<Order>(
-        &mut conn,
-        Transition::new(order, OrderEvent::Capture, "evt_1", "stripe"),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            WorkflowError::InvalidTransition {
-                from: "pending",
-                event: "capture",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err =
+        apply::<Order>(&mut conn, Transition::new(order, OrderEvent::Capture, "evt_1", "stripe")).await.unwrap_err();
+    assert!(matches!(err, WorkflowError::InvalidTransition { from: "pending", event: "capture", .. }), "{err}");
     assert_eq!(state::<Order>(&pool, order).await, "pending");
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events").fetch_one(&pool).await.unwrap();
     assert_eq!(events, 0);
-    let missing = apply::<Order>(
-        &mut conn,
-        Transition::new(999_999, OrderEvent::Authorize, "x", "y"),
-    )
-    .await
-    .unwrap_err();
+    let missing =
+        apply::<Order>(&mut conn, Transition::new(999_999, OrderEvent::Authorize, "x", "y")).await.unwrap_err();
     assert!(matches!(missing, WorkflowError::NotFound { .. }));
 }
 
@@ -129,37 +87,16 @@ async fn replaying_a_cause_is_a_no_op() {
     let pool = pool().await;
     let order = create::<Order>(&pool).await;
     let mut conn = pool.acquire().await.unwrap();
-    let first = apply::<Order>(
-        &mut conn,
-        Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe"),
-    )
-    .await
-    .unwrap();
+    let first =
+        apply::<Order>(&mut conn, Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe")).await.unwrap();
     assert!(matches!(first, Applied::Moved { .. }));
-    apply::<Order>(
-        &mut conn,
-        Transition::new(order, OrderEvent::RequestMint, "evt_2", "system"),
-    )
-    .await
-    .unwrap();
+    apply::<Order>(&mut conn, Transition::new(order, OrderEvent::RequestMint, "evt_2", "system")).await.unwrap();
     // The first cause again, although `authorize` is no longer allowed: a no-op, not an error.
-    let replay = apply::<Order>(
-        &mut conn,
-        Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        replay,
-        Applied::AlreadyApplied {
-            to: OrderState::Authorized
-        }
-    );
+    let replay =
+        apply::<Order>(&mut conn, Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe")).await.unwrap();
+    assert_eq!(replay, Applied::AlreadyApplied { to: OrderState::Authorized });
     assert_eq!(state::<Order>(&pool, order).await, "minting");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM state_transitions")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM state_transitions").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 2);
 }
 
@@ -170,23 +107,17 @@ async fn a_transition_rolls_back_with_the_business_change_it_belongs_to() {
     let mut conn = pool.acquire().await.unwrap();
     {
         let mut tx = conn.begin().await.unwrap();
-        apply::<Order>(
-            &mut tx,
-            Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe"),
-        )
-        .await
-        .unwrap();
+        apply::<Order>(&mut tx, Transition::new(order, OrderEvent::Authorize, "evt_1", "stripe")).await.unwrap();
         // The caller's own work fails after the transition: everything goes.
         assert!(sqlx::query("SELECT 1/0").execute(&mut *tx).await.is_err());
         tx.rollback().await.unwrap();
     }
     assert_eq!(state::<Order>(&pool, order).await, "pending");
-    let (history, events): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM state_transitions), (SELECT count(*) FROM outbox_events)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (history, events): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM state_transitions), (SELECT count(*) FROM outbox_events)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!((history, events), (0, 0));
 }
 
@@ -199,28 +130,19 @@ async fn concurrent_events_for_one_entity_move_it_once() {
         tokio::spawn(async move {
             let mut conn = pool.acquire().await.unwrap();
             let cause = format!("webhook_{i}");
-            apply::<Order>(
-                &mut conn,
-                Transition::new(order, OrderEvent::Authorize, &cause, "stripe"),
-            )
-            .await
+            apply::<Order>(&mut conn, Transition::new(order, OrderEvent::Authorize, &cause, "stripe")).await
         })
     });
     let mut moved = 0;
     for attempt in attempts {
         match attempt.await.unwrap() {
             Ok(Applied::Moved { .. }) => moved += 1,
-            Err(WorkflowError::InvalidTransition {
-                from: "authorized", ..
-            }) => {}
+            Err(WorkflowError::InvalidTransition { from: "authorized", .. }) => {}
             other => panic!("{other:?}"),
         }
     }
     assert_eq!(moved, 1);
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events").fetch_one(&pool).await.unwrap();
     assert_eq!(events, 1);
 }
 
