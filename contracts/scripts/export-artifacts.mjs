@@ -126,6 +126,13 @@ try {
   }
 
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  // artifacts/ belongs to this script: drop files it no longer produces
+  for (const f of fs.readdirSync(ARTIFACTS)) {
+    if (!(f in want)) {
+      fs.rmSync(path.join(ARTIFACTS, f), { recursive: true });
+      console.log(`removed ${path.relative(REPO, path.join(ARTIFACTS, f))}`);
+    }
+  }
   for (const [file, content] of Object.entries(want)) {
     const p = path.join(ARTIFACTS, file);
     const old = fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : null;

@@ -209,8 +209,8 @@ contract RewardVault is AccessControl, ReentrancyGuardTransient, EIP712 {
             mstore(add(m, 0x20), redemptionId)
             mstore(add(m, 0x40), campaignId)
             mstore(add(m, 0x60), tokenId)
-            mstore(add(m, 0x80), recipient)
-            mstore(add(m, 0xa0), token)
+            mstore(add(m, 0x80), shr(96, shl(96, recipient))) // addresses: clear any dirty upper bits
+            mstore(add(m, 0xa0), shr(96, shl(96, token)))
             mstore(add(m, 0xc0), amount)
             mstore(add(m, 0xe0), deadline)
             structHash := keccak256(m, 0x100)

@@ -81,8 +81,9 @@ pub fn command(action: &str, instance: Instance) -> Result<()> {
             let dirs = Dirs::new(instance)?;
             let pg = if pg_running(&dirs) { "running" } else { "stopped" };
             let anvil = if anvil_pid(&dirs).is_some() { "running" } else { "stopped" };
-            println!("postgres ({}, port {}): {pg}", dirs.pg_data.display(), instance.pg_port());
-            println!("anvil (port {}): {anvil}", instance.anvil_port());
+            let port = |server, default| dirs.port(server).unwrap_or(default);
+            println!("postgres ({}, port {}): {pg}", dirs.pg_data.display(), port("postgres", instance.pg_port()));
+            println!("anvil (port {}): {anvil}", port("anvil", instance.anvil_port()));
             Ok(())
         }
         other => bail!("unknown infra action `{other}` (up, down or status)"),
@@ -151,6 +152,11 @@ impl Dirs {
         Ok(Self { pg_data: base.join("pg"), base, as_postgres })
     }
 
+    /// The port a server of this instance was started on.
+    fn port(&self, server: &str) -> Option<u16> {
+        fs::read_to_string(self.base.join(format!("{server}.port"))).ok()?.trim().parse().ok()
+    }
+
     fn anvil_pid(&self) -> PathBuf {
         self.base.join("anvil.pid")
     }
@@ -211,15 +217,13 @@ fn pg_running(dirs: &Dirs) -> bool {
 
 fn start_postgres(instance: Instance, dirs: &Dirs) -> Result<String> {
     check_postgres_installed()?;
-    let port = instance.pg_port();
-    let url = format!("postgres://{DB_USER}@127.0.0.1:{port}/{DB_NAME}");
+    let url = |port: u16| format!("postgres://{DB_USER}@127.0.0.1:{port}/{DB_NAME}");
     if pg_running(dirs) {
+        let port = dirs.port("postgres").unwrap_or(instance.pg_port());
         println!("postgres already running on port {port}");
-        return Ok(url);
+        return Ok(url(port));
     }
-    if port_open(SocketAddr::from(([127, 0, 0, 1], port))) {
-        bail!("port {port} is taken by another process; stop it, or set DATABASE_URL to use an existing PostgreSQL");
-    }
+    let port = free_port(instance, instance.pg_port(), "DATABASE_URL to use an existing PostgreSQL")?;
     if dirs.as_postgres {
         run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dirs.base))?;
     }
@@ -266,8 +270,25 @@ fn start_postgres(instance: Instance, dirs: &Dirs) -> Result<String> {
         // PostgreSQL ourselves afterwards, cleanly.
         .process_group(0);
     run(&mut start).with_context(|| format!("see {}", dirs.base.join("postgres.log").display()))?;
+    fs::write(dirs.base.join("postgres.port"), port.to_string())?;
     println!("postgres running on port {port}");
-    Ok(url)
+    Ok(url(port))
+}
+
+/// The instance's usual port, or — for the test instance, whose port nobody types — the next
+/// free one, so two checkouts on one machine can test at the same time. The dev instance keeps
+/// its documented ports and says what is in the way.
+fn free_port(instance: Instance, preferred: u16, alternative: &str) -> Result<u16> {
+    let free = |port: u16| !port_open(SocketAddr::from(([127, 0, 0, 1], port)));
+    if free(preferred) {
+        return Ok(preferred);
+    }
+    if instance == Instance::Test
+        && let Some(port) = (preferred + 1..preferred + 100).find(|p| free(*p))
+    {
+        return Ok(port);
+    }
+    bail!("port {preferred} is taken by another process; stop it, or set {alternative}")
 }
 
 fn anvil_pid(dirs: &Dirs) -> Option<u32> {
@@ -276,14 +297,15 @@ fn anvil_pid(dirs: &Dirs) -> Option<u32> {
 }
 
 fn start_anvil(instance: Instance, dirs: &Dirs) -> Result<SocketAddr> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], instance.anvil_port()));
-    if anvil_pid(dirs).is_some() && port_open(addr) {
-        println!("anvil already running on {addr}");
-        return Ok(addr);
+    if let (Some(_), Some(port)) = (anvil_pid(dirs), dirs.port("anvil")) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if port_open(addr) {
+            println!("anvil already running on {addr}");
+            return Ok(addr);
+        }
     }
-    if port_open(addr) {
-        bail!("port {} is taken by another process; stop it, or set RPC_URL to use another node", addr.port());
-    }
+    let addr =
+        SocketAddr::from(([127, 0, 0, 1], free_port(instance, instance.anvil_port(), "RPC_URL to use another node")?));
     util::npm_install()?;
     let log = fs::File::create(dirs.base.join("anvil.log"))?;
     let child = Command::new(util::npm_bin("anvil"))
@@ -295,6 +317,7 @@ fn start_anvil(instance: Instance, dirs: &Dirs) -> Result<SocketAddr> {
         .spawn()
         .context("cannot start anvil (node_modules/.bin/anvil)")?;
     fs::write(dirs.anvil_pid(), child.id().to_string())?;
+    fs::write(dirs.base.join("anvil.port"), addr.port().to_string())?;
     wait_for("anvil", Duration::from_secs(30), || rpc_answers(addr))?;
     println!("anvil running on {addr} (chain id {CHAIN_ID}, pid {})", child.id());
     Ok(addr)
