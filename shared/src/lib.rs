@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod contracts;
 pub mod daemon;
 pub mod db;
 pub mod errors;

@@ -19,6 +19,30 @@ pub fn required_env(name: &str) -> String {
     })
 }
 
+/// A private anvil for one test (from `ANVIL_BIN`, installed by npm), so tests that deploy
+/// contracts or change chain behaviour never share nonces or blocks. Stopped when dropped.
+pub fn anvil() -> alloy::node_bindings::AnvilInstance {
+    alloy::node_bindings::Anvil::at(required_env("ANVIL_BIN")).try_spawn().expect("cannot start anvil")
+}
+
+/// A provider that signs with anvil's `index`-th funded account.
+pub fn wallet(anvil: &alloy::node_bindings::AnvilInstance, index: usize) -> alloy::providers::DynProvider {
+    use alloy::providers::{Provider, ProviderBuilder};
+    crate::chain::install_crypto_provider();
+    // Nonces from the node on every send: alloy's cached nonce manager advances on a send that
+    // fails estimation (alloy#2385), which would strand every later transaction behind a gap.
+    ProviderBuilder::new()
+        .with_simple_nonce_management()
+        .wallet(signer(anvil, index))
+        .connect_http(anvil.endpoint_url())
+        .erased()
+}
+
+/// Anvil's `index`-th funded account as a local signer.
+pub fn signer(anvil: &alloy::node_bindings::AnvilInstance, index: usize) -> alloy::signers::local::PrivateKeySigner {
+    anvil.keys()[index].clone().into()
+}
+
 /// A database created for one test, from the server in `DATABASE_URL`.
 #[derive(Debug, Clone)]
 pub struct TestDb {

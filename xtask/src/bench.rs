@@ -13,7 +13,10 @@ use crate::{
 };
 
 /// (name, what it measures).
-const BENCHMARKS: &[(&str, &str)] = &[];
+const BENCHMARKS: &[(&str, &str)] = &[
+    ("gas", "receipt gas of batch mints, checkout, voucher redeem and distribute vs an OZ ERC721 mint"),
+    ("tx-queue", "tx/s submitted and confirmed through the transaction queue from one signer"),
+];
 
 pub fn run(name: Option<&str>) -> Result<()> {
     let Some(name) = name else {

@@ -163,13 +163,16 @@ impl Dirs {
 
     /// A PostgreSQL binary, run as the `postgres` user when we are root.
     fn as_pg_user(&self, program: &str) -> Command {
-        if self.as_postgres {
+        let mut cmd = if self.as_postgres {
             let mut cmd = Command::new("runuser");
             cmd.args(["-u", "postgres", "--"]).arg(pg_binary(program));
             cmd
         } else {
             Command::new(pg_binary(program))
-        }
+        };
+        // A working directory the postgres user can enter (the checkout may be private).
+        cmd.current_dir(&self.base);
+        cmd
     }
 }
 

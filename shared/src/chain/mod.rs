@@ -1,4 +1,7 @@
-//! Read access to the EVM chain through alloy.
+//! Access to the EVM chain through alloy: reads, and writes through the persisted
+//! transaction queue ([`txqueue`]).
+
+pub mod txqueue;
 
 use std::sync::OnceLock;
 

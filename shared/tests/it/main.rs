@@ -8,6 +8,7 @@ mod database;
 mod http;
 mod outbox;
 mod readiness;
+mod tx_queue;
 mod workflow;
 
 use std::time::Duration;

@@ -51,9 +51,7 @@ pub use submit::{attempts, enqueue, get, get_by_key};
 pub const CHANNEL: &str = "chain_tx_queued";
 
 /// A queued chain transaction's id.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(transparent)]
 #[serde(transparent)]
 pub struct ChainTxId(i64);
@@ -85,10 +83,7 @@ impl IdempotencyKey {
 
     pub fn new(key: impl Into<String>) -> Result<Self> {
         let key = key.into();
-        if key.is_empty()
-            || key.len() > Self::MAX_LEN
-            || !key.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if key.is_empty() || key.len() > Self::MAX_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(TxQueueError::InvalidRequest(format!(
                 "idempotency key {key:?}: 1 to {} printable ASCII characters without spaces",
                 Self::MAX_LEN
@@ -143,13 +138,7 @@ pub struct TxRequest {
 
 impl TxRequest {
     /// A call of `to` with `data`, no value, gas estimated, one confirmation.
-    pub fn call(
-        idempotency_key: IdempotencyKey,
-        chain_id: u64,
-        signer: Address,
-        to: Address,
-        data: Bytes,
-    ) -> Self {
+    pub fn call(idempotency_key: IdempotencyKey, chain_id: u64, signer: Address, to: Address, data: Bytes) -> Self {
         Self {
             idempotency_key,
             chain_id,

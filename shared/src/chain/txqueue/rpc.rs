@@ -86,7 +86,10 @@ impl SendOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EstimateError {
     /// The call reverts: it would fail on chain too.
-    Reverted { reason: String, data: Option<Bytes> },
+    Reverted {
+        reason: String,
+        data: Option<Bytes>,
+    },
     InsufficientFunds,
     Transient(String),
 }
@@ -103,7 +106,7 @@ impl EstimateError {
             let data = payload.as_revert_data();
             let reason = data
                 .as_deref()
-                .and_then(decode_revert_reason)
+                .and_then(|data| decode_revert_reason(data))
                 .unwrap_or_else(|| payload.message.to_string());
             Self::Reverted { reason, data }
         } else {
@@ -157,10 +160,7 @@ impl Rpc {
         Self { provider, timeout }
     }
 
-    async fn bounded<T>(
-        &self,
-        call: impl IntoFuture<Output = Result<T, TransportError>>,
-    ) -> Result<T> {
+    async fn bounded<T>(&self, call: impl IntoFuture<Output = Result<T, TransportError>>) -> Result<T> {
         match tokio::time::timeout(self.timeout, call.into_future()).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(TxQueueError::RpcTimeout),
@@ -175,10 +175,7 @@ impl Rpc {
     pub(crate) async fn head_and_nonce(&self, signer: Address) -> Result<(u64, u64)> {
         let mut batch = BatchRequest::new(self.provider.client());
         let head = batch.add_call::<_, U64>("eth_blockNumber", &())?;
-        let nonce = batch.add_call::<_, U64>(
-            "eth_getTransactionCount",
-            &(signer, BlockNumberOrTag::Latest),
-        )?;
+        let nonce = batch.add_call::<_, U64>("eth_getTransactionCount", &(signer, BlockNumberOrTag::Latest))?;
         self.bounded(batch.send()).await?;
         let head = self.bounded(head).await?;
         let nonce = self.bounded(nonce).await?;
@@ -187,8 +184,7 @@ impl Rpc {
 
     /// The signer's nonce count including transactions in the node's pool.
     pub(crate) async fn pending_nonce(&self, signer: Address) -> Result<u64> {
-        self.bounded(self.provider.get_transaction_count(signer).pending())
-            .await
+        self.bounded(self.provider.get_transaction_count(signer).pending()).await
     }
 
     pub(crate) async fn fees(&self, cap: Option<u128>) -> Result<Fees> {
@@ -204,9 +200,7 @@ impl Rpc {
             let mut batch = BatchRequest::new(self.provider.client());
             let waiters = chunk
                 .iter()
-                .map(|raw| {
-                    batch.add_call::<_, B256>("eth_sendRawTransaction", &(Bytes::copy_from_slice(raw),))
-                })
+                .map(|raw| batch.add_call::<_, B256>("eth_sendRawTransaction", &(Bytes::copy_from_slice(raw),)))
                 .collect::<Result<Vec<_>, _>>()?;
             self.bounded(batch.send()).await?;
             for waiter in waiters {
@@ -227,12 +221,7 @@ impl Rpc {
             let mut batch = BatchRequest::new(self.provider.client());
             let waiters = chunk
                 .iter()
-                .map(|hash| {
-                    batch.add_call::<_, Option<TransactionReceipt>>(
-                        "eth_getTransactionReceipt",
-                        &(hash,),
-                    )
-                })
+                .map(|hash| batch.add_call::<_, Option<TransactionReceipt>>("eth_getTransactionReceipt", &(hash,)))
                 .collect::<Result<Vec<_>, _>>()?;
             self.bounded(batch.send()).await?;
             for waiter in waiters {
@@ -265,10 +254,7 @@ impl Rpc {
     }
 
     /// Gas estimates, one per call; the outer error is the batch's.
-    pub(crate) async fn estimate_gas(
-        &self,
-        calls: &[CallSpec],
-    ) -> Result<Vec<Result<u64, EstimateError>>> {
+    pub(crate) async fn estimate_gas(&self, calls: &[CallSpec]) -> Result<Vec<Result<u64, EstimateError>>> {
         let mut estimates = Vec::with_capacity(calls.len());
         for chunk in calls.chunks(BATCH) {
             let mut batch = BatchRequest::new(self.provider.client());
@@ -290,15 +276,8 @@ impl Rpc {
 
     /// Why a mined call reverted: the call replayed on the state before its block. `None`
     /// when the replay does not revert (it depended on a transaction earlier in the block).
-    pub(crate) async fn revert_reason(
-        &self,
-        call: &CallSpec,
-        block: u64,
-    ) -> Result<Option<(String, Option<Bytes>)>> {
-        let replay = self
-            .provider
-            .call(call.request())
-            .block(BlockNumberOrTag::Number(block.saturating_sub(1)).into());
+    pub(crate) async fn revert_reason(&self, call: &CallSpec, block: u64) -> Result<Option<(String, Option<Bytes>)>> {
+        let replay = self.provider.call(call.request()).block(BlockNumberOrTag::Number(block.saturating_sub(1)).into());
         match tokio::time::timeout(self.timeout, replay.into_future()).await {
             Err(_) => Err(TxQueueError::RpcTimeout),
             Ok(Ok(_)) => Ok(None),
@@ -327,37 +306,19 @@ mod tests {
             ("transaction already imported", SendOutcome::AlreadyKnown),
             ("nonce too low", SendOutcome::NonceTooLow),
             ("Nonce too low: next nonce 5, tx nonce 4", SendOutcome::NonceTooLow),
-            (
-                "replacement transaction underpriced",
-                SendOutcome::ReplacementUnderpriced,
-            ),
-            (
-                "Insufficient funds for gas * price + value",
-                SendOutcome::InsufficientFunds,
-            ),
-            (
-                "max fee per gas less than block base fee",
-                SendOutcome::FeeTooLow,
-            ),
+            ("replacement transaction underpriced", SendOutcome::ReplacementUnderpriced),
+            ("Insufficient funds for gas * price + value", SendOutcome::InsufficientFunds),
+            ("max fee per gas less than block base fee", SendOutcome::FeeTooLow),
             ("transaction underpriced", SendOutcome::FeeTooLow),
-            (
-                "intrinsic gas too low",
-                SendOutcome::Rejected("intrinsic gas too low".into()),
-            ),
+            ("intrinsic gas too low", SendOutcome::Rejected("intrinsic gas too low".into())),
             (
                 "intrinsic gas too high -- tx.gas_limit > env.block.gas_limit",
-                SendOutcome::Rejected(
-                    "intrinsic gas too high -- tx.gas_limit > env.block.gas_limit".into(),
-                ),
+                SendOutcome::Rejected("intrinsic gas too high -- tx.gas_limit > env.block.gas_limit".into()),
             ),
             ("txpool is full", SendOutcome::Transient("txpool is full".into())),
         ];
         for (message, expected) in cases {
-            assert_eq!(
-                SendOutcome::from_error(&refusal(-32003, message)),
-                expected,
-                "{message}"
-            );
+            assert_eq!(SendOutcome::from_error(&refusal(-32003, message)), expected, "{message}");
         }
     }
 
@@ -371,9 +332,6 @@ mod tests {
             EstimateError::from_error(&refusal(-32003, "Insufficient funds for gas * price + value")),
             EstimateError::InsufficientFunds
         );
-        assert!(matches!(
-            EstimateError::from_error(&refusal(-32000, "header not found")),
-            EstimateError::Transient(_)
-        ));
+        assert!(matches!(EstimateError::from_error(&refusal(-32000, "header not found")), EstimateError::Transient(_)));
     }
 }

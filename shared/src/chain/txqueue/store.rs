@@ -51,8 +51,7 @@ pub(crate) fn opt_b256(id: i64, bytes: Option<&[u8]>) -> Result<Option<B256>> {
 }
 
 pub(crate) fn state(id: i64, name: &str) -> Result<TxState> {
-    name.parse()
-        .map_err(|_| corrupt(id, format!("unknown state {name}")))
+    name.parse().map_err(|_| corrupt(id, format!("unknown state {name}")))
 }
 
 fn fee(id: i64, wei: Option<Wei>) -> Result<u128> {
@@ -61,10 +60,7 @@ fn fee(id: i64, wei: Option<Wei>) -> Result<u128> {
 }
 
 fn fees(id: i64, max: Option<Wei>, priority: Option<Wei>) -> Result<Fees> {
-    Ok(Fees {
-        max_fee_per_gas: fee(id, max)?,
-        max_priority_fee_per_gas: fee(id, priority)?,
-    })
+    Ok(Fees { max_fee_per_gas: fee(id, max)?, max_priority_fee_per_gas: fee(id, priority)? })
 }
 
 fn wei(value: u128) -> Wei {
@@ -230,7 +226,7 @@ pub(crate) async fn lock_next_nonce(conn: &mut PgConnection, lane: &Lane) -> Res
 pub(crate) async fn set_next_nonce(conn: &mut PgConnection, lane: &Lane, next: u64) -> Result<()> {
     sqlx::query!(
         "UPDATE signer_nonces SET next_nonce = $3, updated_at = now()
-         WHERE chain_id = $1 AND address = $2 AND next_nonce <= $3",
+         WHERE chain_id = $1 AND address = $2 AND next_nonce < $3",
         lane.chain()?,
         lane.signer(),
         to_i64(next, "nonce")?
@@ -277,12 +273,7 @@ pub(crate) async fn hand_over_nonce(conn: &mut PgConnection, lane: &Lane, nonce:
     if let Some(id) = recycled {
         return Ok(id);
     }
-    let key = format!(
-        "gap-fill:{}:{:#x}:{nonce}:{}",
-        lane.chain_id,
-        lane.signer,
-        uuid::Uuid::new_v4().simple()
-    );
+    let key = format!("gap-fill:{}:{:#x}:{nonce}:{}", lane.chain_id, lane.signer, uuid::Uuid::new_v4().simple());
     let id = sqlx::query_scalar!(
         "INSERT INTO chain_transactions
              (idempotency_key, kind, chain_id, signer, to_address, value, calldata, gas_limit, confirmations, nonce)
@@ -445,9 +436,7 @@ pub(crate) async fn attempt_hashes(conn: &mut PgConnection, ids: &[i64]) -> Resu
     )
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
-        .map(|r| Ok((r.chain_transaction_id, b256(r.chain_transaction_id, &r.tx_hash)?)))
-        .collect()
+    rows.into_iter().map(|r| Ok((r.chain_transaction_id, b256(r.chain_transaction_id, &r.tx_hash)?))).collect()
 }
 
 /// What each of these requests does, for re-signing or replaying it.
@@ -474,23 +463,24 @@ pub(crate) async fn calls(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<(i
         .collect()
 }
 
+/// The current attempt's signed bytes of these requests.
+pub(crate) async fn raw_txs(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<(i64, Vec<u8>)>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, raw_tx AS "raw_tx!" FROM chain_transactions WHERE id = ANY($1) AND raw_tx IS NOT NULL ORDER BY nonce"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.raw_tx)).collect())
+}
+
 // --- moving rows ----------------------------------------------------------------------------
 
 /// Applies `event` to the row in the savepoint `conn` holds, with `payload`.
-async fn transition(
-    conn: &mut PgConnection,
-    lane: &Lane,
-    head: &Head,
-    event: TxEvent,
-    payload: Value,
-) -> Result<()> {
+async fn transition(conn: &mut PgConnection, lane: &Lane, head: &Head, event: TxEvent, payload: Value) -> Result<()> {
     let cause = head.cause(event);
     let actor = lane.actor();
-    apply::<ChainTx>(
-        conn,
-        Transition::new(head.id, event, &cause, &actor).with_payload(payload),
-    )
-    .await?;
+    apply::<ChainTx>(conn, Transition::new(head.id, event, &cause, &actor).with_payload(payload)).await?;
     Ok(())
 }
 
@@ -528,22 +518,13 @@ pub(crate) async fn record_signed(
         return Ok(false);
     }
     insert_attempt(&mut sp, row.head.id, nonce, fees, signed).await?;
-    let head = Head {
-        nonce: Some(nonce),
-        ..row.head.clone()
-    };
+    let head = Head { nonce: Some(nonce), ..row.head.clone() };
     transition(&mut sp, lane, &head, TxEvent::Sign, head.payload(lane, Some(signed.hash), Value::Null)).await?;
     sp.commit().await?;
     Ok(true)
 }
 
-async fn insert_attempt(
-    conn: &mut PgConnection,
-    id: i64,
-    nonce: u64,
-    fees: Fees,
-    signed: &Signed,
-) -> Result<()> {
+async fn insert_attempt(conn: &mut PgConnection, id: i64, nonce: u64, fees: Fees, signed: &Signed) -> Result<()> {
     sqlx::query!(
         "INSERT INTO chain_transaction_attempts
              (chain_transaction_id, nonce, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee_per_gas)
@@ -646,12 +627,7 @@ pub(crate) async fn record_send_error(conn: &mut PgConnection, id: i64, error: &
 
 /// The current attempt was sent again as it is (no bump possible under the fee cap).
 pub(crate) async fn record_resent(conn: &mut PgConnection, id: i64) -> Result<()> {
-    sqlx::query!(
-        "UPDATE chain_transactions SET last_sent_at = now() WHERE id = $1",
-        id
-    )
-    .execute(conn)
-    .await?;
+    sqlx::query!("UPDATE chain_transactions SET last_sent_at = now() WHERE id = $1", id).execute(conn).await?;
     Ok(())
 }
 
@@ -748,12 +724,10 @@ pub(crate) async fn record_mined(
         sp.rollback().await?;
         return Ok(None);
     }
-    transition(&mut sp, lane, &row.head, TxEvent::Mine, row.head.payload(lane, Some(mined.tx_hash), mined.payload())).await?;
+    transition(&mut sp, lane, &row.head, TxEvent::Mine, row.head.payload(lane, Some(mined.tx_hash), mined.payload()))
+        .await?;
     sp.commit().await?;
-    Ok(Some(Head {
-        revision: row.head.revision + 1,
-        ..row.head.clone()
-    }))
+    Ok(Some(Head { revision: row.head.revision + 1, ..row.head.clone() }))
 }
 
 /// The receipt is `confirmations` deep on the canonical chain: `mined → confirmed` (status 1)
@@ -787,11 +761,7 @@ pub(crate) async fn record_final(
     extra["error"] = json!(error);
     extra["revert_reason"] = json!(reason);
     extra["revert_data"] = json!(revert.and_then(|(_, data)| data));
-    let event = if mined.success {
-        TxEvent::Confirm
-    } else {
-        TxEvent::Revert
-    };
+    let event = if mined.success { TxEvent::Confirm } else { TxEvent::Revert };
     transition(&mut sp, lane, head, event, head.payload(lane, Some(mined.tx_hash), extra)).await?;
     sp.commit().await?;
     Ok(true)

@@ -4,8 +4,7 @@ use alloy::primitives::Address;
 use sqlx::PgConnection;
 
 use super::{
-    Attempt, CHANNEL, ChainTxId, ChainTxView, Enqueued, IdempotencyKey, Result, TxQueueError,
-    TxRequest,
+    Attempt, CHANNEL, ChainTxId, ChainTxView, Enqueued, IdempotencyKey, Result, TxQueueError, TxRequest,
     store::{address, b256, opt_address, opt_b256, state, to_i64, to_u64},
 };
 use crate::money::Wei;
@@ -17,20 +16,13 @@ use crate::money::Wei;
 #[tracing::instrument(skip_all, fields(tx.key = %request.idempotency_key))]
 pub async fn enqueue(conn: &mut PgConnection, request: &TxRequest) -> Result<Enqueued> {
     if request.confirmations == 0 {
-        return Err(TxQueueError::InvalidRequest(
-            "confirmations must be at least 1".into(),
-        ));
+        return Err(TxQueueError::InvalidRequest("confirmations must be at least 1".into()));
     }
     if request.gas_limit == Some(0) {
-        return Err(TxQueueError::InvalidRequest(
-            "a gas limit must be positive".into(),
-        ));
+        return Err(TxQueueError::InvalidRequest("a gas limit must be positive".into()));
     }
     let chain_id = to_i64(request.chain_id, "chain id")?;
-    let gas_limit = request
-        .gas_limit
-        .map(|g| to_i64(g, "gas limit"))
-        .transpose()?;
+    let gas_limit = request.gas_limit.map(|g| to_i64(g, "gas limit")).transpose()?;
     let confirmations = i32::try_from(request.confirmations)
         .map_err(|_| TxQueueError::InvalidRequest("too many confirmations".into()))?;
     let to = request.to.map(|a| a.to_vec());
@@ -53,17 +45,10 @@ pub async fn enqueue(conn: &mut PgConnection, request: &TxRequest) -> Result<Enq
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = inserted {
-        sqlx::query!(
-            "SELECT pg_notify($1, $2)",
-            CHANNEL,
-            notify_payload(request.chain_id, request.signer)
-        )
-        .execute(&mut *conn)
-        .await?;
-        return Ok(Enqueued {
-            id: ChainTxId::new(id),
-            created: true,
-        });
+        sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, notify_payload(request.chain_id, request.signer))
+            .execute(&mut *conn)
+            .await?;
+        return Ok(Enqueued { id: ChainTxId::new(id), created: true });
     }
     // The key exists (committed, or just committed by a concurrent request we waited for).
     let existing = sqlx::query!(
@@ -79,14 +64,9 @@ pub async fn enqueue(conn: &mut PgConnection, request: &TxRequest) -> Result<Enq
         && existing.value == request.value
         && existing.calldata == request.data.as_ref();
     if !same {
-        return Err(TxQueueError::KeyReused(
-            request.idempotency_key.as_str().to_owned(),
-        ));
+        return Err(TxQueueError::KeyReused(request.idempotency_key.as_str().to_owned()));
     }
-    Ok(Enqueued {
-        id: ChainTxId::new(existing.id),
-        created: false,
-    })
+    Ok(Enqueued { id: ChainTxId::new(existing.id), created: false })
 }
 
 pub(crate) fn notify_payload(chain_id: u64, signer: Address) -> String {
@@ -110,10 +90,7 @@ pub async fn get(conn: &mut PgConnection, id: ChainTxId) -> Result<Option<ChainT
 }
 
 /// The request queued under this key.
-pub async fn get_by_key(
-    conn: &mut PgConnection,
-    key: &IdempotencyKey,
-) -> Result<Option<ChainTxView>> {
+pub async fn get_by_key(conn: &mut PgConnection, key: &IdempotencyKey) -> Result<Option<ChainTxView>> {
     let row = sqlx::query_as!(
         ViewRow,
         r#"SELECT id, idempotency_key, kind, state, chain_id, signer, to_address, value AS "value: Wei",
