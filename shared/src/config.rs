@@ -59,6 +59,21 @@ pub const SENTRY_DSN: Variable = Variable {
 };
 pub const ERROR_LOG_RETENTION_DAYS: Variable =
     optional("ERROR_LOG_RETENTION_DAYS", "error log records not seen for this many days are deleted", "30");
+pub const TX_SIGNER_PRIVATE_KEYS: Variable = Variable {
+    name: "TX_SIGNER_PRIVATE_KEYS",
+    help: "hex private keys (comma-separated) the transaction queue signs with, one sender each (empty: no sender)",
+    default: Some(""),
+    secret: true,
+};
+pub const TXQUEUE_STUCK_AFTER_SECS: Variable = optional(
+    "TXQUEUE_STUCK_AFTER_SECS",
+    "a transaction without a receipt this long is re-signed with fees raised by TXQUEUE_FEE_BUMP_PERCENT",
+    "120",
+);
+pub const TXQUEUE_FEE_BUMP_PERCENT: Variable =
+    optional("TXQUEUE_FEE_BUMP_PERCENT", "how much a stuck transaction's fees are raised (at least 10)", "20");
+pub const TXQUEUE_MAX_FEE_PER_GAS_WEI: Variable =
+    optional("TXQUEUE_MAX_FEE_PER_GAS_WEI", "the most a signer ever offers per gas, in wei (empty: no cap)", "");
 pub const RUST_LOG: Variable =
     optional("RUST_LOG", "tracing filter directives, e.g. info,sqlx=warn,shared=debug", "info,sqlx=warn");
 
@@ -78,6 +93,10 @@ pub const VARIABLES: &[Variable] = &[
     LOG_FORMAT,
     SENTRY_DSN,
     ERROR_LOG_RETENTION_DAYS,
+    TX_SIGNER_PRIVATE_KEYS,
+    TXQUEUE_STUCK_AFTER_SECS,
+    TXQUEUE_FEE_BUMP_PERCENT,
+    TXQUEUE_MAX_FEE_PER_GAS_WEI,
     RUST_LOG,
 ];
 
@@ -135,6 +154,11 @@ pub struct DatabaseConfig {
 pub struct ChainConfig {
     pub rpc_url: SecretString,
     pub expected_chain_id: Option<u64>,
+    /// The transaction queue's signers (validated private keys).
+    pub signer_keys: Vec<SecretString>,
+    pub stuck_after: Duration,
+    pub fee_bump_percent: u32,
+    pub max_fee_per_gas: Option<u128>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,7 +219,20 @@ impl Config {
         Ok(Self {
             environment,
             database: DatabaseConfig { url: database_url, max_connections },
-            chain: ChainConfig { rpc_url, expected_chain_id },
+            chain: ChainConfig {
+                rpc_url,
+                expected_chain_id,
+                signer_keys: signer_keys(&env.secret(TX_SIGNER_PRIVATE_KEYS)?)?,
+                stuck_after: Duration::from_secs(env.parse(TXQUEUE_STUCK_AFTER_SECS)?),
+                fee_bump_percent: match env.parse(TXQUEUE_FEE_BUMP_PERCENT)? {
+                    bump if bump >= 10 => bump,
+                    _ => return Err(invalid(TXQUEUE_FEE_BUMP_PERCENT, "nodes refuse replacements below 10 %".into())),
+                },
+                max_fee_per_gas: match env.string(TXQUEUE_MAX_FEE_PER_GAS_WEI)?.as_str() {
+                    "" => None,
+                    _ => Some(env.parse(TXQUEUE_MAX_FEE_PER_GAS_WEI)?),
+                },
+            },
             http: HttpConfig {
                 backoffice_addr: env.parse(BACKOFFICE_ADDR)?,
                 payment_addr: env.parse(PAYMENT_ADDR)?,
@@ -225,6 +262,20 @@ fn check_database_url(url: &str) -> Result<()> {
         Ok(_) if postgres_scheme => Ok(()),
         _ => Err(invalid(DATABASE_URL, "not a postgres:// connection URL".into())),
     }
+}
+
+/// Comma-separated hex private keys; each must be a valid secp256k1 key. Never echoed.
+fn signer_keys(raw: &SecretString) -> Result<Vec<SecretString>> {
+    raw.expose_secret()
+        .split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .enumerate()
+        .map(|(n, key)| match key.parse::<alloy::signers::local::PrivateKeySigner>() {
+            Ok(_) => Ok(SecretString::from(key.to_owned())),
+            Err(_) => Err(invalid(TX_SIGNER_PRIVATE_KEYS, format!("key #{} is not a hex private key", n + 1))),
+        })
+        .collect()
 }
 
 fn check_rpc_url(url: &str) -> Result<()> {
@@ -333,6 +384,22 @@ mod tests {
         pairs.push(("APP_ENV", "staging"));
         let err = load(&pairs).unwrap_err().to_string();
         assert!(err.contains("APP_ENV") && err.contains("staging"), "{err}");
+    }
+
+    #[test]
+    fn signer_keys_are_validated_without_being_echoed() {
+        let key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+        let both = format!("{key}, {key}");
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("TX_SIGNER_PRIVATE_KEYS", &both));
+        assert_eq!(load(&pairs).unwrap().chain.signer_keys.len(), 2);
+        let mut bad = MINIMAL.to_vec();
+        bad.push(("TX_SIGNER_PRIVATE_KEYS", "0xnot-a-key-but-secret"));
+        let err = load(&bad).unwrap_err().to_string();
+        assert!(err.contains("TX_SIGNER_PRIVATE_KEYS") && err.contains("key #1") && !err.contains("secret"), "{err}");
+        let mut low = MINIMAL.to_vec();
+        low.push(("TXQUEUE_FEE_BUMP_PERCENT", "5"));
+        assert!(load(&low).unwrap_err().to_string().contains("TXQUEUE_FEE_BUMP_PERCENT"));
     }
 
     #[test]

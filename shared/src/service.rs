@@ -22,7 +22,10 @@ use utoipa_swagger_ui::SwaggerUi;
 use secrecy::ExposeSecret;
 
 use crate::{
-    chain::Chain,
+    chain::{
+        Chain,
+        txqueue::{SenderConfig, TxSender},
+    },
     config::{Config, HttpConfig},
     daemon::{Daemon, DaemonRunner},
     db, errors,
@@ -283,9 +286,14 @@ pub async fn run(specs: &[ServiceSpec]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The outbox dispatcher and the daemon runner of this process, with the subscribers and
-/// daemons of every service it runs plus the platform's own (error log cleanup).
-async fn background(resources: &Resources, specs: &[ServiceSpec], shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The outbox dispatcher, the daemon runner and one transaction sender per configured signer key
+/// (leases and per-signer locks pick the active replica), with the subscribers and daemons of
+/// every service it runs plus the platform's own (error log cleanup).
+pub async fn background(
+    resources: &Resources,
+    specs: &[ServiceSpec],
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let instance = format!(
         "{}:{}:{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
@@ -303,7 +311,26 @@ async fn background(resources: &Resources, specs: &[ServiceSpec], shutdown: Canc
             runner = runner.with_arc(daemon);
         }
     }
-    tokio::try_join!(dispatcher.run(shutdown.clone()), runner.run(shutdown))?;
+    let mut senders = tokio::task::JoinSet::new();
+    let chain = &resources.config.chain;
+    for key in &chain.signer_keys {
+        let signer: alloy::signers::local::PrivateKeySigner = key.expose_secret().parse()?;
+        let config = SenderConfig {
+            stuck_after: chain.stuck_after,
+            fee_bump_percent: chain.fee_bump_percent,
+            max_fee_per_gas: chain.max_fee_per_gas,
+            ..SenderConfig::default()
+        };
+        let sender = TxSender::new(resources.db.clone(), resources.chain.provider().clone(), signer, config);
+        senders.spawn(sender.run(shutdown.clone()));
+    }
+    let senders = async {
+        while let Some(result) = senders.join_next().await {
+            result??;
+        }
+        anyhow::Ok(())
+    };
+    tokio::try_join!(dispatcher.run(shutdown.clone()), runner.run(shutdown), senders)?;
     Ok(())
 }
 

@@ -71,7 +71,10 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
         .env("APP_ENV", "local")
         .env("DATABASE_URL", &endpoints.database_url)
         .env("RPC_URL", &endpoints.rpc_url)
-        .env("CHAIN_ID", CHAIN_ID.to_string());
+        .env("CHAIN_ID", CHAIN_ID.to_string())
+        // anvil's first funded account signs the platform's transactions locally.
+        .env("TX_SIGNER_PRIVATE_KEYS", "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+        .env("TXQUEUE_STUCK_AFTER_SECS", "15");
     for (_, var, default) in SERVICES {
         platform.env(var, std::env::var(var).unwrap_or_else(|_| default.to_owned()));
     }

@@ -36,3 +36,55 @@ async fn every_service_boots_and_is_ready_on_one_database() {
         app.stop().await.unwrap();
     }
 }
+
+/// The background of a platform process (what `service::run` starts next to the HTTP servers)
+/// sends what is queued: a contract write enqueued by a service is signed, broadcast and
+/// confirmed, and `tx.confirmed` lands in the outbox.
+#[tokio::test]
+async fn the_platform_process_sends_queued_transactions() {
+    use alloy::primitives::{Address, Bytes};
+    use shared::{
+        chain::txqueue::{self, IdempotencyKey, TxRequest},
+        service::{Resources, background},
+        workflow::machines::TxState,
+    };
+    use tokio_util::sync::CancellationToken;
+
+    let db = TestDb::create().await;
+    let anvil = testing::anvil();
+    let key = format!("0x{}", alloy::hex::encode(anvil.keys()[7].to_bytes()));
+    let config = testing::config(&db.url, anvil.endpoint_url().as_str(), &[("TX_SIGNER_PRIVATE_KEYS", &key)]);
+    let resources = Resources::new(config).unwrap();
+    let shutdown = CancellationToken::new();
+    resources.migrate(shutdown.clone()).await;
+    let running = tokio::spawn({
+        let (resources, shutdown) = (resources.clone(), shutdown.clone());
+        async move { background(&resources, &anvil_tests::SERVICES, shutdown).await }
+    });
+
+    let mut conn = resources.db().acquire().await.unwrap();
+    let request = TxRequest::call(
+        IdempotencyKey::new("test:platform-process:1").unwrap(),
+        anvil.chain_id(),
+        anvil.addresses()[7],
+        Address::repeat_byte(0x11),
+        Bytes::new(),
+    );
+    let queued = txqueue::enqueue(&mut conn, &request).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let view = txqueue::get(&mut conn, queued.id).await.unwrap().unwrap();
+        if view.state == TxState::Confirmed {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not confirmed: {view:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let confirmed: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE event_type = 'tx.confirmed'")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(confirmed, 1);
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
