@@ -6,5 +6,7 @@
 
 use shared::ServiceSpec;
 
+pub mod local;
+
 /// Every service of the platform.
 pub const SERVICES: [ServiceSpec; 4] = [backoffice::SERVICE, payment::SERVICE, redemption::SERVICE, indexer::SERVICE];

@@ -66,6 +66,10 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
     if stopping.load(Ordering::SeqCst) {
         return Ok(());
     }
+    step("contracts and demo campaign on the local chain");
+    let deployed = util::output(
+        Command::new(target_dir().join("debug/brandmint")).arg("deploy-local").env("RPC_URL", &endpoints.rpc_url),
+    )?;
     let mut platform = Command::new(target_dir().join("debug/brandmint"));
     platform
         .env("APP_ENV", "local")
@@ -109,6 +113,7 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
         }
         println!("\n  PostgreSQL  {}", endpoints.database_url);
         println!("  anvil       {} (chain id {CHAIN_ID})", endpoints.rpc_url);
+        println!("\n{}", deployed.trim_end());
     }
     let status = child.wait()?;
     child_pid.store(0, Ordering::SeqCst);

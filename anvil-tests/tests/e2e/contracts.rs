@@ -213,3 +213,19 @@ async fn the_contract_suite_works_end_to_end_through_the_bindings() {
     let left = platform.vault.campaignBalance(U256::from(42), usd).call().await.unwrap();
     assert_eq!(left, funding - U256::from(53_000_000));
 }
+
+#[tokio::test]
+async fn the_local_deployment_is_complete_and_recognised_when_run_again() {
+    let anvil = testing::anvil();
+    let first = anvil_tests::local::deploy(anvil.endpoint_url().as_str()).await.unwrap();
+    assert!(first.contains("\"Brandmint Demo Drop\", 3 minted"), "{first}");
+    // A reused node is found as it is, not deployed to again.
+    let second = anvil_tests::local::deploy(anvil.endpoint_url().as_str()).await.unwrap();
+    assert_eq!(first, second);
+    let provider = testing::wallet(&anvil, 0);
+    assert_eq!(
+        provider.get_transaction_count(anvil.addresses()[0]).await.unwrap(),
+        11,
+        "4 deployments + 7 set-up calls, nothing more the second time"
+    );
+}

@@ -41,11 +41,16 @@ pub fn with_middleware(router: Router, service: &'static str, timeout: Duration)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(move |req: &Request| {
-                    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-                    let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok());
-                    tracing::info_span!("http", service, method = %req.method(), route, request_id)
-                }))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(move |req: &Request| {
+                            let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+                            let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok());
+                            tracing::info_span!("http", service, method = %req.method(), route, request_id)
+                        })
+                        // Failures are logged once, with their cause, where the problem is built.
+                        .on_failure(()),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
