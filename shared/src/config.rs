@@ -74,6 +74,18 @@ pub const TXQUEUE_FEE_BUMP_PERCENT: Variable =
     optional("TXQUEUE_FEE_BUMP_PERCENT", "how much a stuck transaction's fees are raised (at least 10)", "20");
 pub const TXQUEUE_MAX_FEE_PER_GAS_WEI: Variable =
     optional("TXQUEUE_MAX_FEE_PER_GAS_WEI", "the most a signer ever offers per gas, in wei (empty: no cap)", "");
+pub const JWT_SECRET: Variable = required(
+    "JWT_SECRET",
+    "HMAC key (at least 32 bytes) signing the HS256 access tokens, e.g. `openssl rand -base64 48`",
+    true,
+);
+pub const JWT_ISSUER: Variable = optional("JWT_ISSUER", "`iss` of the access tokens issued and accepted", "brandmint");
+pub const JWT_AUDIENCE: Variable =
+    optional("JWT_AUDIENCE", "`aud` of the access tokens issued and accepted", "brandmint-api");
+pub const ACCESS_TOKEN_TTL_SECS: Variable =
+    optional("ACCESS_TOKEN_TTL_SECS", "lifetime of an access token (keep it short: 5-15 minutes)", "900");
+pub const REFRESH_TOKEN_TTL_SECS: Variable =
+    optional("REFRESH_TOKEN_TTL_SECS", "lifetime of a refresh token; each refresh issues a new one", "2592000");
 pub const RUST_LOG: Variable =
     optional("RUST_LOG", "tracing filter directives, e.g. info,sqlx=warn,shared=debug", "info,sqlx=warn");
 
@@ -97,6 +109,11 @@ pub const VARIABLES: &[Variable] = &[
     TXQUEUE_STUCK_AFTER_SECS,
     TXQUEUE_FEE_BUMP_PERCENT,
     TXQUEUE_MAX_FEE_PER_GAS_WEI,
+    JWT_SECRET,
+    JWT_ISSUER,
+    JWT_AUDIENCE,
+    ACCESS_TOKEN_TTL_SECS,
+    REFRESH_TOKEN_TTL_SECS,
     RUST_LOG,
 ];
 
@@ -136,7 +153,22 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub observability: ObservabilityConfig,
+    pub auth: AuthConfig,
 }
+
+/// How access and refresh tokens are issued and checked.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The HS256 key (validated to be at least [`MIN_JWT_SECRET_LEN`] bytes).
+    pub jwt_secret: SecretString,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+}
+
+/// RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+pub const MIN_JWT_SECRET_LEN: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct ObservabilityConfig {
@@ -248,12 +280,29 @@ impl Config {
                     env.parse::<u64>(ERROR_LOG_RETENTION_DAYS)?.saturating_mul(24 * 3600),
                 ),
             },
+            auth: AuthConfig {
+                jwt_secret: match env.secret(JWT_SECRET)? {
+                    secret if secret.expose_secret().len() >= MIN_JWT_SECRET_LEN => secret,
+                    _ => return Err(invalid(JWT_SECRET, format!("must be at least {MIN_JWT_SECRET_LEN} bytes"))),
+                },
+                issuer: env.string(JWT_ISSUER)?,
+                audience: env.string(JWT_AUDIENCE)?,
+                access_token_ttl: positive_secs(&env, ACCESS_TOKEN_TTL_SECS)?,
+                refresh_token_ttl: positive_secs(&env, REFRESH_TOKEN_TTL_SECS)?,
+            },
         })
     }
 }
 
 fn invalid(var: Variable, reason: String) -> ConfigError {
     ConfigError::Invalid { name: var.name, help: var.help, reason }
+}
+
+fn positive_secs(env: &Reader<'_>, var: Variable) -> Result<Duration> {
+    match env.parse::<u64>(var)? {
+        0 => Err(invalid(var, "must be at least 1".into())),
+        secs => Ok(Duration::from_secs(secs)),
+    }
 }
 
 fn check_database_url(url: &str) -> Result<()> {
@@ -330,6 +379,7 @@ mod tests {
     const MINIMAL: &[(&str, &str)] = &[
         ("DATABASE_URL", "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint"),
         ("RPC_URL", "http://127.0.0.1:8545"),
+        ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
     ];
 
     #[test]
@@ -345,7 +395,7 @@ mod tests {
 
     #[test]
     fn an_empty_required_variable_counts_as_missing() {
-        let err = load(&[("DATABASE_URL", "  "), ("RPC_URL", "http://x")]).unwrap_err();
+        let err = load(&[("DATABASE_URL", "  "), ("RPC_URL", "http://x"), MINIMAL[2]]).unwrap_err();
         assert!(matches!(err, ConfigError::Missing { name: "DATABASE_URL", .. }));
     }
 
@@ -359,10 +409,12 @@ mod tests {
 
     #[test]
     fn a_malformed_secret_is_refused_without_echoing_it() {
-        let err = load(&[("DATABASE_URL", "mysql://root:s3cret@db"), ("RPC_URL", "http://x")]).unwrap_err().to_string();
+        let err = load(&[("DATABASE_URL", "mysql://root:s3cret@db"), ("RPC_URL", "http://x"), MINIMAL[2]])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DATABASE_URL"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
-        let err = load(&[MINIMAL[0], ("RPC_URL", "ws://node")]).unwrap_err().to_string();
+        let err = load(&[MINIMAL[0], ("RPC_URL", "ws://node"), MINIMAL[2]]).unwrap_err().to_string();
         assert!(err.contains("RPC_URL") && err.contains("ws"), "{err}");
     }
 
@@ -403,10 +455,26 @@ mod tests {
     }
 
     #[test]
+    fn the_jwt_secret_is_required_and_must_be_long_enough() {
+        let err = load(&MINIMAL[..2]).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { name: "JWT_SECRET", .. }), "{err}");
+        let err = load(&[MINIMAL[0], MINIMAL[1], ("JWT_SECRET", "short-but-secret")]).unwrap_err().to_string();
+        assert!(err.contains("JWT_SECRET") && err.contains("32 bytes") && !err.contains("short-but-secret"), "{err}");
+        let config = load(MINIMAL).unwrap();
+        assert_eq!(config.auth.issuer, "brandmint");
+        assert_eq!(config.auth.audience, "brandmint-api");
+        assert_eq!(config.auth.access_token_ttl, Duration::from_secs(900));
+        let mut zero = MINIMAL.to_vec();
+        zero.push(("ACCESS_TOKEN_TTL_SECS", "0"));
+        assert!(load(&zero).unwrap_err().to_string().contains("ACCESS_TOKEN_TTL_SECS"));
+    }
+
+    #[test]
     fn debug_output_redacts_secrets() {
         let config = load(MINIMAL).unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("battery-staple"), "{debug}");
         assert!(!debug.contains("127.0.0.1:8545"), "{debug}");
     }
 

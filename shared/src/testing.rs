@@ -64,6 +64,9 @@ impl TestDb {
     }
 }
 
+/// The HS256 key [`config`] sets, so tests can forge tokens signed with the right key.
+pub const TEST_JWT_SECRET: &str = "brandmint-tests-only-jwt-secret-0123456789abcdef";
+
 /// A configuration for tests: every service on port 0, the given dependencies.
 pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Config {
     let mut vars: HashMap<String, String> = HashMap::from([
@@ -71,6 +74,7 @@ pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Conf
         ("RPC_URL".into(), rpc_url.into()),
         ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
         ("RUST_LOG".into(), "warn".into()),
+        ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
     ]);
     for var in ["BACKOFFICE_ADDR", "PAYMENT_ADDR", "REDEMPTION_ADDR", "INDEXER_ADDR"] {
         vars.insert(var.into(), "127.0.0.1:0".into());

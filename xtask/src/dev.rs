@@ -78,7 +78,9 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
         .env("CHAIN_ID", CHAIN_ID.to_string())
         // anvil's first funded account signs the platform's transactions locally.
         .env("TX_SIGNER_PRIVATE_KEYS", "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
-        .env("TXQUEUE_STUCK_AFTER_SECS", "15");
+        .env("TXQUEUE_STUCK_AFTER_SECS", "15")
+        // A fresh signing key per run (tokens do not outlive it) unless the developer set one.
+        .env("JWT_SECRET", std::env::var("JWT_SECRET").map_or_else(|_| random_hex(32), Ok)?);
     for (_, var, default) in SERVICES {
         platform.env(var, std::env::var(var).unwrap_or_else(|_| default.to_owned()));
     }
@@ -125,4 +127,12 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// `len` random bytes from the OS as hex.
+fn random_hex(len: usize) -> Result<String> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; len];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("/dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
