@@ -29,6 +29,11 @@ const fn optional(name: &'static str, help: &'static str, default: &'static str)
     Variable { name, help, default: Some(default), secret: false }
 }
 
+/// A secret that may be left empty (the feature it enables is then off).
+const fn optional_secret(name: &'static str, help: &'static str) -> Variable {
+    Variable { name, help, default: Some(""), secret: true }
+}
+
 pub const APP_ENV: Variable =
     optional("APP_ENV", "`local` (readable logs, developer conveniences) or `production`", "local");
 pub const DATABASE_URL: Variable =
@@ -51,20 +56,14 @@ pub const SHUTDOWN_GRACE_SECS: Variable =
     optional("SHUTDOWN_GRACE_SECS", "on SIGTERM/Ctrl-C, in-flight requests get this many seconds to finish", "20");
 pub const LOG_FORMAT: Variable =
     optional("LOG_FORMAT", "`json` or `pretty`; empty: json in production, pretty locally", "");
-pub const SENTRY_DSN: Variable = Variable {
-    name: "SENTRY_DSN",
-    help: "Sentry DSN; failing daemon runs and panics are reported there (empty: off)",
-    default: Some(""),
-    secret: true,
-};
+pub const SENTRY_DSN: Variable =
+    optional_secret("SENTRY_DSN", "Sentry DSN; failing daemon runs and panics are reported there (empty: off)");
 pub const ERROR_LOG_RETENTION_DAYS: Variable =
     optional("ERROR_LOG_RETENTION_DAYS", "error log records not seen for this many days are deleted", "30");
-pub const TX_SIGNER_PRIVATE_KEYS: Variable = Variable {
-    name: "TX_SIGNER_PRIVATE_KEYS",
-    help: "hex private keys (comma-separated) the transaction queue signs with, one sender each (empty: no sender)",
-    default: Some(""),
-    secret: true,
-};
+pub const TX_SIGNER_PRIVATE_KEYS: Variable = optional_secret(
+    "TX_SIGNER_PRIVATE_KEYS",
+    "hex private keys (comma-separated) the transaction queue signs with, one sender each (empty: no sender)",
+);
 pub const TXQUEUE_STUCK_AFTER_SECS: Variable = optional(
     "TXQUEUE_STUCK_AFTER_SECS",
     "a transaction without a receipt this long is re-signed with fees raised by TXQUEUE_FEE_BUMP_PERCENT",
