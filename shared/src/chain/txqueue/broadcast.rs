@@ -10,7 +10,6 @@ use super::{
     Result,
     rpc::{CallSpec, EstimateError, SendOutcome},
     sender::Worker,
-    sign::{Unsigned, sign},
     store::{self, Unsent},
 };
 
@@ -70,18 +69,7 @@ impl Worker {
                     Some(nonce) => (nonce, false),
                     None => (next, true),
                 };
-                let signed = sign(
-                    &self.signer,
-                    &Unsigned {
-                        chain_id: self.lane.chain_id,
-                        nonce,
-                        gas_limit,
-                        fees,
-                        to: row.call.to,
-                        value: row.call.value.get(),
-                        input: row.call.data.clone(),
-                    },
-                )?;
+                let signed = self.sign_call(&row.call, nonce, gas_limit, fees)?;
                 if store::record_signed(&mut tx, &self.lane, row, nonce, gas_limit, fees, &signed).await? {
                     moved += 1;
                     if fresh {
@@ -192,18 +180,7 @@ impl Worker {
             let Some(gas_limit) = call.gas_limit else {
                 continue;
             };
-            let signed = sign(
-                &self.signer,
-                &Unsigned {
-                    chain_id: self.lane.chain_id,
-                    nonce: row.nonce,
-                    gas_limit,
-                    fees,
-                    to: call.to,
-                    value: call.value.get(),
-                    input: call.data.clone(),
-                },
-            )?;
+            let signed = self.sign_call(call, row.nonce, gas_limit, fees)?;
             if store::record_resigned(&mut tx, &self.lane, &row.head, row.nonce, fees, &signed, None).await? {
                 moved += 1;
             }

@@ -26,7 +26,14 @@ use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{CHANNEL, Result, rpc::Rpc, store, store::Lane, submit::notify_payload, watch::WatchState};
+use super::{
+    CHANNEL, Result,
+    rpc::Rpc,
+    sign::{Fees, Signed, Unsigned, sign},
+    store::{self, Call, Lane},
+    submit::notify_payload,
+    watch::WatchState,
+};
 use crate::errors;
 
 /// How the sender paces itself and prices its transactions.
@@ -153,6 +160,21 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// Signs a stored call at `nonce` with this worker's key: first signatures and fee-bumped
+    /// re-signatures alike.
+    pub(crate) fn sign_call(&self, call: &Call, nonce: u64, gas_limit: u64, fees: Fees) -> Result<Signed> {
+        let unsigned = Unsigned {
+            chain_id: self.lane.chain_id,
+            nonce,
+            gas_limit,
+            fees,
+            to: call.to,
+            value: call.value.get(),
+            input: call.data.clone(),
+        };
+        Ok(sign(&self.signer, &unsigned)?)
+    }
+
     fn lock_key(&self) -> i64 {
         let digest = keccak256(format!("brandmint:txqueue:{}:{:#x}", self.lane.chain_id, self.lane.signer));
         let mut first = [0_u8; 8];

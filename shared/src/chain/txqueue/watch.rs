@@ -23,7 +23,6 @@ use sqlx::PgConnection;
 use super::{
     Result,
     sender::Worker,
-    sign::{Unsigned, sign},
     store::{self, Head, Mined, Watched},
 };
 use crate::workflow::machines::{TxEvent, TxState};
@@ -252,18 +251,7 @@ impl Worker {
                 capped.push(row.head.id);
                 continue;
             };
-            let signed = sign(
-                &self.signer,
-                &Unsigned {
-                    chain_id: self.lane.chain_id,
-                    nonce: row.nonce,
-                    gas_limit,
-                    fees,
-                    to: call.to,
-                    value: call.value.get(),
-                    input: call.data.clone(),
-                },
-            )?;
+            let signed = self.sign_call(call, row.nonce, gas_limit, fees)?;
             if store::record_resigned(&mut tx, &self.lane, &row.head, row.nonce, fees, &signed, Some(TxEvent::Bump))
                 .await?
             {
