@@ -1,20 +1,40 @@
-//! Signing in and out: email + password for a token pair, refresh-token rotation, logout and
-//! "who am I". The rules live in `shared::auth`; this is their HTTP face.
+//! Signing in and out: email + password for a token pair, refresh-token rotation, logout,
+//! "who am I", sessions, password reset. The rules live in `shared::auth`; this is their HTTP
+//! face. The credential-guarding endpoints are rate-limited per IP and per account.
 
 use axum::{extract::State, http::StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
-    auth::{self, Authenticated, TokenPair},
-    http::{ApiError, ApiResult, Problem, extract::Json},
+    auth::{self, Caller, Permission, RequestMeta, TokenPair, public, require, session::SessionInfo},
+    http::{
+        ApiError, ApiResult, Problem,
+        extract::{Json, Path},
+        ratelimit,
+    },
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// The identity routes.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(sign_in)).routes(routes!(refresh)).routes(routes!(logout)).routes(routes!(me))
+    OpenApiRouter::new()
+        .routes(public(routes!(sign_in)))
+        .routes(public(routes!(refresh)))
+        .routes(public(routes!(logout)))
+        .routes(public(routes!(request_password_reset)))
+        .routes(public(routes!(confirm_password_reset)))
+        .routes(require(Permission::Account, routes!(me)))
+        .routes(require(Permission::Account, routes!(sessions)))
+        .routes(require(Permission::Account, routes!(revoke_session)))
+}
+
+/// Counts an attempt against the client IP's and the account's budgets.
+async fn limit(state: &AppState, action: &str, meta: &RequestMeta, account_key: &str) -> ApiResult<()> {
+    let buckets = [format!("{action}:ip:{}", meta.ip_key()), format!("{action}:account:{account_key}")];
+    ratelimit::check(state.db(), &state.config().auth.rate_limits, &buckets).await
 }
 
 /// Email and password.
@@ -62,7 +82,36 @@ pub(crate) struct Me {
     id: i64,
     email: String,
     display_name: Option<String>,
+    /// `admin`, `support` or `developer` for platform staff.
+    platform_role: Option<String>,
     created_at: chrono::DateTime<chrono::Utc>,
+    /// The brands the account belongs to, with its role in each.
+    memberships: Vec<Membership>,
+}
+
+/// A brand the account belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Membership {
+    brand_id: i64,
+    brand_name: String,
+    role: String,
+}
+
+/// An email whose password should be reset.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordResetRequest {
+    email: String,
+}
+
+/// The token from the reset mail and the new password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordResetConfirm {
+    #[schema(value_type = String)]
+    token: SecretString,
+    #[schema(value_type = String, format = Password)]
+    new_password: SecretString,
 }
 
 /// Signs in with email and password; starts a new session.
@@ -70,10 +119,17 @@ pub(crate) struct Me {
     (status = 200, description = "Signed in", body = TokenResponse),
     (status = 401, description = "Unknown email, wrong password or disabled account (indistinguishable)",
         body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Too many attempts from this IP or for this account; see Retry-After",
+        body = Problem, content_type = "application/problem+json"),
 ))]
 #[tracing::instrument(skip_all)]
-async fn sign_in(State(state): State<AppState>, Json(body): Json<SignInRequest>) -> ApiResult<Json<TokenResponse>> {
-    let pair = auth::sign_in(state.db(), &state.config().auth, &body.email, body.password).await?;
+async fn sign_in(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    Json(body): Json<SignInRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    limit(&state, "sign-in", &meta, &body.email.trim().to_lowercase()).await?;
+    let pair = auth::sign_in(state.db(), &state.config().auth, &body.email, body.password, &meta).await?;
     Ok(Json(pair.into()))
 }
 
@@ -83,16 +139,23 @@ async fn sign_in(State(state): State<AppState>, Json(body): Json<SignInRequest>)
     (status = 200, description = "A new pair", body = TokenResponse),
     (status = 401, description = "Unknown, expired, revoked or reused refresh token",
         body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Too many attempts; see Retry-After", body = Problem,
+        content_type = "application/problem+json"),
 ))]
 #[tracing::instrument(skip_all)]
-async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshRequest>) -> ApiResult<Json<TokenResponse>> {
+async fn refresh(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let token_key = hex_prefix(&auth::token_hash(body.refresh_token.expose_secret()));
+    limit(&state, "refresh", &meta, &token_key).await?;
     let mut conn = state.db().acquire().await?;
     let pair = auth::refresh(&mut conn, &state.config().auth, &body.refresh_token).await?;
     Ok(Json(pair.into()))
 }
 
-/// Ends the session the refresh token belongs to. Access tokens already issued stay valid
-/// until they expire (at most `ACCESS_TOKEN_TTL_SECS`).
+/// Ends the session the refresh token belongs to; its access tokens stop working too.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest, responses(
     (status = 204, description = "Signed out (also for a token that was already revoked or unknown)"),
 ))]
@@ -103,21 +166,118 @@ async fn logout(State(state): State<AppState>, Json(body): Json<RefreshRequest>)
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The account the access token belongs to.
+/// The account the access token belongs to, with its brands.
 #[utoipa::path(get, path = "/auth/me", tag = "auth", responses(
     (status = 200, description = "The signed-in account", body = Me),
     (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
 ))]
-#[tracing::instrument(skip_all, fields(account.id = %caller.account))]
-async fn me(State(state): State<AppState>, caller: Authenticated) -> ApiResult<Json<Me>> {
+#[tracing::instrument(skip_all)]
+async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
+    let id = caller.account()?;
     let mut conn = state.db().acquire().await?;
-    match auth::find_account(&mut conn, caller.account).await? {
-        Some(account) if account.disabled_at.is_none() => Ok(Json(Me {
-            id: account.id.get(),
-            email: account.email,
-            display_name: account.display_name,
-            created_at: account.created_at,
-        })),
-        _ => Err(ApiError::Unauthenticated),
+    let account = auth::find_account(&mut conn, id).await?.ok_or(ApiError::Unauthenticated)?;
+    let memberships = sqlx::query_as!(
+        Membership,
+        "SELECT m.brand_id, b.name AS brand_name, m.role
+         FROM brand_members m JOIN brands b ON b.id = m.brand_id
+         WHERE m.account_id = $1 ORDER BY b.name",
+        id.get()
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Json(Me {
+        id: account.id.get(),
+        email: account.email,
+        display_name: account.display_name,
+        platform_role: account.platform_role,
+        created_at: account.created_at,
+        memberships,
+    }))
+}
+
+/// The account's live sessions (sign-ins), newest first.
+#[utoipa::path(get, path = "/auth/sessions", tag = "auth", responses(
+    (status = 200, description = "Live sessions", body = Vec<SessionInfo>),
+    (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+))]
+#[tracing::instrument(skip_all)]
+async fn sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<SessionInfo>>> {
+    let mut conn = state.db().acquire().await?;
+    Ok(Json(auth::session::list(&mut conn, caller.account()?).await?))
+}
+
+/// Signs one of the account's sessions out, everywhere it is used (its access tokens stop
+/// working at once).
+#[utoipa::path(delete, path = "/auth/sessions/{session_id}", tag = "auth",
+    params(("session_id" = Uuid, Path, description = "A session id from GET /auth/sessions")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such live session of this account", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn revoke_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(session_id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let account = caller.account()?;
+    let mut tx = state.db().begin().await?;
+    if !auth::session::revoke(&mut tx, account, session_id).await? {
+        return Err(ApiError::NotFound("no such session".into()));
     }
+    shared::audit::record(
+        &mut tx,
+        &caller,
+        shared::audit::Entry::new("auth.session-revoked", format!("session:{session_id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mails a single-use reset link (valid for an hour) if the email has an account. The answer
+/// is the same either way.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = PasswordResetRequest, responses(
+    (status = 202, description = "If the email has an account, a reset link is on its way"),
+    (status = 429, description = "Too many attempts; see Retry-After", body = Problem,
+        content_type = "application/problem+json"),
+))]
+#[tracing::instrument(skip_all)]
+async fn request_password_reset(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    Json(body): Json<PasswordResetRequest>,
+) -> ApiResult<StatusCode> {
+    limit(&state, "password-reset", &meta, &body.email.trim().to_lowercase()).await?;
+    auth::reset::request(state.db(), state.mailer(), &body.email).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Sets a new password with the token from the reset mail; signs the account out everywhere.
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirm,
+    responses(
+        (status = 204, description = "Password changed; every session was signed out"),
+        (status = 409, description = "The token is unknown, used or expired", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 422, description = "The new password is unacceptable", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn confirm_password_reset(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    Json(body): Json<PasswordResetConfirm>,
+) -> ApiResult<StatusCode> {
+    let token_key = hex_prefix(&auth::token_hash(body.token.expose_secret()));
+    limit(&state, "password-reset-confirm", &meta, &token_key).await?;
+    auth::reset::confirm(state.db(), body.token.expose_secret(), body.new_password, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A short, non-secret name for a token in rate-limit buckets.
+fn hex_prefix(hash: &[u8; 32]) -> String {
+    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

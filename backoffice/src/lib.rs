@@ -3,7 +3,11 @@
 //! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
 //! `brandmint` binary and the tests build it the same way.
 
+mod api_keys;
+mod audit;
 mod auth;
+mod brands;
+mod members;
 
 use shared::{AppState, ServiceSpec, config::HttpConfig};
 use utoipa_axum::router::OpenApiRouter;
@@ -24,5 +28,10 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(auth::router())
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(brands::router())
+        .merge(members::router())
+        .merge(api_keys::router())
+        .merge(audit::router())
 }

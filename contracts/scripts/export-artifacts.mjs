@@ -37,6 +37,7 @@ const EXPORTED = {
   RewardVault: 'RewardVault.sol',
   TestStablecoin: 'TestStablecoin.sol',
   BaselineERC721: 'BaselineERC721.sol',
+  TestSmartWallet: 'TestSmartWallet.sol',
 };
 /** Copied untouched from contracts/seaport/. */
 const SEAPORT_CONTRACTS = { Seaport: 'Seaport.sol', ConduitController: 'ConduitController.sol' };

@@ -85,6 +85,48 @@ pub const ACCESS_TOKEN_TTL_SECS: Variable =
     optional("ACCESS_TOKEN_TTL_SECS", "lifetime of an access token (keep it short: 5-15 minutes)", "900");
 pub const REFRESH_TOKEN_TTL_SECS: Variable =
     optional("REFRESH_TOKEN_TTL_SECS", "lifetime of a refresh token; each refresh issues a new one", "2592000");
+pub const SESSION_MAX_LIFETIME_SECS: Variable = optional(
+    "SESSION_MAX_LIFETIME_SECS",
+    "absolute lifetime of a sign-in session: no refresh extends it past this (default 90 days)",
+    "7776000",
+);
+pub const SIWE_DOMAIN: Variable = optional(
+    "SIWE_DOMAIN",
+    "the domain (host[:port]) customers' Sign-In with Ethereum messages must name, i.e. the web app's",
+    "localhost:3000",
+);
+pub const SIWE_NONCE_TTL_SECS: Variable =
+    optional("SIWE_NONCE_TTL_SECS", "how long a Sign-In with Ethereum nonce can be used", "300");
+pub const RATE_LIMIT_AUTH_MAX: Variable = optional(
+    "RATE_LIMIT_AUTH_MAX",
+    "attempts per window on sign-in, refresh, password reset and SIWE, per client IP and per account",
+    "10",
+);
+pub const RATE_LIMIT_AUTH_WINDOW_SECS: Variable =
+    optional("RATE_LIMIT_AUTH_WINDOW_SECS", "the window RATE_LIMIT_AUTH_MAX counts in", "60");
+pub const RATE_LIMIT_IP_PER_MINUTE: Variable =
+    optional("RATE_LIMIT_IP_PER_MINUTE", "every client IP's budget of requests per minute, per process (0: off)", "1200");
+pub const TRUST_FORWARDED_FOR: Variable = optional(
+    "TRUST_FORWARDED_FOR",
+    "`true` behind a reverse proxy that sets X-Forwarded-For (its last hop is the client IP); else `false`",
+    "false",
+);
+pub const SMTP_URL: Variable = optional_secret(
+    "SMTP_URL",
+    "where mail is sent, e.g. smtps://user:password@smtp.example.com (empty: mail goes to MAIL_DIR)",
+);
+pub const MAIL_DIR: Variable = optional(
+    "MAIL_DIR",
+    "the dev mailbox: without SMTP_URL, each mail is written here as an .eml file",
+    "target/dev-mailbox",
+);
+pub const MAIL_FROM: Variable =
+    optional("MAIL_FROM", "the sender of invitations and password resets", "Brandmint <no-reply@brandmint.local>");
+pub const APP_BASE_URL: Variable = optional(
+    "APP_BASE_URL",
+    "the web app's address, for links in mails (invitations, password resets)",
+    "http://localhost:3000",
+);
 pub const RUST_LOG: Variable =
     optional("RUST_LOG", "tracing filter directives, e.g. info,sqlx=warn,shared=debug", "info,sqlx=warn");
 
@@ -113,6 +155,17 @@ pub const VARIABLES: &[Variable] = &[
     JWT_AUDIENCE,
     ACCESS_TOKEN_TTL_SECS,
     REFRESH_TOKEN_TTL_SECS,
+    SESSION_MAX_LIFETIME_SECS,
+    SIWE_DOMAIN,
+    SIWE_NONCE_TTL_SECS,
+    RATE_LIMIT_AUTH_MAX,
+    RATE_LIMIT_AUTH_WINDOW_SECS,
+    RATE_LIMIT_IP_PER_MINUTE,
+    TRUST_FORWARDED_FOR,
+    SMTP_URL,
+    MAIL_DIR,
+    MAIL_FROM,
+    APP_BASE_URL,
     RUST_LOG,
 ];
 
@@ -153,6 +206,7 @@ pub struct Config {
     pub log: LogConfig,
     pub observability: ObservabilityConfig,
     pub auth: AuthConfig,
+    pub mail: MailConfig,
 }
 
 /// How access and refresh tokens are issued and checked.
@@ -164,6 +218,34 @@ pub struct AuthConfig {
     pub audience: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// No session (and so no refresh token) lives longer than this.
+    pub session_max_lifetime: Duration,
+    /// The `domain` a SIWE message must name.
+    pub siwe_domain: String,
+    pub siwe_nonce_ttl: Duration,
+    pub rate_limits: RateLimitConfig,
+    /// Whether the client IP is read from `X-Forwarded-For` (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+/// How many attempts clients get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Attempts per window on authentication endpoints, per IP and per account.
+    pub auth_max: u32,
+    pub auth_window: Duration,
+    /// Requests per minute per client IP, per process; 0 turns it off.
+    pub ip_per_minute: u32,
+}
+
+/// Where mail goes and what links in it point at.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// SMTP server URL; without it mail is written to `dir`.
+    pub smtp_url: Option<SecretString>,
+    pub dir: std::path::PathBuf,
+    pub from: String,
+    pub app_base_url: url::Url,
 }
 
 /// RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
@@ -288,6 +370,27 @@ impl Config {
                 audience: env.string(JWT_AUDIENCE)?,
                 access_token_ttl: positive_secs(&env, ACCESS_TOKEN_TTL_SECS)?,
                 refresh_token_ttl: positive_secs(&env, REFRESH_TOKEN_TTL_SECS)?,
+                session_max_lifetime: positive_secs(&env, SESSION_MAX_LIFETIME_SECS)?,
+                siwe_domain: env.string(SIWE_DOMAIN)?,
+                siwe_nonce_ttl: positive_secs(&env, SIWE_NONCE_TTL_SECS)?,
+                rate_limits: RateLimitConfig {
+                    auth_max: match env.parse(RATE_LIMIT_AUTH_MAX)? {
+                        0 => return Err(invalid(RATE_LIMIT_AUTH_MAX, "must be at least 1".into())),
+                        max => max,
+                    },
+                    auth_window: positive_secs(&env, RATE_LIMIT_AUTH_WINDOW_SECS)?,
+                    ip_per_minute: env.parse(RATE_LIMIT_IP_PER_MINUTE)?,
+                },
+                trust_forwarded_for: env.parse(TRUST_FORWARDED_FOR)?,
+            },
+            mail: MailConfig {
+                smtp_url: Some(env.secret(SMTP_URL)?).filter(|url| !url.expose_secret().is_empty()),
+                dir: env.string(MAIL_DIR)?.into(),
+                from: match env.string(MAIL_FROM)? {
+                    from if from.parse::<lettre::message::Mailbox>().is_ok() => from,
+                    _ => return Err(invalid(MAIL_FROM, "not a mailbox such as `Name <addr@example.com>`".into())),
+                },
+                app_base_url: env.parse(APP_BASE_URL)?,
             },
         })
     }

@@ -5,6 +5,7 @@
 //! access and the HTTP plumbing that gives every service the same health, metrics, OpenAPI
 //! and error format.
 
+pub mod audit;
 pub mod auth;
 pub mod chain;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod daemon;
 pub mod db;
 pub mod errors;
 pub mod http;
+pub mod mail;
 pub mod money;
 pub mod service;
 pub mod telemetry;

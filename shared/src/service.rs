@@ -15,7 +15,10 @@ use axum::Router;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
-use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa::openapi::{
+    ComponentsBuilder, InfoBuilder, OpenApi,
+    security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -26,13 +29,16 @@ use crate::{
         Chain,
         txqueue::{SenderConfig, TxSender},
     },
+    auth,
     config::{Config, HttpConfig},
     daemon::{Daemon, DaemonRunner},
     db, errors,
     http::{
         self,
         health::{Check, CheckStatus},
+        ratelimit::IpBudget,
     },
+    mail::Mailer,
     telemetry,
     workflow::{Dispatcher, Subscriber, outbox::DispatchPolicy},
 };
@@ -103,6 +109,9 @@ impl AppState {
     pub fn migrations(&self) -> &Migrations {
         &self.resources.migrations
     }
+    pub fn mailer(&self) -> &Mailer {
+        &self.resources.mailer
+    }
 }
 
 /// The connections a process holds, shared by every service it runs.
@@ -111,6 +120,7 @@ pub struct Resources {
     config: Arc<Config>,
     db: PgPool,
     chain: Chain,
+    mailer: Mailer,
     migrations: Arc<Migrations>,
 }
 
@@ -120,7 +130,8 @@ impl Resources {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let db = db::pool(&config.database).context("DATABASE_URL")?;
         let chain = Chain::connect(&config.chain).context("RPC_URL")?;
-        Ok(Self { config: Arc::new(config), db, chain, migrations: Arc::default() })
+        let mailer = Mailer::new(&config.mail)?;
+        Ok(Self { config: Arc::new(config), db, chain, mailer, migrations: Arc::default() })
     }
 
     pub fn config(&self) -> &Config {
@@ -190,7 +201,8 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let name = self.spec.name;
         tracing::info!(service = name, address = %self.address(), "listening");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
         tracing::info!(service = name, "stopped");
         Ok(())
     }
@@ -202,9 +214,15 @@ pub fn router(spec: ServiceSpec, resources: Resources) -> Router {
     let (router, api) = openapi_router(spec).split_for_parts();
     http::metrics::describe_service(spec.name);
     let timeout = resources.config.http.request_timeout;
+    let auth = &resources.config.auth;
+    let ip_budget = IpBudget::new(auth.rate_limits.ip_per_minute, auth.trust_forwarded_for);
     let state = AppState { service: spec.name, resources };
-    let router = router.with_state(state).merge(SwaggerUi::new("/docs").url("/openapi.json", api));
-    http::with_middleware(router, spec.name, timeout)
+    let router = router
+        .with_state(state.clone())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        // The permission wall (`auth::require`) runs as a route layer and reads the state from here.
+        .layer(axum::Extension(state));
+    http::with_middleware(router, spec.name, timeout, ip_budget)
 }
 
 /// The service's routes with the operational ones, and its OpenAPI document.
@@ -215,10 +233,23 @@ pub fn openapi_router(spec: ServiceSpec) -> OpenApiRouter<AppState> {
         .description(Some(spec.description))
         .version(env!("CARGO_PKG_VERSION"))
         .build();
+    api.components = Some(
+        ComponentsBuilder::new()
+            .security_scheme(
+                auth::SECURITY_SCHEME,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT access token, or a brand API key bm_<prefix>_<secret>")
+                        .build(),
+                ),
+            )
+            .build(),
+    );
     OpenApiRouter::with_openapi(api)
-        .routes(routes!(http::health::live))
-        .routes(routes!(http::health::ready))
-        .routes(routes!(http::metrics::render))
+        .routes(auth::public(routes!(http::health::live)))
+        .routes(auth::public(routes!(http::health::ready)))
+        .routes(auth::public(routes!(http::metrics::render)))
         .merge((spec.routes)())
 }
 
@@ -302,7 +333,9 @@ pub async fn background(
     );
     let mut dispatcher = Dispatcher::new(resources.db.clone(), DispatchPolicy::default());
     let retention = resources.config.observability.error_log_retention;
-    let mut runner = DaemonRunner::new(resources.db.clone(), instance).with(errors::ErrorLogCleanup { retention });
+    let mut runner = DaemonRunner::new(resources.db.clone(), instance)
+        .with(errors::ErrorLogCleanup { retention })
+        .with(auth::IdentityCleanup);
     for spec in specs {
         for subscriber in (spec.subscribers)(resources) {
             dispatcher = dispatcher.subscribe_arc(subscriber);

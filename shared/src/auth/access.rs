@@ -14,10 +14,50 @@ use crate::config::AuthConfig;
 /// Seconds of clock skew tolerated on `exp`.
 const LEEWAY_SECS: u64 = 30;
 
+/// Whom an access token is for: `sub` is `account:<id>` or `customer:<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Account(AccountId),
+    Customer(i64),
+}
+
+impl Subject {
+    pub fn account(self) -> Option<AccountId> {
+        match self {
+            Subject::Account(id) => Some(id),
+            Subject::Customer(_) => None,
+        }
+    }
+
+    pub fn customer(self) -> Option<i64> {
+        match self {
+            Subject::Customer(id) => Some(id),
+            Subject::Account(_) => None,
+        }
+    }
+
+    fn parse(sub: &str) -> Option<Self> {
+        match sub.split_once(':')? {
+            ("account", id) => Some(Subject::Account(AccountId::new(id.parse().ok()?))),
+            ("customer", id) => Some(Subject::Customer(id.parse().ok()?)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Account(id) => write!(f, "account:{id}"),
+            Subject::Customer(id) => write!(f, "customer:{id}"),
+        }
+    }
+}
+
 /// What an access token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// The account id, as a string (RFC 7519 §4.1.2).
+    /// The [`Subject`], as a string (RFC 7519 §4.1.2).
     pub sub: String,
     pub iss: String,
     pub aud: String,
@@ -25,21 +65,21 @@ pub struct Claims {
     pub exp: u64,
     /// Issued at, seconds since the epoch.
     pub iat: u64,
-    /// The refresh-token family (sign-in session) the token was issued in.
+    /// The session the token was issued in; revoking it stops the token at once.
     pub sid: Uuid,
 }
 
-/// Issues an access token for `account` in session `family`; returns it with its lifetime in seconds.
-pub fn issue(config: &AuthConfig, account: AccountId, family: Uuid) -> Result<(String, u64)> {
+/// Issues an access token for `subject` in session `session`; returns it with its lifetime in seconds.
+pub fn issue(config: &AuthConfig, subject: Subject, session: Uuid) -> Result<(String, u64)> {
     let iat = now();
     let ttl = config.access_token_ttl.as_secs();
     let claims = Claims {
-        sub: account.to_string(),
+        sub: subject.to_string(),
         iss: config.issuer.clone(),
         aud: config.audience.clone(),
         exp: iat + ttl,
         iat,
-        sid: family,
+        sid: session,
     };
     let key = EncodingKey::from_secret(config.jwt_secret.expose_secret().as_bytes());
     let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
@@ -49,7 +89,7 @@ pub fn issue(config: &AuthConfig, account: AccountId, family: Uuid) -> Result<(S
 
 /// Verifies an access token: HS256 signature with our key, not expired, our issuer and audience.
 /// Anything else (`alg: none`, another algorithm, a missing claim) is [`Error::InvalidAccessToken`].
-pub fn verify(config: &AuthConfig, token: &str) -> Result<(AccountId, Claims)> {
+pub fn verify(config: &AuthConfig, token: &str) -> Result<(Subject, Claims)> {
     let key = DecodingKey::from_secret(config.jwt_secret.expose_secret().as_bytes());
     let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation(config))
         .map_err(|e| {
@@ -57,8 +97,8 @@ pub fn verify(config: &AuthConfig, token: &str) -> Result<(AccountId, Claims)> {
             Error::InvalidAccessToken
         })?
         .claims;
-    let account = claims.sub.parse().map(AccountId::new).map_err(|_| Error::InvalidAccessToken)?;
-    Ok((account, claims))
+    let subject = Subject::parse(&claims.sub).ok_or(Error::InvalidAccessToken)?;
+    Ok((subject, claims))
 }
 
 fn validation(config: &AuthConfig) -> Validation {

@@ -7,8 +7,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
-use super::{Error, Result, password, refresh};
-use crate::config::AuthConfig;
+use super::{Error, Result, acl::PlatformRole, guard::RequestMeta, password, session};
+use crate::{
+    audit::{self, Entry},
+    config::AuthConfig,
+};
 
 /// An account's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
@@ -70,21 +73,29 @@ pub struct Account {
     pub id: AccountId,
     pub email: String,
     pub display_name: Option<String>,
+    pub platform_role: Option<String>,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
 
-/// Creates an account. There is no public sign-up: admins (and tests) call this.
+/// Creates an account. There is no public sign-up: accounts come from invitations, from
+/// `brandmint create-admin` and from tests.
 #[tracing::instrument(skip_all)]
-pub async fn create_account(conn: &mut PgConnection, email: &str, password: SecretString) -> Result<Account> {
+pub async fn create_account(
+    conn: &mut PgConnection,
+    email: &str,
+    password: SecretString,
+    platform_role: Option<PlatformRole>,
+) -> Result<Account> {
     let email = Email::parse(email)?;
     let hash = password::hash(password).await?;
     sqlx::query_as!(
         Account,
-        r#"INSERT INTO accounts (email, password_hash) VALUES ($1, $2)
-           RETURNING id AS "id: AccountId", email, display_name, created_at, disabled_at"#,
+        r#"INSERT INTO accounts (email, password_hash, platform_role) VALUES ($1, $2, $3)
+           RETURNING id AS "id: AccountId", email, display_name, platform_role, created_at, disabled_at"#,
         email.as_str(),
         hash,
+        platform_role.map(PlatformRole::as_str),
     )
     .fetch_one(conn)
     .await
@@ -99,7 +110,7 @@ pub async fn create_account(conn: &mut PgConnection, email: &str, password: Secr
 pub async fn find_account(conn: &mut PgConnection, id: AccountId) -> Result<Option<Account>> {
     Ok(sqlx::query_as!(
         Account,
-        r#"SELECT id AS "id: AccountId", email, display_name, created_at, disabled_at
+        r#"SELECT id AS "id: AccountId", email, display_name, platform_role, created_at, disabled_at
            FROM accounts WHERE id = $1"#,
         id.get(),
     )
@@ -116,7 +127,8 @@ pub async fn sign_in(
     config: &AuthConfig,
     email: &str,
     password: SecretString,
-) -> Result<refresh::TokenPair> {
+    meta: &RequestMeta,
+) -> Result<session::TokenPair> {
     let found = match Email::parse(email) {
         Ok(email) => {
             sqlx::query!(
@@ -135,8 +147,19 @@ pub async fn sign_in(
     let matches = password::verify(password, hash).await?;
     match account {
         Some(account) if matches && !disabled => {
-            let mut conn = db.acquire().await?;
-            refresh::issue_pair(&mut conn, config, account).await
+            let mut tx = db.begin().await?;
+            let pair = session::start(&mut tx, config, account, meta).await?;
+            audit::record_as(
+                &mut tx,
+                &format!("account:{account}"),
+                None,
+                meta,
+                Entry::new("auth.signed-in", format!("account:{account}"))
+                    .after(serde_json::json!({ "method": "password", "session": pair.session })),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(pair)
         }
         _ => Err(Error::InvalidCredentials),
     }

@@ -1,24 +1,34 @@
-//! Identity: accounts that sign in with email + password, short-lived JWT access tokens and
-//! rotating refresh tokens with reuse detection (RFC 9700 §4.14.2).
+//! Identity and access.
 //!
-//! * [`password`]: argon2id hashing, always off the async runtime.
-//! * [`access`]: HS256 access tokens, the only algorithm accepted; `exp`, `iss` and `aud` required.
-//! * [`refresh`]: refresh tokens stored as SHA-256 hashes, in families; presenting a retired
-//!   token revokes its whole family.
-//! * [`Authenticated`]: the extractor that turns `Authorization: Bearer …` into an account id.
+//! * Accounts (staff and brand members) sign in with email + password ([`password`]: argon2id,
+//!   always off the async runtime) and get a short-lived HS256 access token ([`access`]) and a
+//!   rotating refresh token in a [`session`] (re-use of a rotated token revokes the session).
+//! * Customers sign in with their wallet ([`siwe`], EIP-4361 with EIP-1271 for contract wallets).
+//! * Brands' servers use scoped [`api_keys`].
+//! * [`acl`] maps roles to permissions; [`require`] puts a route behind one, and [`Caller`] is
+//!   what the handler then knows about who is calling and on which brand.
+//! * [`reset`]: password reset by a mailed single-use token.
 //!
 //! Every way authentication can fail becomes the same 401 problem: a client never learns
 //! whether the email, the password, the signature or the audience was wrong.
 
 pub mod access;
 mod account;
-mod extract;
+pub mod acl;
+pub mod api_keys;
+mod guard;
 pub mod password;
-pub mod refresh;
+pub mod reset;
+pub mod session;
+pub mod siwe;
 
 pub use account::{Account, AccountId, Email, create_account, find_account, sign_in};
-pub use extract::Authenticated;
-pub use refresh::{TokenPair, issue_pair, logout, refresh};
+pub use acl::{BrandRole, Permission, PlatformRole};
+pub use guard::{
+    BrandAccess, BrandId, Caller, Principal, RequestMeta, SECURITY_SCHEME, X_PERMISSION, X_PUBLIC, authenticate,
+    client_ip, public, random_token, require, token_hash,
+};
+pub use session::{TokenPair, logout, refresh};
 
 use crate::http::{ApiError, FieldError};
 
@@ -43,6 +53,9 @@ pub enum Error {
     /// A password that is too short or too long to accept.
     #[error("unacceptable password: {0}")]
     UnacceptablePassword(&'static str),
+    /// A password-reset token that is unknown, used or expired.
+    #[error("invalid or expired reset token")]
+    InvalidResetToken,
     /// An account with this email already exists.
     #[error("an account with this email exists")]
     EmailTaken,
@@ -65,11 +78,48 @@ impl From<Error> for ApiError {
             | Error::RefreshTokenReused => ApiError::Unauthenticated,
             Error::InvalidEmail(message) => ApiError::Validation(vec![FieldError::new("email", message)]),
             Error::UnacceptablePassword(message) => ApiError::Validation(vec![FieldError::new("password", message)]),
+            Error::InvalidResetToken => ApiError::Conflict {
+                code: "invalid-reset-token",
+                detail: "this reset link is unknown, used or expired; ask for a new one".into(),
+            },
             Error::EmailTaken => {
                 ApiError::Conflict { code: "email-taken", detail: "an account with this email exists".into() }
             }
             Error::Database(e) => e.into(),
             Error::Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
         }
+    }
+}
+
+/// Forgets what identity no longer needs, hourly: expired SIWE nonces, ended rate-limit
+/// windows, reset tokens and sessions (with their refresh tokens) that ended over a week ago.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdentityCleanup;
+
+impl crate::daemon::Daemon for IdentityCleanup {
+    fn name(&self) -> &'static str {
+        "identity-cleanup"
+    }
+
+    fn schedule(&self) -> crate::daemon::Schedule {
+        crate::daemon::Schedule::Cron("0 23 * * * *")
+    }
+
+    fn run<'a>(&'a self, ctx: &'a crate::daemon::RunContext) -> crate::workflow::BoxFuture<'a, anyhow::Result<u64>> {
+        Box::pin(async move {
+            let nonces = sqlx::query!("DELETE FROM siwe_nonces WHERE expires_at < now()").execute(&ctx.pool).await?;
+            let resets =
+                sqlx::query!("DELETE FROM password_resets WHERE expires_at < now() - interval '7 days'")
+                    .execute(&ctx.pool)
+                    .await?;
+            let sessions = sqlx::query!(
+                "DELETE FROM sessions WHERE expires_at < now() - interval '7 days'
+                    OR revoked_at < now() - interval '7 days'"
+            )
+            .execute(&ctx.pool)
+            .await?;
+            let windows = crate::http::ratelimit::cleanup(&ctx.pool).await?;
+            Ok(nonces.rows_affected() + resets.rows_affected() + sessions.rows_affected() + windows)
+        })
     }
 }

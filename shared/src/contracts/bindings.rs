@@ -24,3 +24,15 @@ binding!(checkout, Checkout, "../contracts/artifacts/Checkout.json");
 binding!(reward_vault, RewardVault, "../contracts/artifacts/RewardVault.json");
 binding!(test_stablecoin, TestStablecoin, "../contracts/artifacts/TestStablecoin.json");
 binding!(baseline_erc721, BaselineERC721, "../contracts/artifacts/BaselineERC721.json");
+binding!(test_smart_wallet, TestSmartWallet, "../contracts/artifacts/TestSmartWallet.json");
+
+/// The EIP-1271 interface, to check contract wallets' signatures.
+pub mod erc1271 {
+    alloy::sol! {
+        #[sol(rpc)]
+        interface IERC1271 {
+            function isValidSignature(bytes32 hash, bytes signature) external view returns (bytes4 magicValue);
+        }
+    }
+}
+pub use erc1271::IERC1271;

@@ -5,6 +5,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod problem;
+pub mod ratelimit;
 
 use std::time::Duration;
 
@@ -32,7 +33,16 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Wraps a service's router in the shared stack: request ids, tracing spans, metrics, a
 /// timeout, a body limit, panics turned into 500 problems, and problem+json for unknown
 /// routes and methods.
-pub fn with_middleware(router: Router, service: &'static str, timeout: Duration) -> Router {
+pub fn with_middleware(
+    router: Router,
+    service: &'static str,
+    timeout: Duration,
+    ip_budget: Option<ratelimit::IpBudget>,
+) -> Router {
+    let router = match ip_budget {
+        Some(budget) => router.layer(middleware::from_fn(move |req, next| budget.clone().enforce(req, next))),
+        None => router,
+    };
     router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

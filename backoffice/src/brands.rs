@@ -1,0 +1,153 @@
+//! Brands and their stores. Platform admins create brands (inviting the first owner);
+//! members read their own brand; owners and managers add stores.
+
+use axum::{extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::{
+    AppState,
+    audit::{self, Entry},
+    auth::{BrandRole, Caller, Permission, require},
+    http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::members::{self, InviteRequest};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(require(Permission::BrandsCreate, routes!(create_brand)))
+        .routes(require(Permission::BrandsList, routes!(list_brands)))
+        .routes(require(Permission::BrandRead, routes!(get_brand)))
+        .routes(require(Permission::StoresManage, routes!(create_store)))
+        .routes(require(Permission::BrandRead, routes!(list_stores)))
+}
+
+/// A brand.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Brand {
+    id: i64,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+/// A new brand and who will own it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewBrand {
+    name: String,
+    /// Invited as the brand's first owner.
+    owner_email: String,
+}
+
+/// A store of a brand.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Store {
+    id: i64,
+    brand_id: i64,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+/// A new store.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewStore {
+    name: String,
+}
+
+pub(crate) fn check_name(field: &'static str, name: &str, max: usize) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > max {
+        return Err(ApiError::Validation(vec![FieldError::new(field, format!("must be 1 to {max} characters"))]));
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates a brand and mails its first owner an invitation.
+#[utoipa::path(post, path = "/brands", tag = "brands", request_body = NewBrand, responses(
+    (status = 201, description = "Created; the owner is invited", body = Brand),
+    (status = 422, description = "Invalid name or email", body = Problem, content_type = "application/problem+json"),
+))]
+#[tracing::instrument(skip_all)]
+async fn create_brand(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewBrand>,
+) -> ApiResult<(StatusCode, Json<Brand>)> {
+    let name = check_name("name", &body.name, 200)?;
+    let mut tx = state.db().begin().await?;
+    let brand = sqlx::query_as!(Brand, "INSERT INTO brands (name) VALUES ($1) RETURNING id, name, created_at", name)
+        .fetch_one(&mut *tx)
+        .await?;
+    audit::record(&mut tx, &caller, Entry::new("brand.created", format!("brand:{}", brand.id)).after(&name)).await?;
+    let invite = InviteRequest { email: body.owner_email, role: BrandRole::Owner, store_ids: Vec::new() };
+    let (_, mail) = members::invite(&mut tx, &state, &caller, brand.id, invite).await?;
+    tx.commit().await?;
+    mail.send(state.mailer()).await;
+    Ok((StatusCode::CREATED, Json(brand)))
+}
+
+/// Every brand (platform staff).
+#[utoipa::path(get, path = "/brands", tag = "brands", responses((status = 200, body = Vec<Brand>)))]
+#[tracing::instrument(skip_all)]
+async fn list_brands(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<Brand>>> {
+    let brands = sqlx::query_as!(Brand, "SELECT id, name, created_at FROM brands ORDER BY id").fetch_all(state.db()).await?;
+    Ok(Json(brands))
+}
+
+/// One brand.
+#[utoipa::path(get, path = "/brands/{brand_id}", tag = "brands",
+    params(("brand_id" = i64, Path)),
+    responses((status = 200, body = Brand), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all)]
+async fn get_brand(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Brand>> {
+    let brand = caller.brand()?.id;
+    let brand = sqlx::query_as!(Brand, "SELECT id, name, created_at FROM brands WHERE id = $1", brand)
+        .fetch_one(state.db())
+        .await?;
+    Ok(Json(brand))
+}
+
+/// Adds a store to the brand.
+#[utoipa::path(post, path = "/brands/{brand_id}/stores", tag = "brands", request_body = NewStore,
+    params(("brand_id" = i64, Path)),
+    responses((status = 201, body = Store), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all)]
+async fn create_store(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewStore>,
+) -> ApiResult<(StatusCode, Json<Store>)> {
+    let brand = caller.brand()?.id;
+    let name = check_name("name", &body.name, 200)?;
+    let mut tx = state.db().begin().await?;
+    let store = sqlx::query_as!(
+        Store,
+        "INSERT INTO stores (brand_id, name) VALUES ($1, $2) RETURNING id, brand_id, name, created_at",
+        brand,
+        name
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(&mut tx, &caller, Entry::new("store.created", format!("store:{}", store.id)).after(&name)).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(store)))
+}
+
+/// The brand's stores.
+#[utoipa::path(get, path = "/brands/{brand_id}/stores", tag = "brands", params(("brand_id" = i64, Path)),
+    responses((status = 200, body = Vec<Store>)))]
+#[tracing::instrument(skip_all)]
+async fn list_stores(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Store>>> {
+    let brand = caller.brand()?.id;
+    let stores = sqlx::query_as!(
+        Store,
+        "SELECT id, brand_id, name, created_at FROM stores WHERE brand_id = $1 ORDER BY id",
+        brand
+    )
+    .fetch_all(state.db())
+    .await?;
+    Ok(Json(stores))
+}
