@@ -81,7 +81,8 @@ async fn create_brand(
     let brand = sqlx::query_as!(Brand, "INSERT INTO brands (name) VALUES ($1) RETURNING id, name, created_at", name)
         .fetch_one(&mut *tx)
         .await?;
-    audit::record(&mut tx, &caller, Entry::new("brand.created", format!("brand:{}", brand.id)).after(&name)).await?;
+    let entry = Entry::new("brand.created", format!("brand:{}", brand.id)).after(&name);
+    audit::record_as(&mut tx, &caller.principal.actor(), Some(brand.id), &caller.meta, entry).await?;
     let invite = InviteRequest { email: body.owner_email, role: BrandRole::Owner, store_ids: Vec::new() };
     let (_, mail) = members::invite(&mut tx, &state, &caller, brand.id, invite).await?;
     tx.commit().await?;

@@ -3,6 +3,8 @@
 //! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
 //! `brandmint` binary and the tests build it the same way.
 
+mod customers;
+
 use shared::{AppState, ServiceSpec, config::HttpConfig};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -22,5 +24,5 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().merge(customers::router())
 }

@@ -64,6 +64,9 @@ impl TestDb {
     }
 }
 
+/// The password [`TestApp::account`] gives every account.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
 /// The HS256 key [`config`] sets, so tests can forge tokens signed with the right key.
 pub const TEST_JWT_SECRET: &str = "brandmint-tests-only-jwt-secret-0123456789abcdef";
 
@@ -75,6 +78,11 @@ pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Conf
         ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
         ("RUST_LOG".into(), "warn".into()),
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+        // Each app its own dev mailbox, so a test reads only its own mail.
+        (
+            "MAIL_DIR".into(),
+            std::env::temp_dir().join(format!("brandmint-mail-{}", uuid::Uuid::new_v4())).display().to_string(),
+        ),
     ]);
     for var in ["BACKOFFICE_ADDR", "PAYMENT_ADDR", "REDEMPTION_ADDR", "INDEXER_ADDR"] {
         vars.insert(var.into(), "127.0.0.1:0".into());
@@ -124,6 +132,92 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// The mails this app wrote to its dev mailbox (raw RFC 5322 text, quoted-printable
+    /// soft line breaks undone), oldest first.
+    pub async fn mails(&self) -> Vec<String> {
+        let dir = &self.resources.config().mail.dir;
+        let mut files: Vec<_> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
+            Err(_) => return Vec::new(),
+        };
+        files.sort_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .map(|raw| raw.replace("=\r\n", "").replace("=\n", "").replace("=3D", "="))
+            .collect()
+    }
+
+    /// Waits (up to 5 s) for a mail to `to` and returns the value of `token=` in its link.
+    pub async fn mailed_token(&self, to: &str) -> String {
+        for _ in 0..50 {
+            let found = self.mails().await.into_iter().rev().find(|mail| mail.contains(&format!("To: {to}")));
+            if let Some(mail) = found {
+                let start = mail.find("token=").expect("a link with a token") + "token=".len();
+                return mail[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || "-_".contains(*c)).collect();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no mail to {to} in {}", self.resources.config().mail.dir.display());
+    }
+
+    /// Creates an account with [`TEST_PASSWORD`] and signs it in; returns its id and access token.
+    pub async fn account(&self, email: &str, role: Option<crate::auth::PlatformRole>) -> (i64, String) {
+        let mut conn = self.resources.db().acquire().await.expect("connection");
+        let account = crate::auth::create_account(&mut conn, email, TEST_PASSWORD.into(), role).await.expect("account");
+        (account.id.get(), self.sign_in(email).await)
+    }
+
+    /// Signs `email` in with [`TEST_PASSWORD`] (straight through the library, so tests of rate
+    /// limits are not disturbed) and returns the access token.
+    pub async fn sign_in(&self, email: &str) -> String {
+        use secrecy::ExposeSecret;
+        let meta = crate::auth::RequestMeta { ip: None, request_id: None, user_agent: Some("test".into()) };
+        let pair = crate::auth::sign_in(self.resources.db(), &self.resources.config().auth, email, TEST_PASSWORD.into(), &meta)
+            .await
+            .expect("sign in");
+        pair.access_token.expose_secret().to_owned()
+    }
+
+    /// Creates a brand; returns its id.
+    pub async fn brand(&self, name: &str) -> i64 {
+        sqlx::query_scalar("INSERT INTO brands (name) VALUES ($1) RETURNING id")
+            .bind(name)
+            .fetch_one(self.resources.db())
+            .await
+            .expect("brand")
+    }
+
+    /// Makes `account` a member of `brand` with `role` (verifiers: at `stores`).
+    pub async fn member(&self, brand: i64, account: i64, role: crate::auth::BrandRole, stores: &[i64]) {
+        sqlx::query("INSERT INTO brand_members (brand_id, account_id, role) VALUES ($1, $2, $3)")
+            .bind(brand)
+            .bind(account)
+            .bind(role.as_str())
+            .execute(self.resources.db())
+            .await
+            .expect("member");
+        for store in stores {
+            sqlx::query("INSERT INTO member_stores (brand_id, account_id, store_id) VALUES ($1, $2, $3)")
+                .bind(brand)
+                .bind(account)
+                .bind(store)
+                .execute(self.resources.db())
+                .await
+                .expect("store assignment");
+        }
+    }
+
+    /// Creates a store of `brand`; returns its id.
+    pub async fn store(&self, brand: i64, name: &str) -> i64 {
+        sqlx::query_scalar("INSERT INTO stores (brand_id, name) VALUES ($1, $2) RETURNING id")
+            .bind(brand)
+            .bind(name)
+            .fetch_one(self.resources.db())
+            .await
+            .expect("store")
     }
 
     /// Stops the server gracefully and waits for it to finish.

@@ -22,7 +22,7 @@ impl App {
     async fn spawn() -> Self {
         let app = TestApp::spawn(backoffice::SERVICE).await;
         let mut conn = app.resources.db().acquire().await.unwrap();
-        let account = shared::auth::create_account(&mut conn, EMAIL, PASSWORD.into()).await.unwrap();
+        let account = shared::auth::create_account(&mut conn, EMAIL, PASSWORD.into(), None).await.unwrap();
         Self { app, account_id: account.id.get() }
     }
 
@@ -52,6 +52,21 @@ impl App {
     async fn me(&self, access_token: &str) -> reqwest::Response {
         self.app.client.get(self.app.url("/auth/me")).bearer_auth(access_token).send().await.unwrap()
     }
+
+    /// Claims as the back office issues them, in a live session of the seeded account.
+    async fn claims(&self) -> Value {
+        let tokens = self.tokens().await;
+        let payload = tokens["access_token"].as_str().unwrap().split('.').nth(1).unwrap();
+        let issued: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        json!({
+            "sub": format!("account:{}", self.account_id),
+            "iss": "brandmint",
+            "aud": "brandmint-api",
+            "iat": now(),
+            "exp": now() + 600,
+            "sid": issued["sid"],
+        })
+    }
 }
 
 async fn assert_unauthenticated(response: reqwest::Response) {
@@ -64,18 +79,6 @@ async fn assert_unauthenticated(response: reqwest::Response) {
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// Claims as the back office issues them, for `account`.
-fn claims(account: i64) -> Value {
-    json!({
-        "sub": account.to_string(),
-        "iss": "brandmint",
-        "aud": "brandmint-api",
-        "iat": now(),
-        "exp": now() + 600,
-        "sid": "00000000-0000-4000-8000-000000000000",
-    })
 }
 
 fn sign(claims: &Value) -> String {
@@ -144,13 +147,15 @@ async fn an_access_token_with_a_tampered_signature_is_401() {
     // A token signed with another key, or with claims edited after signing, fails the same way.
     let foreign = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &claims(app.account_id),
+        &app.claims().await,
         &EncodingKey::from_secret(b"someone-else's-secret-of-sufficient-length"),
     )
     .unwrap();
     assert_unauthenticated(app.me(&foreign).await).await;
     let (header, _) = unsigned.split_once('.').unwrap();
-    let edited = URL_SAFE_NO_PAD.encode(claims(app.account_id + 1).to_string());
+    let mut other = app.claims().await;
+    other["sub"] = json!(format!("account:{}", app.account_id + 1));
+    let edited = URL_SAFE_NO_PAD.encode(other.to_string());
     assert_unauthenticated(app.me(&format!("{header}.{edited}.{signature}")).await).await;
 }
 
@@ -159,16 +164,17 @@ async fn an_access_token_for_another_audience_or_issuer_is_401() {
     let app = App::spawn().await;
     // The forged tokens are accepted when their claims are right, so the refusals below are
     // about the claims and nothing else.
-    assert_eq!(app.me(&sign(&claims(app.account_id))).await.status(), StatusCode::OK);
+    let claims = app.claims().await;
+    assert_eq!(app.me(&sign(&claims)).await.status(), StatusCode::OK);
 
-    let mut wrong_audience = claims(app.account_id);
+    let mut wrong_audience = claims.clone();
     wrong_audience["aud"] = json!("payment-api");
     assert_unauthenticated(app.me(&sign(&wrong_audience)).await).await;
-    let mut wrong_issuer = claims(app.account_id);
+    let mut wrong_issuer = claims.clone();
     wrong_issuer["iss"] = json!("evil");
     assert_unauthenticated(app.me(&sign(&wrong_issuer)).await).await;
     for required in ["exp", "iss", "aud"] {
-        let mut missing = claims(app.account_id);
+        let mut missing = claims.clone();
         missing.as_object_mut().unwrap().remove(required);
         assert_unauthenticated(app.me(&sign(&missing)).await).await;
     }
@@ -177,7 +183,7 @@ async fn an_access_token_for_another_audience_or_issuer_is_401() {
 #[tokio::test]
 async fn an_expired_access_token_is_401() {
     let app = App::spawn().await;
-    let mut expired = claims(app.account_id);
+    let mut expired = app.claims().await;
     expired["iat"] = json!(now() - 3600);
     expired["exp"] = json!(now() - 120);
     assert_unauthenticated(app.me(&sign(&expired)).await).await;
@@ -187,7 +193,8 @@ async fn an_expired_access_token_is_401() {
 async fn an_unsigned_alg_none_token_is_401() {
     let app = App::spawn().await;
     let encode = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
-    let payload = encode(&claims(app.account_id));
+    let claims = app.claims().await;
+    let payload = encode(&claims);
     for alg in ["none", "None", "NONE"] {
         let header = encode(&json!({ "alg": alg, "typ": "JWT" }));
         assert_unauthenticated(app.me(&format!("{header}.{payload}.")).await).await;
@@ -196,7 +203,7 @@ async fn an_unsigned_alg_none_token_is_401() {
     // Nor any other algorithm than HS256, even with a valid HS384 signature over our key.
     let hs384 = jsonwebtoken::encode(
         &Header::new(Algorithm::HS384),
-        &claims(app.account_id),
+        &claims,
         &EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes()),
     )
     .unwrap();
@@ -270,4 +277,77 @@ async fn two_concurrent_refreshes_of_one_token_succeed_once_and_end_the_session(
     // The loser's attempt is a reuse: the winner's new token goes down with the family.
     let winner: Value = if a.status() == StatusCode::OK { a } else { b }.json().await.unwrap();
     assert_unauthenticated(app.refresh(&winner["refresh_token"]).await).await;
+}
+
+#[tokio::test]
+async fn logging_out_or_revoking_a_session_stops_its_access_tokens_at_once() {
+    let app = App::spawn().await;
+    let first = app.tokens().await;
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(app.me(access).await.status(), StatusCode::OK);
+    app.logout(&first["refresh_token"]).await;
+    assert_unauthenticated(app.me(access).await).await;
+
+    // Two devices; one revokes the other from the session list.
+    let laptop = app.tokens().await;
+    let phone = app.tokens().await;
+    let (laptop, phone) = (laptop["access_token"].as_str().unwrap(), phone["access_token"].as_str().unwrap());
+    let list: Value = app.app.client.get(app.app.url("/auth/sessions")).bearer_auth(laptop).send().await.unwrap().json().await.unwrap();
+    let sessions = list.as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "the logged-out session is not listed: {list}");
+    let sid = |token: &str| -> Value {
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()["sid"].clone()
+    };
+    assert!(sessions.iter().any(|s| s["id"] == sid(phone)));
+    let url = app.app.url(&format!("/auth/sessions/{}", sid(phone).as_str().unwrap()));
+    assert_eq!(app.app.client.delete(&url).bearer_auth(laptop).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_unauthenticated(app.me(phone).await).await;
+    assert_eq!(app.me(laptop).await.status(), StatusCode::OK);
+    // Not twice, and not someone else's.
+    assert_eq!(app.app.client.delete(&url).bearer_auth(laptop).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_eleventh_sign_in_attempt_in_a_window_gets_429_with_retry_after() {
+    let app = App::spawn().await;
+    for attempt in 1..=10 {
+        let status = app.sign_in(EMAIL, "wrong password, attempt").await.status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    let response = app.sign_in(EMAIL, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // The account is protected from any IP: its own bucket is full too.
+    let other_email = app.sign_in("someone-else@brand.example", PASSWORD).await;
+    assert_eq!(other_email.status(), StatusCode::TOO_MANY_REQUESTS, "and this IP is out of attempts");
+}
+
+#[tokio::test]
+async fn a_password_reset_link_works_once_and_signs_every_session_out() {
+    let app = App::spawn().await;
+    let before = app.tokens().await;
+    // Unknown emails get the same answer, and no mail.
+    let unknown = app.post("/auth/password-reset", json!({ "email": "nobody@brand.example" })).await;
+    assert_eq!(unknown.status(), StatusCode::ACCEPTED);
+    let response = app.post("/auth/password-reset", json!({ "email": EMAIL })).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let token = app.app.mailed_token("staff@brand.example").await;
+    assert_eq!(app.app.mails().await.len(), 1, "no mail for the unknown email");
+
+    let new_password = "a brand new long password";
+    let confirm = |token: String, password: &'static str| {
+        app.post("/auth/password-reset/confirm", json!({ "token": token, "new_password": password }))
+    };
+    let short = confirm(token.clone(), "short").await;
+    assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY, "the token survives a refused password");
+    assert_eq!(confirm(token.clone(), new_password).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(confirm(token, "another new long password").await.status(), StatusCode::CONFLICT);
+
+    assert_unauthenticated(app.me(before["access_token"].as_str().unwrap()).await).await;
+    assert_unauthenticated(app.refresh(&before["refresh_token"]).await).await;
+    assert_unauthenticated(app.sign_in(EMAIL, PASSWORD).await).await;
+    assert_eq!(app.sign_in(EMAIL, new_password).await.status(), StatusCode::OK);
 }

@@ -4,3 +4,4 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod auth;
+mod identity;

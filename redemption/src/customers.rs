@@ -1,0 +1,160 @@
+//! Customers sign in with their wallet (EIP-4361 Sign-In with Ethereum) to redeem rewards;
+//! verifiers open a store's scanner. The rules live in `shared::auth`.
+
+use alloy::primitives::Bytes;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use shared::{
+    AppState,
+    auth::{self, Caller, Permission, Principal, RequestMeta, public, require},
+    http::{ApiError, ApiResult, Problem, extract::Json, ratelimit},
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(public(routes!(siwe_nonce)))
+        .routes(public(routes!(siwe_sign_in)))
+        .routes(require(Permission::Customer, routes!(me)))
+        .routes(require(Permission::RedemptionsScan, routes!(scanner)))
+}
+
+/// A nonce to put in the EIP-4361 message.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Nonce {
+    nonce: String,
+    /// The `domain` the message must name.
+    domain: String,
+    /// The `Chain ID` the message must name.
+    chain_id: u64,
+    /// Seconds the nonce stays usable.
+    expires_in: u64,
+}
+
+/// The signed message.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SiweSignIn {
+    /// The EIP-4361 message exactly as signed.
+    message: String,
+    /// The signature, 0x-hex: 65-byte ECDSA (EIP-191) or whatever the contract wallet's
+    /// EIP-1271 `isValidSignature` accepts.
+    #[schema(value_type = String)]
+    signature: Bytes,
+}
+
+/// A customer's access token.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CustomerToken {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    customer_id: i64,
+    /// EIP-55 checksummed.
+    address: String,
+}
+
+/// The signed-in customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CustomerMe {
+    customer_id: i64,
+    address: String,
+}
+
+/// Where a verifier is scanning.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Scanner {
+    brand_id: i64,
+    brand_name: String,
+    store_id: i64,
+    store_name: String,
+}
+
+/// Issues a single-use nonce for a Sign-In with Ethereum message.
+#[utoipa::path(get, path = "/auth/siwe/nonce", tag = "auth", responses(
+    (status = 200, body = Nonce),
+    (status = 429, body = Problem, content_type = "application/problem+json"),
+))]
+#[tracing::instrument(skip_all)]
+async fn siwe_nonce(State(state): State<AppState>, meta: RequestMeta) -> ApiResult<Json<Nonce>> {
+    let config = &state.config().auth;
+    ratelimit::check(state.db(), &config.rate_limits, &[format!("siwe-nonce:ip:{}", meta.ip_key())]).await?;
+    let nonce = auth::siwe::issue_nonce(state.db(), config).await?;
+    let chain_id = state
+        .chain()
+        .chain_id()
+        .await
+        .map_err(|e| ApiError::Unavailable { detail: format!("the chain is unavailable: {e}"), checks: None })?;
+    Ok(Json(Nonce {
+        nonce,
+        domain: config.siwe_domain.clone(),
+        chain_id,
+        expires_in: config.siwe_nonce_ttl.as_secs(),
+    }))
+}
+
+/// Signs a customer in with a signed EIP-4361 message.
+#[utoipa::path(post, path = "/auth/siwe", tag = "auth", request_body = SiweSignIn, responses(
+    (status = 200, body = CustomerToken),
+    (status = 401, description = "Wrong domain or chain, expired, reused nonce, or not the address's signature",
+        body = Problem, content_type = "application/problem+json"),
+    (status = 429, body = Problem, content_type = "application/problem+json"),
+))]
+#[tracing::instrument(skip_all)]
+async fn siwe_sign_in(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    Json(body): Json<SiweSignIn>,
+) -> ApiResult<Json<CustomerToken>> {
+    let config = &state.config().auth;
+    ratelimit::check(state.db(), &config.rate_limits, &[format!("siwe:ip:{}", meta.ip_key())]).await?;
+    let session = auth::siwe::sign_in(state.db(), state.chain(), config, &body.message, &body.signature, &meta).await?;
+    Ok(Json(CustomerToken {
+        access_token: session.access_token,
+        token_type: "Bearer",
+        expires_in: session.expires_in,
+        customer_id: session.customer,
+        address: session.address.to_checksum(None),
+    }))
+}
+
+/// The signed-in customer.
+#[utoipa::path(get, path = "/customers/me", tag = "customers", responses((status = 200, body = CustomerMe)))]
+#[tracing::instrument(skip_all)]
+async fn me(caller: Caller) -> ApiResult<Json<CustomerMe>> {
+    match caller.principal {
+        Principal::Customer { id, wallet } => Ok(Json(CustomerMe { customer_id: id, address: wallet.to_checksum(None) })),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+/// The store a verifier's scanner is set up for (verifiers: only their assigned stores).
+#[utoipa::path(get, path = "/brands/{brand_id}/stores/{store_id}/scanner", tag = "redemptions",
+    params(("brand_id" = i64, Path), ("store_id" = i64, Path)),
+    responses((status = 200, body = Scanner), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all)]
+async fn scanner(
+    State(state): State<AppState>,
+    caller: Caller,
+    shared::http::extract::Path(path): shared::http::extract::Path<StorePath>,
+) -> ApiResult<Json<Scanner>> {
+    let brand = caller.brand()?.id;
+    let scanner = sqlx::query_as!(
+        Scanner,
+        "SELECT b.id AS brand_id, b.name AS brand_name, s.id AS store_id, s.name AS store_name
+         FROM stores s JOIN brands b ON b.id = s.brand_id
+         WHERE s.brand_id = $1 AND s.id = $2",
+        brand,
+        path.store_id
+    )
+    .fetch_optional(state.db())
+    .await?
+    .ok_or_else(|| ApiError::NotFound("no such store".into()))?;
+    Ok(Json(scanner))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StorePath {
+    store_id: i64,
+}
