@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
     audit::{self, Entry},
-    auth::{Caller, Permission, api_keys::{self, ApiKey}, require},
+    auth::{
+        Caller, Permission,
+        api_keys::{self, ApiKey},
+        require,
+    },
     http::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Json, Path},

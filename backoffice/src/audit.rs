@@ -7,7 +7,10 @@ use shared::{
     AppState,
     audit::{self, Record, Verification},
     auth::{Caller, Permission, require},
-    http::{ApiError, ApiResult, FieldError, extract::{Json, Query}},
+    http::{
+        ApiError, ApiResult, FieldError,
+        extract::{Json, Query},
+    },
 };
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -41,7 +44,11 @@ impl Page {
 /// The whole audit log (platform admins).
 #[utoipa::path(get, path = "/audit", tag = "audit", params(Page), responses((status = 200, body = Vec<Record>)))]
 #[tracing::instrument(skip_all)]
-async fn list_all(State(state): State<AppState>, _caller: Caller, Query(page): Query<Page>) -> ApiResult<Json<Vec<Record>>> {
+async fn list_all(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Vec<Record>>> {
     let mut conn = state.db().acquire().await?;
     Ok(Json(audit::list(&mut conn, None, page.before, page.limit()?).await?))
 }

@@ -94,7 +94,8 @@ async fn create_brand(
 #[utoipa::path(get, path = "/brands", tag = "brands", responses((status = 200, body = Vec<Brand>)))]
 #[tracing::instrument(skip_all)]
 async fn list_brands(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<Brand>>> {
-    let brands = sqlx::query_as!(Brand, "SELECT id, name, created_at FROM brands ORDER BY id").fetch_all(state.db()).await?;
+    let brands =
+        sqlx::query_as!(Brand, "SELECT id, name, created_at FROM brands ORDER BY id").fetch_all(state.db()).await?;
     Ok(Json(brands))
 }
 

@@ -179,15 +179,18 @@ pub(crate) async fn invite(
     audit::record_as(conn, &caller.principal.actor(), Some(brand), &caller.meta, entry).await?;
     let brand_name = sqlx::query_scalar!("SELECT name FROM brands WHERE id = $1", brand).fetch_one(conn).await?;
     let link = state.mailer().link("/invites/accept", &[("token", &token)]);
-    Ok((id, PendingMail {
-        to: email.as_str().to_owned(),
-        subject: format!("You are invited to {brand_name} on Brandmint"),
-        body: format!(
-            "You are invited to join {brand_name} on Brandmint as {role}.\n\n\
+    Ok((
+        id,
+        PendingMail {
+            to: email.as_str().to_owned(),
+            subject: format!("You are invited to {brand_name} on Brandmint"),
+            body: format!(
+                "You are invited to join {brand_name} on Brandmint as {role}.\n\n\
              Accept within 7 days (with your existing Brandmint password, or choose one):\n{link}\n",
-            role = request.role.as_str()
-        ),
-    }))
+                role = request.role.as_str()
+            ),
+        },
+    ))
 }
 
 /// The brand's members.

@@ -86,12 +86,7 @@ async fn siwe_nonce(State(state): State<AppState>, meta: RequestMeta) -> ApiResu
         .chain_id()
         .await
         .map_err(|e| ApiError::Unavailable { detail: format!("the chain is unavailable: {e}"), checks: None })?;
-    Ok(Json(Nonce {
-        nonce,
-        domain: config.siwe_domain.clone(),
-        chain_id,
-        expires_in: config.siwe_nonce_ttl.as_secs(),
-    }))
+    Ok(Json(Nonce { nonce, domain: config.siwe_domain.clone(), chain_id, expires_in: config.siwe_nonce_ttl.as_secs() }))
 }
 
 /// Signs a customer in with a signed EIP-4361 message.
@@ -124,7 +119,9 @@ async fn siwe_sign_in(
 #[tracing::instrument(skip_all)]
 async fn me(caller: Caller) -> ApiResult<Json<CustomerMe>> {
     match caller.principal {
-        Principal::Customer { id, wallet } => Ok(Json(CustomerMe { customer_id: id, address: wallet.to_checksum(None) })),
+        Principal::Customer { id, wallet } => {
+            Ok(Json(CustomerMe { customer_id: id, address: wallet.to_checksum(None) }))
+        }
         _ => Err(ApiError::Forbidden),
     }
 }

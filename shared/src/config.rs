@@ -104,8 +104,11 @@ pub const RATE_LIMIT_AUTH_MAX: Variable = optional(
 );
 pub const RATE_LIMIT_AUTH_WINDOW_SECS: Variable =
     optional("RATE_LIMIT_AUTH_WINDOW_SECS", "the window RATE_LIMIT_AUTH_MAX counts in", "60");
-pub const RATE_LIMIT_IP_PER_MINUTE: Variable =
-    optional("RATE_LIMIT_IP_PER_MINUTE", "every client IP's budget of requests per minute, per process (0: off)", "1200");
+pub const RATE_LIMIT_IP_PER_MINUTE: Variable = optional(
+    "RATE_LIMIT_IP_PER_MINUTE",
+    "every client IP's budget of requests per minute, per process (0: off)",
+    "1200",
+);
 pub const TRUST_FORWARDED_FOR: Variable = optional(
     "TRUST_FORWARDED_FOR",
     "`true` behind a reverse proxy that sets X-Forwarded-For (its last hop is the client IP); else `false`",

@@ -25,11 +25,11 @@ use utoipa_swagger_ui::SwaggerUi;
 use secrecy::ExposeSecret;
 
 use crate::{
+    auth,
     chain::{
         Chain,
         txqueue::{SenderConfig, TxSender},
     },
-    auth,
     config::{Config, HttpConfig},
     daemon::{Daemon, DaemonRunner},
     db, errors,

@@ -175,9 +175,15 @@ impl TestApp {
     pub async fn sign_in(&self, email: &str) -> String {
         use secrecy::ExposeSecret;
         let meta = crate::auth::RequestMeta { ip: None, request_id: None, user_agent: Some("test".into()) };
-        let pair = crate::auth::sign_in(self.resources.db(), &self.resources.config().auth, email, TEST_PASSWORD.into(), &meta)
-            .await
-            .expect("sign in");
+        let pair = crate::auth::sign_in(
+            self.resources.db(),
+            &self.resources.config().auth,
+            email,
+            TEST_PASSWORD.into(),
+            &meta,
+        )
+        .await
+        .expect("sign in");
         pair.access_token.expose_secret().to_owned()
     }
 

@@ -3,5 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod access;
 mod contracts;
 mod platform;

@@ -292,7 +292,17 @@ async fn logging_out_or_revoking_a_session_stops_its_access_tokens_at_once() {
     let laptop = app.tokens().await;
     let phone = app.tokens().await;
     let (laptop, phone) = (laptop["access_token"].as_str().unwrap(), phone["access_token"].as_str().unwrap());
-    let list: Value = app.app.client.get(app.app.url("/auth/sessions")).bearer_auth(laptop).send().await.unwrap().json().await.unwrap();
+    let list: Value = app
+        .app
+        .client
+        .get(app.app.url("/auth/sessions"))
+        .bearer_auth(laptop)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let sessions = list.as_array().unwrap();
     assert_eq!(sessions.len(), 2, "the logged-out session is not listed: {list}");
     let sid = |token: &str| -> Value {

@@ -22,9 +22,14 @@ async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Opti
 async fn an_admin_creates_a_brand_whose_owner_accepts_by_mail_and_invites_a_verifier() {
     let app = TestApp::spawn(backoffice::SERVICE).await;
     let (_, admin) = app.account("admin@brandmint.example", Some(PlatformRole::Admin)).await;
-    let (status, brand) =
-        call(&app, Method::POST, "/brands", &admin, Some(json!({ "name": "Acme", "owner_email": "Owner@Acme.example" })))
-            .await;
+    let (status, brand) = call(
+        &app,
+        Method::POST,
+        "/brands",
+        &admin,
+        Some(json!({ "name": "Acme", "owner_email": "Owner@Acme.example" })),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{brand}");
     let brand_id = brand["id"].as_i64().unwrap();
 
@@ -39,7 +44,9 @@ async fn an_admin_creates_a_brand_whose_owner_accepts_by_mail_and_invites_a_veri
     let owner = app.sign_in("owner@acme.example").await;
 
     // A verifier is limited to stores of this brand.
-    let (_, store) = call(&app, Method::POST, &format!("/brands/{brand_id}/stores"), &owner, Some(json!({ "name": "Main St" }))).await;
+    let (_, store) =
+        call(&app, Method::POST, &format!("/brands/{brand_id}/stores"), &owner, Some(json!({ "name": "Main St" })))
+            .await;
     let store_id = store["id"].as_i64().unwrap();
     let other_brand = app.brand("Other").await;
     let foreign_store = app.store(other_brand, "Elsewhere").await;
@@ -55,8 +62,12 @@ async fn an_admin_creates_a_brand_whose_owner_accepts_by_mail_and_invites_a_veri
     assert_eq!(accept(token, TEST_PASSWORD).await.unwrap().status(), StatusCode::OK);
 
     let (_, members) = call(&app, Method::GET, &format!("/brands/{brand_id}/members"), &owner, None).await;
-    let roles: Vec<(&str, &str)> =
-        members.as_array().unwrap().iter().map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap())).collect();
+    let roles: Vec<(&str, &str)> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
     assert_eq!(roles, [("owner@acme.example", "owner"), ("scan@acme.example", "verifier")]);
     let verifier = members[1]["account_id"].as_i64().unwrap();
     assert_eq!(members[1]["store_ids"], json!([store_id]));
@@ -85,7 +96,16 @@ async fn an_admin_creates_a_brand_whose_owner_accepts_by_mail_and_invites_a_veri
     let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions,
-        ["member.role-changed", "member.role-changed", "member.joined", "member.invited", "store.created", "member.joined", "member.invited", "brand.created"]
+        [
+            "member.role-changed",
+            "member.role-changed",
+            "member.joined",
+            "member.invited",
+            "store.created",
+            "member.joined",
+            "member.invited",
+            "brand.created"
+        ]
     );
     assert_eq!(audit[0]["before"]["role"], "owner");
     assert_eq!(audit[0]["after"]["role"], "staff");
@@ -103,7 +123,8 @@ async fn api_keys_act_for_their_brand_with_their_permissions_until_revoked() {
 
     let keys = format!("/brands/{acme}/api-keys");
     let (status, body) =
-        call(&app, Method::POST, &keys, &owner, Some(json!({ "name": "shop", "permissions": ["api-keys-manage"] }))).await;
+        call(&app, Method::POST, &keys, &owner, Some(json!({ "name": "shop", "permissions": ["api-keys-manage"] })))
+            .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a key cannot mint keys: {body}");
     let (status, created) =
         call(&app, Method::POST, &keys, &owner, Some(json!({ "name": "shop", "permissions": ["brand-read"] }))).await;
@@ -125,9 +146,11 @@ async fn api_keys_act_for_their_brand_with_their_permissions_until_revoked() {
 
     // The other brand's owner cannot revoke Acme's key, even knowing its id.
     let key_id = created["key"]["id"].as_i64().unwrap();
-    let (status, _) = call(&app, Method::DELETE, &format!("/brands/{other}/api-keys/{key_id}"), &other_owner, None).await;
+    let (status, _) =
+        call(&app, Method::DELETE, &format!("/brands/{other}/api-keys/{key_id}"), &other_owner, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(&app, Method::DELETE, &format!("/brands/{acme}/api-keys/{key_id}"), &other_owner, None).await;
+    let (status, _) =
+        call(&app, Method::DELETE, &format!("/brands/{acme}/api-keys/{key_id}"), &other_owner, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = call(&app, Method::GET, &format!("/brands/{acme}"), &token, None).await;
     assert_eq!(status, StatusCode::OK, "still works");
@@ -169,9 +192,21 @@ async fn altering_any_audit_row_makes_verification_report_that_row() {
     };
     let verify = || async { call(&app, Method::GET, "/audit/verify", &admin, None).await.1 };
     for (sql, row, undo) in [
-        ("UPDATE audit_log SET after = '\"Evil\"' WHERE id = 6", 6, "UPDATE audit_log SET after = '\"Brand 2\"' WHERE id = 6"),
-        ("UPDATE audit_log SET at = at - interval '1 day' WHERE id = 4", 4, "UPDATE audit_log SET at = at + interval '1 day' WHERE id = 4"),
-        ("UPDATE audit_log SET actor = 'account:999' WHERE id = 2", 2, "UPDATE audit_log SET actor = 'account:1' WHERE id = 2"),
+        (
+            "UPDATE audit_log SET after = '\"Evil\"' WHERE id = 6",
+            6,
+            "UPDATE audit_log SET after = '\"Brand 2\"' WHERE id = 6",
+        ),
+        (
+            "UPDATE audit_log SET at = at - interval '1 day' WHERE id = 4",
+            4,
+            "UPDATE audit_log SET at = at + interval '1 day' WHERE id = 4",
+        ),
+        (
+            "UPDATE audit_log SET actor = 'account:999' WHERE id = 2",
+            2,
+            "UPDATE audit_log SET actor = 'account:1' WHERE id = 2",
+        ),
     ] {
         tamper(sql).await;
         let report = verify().await;

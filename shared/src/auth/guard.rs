@@ -169,9 +169,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         // Only `require`'s wall inserts it: a handler taking `Caller` on a route added without a
         // permission is a bug, answered 500 rather than letting the request through.
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("handler takes Caller but its route has no permission"))
-        })
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("handler takes Caller but its route has no permission")))
     }
 }
 
@@ -295,7 +297,9 @@ async fn brand_access(
             let as_staff = platform_role.is_some_and(|role| platform_grants(role).contains(&permission));
             match role {
                 _ if !row.exists => Err(no_such_brand()),
-                Some(role) if brand_grants(role).contains(&permission) => Ok(BrandAccess { id: brand, role: Some(role) }),
+                Some(role) if brand_grants(role).contains(&permission) => {
+                    Ok(BrandAccess { id: brand, role: Some(role) })
+                }
                 _ if as_staff => Ok(BrandAccess { id: brand, role: None }),
                 Some(_) => Err(ApiError::Forbidden),
                 None if platform_role.is_some() => Err(ApiError::Forbidden),
@@ -352,10 +356,9 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<(P
     .ok_or(ApiError::Unauthenticated)?;
     let principal = match subject {
         access::Subject::Account(_) if row.account_disabled != Some(false) => return Err(ApiError::Unauthenticated),
-        access::Subject::Account(id) => Principal::Account {
-            id,
-            platform_role: row.platform_role.as_deref().and_then(|role| role.parse().ok()),
-        },
+        access::Subject::Account(id) => {
+            Principal::Account { id, platform_role: row.platform_role.as_deref().and_then(|role| role.parse().ok()) }
+        }
         access::Subject::Customer(id) => Principal::Customer {
             id,
             wallet: row

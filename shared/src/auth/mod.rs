@@ -108,10 +108,9 @@ impl crate::daemon::Daemon for IdentityCleanup {
     fn run<'a>(&'a self, ctx: &'a crate::daemon::RunContext) -> crate::workflow::BoxFuture<'a, anyhow::Result<u64>> {
         Box::pin(async move {
             let nonces = sqlx::query!("DELETE FROM siwe_nonces WHERE expires_at < now()").execute(&ctx.pool).await?;
-            let resets =
-                sqlx::query!("DELETE FROM password_resets WHERE expires_at < now() - interval '7 days'")
-                    .execute(&ctx.pool)
-                    .await?;
+            let resets = sqlx::query!("DELETE FROM password_resets WHERE expires_at < now() - interval '7 days'")
+                .execute(&ctx.pool)
+                .await?;
             let sessions = sqlx::query!(
                 "DELETE FROM sessions WHERE expires_at < now() - interval '7 days'
                     OR revoked_at < now() - interval '7 days'"

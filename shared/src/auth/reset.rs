@@ -69,9 +69,7 @@ pub async fn confirm(db: &PgPool, token: &str, new_password: SecretString, meta:
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(Error::InvalidResetToken)?;
-    sqlx::query!("UPDATE accounts SET password_hash = $2 WHERE id = $1", account.get(), hash)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!("UPDATE accounts SET password_hash = $2 WHERE id = $1", account.get(), hash).execute(&mut *tx).await?;
     // Other outstanding reset links die with this one.
     sqlx::query!("UPDATE password_resets SET used_at = now() WHERE account_id = $1 AND used_at IS NULL", account.get())
         .execute(&mut *tx)

@@ -85,10 +85,12 @@ pub async fn sign_in(
     }
 
     let mut tx = db.begin().await?;
-    let consumed =
-        sqlx::query_scalar!("DELETE FROM siwe_nonces WHERE nonce = $1 AND expires_at > now() RETURNING nonce", message.nonce)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let consumed = sqlx::query_scalar!(
+        "DELETE FROM siwe_nonces WHERE nonce = $1 AND expires_at > now() RETURNING nonce",
+        message.nonce
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     if consumed.is_none() {
         return Err(refuse("unknown, used or expired nonce"));
     }
