@@ -1,19 +1,62 @@
-//! `brandmint`: every service in one process, for local use.
+//! `brandmint`: every service in one process, for local use, plus operator commands:
 //!
-//! `brandmint deploy-local` instead deploys the contracts and a demo campaign to the local
-//! chain in `RPC_URL` (what `cargo xtask dev` does first).
+//! * `brandmint deploy-local` deploys the contracts and a demo campaign to the local chain in
+//!   `RPC_URL` (what `cargo xtask dev` does first);
+//! * `brandmint create-admin <email>` creates a platform admin (password from
+//!   `BRANDMINT_ADMIN_PASSWORD`) in `DATABASE_URL` — there is no public sign-up;
+//! * `brandmint audit-verify` recomputes the audit log's hash chain and exits 1 naming the first
+//!   broken row.
 
-#![allow(clippy::print_stdout)] // prints the deployed addresses
+#![allow(clippy::print_stdout)] // prints the deployed addresses and reports
+
+use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match std::env::args().nth(1).as_deref() {
-        None => shared::service::run(&anvil_tests::SERVICES).await,
-        Some("deploy-local") => {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => shared::service::run(&anvil_tests::SERVICES).await,
+        ["deploy-local"] => {
             let rpc_url = std::env::var("RPC_URL").map_err(|_| anyhow::anyhow!("RPC_URL is not set"))?;
             println!("{}", anvil_tests::local::deploy(&rpc_url).await?);
             Ok(())
         }
-        Some(other) => anyhow::bail!("unknown command `{other}`; usage: brandmint [deploy-local]"),
+        ["create-admin", email] => {
+            let password = std::env::var("BRANDMINT_ADMIN_PASSWORD")
+                .map_err(|_| anyhow::anyhow!("set BRANDMINT_ADMIN_PASSWORD to the new admin's password"))?;
+            let mut conn = database().await?;
+            match shared::auth::create_account(
+                &mut conn,
+                email,
+                password.into(),
+                Some(shared::auth::PlatformRole::Admin),
+            )
+            .await
+            {
+                Ok(account) => println!("admin account {} created for {}", account.id, account.email),
+                Err(shared::auth::Error::EmailTaken) => println!("an account for {email} exists already; left as is"),
+                Err(e) => return Err(e).context("creating the admin"),
+            }
+            Ok(())
+        }
+        ["audit-verify"] => {
+            let mut conn = database().await?;
+            let report = shared::audit::verify(&mut conn).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.first_broken.is_some() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        _ => anyhow::bail!("usage: brandmint [deploy-local | create-admin <email> | audit-verify]"),
     }
+}
+
+/// A migrated connection to `DATABASE_URL`.
+async fn database() -> anyhow::Result<sqlx::PgConnection> {
+    use sqlx::Connection;
+    let url = std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL is not set"))?;
+    let mut conn = sqlx::PgConnection::connect(&url).await.context("connecting to DATABASE_URL")?;
+    shared::db::MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+    Ok(conn)
 }

@@ -21,6 +21,10 @@ use crate::{
     util::{self, root, step},
 };
 
+/// The platform admin `cargo xtask dev` creates (local only; the database is throwaway).
+const DEMO_ADMIN: &str = "admin@brandmint.local";
+const DEMO_ADMIN_PASSWORD: &str = "brandmint-dev-admin";
+
 /// (service, listen address) as passed to the platform.
 const SERVICES: [(&str, &str, &str); 4] = [
     ("backoffice", "BACKOFFICE_ADDR", "127.0.0.1:8081"),
@@ -70,6 +74,13 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
     let deployed = util::output(
         Command::new(target_dir().join("debug/brandmint")).arg("deploy-local").env("RPC_URL", &endpoints.rpc_url),
     )?;
+    step("demo admin account");
+    util::run(
+        Command::new(target_dir().join("debug/brandmint"))
+            .args(["create-admin", DEMO_ADMIN])
+            .env("DATABASE_URL", &endpoints.database_url)
+            .env("BRANDMINT_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD),
+    )?;
     let mut platform = Command::new(target_dir().join("debug/brandmint"));
     platform
         .env("APP_ENV", "local")
@@ -79,6 +90,7 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
         // anvil's first funded account signs the platform's transactions locally.
         .env("TX_SIGNER_PRIVATE_KEYS", "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
         .env("TXQUEUE_STUCK_AFTER_SECS", "15")
+        .env("MAIL_DIR", "target/dev-mailbox")
         // A fresh signing key per run (tokens do not outlive it) unless the developer set one.
         .env("JWT_SECRET", std::env::var("JWT_SECRET").map_or_else(|_| random_hex(32), Ok)?);
     for (_, var, default) in SERVICES {
@@ -115,6 +127,11 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
         }
         println!("\n  PostgreSQL  {}", endpoints.database_url);
         println!("  anvil       {} (chain id {CHAIN_ID})", endpoints.rpc_url);
+        println!("  admin       {DEMO_ADMIN} / {DEMO_ADMIN_PASSWORD} (POST /auth/sign-in on the back office)");
+        println!(
+            "  mailbox     {} (invitations, password resets)",
+            std::path::Path::new("target/dev-mailbox").display()
+        );
         println!("\n{}", deployed.trim_end());
     }
     let status = child.wait()?;
