@@ -28,9 +28,9 @@ async fn every_service_boots_and_is_ready_on_one_database() {
         assert!(metrics.text().await.unwrap().contains("http_requests_total"), "{name} metrics");
 
         let raw = app.get("/openapi.json").await.text().await.unwrap();
-        let doc: utoipa::openapi::OpenApi = serde_json::from_str(&raw).unwrap();
-        assert_eq!(doc.info.title, format!("Brandmint {name}"));
-        assert!(doc.paths.paths.contains_key("/health/ready"), "{name} documents its readiness route");
+        let doc: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(doc["info"]["title"], format!("Brandmint {name}"));
+        assert!(doc["paths"].get("/health/ready").is_some(), "{name} documents its readiness route");
     }
     for (_, app) in apps {
         app.stop().await.unwrap();
