@@ -31,12 +31,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(require(Permission::Account, routes!(revoke_session)))
 }
 
-/// Counts an attempt against the client IP's and the account's budgets.
-async fn limit(state: &AppState, action: &str, meta: &RequestMeta, account_key: &str) -> ApiResult<()> {
-    let buckets = [format!("{action}:ip:{}", meta.ip_key()), format!("{action}:account:{account_key}")];
-    ratelimit::check(state.db(), &state.config().auth.rate_limits, &buckets).await
-}
-
 /// Email and password.
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct SignInRequest {
@@ -128,7 +122,7 @@ async fn sign_in(
     meta: RequestMeta,
     Json(body): Json<SignInRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    limit(&state, "sign-in", &meta, &body.email.trim().to_lowercase()).await?;
+    ratelimit::attempt(&state, "sign-in", &meta, Some(&body.email.trim().to_lowercase())).await?;
     let pair = auth::sign_in(state.db(), &state.config().auth, &body.email, body.password, &meta).await?;
     Ok(Json(pair.into()))
 }
@@ -149,7 +143,7 @@ async fn refresh(
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let token_key = hex_prefix(&auth::token_hash(body.refresh_token.expose_secret()));
-    limit(&state, "refresh", &meta, &token_key).await?;
+    ratelimit::attempt(&state, "refresh", &meta, Some(&token_key)).await?;
     let mut conn = state.db().acquire().await?;
     let pair = auth::refresh(&mut conn, &state.config().auth, &body.refresh_token).await?;
     Ok(Json(pair.into()))
@@ -249,7 +243,7 @@ async fn request_password_reset(
     meta: RequestMeta,
     Json(body): Json<PasswordResetRequest>,
 ) -> ApiResult<StatusCode> {
-    limit(&state, "password-reset", &meta, &body.email.trim().to_lowercase()).await?;
+    ratelimit::attempt(&state, "password-reset", &meta, Some(&body.email.trim().to_lowercase())).await?;
     auth::reset::request(state.db(), state.mailer(), &body.email).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -272,7 +266,7 @@ async fn confirm_password_reset(
     Json(body): Json<PasswordResetConfirm>,
 ) -> ApiResult<StatusCode> {
     let token_key = hex_prefix(&auth::token_hash(body.token.expose_secret()));
-    limit(&state, "password-reset-confirm", &meta, &token_key).await?;
+    ratelimit::attempt(&state, "password-reset-confirm", &meta, Some(&token_key)).await?;
     auth::reset::confirm(state.db(), body.token.expose_secret(), body.new_password, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

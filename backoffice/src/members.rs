@@ -198,20 +198,39 @@ pub(crate) async fn invite(
     responses((status = 200, body = Vec<Member>)))]
 #[tracing::instrument(skip_all)]
 async fn list_members(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Member>>> {
-    let brand = caller.brand()?.id;
-    let members = sqlx::query_as!(
+    let mut conn = state.db().acquire().await?;
+    Ok(Json(members(&mut conn, caller.brand()?.id, None).await?))
+}
+
+/// The brand's members, oldest first; only `account` when given.
+async fn members(conn: &mut PgConnection, brand: BrandId, account: Option<i64>) -> sqlx::Result<Vec<Member>> {
+    sqlx::query_as!(
         Member,
         r#"SELECT m.account_id, a.email, a.display_name, m.role, m.created_at,
                   array(SELECT store_id FROM member_stores s
                         WHERE s.brand_id = m.brand_id AND s.account_id = m.account_id ORDER BY store_id)
                       AS "store_ids!"
            FROM brand_members m JOIN accounts a ON a.id = m.account_id
-           WHERE m.brand_id = $1 ORDER BY m.created_at"#,
-        brand
+           WHERE m.brand_id = $1 AND ($2::bigint IS NULL OR m.account_id = $2)
+           ORDER BY m.created_at"#,
+        brand,
+        account
     )
-    .fetch_all(state.db())
-    .await?;
-    Ok(Json(members))
+    .fetch_all(conn)
+    .await
+}
+
+/// The brand's invitations, newest first; only `invite` when given.
+async fn invites(conn: &mut PgConnection, brand: BrandId, invite: Option<i64>) -> sqlx::Result<Vec<Invite>> {
+    sqlx::query_as!(
+        Invite,
+        "SELECT id, email, role, store_ids, created_at, expires_at, accepted_at, revoked_at
+         FROM brand_invites WHERE brand_id = $1 AND ($2::bigint IS NULL OR id = $2) ORDER BY id DESC",
+        brand,
+        invite
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// Invites someone by email; they get a link to accept.
@@ -227,14 +246,8 @@ async fn create_invite(
     let brand = caller.brand()?.id;
     let mut tx = state.db().begin().await?;
     let (id, mail) = invite(&mut tx, &state, &caller, brand, body).await?;
-    let created = sqlx::query_as!(
-        Invite,
-        "SELECT id, email, role, store_ids, created_at, expires_at, accepted_at, revoked_at
-         FROM brand_invites WHERE id = $1",
-        id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let created =
+        invites(&mut tx, brand, Some(id)).await?.pop().ok_or_else(|| anyhow::anyhow!("invite {id} vanished"))?;
     tx.commit().await?;
     mail.send(state.mailer()).await;
     Ok((StatusCode::CREATED, Json(created)))
@@ -245,16 +258,8 @@ async fn create_invite(
     responses((status = 200, body = Vec<Invite>)))]
 #[tracing::instrument(skip_all)]
 async fn list_invites(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Invite>>> {
-    let brand = caller.brand()?.id;
-    let invites = sqlx::query_as!(
-        Invite,
-        "SELECT id, email, role, store_ids, created_at, expires_at, accepted_at, revoked_at
-         FROM brand_invites WHERE brand_id = $1 ORDER BY id DESC",
-        brand
-    )
-    .fetch_all(state.db())
-    .await?;
-    Ok(Json(invites))
+    let mut conn = state.db().acquire().await?;
+    Ok(Json(invites(&mut conn, caller.brand()?.id, None).await?))
 }
 
 /// Withdraws an invitation that has not been accepted.
@@ -302,8 +307,7 @@ async fn accept_invite(
     Json(body): Json<AcceptInvite>,
 ) -> ApiResult<Json<Accepted>> {
     use secrecy::ExposeSecret;
-    let limits = &state.config().auth.rate_limits;
-    ratelimit::check(state.db(), limits, &[format!("invite-accept:ip:{}", meta.ip_key())]).await?;
+    ratelimit::attempt(&state, "invite-accept", &meta, None).await?;
     let mut tx = state.db().begin().await?;
     let invite = sqlx::query!(
         "SELECT id, brand_id, email, role, store_ids FROM brand_invites
@@ -432,19 +436,10 @@ async fn change_member(
         .before(serde_json::json!({ "role": role, "store_ids": stores }))
         .after(serde_json::json!({ "role": body.role, "store_ids": body.store_ids }));
     audit::record(&mut tx, &caller, entry).await?;
-    let member = sqlx::query_as!(
-        Member,
-        r#"SELECT m.account_id, a.email, a.display_name, m.role, m.created_at,
-                  array(SELECT store_id FROM member_stores s
-                        WHERE s.brand_id = m.brand_id AND s.account_id = m.account_id ORDER BY store_id)
-                      AS "store_ids!"
-           FROM brand_members m JOIN accounts a ON a.id = m.account_id
-           WHERE m.brand_id = $1 AND m.account_id = $2"#,
-        brand,
-        path.account_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let member = members(&mut tx, brand, Some(path.account_id))
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("member {} vanished inside its transaction", path.account_id))?;
     tx.commit().await?;
     Ok(Json(member))
 }

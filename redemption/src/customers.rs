@@ -79,7 +79,7 @@ pub(crate) struct Scanner {
 #[tracing::instrument(skip_all)]
 async fn siwe_nonce(State(state): State<AppState>, meta: RequestMeta) -> ApiResult<Json<Nonce>> {
     let config = &state.config().auth;
-    ratelimit::check(state.db(), &config.rate_limits, &[format!("siwe-nonce:ip:{}", meta.ip_key())]).await?;
+    ratelimit::attempt(&state, "siwe-nonce", &meta, None).await?;
     let nonce = auth::siwe::issue_nonce(state.db(), config).await?;
     let chain_id = state
         .chain()
@@ -103,7 +103,7 @@ async fn siwe_sign_in(
     Json(body): Json<SiweSignIn>,
 ) -> ApiResult<Json<CustomerToken>> {
     let config = &state.config().auth;
-    ratelimit::check(state.db(), &config.rate_limits, &[format!("siwe:ip:{}", meta.ip_key())]).await?;
+    ratelimit::attempt(&state, "siwe", &meta, None).await?;
     let session = auth::siwe::sign_in(state.db(), state.chain(), config, &body.message, &body.signature, &meta).await?;
     Ok(Json(CustomerToken {
         access_token: session.access_token,

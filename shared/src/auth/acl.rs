@@ -138,7 +138,7 @@ impl PlatformRole {
 pub fn platform_grants(role: PlatformRole) -> &'static [Permission] {
     use Permission::*;
     match role {
-        PlatformRole::Admin => ALL,
+        PlatformRole::Admin => ALL.as_slice(),
         PlatformRole::Support => &[
             Account,
             BrandsList,
@@ -179,27 +179,10 @@ pub fn brand_grants(role: BrandRole) -> &'static [Permission] {
     }
 }
 
-/// Every permission except [`Permission::Customer`] (admins are not customers).
-const ALL: &[Permission] = &[
-    Permission::Account,
-    Permission::BrandsCreate,
-    Permission::BrandsList,
-    Permission::AuditReadAll,
-    Permission::OpsRead,
-    Permission::KycReview,
-    Permission::TicketsManage,
-    Permission::BrandRead,
-    Permission::MembersRead,
-    Permission::MembersManage,
-    Permission::ApiKeysManage,
-    Permission::StoresManage,
-    Permission::CampaignsRead,
-    Permission::CampaignsManage,
-    Permission::FinanceRead,
-    Permission::RefundsIssue,
-    Permission::RedemptionsScan,
-    Permission::AuditRead,
-];
+/// Every permission except [`Permission::Customer`] (admins are not customers), derived from
+/// the enum so a new permission is an admin's without being listed twice.
+static ALL: std::sync::LazyLock<Vec<Permission>> =
+    std::sync::LazyLock::new(|| Permission::iter().filter(|p| *p != Permission::Customer).collect());
 
 /// Permissions that every account holds by being signed in.
 pub const ACCOUNT_GRANTS: &[Permission] = &[Permission::Account];

@@ -52,6 +52,19 @@ pub async fn check(db: &PgPool, config: &RateLimitConfig, buckets: &[String]) ->
     }
 }
 
+/// Counts one attempt at `action` against the client IP's budget (`<action>:ip:<ip>`) and, when
+/// given, the account's (`<action>:account:<key>`), with the configured authentication limits.
+pub async fn attempt(
+    state: &crate::AppState,
+    action: &str,
+    meta: &crate::auth::RequestMeta,
+    account: Option<&str>,
+) -> ApiResult<()> {
+    let mut buckets = vec![format!("{action}:ip:{}", meta.ip_key())];
+    buckets.extend(account.map(|key| format!("{action}:account:{key}")));
+    check(state.db(), &state.config().auth.rate_limits, &buckets).await
+}
+
 /// Deletes windows that ended more than a day ago (called by the identity cleanup daemon).
 pub async fn cleanup(db: &PgPool) -> sqlx::Result<u64> {
     Ok(sqlx::query!("DELETE FROM rate_limit_windows WHERE window_start < now() - interval '1 day'")
