@@ -103,7 +103,8 @@ async fn siwe_sign_in(
     Json(body): Json<SiweSignIn>,
 ) -> ApiResult<Json<CustomerToken>> {
     let config = &state.config().auth;
-    ratelimit::attempt(&state, "siwe", &meta, None).await?;
+    let claimed = auth::siwe::claimed_address(&body.message);
+    ratelimit::attempt(&state, "siwe", &meta, claimed.as_deref()).await?;
     let session = auth::siwe::sign_in(state.db(), state.chain(), config, &body.message, &body.signature, &meta).await?;
     Ok(Json(CustomerToken {
         access_token: session.access_token,

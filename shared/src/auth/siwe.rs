@@ -53,6 +53,12 @@ pub struct CustomerSession {
     pub address: Address,
 }
 
+/// The address a SIWE message claims to sign in (lower-case hex), for per-account rate limits
+/// before anything is verified; `None` when it does not parse.
+pub fn claimed_address(message: &str) -> Option<String> {
+    message.parse::<siwe::Message>().ok().map(|m| format!("{:#x}", Address::from(m.address)))
+}
+
 /// Verifies a signed SIWE message and starts a customer session (see the module docs).
 #[tracing::instrument(skip_all)]
 pub async fn sign_in(
@@ -148,4 +154,20 @@ async fn signed_by(chain: &Chain, message: &siwe::Message, address: Address, sig
     let answer = IERC1271::new(address, provider).isValidSignature(B256::from(hash), signature.clone()).call().await;
     // A wallet that reverts or answers anything else did not sign.
     Ok(answer.is_ok_and(|magic| magic.0 == ERC1271_MAGIC))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn claimed_address_is_read_before_verification() {
+        let message = "shop.example wants you to sign in with your Ethereum account:\n\
+            0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266\n\nSign in to Brandmint\n\n\
+            URI: https://shop.example\nVersion: 1\nChain ID: 31337\nNonce: 32891756abcdef12\n\
+            Issued At: 2026-11-23T10:00:00Z";
+        assert_eq!(
+            super::claimed_address(message).as_deref(),
+            Some("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")
+        );
+        assert_eq!(super::claimed_address("not a siwe message"), None);
+    }
 }
