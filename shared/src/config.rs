@@ -130,6 +130,29 @@ pub const APP_BASE_URL: Variable = optional(
     "the web app's address, for links in mails (invitations, password resets)",
     "http://localhost:3000",
 );
+pub const STORAGE_DIR: Variable = optional(
+    "STORAGE_DIR",
+    "uploads (artwork, KYC documents) when OBJECT_STORE_URL is not set",
+    "target/storage",
+);
+pub const OBJECT_STORE_URL: Variable = optional(
+    "OBJECT_STORE_URL",
+    "s3://bucket/prefix for uploads on S3-compatible storage (AWS_* variables give credentials, region, endpoint)",
+    "",
+);
+pub const CAMPAIGN_FACTORY_ADDRESS: Variable =
+    optional("CAMPAIGN_FACTORY_ADDRESS", "the CampaignFactory contract (empty: campaigns cannot be deployed)", "");
+pub const CHECKOUT_ADDRESS: Variable =
+    optional("CHECKOUT_ADDRESS", "the Checkout contract for wallet payments (empty: no wallet checkout)", "");
+pub const REWARD_VAULT_ADDRESS: Variable =
+    optional("REWARD_VAULT_ADDRESS", "the RewardVault contract (empty: no on-chain rewards)", "");
+pub const STABLECOIN_ADDRESS: Variable =
+    optional("STABLECOIN_ADDRESS", "the stablecoin accepted for payments and rewards (empty: none)", "");
+pub const PUBLIC_BASE_URL: Variable = optional(
+    "PUBLIC_BASE_URL",
+    "the back office's public address; collections' token metadata lives at <this>/metadata/<campaign>/<token>",
+    "http://127.0.0.1:8081",
+);
 pub const RUST_LOG: Variable =
     optional("RUST_LOG", "tracing filter directives, e.g. info,sqlx=warn,shared=debug", "info,sqlx=warn");
 
@@ -169,6 +192,13 @@ pub const VARIABLES: &[Variable] = &[
     MAIL_DIR,
     MAIL_FROM,
     APP_BASE_URL,
+    STORAGE_DIR,
+    OBJECT_STORE_URL,
+    CAMPAIGN_FACTORY_ADDRESS,
+    CHECKOUT_ADDRESS,
+    REWARD_VAULT_ADDRESS,
+    STABLECOIN_ADDRESS,
+    PUBLIC_BASE_URL,
     RUST_LOG,
 ];
 
@@ -210,6 +240,26 @@ pub struct Config {
     pub observability: ObservabilityConfig,
     pub auth: AuthConfig,
     pub mail: MailConfig,
+    pub storage: StorageConfig,
+}
+
+/// Where uploads are stored.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub dir: std::path::PathBuf,
+    /// `s3://bucket/prefix`, replacing `dir`.
+    pub object_store_url: Option<url::Url>,
+}
+
+/// The platform's deployed contracts on the configured chain (unset where not deployed).
+#[derive(Debug, Clone)]
+pub struct ContractsConfig {
+    pub campaign_factory: Option<alloy::primitives::Address>,
+    pub checkout: Option<alloy::primitives::Address>,
+    pub reward_vault: Option<alloy::primitives::Address>,
+    pub stablecoin: Option<alloy::primitives::Address>,
+    /// Base of the public token metadata (`<base>/metadata/<campaign>/`).
+    pub public_base_url: url::Url,
 }
 
 /// How access and refresh tokens are issued and checked.
@@ -275,6 +325,7 @@ pub struct ChainConfig {
     pub stuck_after: Duration,
     pub fee_bump_percent: u32,
     pub max_fee_per_gas: Option<u128>,
+    pub contracts: ContractsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -348,6 +399,13 @@ impl Config {
                     "" => None,
                     _ => Some(env.parse(TXQUEUE_MAX_FEE_PER_GAS_WEI)?),
                 },
+                contracts: ContractsConfig {
+                    campaign_factory: address(&env, CAMPAIGN_FACTORY_ADDRESS)?,
+                    checkout: address(&env, CHECKOUT_ADDRESS)?,
+                    reward_vault: address(&env, REWARD_VAULT_ADDRESS)?,
+                    stablecoin: address(&env, STABLECOIN_ADDRESS)?,
+                    public_base_url: env.parse(PUBLIC_BASE_URL)?,
+                },
             },
             http: HttpConfig {
                 backoffice_addr: env.parse(BACKOFFICE_ADDR)?,
@@ -395,12 +453,27 @@ impl Config {
                 },
                 app_base_url: env.parse(APP_BASE_URL)?,
             },
+            storage: StorageConfig {
+                dir: env.string(STORAGE_DIR)?.into(),
+                object_store_url: match env.string(OBJECT_STORE_URL)?.as_str() {
+                    "" => None,
+                    _ => Some(env.parse(OBJECT_STORE_URL)?),
+                },
+            },
         })
     }
 }
 
 fn invalid(var: Variable, reason: String) -> ConfigError {
     ConfigError::Invalid { name: var.name, help: var.help, reason }
+}
+
+/// An optional contract address; mixed-case input must carry a valid EIP-55 checksum.
+fn address(env: &Reader<'_>, var: Variable) -> Result<Option<alloy::primitives::Address>> {
+    match env.string(var)?.trim() {
+        "" => Ok(None),
+        text => crate::chain::parse_address(text).map(Some).map_err(|reason| invalid(var, reason)),
+    }
 }
 
 fn positive_secs(env: &Reader<'_>, var: Variable) -> Result<Duration> {

@@ -17,6 +17,7 @@ pub mod http;
 pub mod mail;
 pub mod money;
 pub mod service;
+pub mod storage;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;

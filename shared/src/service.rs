@@ -39,6 +39,7 @@ use crate::{
         ratelimit::IpBudget,
     },
     mail::Mailer,
+    storage::Storage,
     telemetry,
     workflow::{Dispatcher, Subscriber, outbox::DispatchPolicy},
 };
@@ -112,6 +113,9 @@ impl AppState {
     pub fn mailer(&self) -> &Mailer {
         &self.resources.mailer
     }
+    pub fn storage(&self) -> &Storage {
+        &self.resources.storage
+    }
 }
 
 /// The connections a process holds, shared by every service it runs.
@@ -121,6 +125,7 @@ pub struct Resources {
     db: PgPool,
     chain: Chain,
     mailer: Mailer,
+    storage: Storage,
     migrations: Arc<Migrations>,
 }
 
@@ -131,7 +136,8 @@ impl Resources {
         let db = db::pool(&config.database).context("DATABASE_URL")?;
         let chain = Chain::connect(&config.chain).context("RPC_URL")?;
         let mailer = Mailer::new(&config.mail)?;
-        Ok(Self { config: Arc::new(config), db, chain, mailer, migrations: Arc::default() })
+        let storage = Storage::new(&config.storage)?;
+        Ok(Self { config: Arc::new(config), db, chain, mailer, storage, migrations: Arc::default() })
     }
 
     pub fn config(&self) -> &Config {

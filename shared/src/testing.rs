@@ -83,6 +83,10 @@ pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Conf
             "MAIL_DIR".into(),
             std::env::temp_dir().join(format!("brandmint-mail-{}", uuid::Uuid::new_v4())).display().to_string(),
         ),
+        (
+            "STORAGE_DIR".into(),
+            std::env::temp_dir().join(format!("brandmint-storage-{}", uuid::Uuid::new_v4())).display().to_string(),
+        ),
     ]);
     for var in ["BACKOFFICE_ADDR", "PAYMENT_ADDR", "REDEMPTION_ADDR", "INDEXER_ADDR"] {
         vars.insert(var.into(), "127.0.0.1:0".into());

@@ -65,6 +65,8 @@ pub enum Permission {
     RedemptionsScan,
     /// The brand's own audit-log rows.
     AuditRead,
+    /// Register, rotate and replay the brand's webhook endpoints.
+    WebhooksManage,
 }
 
 impl Permission {
@@ -75,7 +77,7 @@ impl Permission {
                 Scope::Platform
             }
             BrandRead | MembersRead | MembersManage | ApiKeysManage | StoresManage | CampaignsRead
-            | CampaignsManage | FinanceRead | RefundsIssue | RedemptionsScan | AuditRead => Scope::Brand,
+            | CampaignsManage | FinanceRead | RefundsIssue | RedemptionsScan | AuditRead | WebhooksManage => Scope::Brand,
         }
     }
 
@@ -170,10 +172,18 @@ pub fn brand_grants(role: BrandRole) -> &'static [Permission] {
             RefundsIssue,
             RedemptionsScan,
             AuditRead,
+            WebhooksManage,
         ],
-        BrandRole::Manager => {
-            &[BrandRead, MembersRead, StoresManage, CampaignsRead, CampaignsManage, FinanceRead, RedemptionsScan]
-        }
+        BrandRole::Manager => &[
+            BrandRead,
+            MembersRead,
+            StoresManage,
+            CampaignsRead,
+            CampaignsManage,
+            FinanceRead,
+            RedemptionsScan,
+            WebhooksManage,
+        ],
         BrandRole::Staff => &[BrandRead, CampaignsRead, RedemptionsScan],
         BrandRole::Verifier => &[RedemptionsScan],
     }

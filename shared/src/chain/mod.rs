@@ -51,3 +51,41 @@ pub fn install_crypto_provider() {
         drop(rustls::crypto::ring::default_provider().install_default());
     });
 }
+
+/// Parses an address typed by a person: `0x` and 40 hex digits in the EIP-55 checksummed form,
+/// so a mistyped character is caught instead of sending tokens or money to a stranger.
+pub fn parse_address(text: &str) -> Result<alloy::primitives::Address, String> {
+    use alloy::primitives::Address;
+    let text = text.trim();
+    let hex = text.strip_prefix("0x").ok_or("must start with 0x")?;
+    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("must be 0x followed by 40 hexadecimal digits".into());
+    }
+    let address: Address = text.parse().map_err(|_| "not an address".to_owned())?;
+    if address.is_zero() {
+        return Err("must not be the zero address".into());
+    }
+    if address.to_checksum(None) != text {
+        return Err("checksum does not match: copy the address in its EIP-55 mixed-case form".into());
+    }
+    Ok(address)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_need_their_checksum() {
+        let good = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+        assert_eq!(super::parse_address(good).unwrap().to_checksum(None), good);
+        for bad in [
+            "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266",
+            "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+            "f39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb9226",
+            "0x0000000000000000000000000000000000000000",
+            "0xg39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        ] {
+            assert!(super::parse_address(bad).is_err(), "{bad}");
+        }
+    }
+}
