@@ -57,6 +57,47 @@ impl Machine for Order {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Campaign: set up in draft, deployed on chain, sold while live (or paused), ended, archived.
+
+names!(
+    /// Where a campaign is.
+    CampaignState { Draft, Deploying, DeployFailed, Live, Paused, Ended, Archived }
+);
+names!(
+    /// What can happen to a campaign.
+    CampaignEvent { Deploy, DeployConfirmed, DeployFailed, Pause, Resume, End, Archive }
+);
+
+/// A brand's campaign.
+#[derive(Debug)]
+pub struct Campaign;
+
+impl Machine for Campaign {
+    const NAME: &'static str = "campaign";
+    const TABLE: &'static str = "campaigns";
+    type State = CampaignState;
+    type Event = CampaignEvent;
+    const INITIAL: CampaignState = CampaignState::Draft;
+    const TRANSITIONS: &'static [(CampaignState, CampaignEvent, CampaignState)] = {
+        use CampaignEvent as E;
+        use CampaignState as S;
+        &[
+            (S::Draft, E::Deploy, S::Deploying),
+            (S::DeployFailed, E::Deploy, S::Deploying),
+            (S::Deploying, E::DeployConfirmed, S::Live),
+            (S::Deploying, E::DeployFailed, S::DeployFailed),
+            (S::Live, E::Pause, S::Paused),
+            (S::Paused, E::Resume, S::Live),
+            (S::Live, E::End, S::Ended),
+            (S::Paused, E::End, S::Ended),
+            (S::Ended, E::Archive, S::Archived),
+            (S::Draft, E::Archive, S::Archived),
+            (S::DeployFailed, E::Archive, S::Archived),
+        ]
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Contract deployment: asks the transaction queue, waits for confirmation; a failure can be
 // retried.
 
@@ -259,6 +300,7 @@ mod tests {
     #[test]
     fn every_machine_table_is_deterministic_reachable_and_named() {
         check_table::<Order>();
+        check_table::<Campaign>();
         check_table::<Deployment>();
         check_table::<ChainTx>();
         check_table::<Redemption>();

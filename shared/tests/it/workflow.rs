@@ -8,7 +8,7 @@ use shared::{
     testing::TestDb,
     workflow::{
         Applied, Machine, Transition, WorkflowError, apply,
-        machines::{ChainTx, Deployment, Order, OrderEvent, OrderState, Redemption, RewardBatch},
+        machines::{Campaign, ChainTx, Deployment, Order, OrderEvent, OrderState, Redemption, RewardBatch},
     },
 };
 use sqlx::{Acquire, PgPool};
@@ -22,12 +22,33 @@ async fn pool() -> PgPool {
 }
 
 /// A fresh entity of machine `M` in its initial state. Machines whose table has required
-/// business columns get fixture values.
+/// business columns get fixture values (a brand with a campaign, an item and a reward).
 async fn create<M: Machine>(pool: &PgPool) -> i64 {
+    const FIXTURE: &str = "WITH b AS (INSERT INTO brands (name) VALUES ('Fixture') RETURNING id),
+        c AS (INSERT INTO campaigns (brand_id, name, slug, symbol, royalty_bps)
+              SELECT id, 'Fixture', 'fixture', 'FIX', 0 FROM b RETURNING brand_id, id),
+        i AS (INSERT INTO campaign_items (brand_id, campaign_id, name, price_minor, currency, supply, payment_methods)
+              SELECT brand_id, id, 'Item', 100, 'EUR', 10, '{card}' FROM c RETURNING brand_id, campaign_id, id),
+        r AS (INSERT INTO campaign_rewards (brand_id, campaign_id, kind, name)
+              SELECT brand_id, id, 'perk', 'Perk' FROM c RETURNING brand_id, campaign_id, id)";
     let insert = match M::TABLE {
         "chain_transactions" => "INSERT INTO chain_transactions (idempotency_key, chain_id, signer)
              VALUES ('fixture:' || gen_random_uuid(), 31337, '\\x00000000000000000000000000000000000000aa') RETURNING id"
             .to_owned(),
+        "campaigns" => format!("{FIXTURE} SELECT id FROM c"),
+        "orders" => format!(
+            "{FIXTURE} INSERT INTO orders (brand_id, campaign_id, item_id, quantity, method, currency, subtotal_minor,
+                 total_minor, buyer_email, wallet_address)
+             SELECT brand_id, campaign_id, id, 1, 'card', 'EUR', 100, 100, 'buyer@example.com',
+                 '\\x00000000000000000000000000000000000000bb' FROM i RETURNING id"
+        ),
+        "contract_deployments" => {
+            format!("{FIXTURE} INSERT INTO contract_deployments (brand_id, campaign_id) SELECT brand_id, id FROM c RETURNING id")
+        }
+        "redemptions" => format!(
+            "{FIXTURE} INSERT INTO redemptions (brand_id, campaign_id, reward_id, token_id)
+             SELECT brand_id, campaign_id, id, 1 FROM r RETURNING id"
+        ),
         table => format!("INSERT INTO {table} DEFAULT VALUES RETURNING id"),
     };
     sqlx::query_scalar(&insert).fetch_one(pool).await.unwrap()
@@ -238,6 +259,11 @@ fn random_sequences_follow_the_table<M: Machine>() {
 #[test]
 fn random_order_events_only_take_allowed_transitions() {
     random_sequences_follow_the_table::<Order>();
+}
+
+#[test]
+fn random_campaign_events_only_take_allowed_transitions() {
+    random_sequences_follow_the_table::<Campaign>();
 }
 
 #[test]
