@@ -7,9 +7,14 @@ mod api_keys;
 mod audit;
 mod auth;
 mod brands;
+mod campaigns;
+mod deploy;
 mod members;
+mod metadata;
 
-use shared::{AppState, ServiceSpec, config::HttpConfig};
+use std::sync::Arc;
+
+use shared::{AppState, ServiceSpec, config::HttpConfig, service::Resources, workflow::Subscriber};
 use utoipa_axum::router::OpenApiRouter;
 
 /// How the backoffice service is assembled.
@@ -18,7 +23,7 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     description: "Brand and platform staff set up brands, campaigns and rewards, and deploy campaign contracts.",
     routes,
     addr,
-    subscribers: ServiceSpec::none,
+    subscribers,
     daemons: ServiceSpec::none,
 };
 
@@ -34,4 +39,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(members::router())
         .merge(api_keys::router())
         .merge(audit::router())
+        .merge(campaigns::router())
+        .merge(deploy::router())
+        .merge(metadata::router())
+}
+
+/// The outbox subscribers the back office runs.
+fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
+    vec![Arc::new(deploy::DeploymentWatcher::new(resources))]
 }

@@ -148,6 +148,14 @@ impl Resources {
         &self.db
     }
 
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
     /// Resolves once the migrations are applied.
     pub async fn migrated(&self) {
         while !self.migrations.applied.load(Ordering::Acquire) {

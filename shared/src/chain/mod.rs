@@ -43,6 +43,13 @@ impl Chain {
     }
 }
 
+/// The platform's relayer: the first transaction-queue signer (it deploys campaigns, mints for
+/// card orders and configures contracts); `None` when no signer key is configured.
+pub fn relayer(config: &ChainConfig) -> Option<alloy::primitives::Address> {
+    let key = config.signer_keys.first()?;
+    key.expose_secret().parse::<alloy::signers::local::PrivateKeySigner>().ok().map(|signer| signer.address())
+}
+
 /// rustls needs one process-wide crypto provider; the platform uses ring everywhere.
 pub fn install_crypto_provider() {
     static INSTALLED: OnceLock<()> = OnceLock::new();

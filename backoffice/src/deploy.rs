@@ -1,0 +1,356 @@
+//! Deploying a campaign's collection: the deploy request asks the transaction queue to call
+//! `CampaignFactory.deployCampaign`; [`DeploymentWatcher`] reacts to the queue's `tx.confirmed`
+//! / `tx.failed` and moves the deployment and the campaign on (live, or deploy_failed with the
+//! revert reason, to be retried).
+//!
+//! Re-clicking deploy never deploys twice: the campaign row is locked, a deployment exists at
+//! most once per campaign, each attempt has its own idempotency key in the queue, and the
+//! factory itself refuses a second collection for one campaign id (CREATE2 salt).
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::Provider,
+    sol_types::SolCall,
+};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use shared::{
+    AppState,
+    service::Resources,
+    audit::{self, Entry},
+    auth::{Caller, Permission, require},
+    chain::txqueue::{self, IdempotencyKey, TxRequest},
+    contracts::{CampaignFactory, Checkout, RewardVault, campaign_factory::CampaignNFT},
+    http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
+    workflow::{
+        BoxFuture, OutboxEvent, Subscriber, Transition, apply,
+        machines::{
+            Campaign as CampaignMachine, CampaignEvent, CampaignState, Deployment, DeploymentEvent,
+        },
+    },
+};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::campaigns::{self, Campaign, CampaignPath, checksummed};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(require(Permission::CampaignsManage, routes!(deploy)))
+}
+
+/// A campaign's deployment.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeploymentView {
+    id: i64,
+    /// requested, submitted, confirmed or failed.
+    state: String,
+    attempt: i32,
+    /// The queued transaction (see its hash and fees through the operations API).
+    chain_tx_id: Option<i64>,
+    tx_hash: Option<String>,
+    collection_address: Option<String>,
+    /// Why the last attempt failed (the revert reason when there is one).
+    error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+pub(crate) async fn view(conn: &mut PgConnection, brand: i64, campaign: i64) -> sqlx::Result<Option<DeploymentView>> {
+    let row = sqlx::query!(
+        "SELECT d.id, d.state, d.attempt, d.chain_tx_id, d.collection_address, d.error, d.updated_at, t.tx_hash
+         FROM contract_deployments d LEFT JOIN chain_transactions t ON t.id = d.chain_tx_id
+         WHERE d.brand_id = $1 AND d.campaign_id = $2",
+        brand,
+        campaign
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| DeploymentView {
+        id: row.id,
+        state: row.state,
+        attempt: row.attempt,
+        chain_tx_id: row.chain_tx_id,
+        tx_hash: row.tx_hash.map(|hash| format!("0x{}", alloy::hex::encode(hash))),
+        collection_address: row.collection_address.as_deref().map(checksummed),
+        error: row.error,
+        updated_at: row.updated_at,
+    }))
+}
+
+/// Deploys the campaign's collection (or retries a failed deployment). Answers 202 while the
+/// transaction is on its way, and the current deployment unchanged when one is under way or
+/// done.
+#[utoipa::path(post, path = "/brands/{brand_id}/campaigns/{campaign_id}/deploy", tag = "campaigns",
+    params(("brand_id" = i64, Path), ("campaign_id" = i64, Path)),
+    responses(
+        (status = 202, description = "Deployment requested", body = Campaign),
+        (status = 200, description = "Already deploying or deployed; nothing new was sent", body = Campaign),
+        (status = 409, description = "Archived, or the platform has no factory or signer", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not ready: what is missing, by field", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn deploy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(CampaignPath { campaign_id: id }): Path<CampaignPath>,
+) -> ApiResult<(StatusCode, Json<Campaign>)> {
+    let brand = caller.brand()?.id;
+    let contracts = &state.config().chain.contracts;
+    let unavailable = |detail: &str| ApiError::Conflict { code: "deployment-unavailable", detail: detail.to_owned() };
+    let factory = contracts.campaign_factory.ok_or_else(|| unavailable("no CampaignFactory is configured"))?;
+    let relayer = shared::chain::relayer(&state.config().chain)
+        .ok_or_else(|| unavailable("no transaction signer is configured"))?;
+    let chain_id = match state.config().chain.expected_chain_id {
+        Some(id) => id,
+        None => state.chain().chain_id().await.map_err(|e| ApiError::Unavailable {
+            detail: format!("the chain cannot be reached: {e}"),
+            checks: None,
+        })?,
+    };
+
+    let mut tx = state.db().begin().await?;
+    let current = campaigns::lock(&mut tx, brand, id).await?;
+    if !campaigns::before_deployment(current) {
+        if current == CampaignState::Archived {
+            return Err(ApiError::Conflict { code: "campaign-archived", detail: "the campaign is archived".into() });
+        }
+        let campaign = campaigns::load(&mut tx, &state, brand, id).await?;
+        return Ok((StatusCode::OK, Json(campaign)));
+    }
+    let row = sqlx::query!(
+        "SELECT c.name, c.symbol, c.royalty_bps, COALESCE(c.royalty_receiver, b.treasury_address) AS receiver,
+                c.artwork_key, (SELECT sum(supply) FROM campaign_items i WHERE i.campaign_id = c.id) AS supply
+         FROM campaigns c JOIN brands b ON b.id = c.brand_id WHERE c.id = $1",
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut missing = Vec::new();
+    if row.supply.is_none() {
+        missing.push(FieldError::new("items", "add at least one item: their supplies make the collection's cap"));
+    }
+    if row.artwork_key.is_none() {
+        missing.push(FieldError::new("artwork", "upload the artwork the tokens show"));
+    }
+    let receiver = row.receiver.as_deref().and_then(|bytes| Address::try_from(bytes).ok());
+    if receiver.is_none() {
+        missing.push(FieldError::new("royalty_receiver", "set a royalty receiver or the brand's treasury address"));
+    }
+    let (Some(supply), Some(receiver), true) = (row.supply, receiver, missing.is_empty()) else {
+        return Err(ApiError::Validation(missing));
+    };
+
+    // One deployment per campaign; a retry is a new attempt with its own queue key.
+    let existing = sqlx::query!("SELECT id, attempt FROM contract_deployments WHERE campaign_id = $1", id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let actor = caller.principal.actor();
+    let (deployment, attempt) = match existing {
+        Some(existing) => {
+            let attempt = existing.attempt + 1;
+            let cause = format!("retry:{attempt}");
+            apply::<Deployment>(&mut tx, Transition::new(existing.id, DeploymentEvent::Retry, &cause, &actor))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            sqlx::query!("UPDATE contract_deployments SET attempt = $2, error = NULL WHERE id = $1", existing.id, attempt)
+                .execute(&mut *tx)
+                .await?;
+            (existing.id, attempt)
+        }
+        None => {
+            let id = sqlx::query_scalar!(
+                "INSERT INTO contract_deployments (brand_id, campaign_id) VALUES ($1, $2) RETURNING id",
+                brand,
+                id
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            (id, 1)
+        }
+    };
+    let base_uri = format!("{}/metadata/{id}/", contracts.public_base_url.as_str().trim_end_matches('/'));
+    let minters = contracts.checkout.into_iter().chain([relayer]).collect();
+    let call = CampaignFactory::deployCampaignCall {
+        campaignId: U256::from(id),
+        params: CampaignNFT::InitParams {
+            name: row.name,
+            symbol: row.symbol,
+            baseURI: base_uri,
+            maxSupply: U256::from(supply.to_string().parse::<u64>().map_err(|e| ApiError::Internal(e.into()))?),
+            royaltyReceiver: receiver,
+            royaltyBps: alloy::primitives::Uint::from(u16::try_from(row.royalty_bps).unwrap_or(0)),
+            admin: relayer,
+            minters,
+        },
+    };
+    let key = IdempotencyKey::new(format!("campaign-deploy:{id}:{attempt}")).map_err(|e| ApiError::Internal(e.into()))?;
+    let request = TxRequest::call(key, chain_id, relayer, factory, call.abi_encode().into())
+        .with_context(json!({ "deployment_id": deployment, "campaign_id": id, "brand_id": brand }));
+    let queued = txqueue::enqueue(&mut tx, &request).await.map_err(|e| ApiError::Internal(e.into()))?;
+    sqlx::query!("UPDATE contract_deployments SET chain_tx_id = $2 WHERE id = $1", deployment, queued.id.get())
+        .execute(&mut *tx)
+        .await?;
+    let cause = format!("tx:{}", queued.id.get());
+    apply::<Deployment>(&mut tx, Transition::new(deployment, DeploymentEvent::Submit, &cause, &actor))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let cause = format!("deploy:{attempt}");
+    let transition = Transition::<CampaignMachine>::new(id, CampaignEvent::Deploy, &cause, &actor)
+        .with_payload(json!({ "brand_id": brand, "attempt": attempt }));
+    apply(&mut tx, transition).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let campaign = campaigns::load(&mut tx, &state, brand, id).await?;
+    let entry = Entry::new("campaign.deploy_requested", format!("campaign:{id}"))
+        .after(json!({ "attempt": attempt, "chain_tx_id": queued.id.get(), "chain_id": chain_id }));
+    audit::record(&mut tx, &caller, entry).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(campaign)))
+}
+
+/// Moves deployments (and their campaigns) on when the queue confirms or fails their
+/// transaction; once a collection exists, queues its set-up on the platform's other contracts
+/// (the vault's campaign admin, the checkout's treasury).
+pub(crate) struct DeploymentWatcher {
+    resources: Resources,
+}
+
+impl DeploymentWatcher {
+    pub(crate) fn new(resources: &Resources) -> Self {
+        Self { resources: resources.clone() }
+    }
+
+    async fn confirmed(&self, conn: &mut PgConnection, deployment: i64, event: &OutboxEvent) -> anyhow::Result<()> {
+        let row = sqlx::query!(
+            "SELECT d.brand_id, d.campaign_id, d.attempt, b.treasury_address, c.royalty_receiver
+             FROM contract_deployments d JOIN brands b ON b.id = d.brand_id JOIN campaigns c ON c.id = d.campaign_id
+             WHERE d.id = $1",
+            deployment
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let contracts = &self.resources.config().chain.contracts;
+        let factory = contracts.campaign_factory.ok_or_else(|| anyhow::anyhow!("no CampaignFactory configured"))?;
+        let provider = self.resources.chain().provider();
+        let factory = CampaignFactory::new(factory, provider);
+        let collection = factory.collectionOf(U256::from(row.campaign_id)).call().await?;
+        anyhow::ensure!(
+            !collection.is_zero() && !provider.get_code_at(collection).await?.is_empty(),
+            "campaign {}: the factory reports no collection although the deployment confirmed",
+            row.campaign_id
+        );
+        let chain_id = event.payload["chain_id"].as_i64();
+        sqlx::query!(
+            "UPDATE contract_deployments SET collection_address = $2 WHERE id = $1",
+            deployment,
+            collection.as_slice()
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query!(
+            "UPDATE campaigns SET collection_address = $2, chain_id = $3, updated_at = now() WHERE id = $1",
+            row.campaign_id,
+            collection.as_slice(),
+            chain_id
+        )
+        .execute(&mut *conn)
+        .await?;
+        let cause = format!("event:{}", event.id);
+        let payload = json!({ "brand_id": row.brand_id, "campaign_id": row.campaign_id, "collection": collection });
+        apply::<Deployment>(
+            conn,
+            Transition::new(deployment, DeploymentEvent::Confirm, &cause, "txqueue").with_payload(payload.clone()),
+        )
+        .await?;
+        apply::<CampaignMachine>(
+            conn,
+            Transition::new(row.campaign_id, CampaignEvent::DeployConfirmed, &cause, "txqueue").with_payload(payload),
+        )
+        .await?;
+
+        // Set-up calls on the other contracts, each once (their own queue keys).
+        let treasury = row.treasury_address.or(row.royalty_receiver).and_then(|b| Address::try_from(b.as_slice()).ok());
+        let (Some(treasury), Some(chain_id), Some(relayer)) =
+            (treasury, chain_id.and_then(|id| u64::try_from(id).ok()), shared::chain::relayer(&self.resources.config().chain))
+        else {
+            return Ok(());
+        };
+        let mut setup = Vec::new();
+        if let Some(vault) = contracts.reward_vault {
+            let call = RewardVault::setCampaignAdminCall { campaignId: U256::from(row.campaign_id), admin: treasury };
+            setup.push(("vault-admin", vault, call.abi_encode()));
+        }
+        if let Some(checkout) = contracts.checkout {
+            let call = Checkout::setCollectionTreasuryCall { collection, treasury };
+            setup.push(("checkout-treasury", checkout, call.abi_encode()));
+        }
+        for (what, to, data) in setup {
+            let key = IdempotencyKey::new(format!("campaign-setup:{}:{what}", row.campaign_id))?;
+            let request = TxRequest::call(key, chain_id, relayer, to, data.into())
+                .with_context(json!({ "campaign_id": row.campaign_id, "brand_id": row.brand_id, "setup": what }));
+            txqueue::enqueue(conn, &request).await?;
+        }
+        Ok(())
+    }
+
+    async fn failed(&self, conn: &mut PgConnection, deployment: i64, event: &OutboxEvent) -> anyhow::Result<()> {
+        let row = sqlx::query!("SELECT brand_id, campaign_id FROM contract_deployments WHERE id = $1", deployment)
+            .fetch_one(&mut *conn)
+            .await?;
+        let reason = [&event.payload["revert_reason"], &event.payload["error"]]
+            .into_iter()
+            .find_map(Value::as_str)
+            .unwrap_or("the transaction failed")
+            .to_owned();
+        sqlx::query!("UPDATE contract_deployments SET error = $2 WHERE id = $1", deployment, reason)
+            .execute(&mut *conn)
+            .await?;
+        let cause = format!("event:{}", event.id);
+        let payload = json!({ "brand_id": row.brand_id, "campaign_id": row.campaign_id, "error": reason });
+        apply::<Deployment>(
+            conn,
+            Transition::new(deployment, DeploymentEvent::Fail, &cause, "txqueue").with_payload(payload.clone()),
+        )
+        .await?;
+        apply::<CampaignMachine>(
+            conn,
+            Transition::new(row.campaign_id, CampaignEvent::DeployFailed, &cause, "txqueue").with_payload(payload),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl Subscriber for DeploymentWatcher {
+    fn name(&self) -> &'static str {
+        "backoffice.deployments"
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        &["tx.confirmed", "tx.failed"]
+    }
+
+    fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            // Other requesters' transactions are not ours.
+            let Some(deployment) = event.payload["context"]["deployment_id"].as_i64() else {
+                return Ok(());
+            };
+            // The transaction of an older attempt is stale news.
+            let current = sqlx::query_scalar!("SELECT chain_tx_id FROM contract_deployments WHERE id = $1", deployment)
+                .fetch_optional(&mut *conn)
+                .await?
+                .flatten();
+            if current != Some(event.aggregate_id) {
+                return Ok(());
+            }
+            match event.event_type.as_str() {
+                "tx.confirmed" => self.confirmed(conn, deployment, event).await,
+                _ => self.failed(conn, deployment, event).await,
+            }
+        })
+    }
+}
