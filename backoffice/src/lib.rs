@@ -9,8 +9,11 @@ mod auth;
 mod brands;
 mod campaigns;
 mod deploy;
+mod exports;
 mod members;
 mod metadata;
+mod rewards;
+mod tables;
 
 use std::sync::Arc;
 
@@ -42,6 +45,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(campaigns::router())
         .merge(deploy::router())
         .merge(metadata::router())
+        .merge(rewards::router())
+        .merge(exports::router())
 }
 
 /// The outbox subscribers the back office runs.

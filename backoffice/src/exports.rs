@@ -1,0 +1,210 @@
+//! Exports of a brand's orders, secondary sales (royalties) and redemptions as CSV or XLSX,
+//! optionally for one campaign; rows are streamed from the database as they are written.
+
+use axum::{
+    extract::{Path, Query, State},
+    response::Response,
+};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use shared::{
+    AppState,
+    auth::{Caller, Permission, require},
+    http::{ApiError, ApiResult, FieldError, Problem},
+};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    campaigns::checksummed,
+    tables::{self, Cell, Format},
+};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(require(Permission::FinanceRead, routes!(export)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ExportPath {
+    kind: String,
+}
+
+/// What to export.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportQuery {
+    /// csv (default) or xlsx.
+    format: Option<String>,
+    /// Only this campaign's rows.
+    campaign_id: Option<i64>,
+}
+
+/// Columns of each export, in order.
+pub(crate) const ORDER_COLUMNS: &[&str] = &[
+    "order_id",
+    "created_at",
+    "state",
+    "campaign_id",
+    "item_id",
+    "quantity",
+    "method",
+    "currency",
+    "subtotal_minor",
+    "discount_minor",
+    "total_minor",
+    "buyer_email",
+    "wallet_address",
+];
+pub(crate) const SALE_COLUMNS: &[&str] = &[
+    "sale_id",
+    "sold_at",
+    "campaign_id",
+    "marketplace",
+    "tx_hash",
+    "log_index",
+    "token_id",
+    "payment_token",
+    "price",
+    "royalty_expected",
+    "royalty_received",
+];
+pub(crate) const REDEMPTION_COLUMNS: &[&str] =
+    &["redemption_id", "created_at", "state", "campaign_id", "reward_id", "token_id", "store_id"];
+
+/// Orders, sales (with royalties) or redemptions of the brand as CSV or XLSX.
+#[utoipa::path(get, path = "/brands/{brand_id}/exports/{kind}", tag = "exports",
+    params(("brand_id" = i64, Path), ("kind" = String, Path, description = "orders, sales or redemptions"), ExportQuery),
+    responses(
+        (status = 200, description = "The file", content_type = "text/csv"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ExportPath { kind }): Path<ExportPath>,
+    Query(query): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    let brand = caller.brand()?.id;
+    let format = match query.format.as_deref() {
+        None | Some("csv") => Format::Csv,
+        Some("xlsx") => Format::Xlsx,
+        Some(_) => return Err(ApiError::Validation(vec![FieldError::new("format", "must be csv or xlsx")])),
+    };
+    let columns = match kind.as_str() {
+        "orders" => ORDER_COLUMNS,
+        "sales" => SALE_COLUMNS,
+        "redemptions" => REDEMPTION_COLUMNS,
+        _ => return Err(ApiError::NotFound(format!("no export `{kind}` (orders, sales or redemptions)"))),
+    };
+    let (sender, rows) = mpsc::channel(256);
+    tokio::spawn(produce(state.db().clone(), kind.clone(), brand, query.campaign_id, sender));
+    let name = match query.campaign_id {
+        Some(campaign) => format!("brand-{brand}-campaign-{campaign}-{kind}"),
+        None => format!("brand-{brand}-{kind}"),
+    };
+    tables::respond(format, &name, columns, rows).await
+}
+
+/// Streams the rows of an export into `sender`, stopping early if the download is abandoned.
+async fn produce(db: PgPool, kind: String, brand: i64, campaign: Option<i64>, sender: mpsc::Sender<anyhow::Result<Vec<Cell>>>) {
+    let result = async {
+        let mut conn = db.acquire().await?;
+        match kind.as_str() {
+            "orders" => {
+                let mut rows = sqlx::query!(
+                    "SELECT id, created_at, state, campaign_id, item_id, quantity, method, currency, subtotal_minor,
+                            discount_minor, total_minor, buyer_email, wallet_address
+                     FROM orders WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) ORDER BY id",
+                    brand,
+                    campaign
+                )
+                .fetch(&mut *conn);
+                while let Some(r) = rows.next().await {
+                    let r = r?;
+                    let cells = vec![
+                        r.id.into(),
+                        r.created_at.into(),
+                        r.state.into(),
+                        r.campaign_id.into(),
+                        r.item_id.into(),
+                        r.quantity.into(),
+                        r.method.into(),
+                        r.currency.into(),
+                        r.subtotal_minor.into(),
+                        r.discount_minor.into(),
+                        r.total_minor.into(),
+                        r.buyer_email.into(),
+                        checksummed(&r.wallet_address).into(),
+                    ];
+                    if sender.send(Ok(cells)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            "sales" => {
+                let mut rows = sqlx::query!(
+                    "SELECT id, sold_at, campaign_id, marketplace, tx_hash, log_index, token_id::text AS \"token_id!\",
+                            payment_token, price::text AS \"price!\", royalty_expected::text AS \"royalty_expected!\",
+                            royalty_received::text AS \"royalty_received!\"
+                     FROM secondary_sales WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) ORDER BY id",
+                    brand,
+                    campaign
+                )
+                .fetch(&mut *conn);
+                while let Some(r) = rows.next().await {
+                    let r = r?;
+                    let cells = vec![
+                        r.id.into(),
+                        r.sold_at.into(),
+                        r.campaign_id.into(),
+                        r.marketplace.into(),
+                        format!("0x{}", alloy::hex::encode(&r.tx_hash)).into(),
+                        r.log_index.into(),
+                        r.token_id.into(),
+                        r.payment_token.as_deref().map_or_else(|| "ETH".to_owned(), checksummed).into(),
+                        r.price.into(),
+                        r.royalty_expected.into(),
+                        r.royalty_received.into(),
+                    ];
+                    if sender.send(Ok(cells)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            _ => {
+                let mut rows = sqlx::query!(
+                    "SELECT id, created_at, state, campaign_id, reward_id, token_id::text AS \"token_id!\", store_id
+                     FROM redemptions WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) ORDER BY id",
+                    brand,
+                    campaign
+                )
+                .fetch(&mut *conn);
+                while let Some(r) = rows.next().await {
+                    let r = r?;
+                    let cells = vec![
+                        r.id.into(),
+                        r.created_at.into(),
+                        r.state.into(),
+                        r.campaign_id.into(),
+                        r.reward_id.into(),
+                        r.token_id.into(),
+                        r.store_id.into(),
+                    ];
+                    if sender.send(Ok(cells)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "export failed");
+        drop(sender.send(Err(e)).await);
+    }
+}

@@ -1,0 +1,594 @@
+//! Rewards of a campaign: on-chain token amounts paid from the RewardVault (funded through the
+//! transaction queue, balance read from the vault), off-chain perks with codes imported from
+//! CSV or XLSX, and the royalty-share rule.
+//!
+//! Amounts and shares move money, so they are editable only while no money can have accrued
+//! against them: before the campaign's collection is deployed (sales and royalties start then).
+
+use alloy::{
+    primitives::{Address, U256},
+    sol_types::SolCall,
+};
+use axum::{
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, State},
+    http::{HeaderMap, StatusCode, header},
+};
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::{
+    AppState,
+    audit::{self, Entry},
+    auth::{Caller, Permission, require},
+    chain::txqueue::{self, IdempotencyKey, TxRequest},
+    contracts::{ETH, RewardVault, TestStablecoin},
+    http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
+    money::Wei,
+};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::campaigns::{self, CampaignPath, Errors, before_deployment};
+
+/// Largest accepted code file.
+const MAX_IMPORT_BYTES: usize = 5 * 1024 * 1024;
+/// Gas for the vault's `fund` after an `approve` queued just before it (it cannot be estimated
+/// until the approval is mined).
+const FUND_GAS_LIMIT: u64 = 150_000;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    let import = OpenApiRouter::new()
+        .routes(require(Permission::CampaignsManage, routes!(import_codes)))
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES + 1));
+    OpenApiRouter::new()
+        .routes(require(Permission::CampaignsManage, routes!(create_reward)))
+        .routes(require(Permission::CampaignsRead, routes!(list_rewards)))
+        .routes(require(Permission::CampaignsManage, routes!(update_reward)))
+        .routes(require(Permission::CampaignsManage, routes!(fund_reward)))
+        .merge(import)
+}
+
+/// A reward.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Reward {
+    id: i64,
+    campaign_id: i64,
+    /// token, perk or royalty_share.
+    kind: String,
+    name: String,
+    description: String,
+    /// token: eth or stablecoin.
+    token: Option<String>,
+    /// token: paid per NFT and redemption, in wei / the token's base units (decimal string).
+    amount_per_redemption: Option<String>,
+    redemptions_per_nft: Option<i32>,
+    /// royalty_share: the holders' share of received royalties.
+    share_bps: Option<i32>,
+    /// perk: codes imported and still unassigned.
+    codes_available: i64,
+    codes_total: i64,
+    /// token: the campaign's balance of the reward token in the vault (base units), when the
+    /// campaign is deployed and the chain answers.
+    vault_balance: Option<String>,
+    /// token: amounts sent to the vault through the transaction queue.
+    fundings: Vec<Funding>,
+    updated_at: DateTime<Utc>,
+}
+
+/// One funding of a token reward.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Funding {
+    id: i64,
+    amount: String,
+    chain_tx_id: i64,
+    /// The queue's state of the fund transaction.
+    state: String,
+    created_at: DateTime<Utc>,
+}
+
+/// A new reward.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewReward {
+    /// token, perk or royalty_share.
+    kind: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// token: eth or stablecoin.
+    token: Option<String>,
+    /// token: decimal string in wei / base units, per NFT and redemption.
+    amount_per_redemption: Option<String>,
+    /// token: how often each NFT can redeem (default 1).
+    redemptions_per_nft: Option<i64>,
+    /// royalty_share: 1–10,000.
+    share_bps: Option<i64>,
+}
+
+/// Changes to a reward: name and description always; amounts and shares before deployment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RewardChanges {
+    name: Option<String>,
+    description: Option<String>,
+    amount_per_redemption: Option<String>,
+    redemptions_per_nft: Option<i64>,
+    share_bps: Option<i64>,
+}
+
+/// An amount to put into the vault.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FundRequest {
+    /// Decimal string in wei / the token's base units.
+    amount: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RewardPath {
+    campaign_id: i64,
+    reward_id: i64,
+}
+
+/// What an import did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ImportReport {
+    imported: usize,
+    import_id: uuid::Uuid,
+}
+
+fn amount(errors: &mut Errors, field: &str, text: &str) -> Option<BigDecimal> {
+    match text.trim().parse::<Wei>() {
+        Ok(wei) if wei.get() > U256::ZERO => wei.to_string().parse().ok(),
+        _ => {
+            errors.add(field, "must be a positive whole number of base units (wei), as a decimal string");
+            None
+        }
+    }
+}
+
+fn positive_i32(errors: &mut Errors, field: &str, value: i64, max: i32) -> i32 {
+    match i32::try_from(value) {
+        Ok(value) if (1..=max).contains(&value) => value,
+        _ => {
+            errors.add(field, format!("must be between 1 and {max}"));
+            1
+        }
+    }
+}
+
+async fn load(conn: &mut PgConnection, state: &AppState, brand: i64, campaign: i64, id: i64) -> ApiResult<Reward> {
+    let row = sqlx::query!(
+        "SELECT r.id, r.campaign_id, r.kind, r.name, r.description, r.token, r.amount_per_redemption,
+                r.redemptions_per_nft, r.share_bps, r.updated_at, c.collection_address,
+                (SELECT count(*) FROM reward_codes k WHERE k.reward_id = r.id AND k.assigned_at IS NULL) AS \"available!\",
+                (SELECT count(*) FROM reward_codes k WHERE k.reward_id = r.id) AS \"total!\"
+         FROM campaign_rewards r JOIN campaigns c ON c.id = r.campaign_id
+         WHERE r.brand_id = $1 AND r.campaign_id = $2 AND r.id = $3",
+        brand,
+        campaign,
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no reward {id} in campaign {campaign}")))?;
+    let fundings = sqlx::query_as!(
+        Funding,
+        "SELECT f.id, f.amount::text AS \"amount!\", f.chain_tx_id, t.state, f.created_at
+         FROM reward_fundings f JOIN chain_transactions t ON t.id = f.chain_tx_id
+         WHERE f.brand_id = $1 AND f.reward_id = $2 ORDER BY f.id",
+        brand,
+        id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let vault_balance = match (row.token.as_deref(), row.collection_address.is_some()) {
+        (Some(token), true) => vault_balance(state, campaign, token).await,
+        _ => None,
+    };
+    Ok(Reward {
+        id: row.id,
+        campaign_id: row.campaign_id,
+        kind: row.kind,
+        name: row.name,
+        description: row.description,
+        token: row.token,
+        amount_per_redemption: row.amount_per_redemption.map(|a| a.to_string()),
+        redemptions_per_nft: row.redemptions_per_nft,
+        share_bps: row.share_bps,
+        codes_available: row.available,
+        codes_total: row.total,
+        vault_balance,
+        fundings,
+        updated_at: row.updated_at,
+    })
+}
+
+/// The address of a reward token (`eth` is the zero address).
+fn token_address(state: &AppState, token: &str) -> Option<Address> {
+    match token {
+        "eth" => Some(ETH),
+        "stablecoin" => state.config().chain.contracts.stablecoin,
+        _ => None,
+    }
+}
+
+async fn vault_balance(state: &AppState, campaign: i64, token: &str) -> Option<String> {
+    let vault = state.config().chain.contracts.reward_vault?;
+    let token = token_address(state, token)?;
+    let vault = RewardVault::new(vault, state.chain().provider());
+    match vault.campaignBalance(U256::from(campaign), token).call().await {
+        Ok(balance) => Some(balance.to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, campaign, "cannot read the vault balance");
+            None
+        }
+    }
+}
+
+/// Adds a reward to a campaign (amount-bearing rewards before deployment only).
+#[utoipa::path(post, path = "/brands/{brand_id}/campaigns/{campaign_id}/rewards", tag = "rewards",
+    request_body = NewReward, params(("brand_id" = i64, Path), ("campaign_id" = i64, Path)),
+    responses(
+        (status = 201, body = Reward),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn create_reward(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(CampaignPath { campaign_id }): Path<CampaignPath>,
+    Json(body): Json<NewReward>,
+) -> ApiResult<(StatusCode, Json<Reward>)> {
+    let brand = caller.brand()?.id;
+    let mut errors = Errors::default();
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        errors.add("name", "must be 1 to 100 characters");
+    }
+    let (mut token, mut amount_per, mut per_nft, mut share) = (None, None, None, None);
+    match body.kind.as_str() {
+        "token" => {
+            match body.token.as_deref() {
+                Some(t @ ("eth" | "stablecoin")) => token = Some(t.to_owned()),
+                _ => errors.add("token", "must be eth or stablecoin"),
+            }
+            match body.amount_per_redemption.as_deref() {
+                Some(text) => amount_per = amount(&mut errors, "amount_per_redemption", text),
+                None => errors.add("amount_per_redemption", "is required for a token reward"),
+            }
+            per_nft = Some(positive_i32(&mut errors, "redemptions_per_nft", body.redemptions_per_nft.unwrap_or(1), 1000));
+        }
+        "royalty_share" => match body.share_bps {
+            Some(bps) => share = Some(positive_i32(&mut errors, "share_bps", bps, 10_000)),
+            None => errors.add("share_bps", "is required for a royalty share"),
+        },
+        "perk" => {}
+        _ => errors.add("kind", "must be token, perk or royalty_share"),
+    }
+    errors.finish()?;
+    let mut tx = state.db().begin().await?;
+    let campaign_state = campaigns::lock(&mut tx, brand, campaign_id).await?;
+    if body.kind != "perk" && !before_deployment(campaign_state) {
+        return Err(ApiError::Conflict {
+            code: "campaign-deployed",
+            detail: "token and royalty-share rewards are set before the campaign is deployed".into(),
+        });
+    }
+    let id = sqlx::query_scalar!(
+        "INSERT INTO campaign_rewards (brand_id, campaign_id, kind, name, description, token, amount_per_redemption,
+             redemptions_per_nft, share_bps)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        brand,
+        campaign_id,
+        body.kind,
+        name,
+        body.description.trim(),
+        token,
+        amount_per,
+        per_nft,
+        share
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("campaign_rewards_one_share_idx") => {
+            ApiError::Validation(vec![FieldError::new("kind", "the campaign already has a royalty-share rule")])
+        }
+        _ => e.into(),
+    })?;
+    let reward = load(&mut tx, &state, brand, campaign_id, id).await?;
+    audit::record(&mut tx, &caller, Entry::new("reward.created", format!("reward:{id}")).after(&reward)).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(reward)))
+}
+
+/// The campaign's rewards, with vault balances and code stock.
+#[utoipa::path(get, path = "/brands/{brand_id}/campaigns/{campaign_id}/rewards", tag = "rewards",
+    params(("brand_id" = i64, Path), ("campaign_id" = i64, Path)),
+    responses((status = 200, body = Vec<Reward>)))]
+#[tracing::instrument(skip_all)]
+async fn list_rewards(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(CampaignPath { campaign_id }): Path<CampaignPath>,
+) -> ApiResult<Json<Vec<Reward>>> {
+    let brand = caller.brand()?.id;
+    let mut conn = state.db().acquire().await?;
+    let ids = sqlx::query_scalar!(
+        "SELECT id FROM campaign_rewards WHERE brand_id = $1 AND campaign_id = $2 ORDER BY id",
+        brand,
+        campaign_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut rewards = Vec::with_capacity(ids.len());
+    for id in ids {
+        rewards.push(load(&mut conn, &state, brand, campaign_id, id).await?);
+    }
+    Ok(Json(rewards))
+}
+
+/// Changes a reward; amounts and shares only before the campaign is deployed.
+#[utoipa::path(patch, path = "/brands/{brand_id}/campaigns/{campaign_id}/rewards/{reward_id}", tag = "rewards",
+    request_body = RewardChanges,
+    params(("brand_id" = i64, Path), ("campaign_id" = i64, Path), ("reward_id" = i64, Path)),
+    responses(
+        (status = 200, body = Reward),
+        (status = 409, description = "Money may have accrued", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn update_reward(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<RewardPath>,
+    Json(body): Json<RewardChanges>,
+) -> ApiResult<Json<Reward>> {
+    let brand = caller.brand()?.id;
+    let mut errors = Errors::default();
+    if body.name.as_ref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > 100) {
+        errors.add("name", "must be 1 to 100 characters");
+    }
+    let amount_per = body.amount_per_redemption.as_deref().and_then(|t| amount(&mut errors, "amount_per_redemption", t));
+    let per_nft = body.redemptions_per_nft.map(|n| positive_i32(&mut errors, "redemptions_per_nft", n, 1000));
+    let share = body.share_bps.map(|bps| positive_i32(&mut errors, "share_bps", bps, 10_000));
+    errors.finish()?;
+    let mut tx = state.db().begin().await?;
+    let campaign_state = campaigns::lock(&mut tx, brand, path.campaign_id).await?;
+    let before = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    let money = [(amount_per.is_some(), "amount_per_redemption"), (per_nft.is_some(), "redemptions_per_nft"), (share.is_some(), "share_bps")];
+    if let Some((_, field)) = money.iter().find(|(given, _)| *given) {
+        if !before_deployment(campaign_state) {
+            return Err(ApiError::Conflict {
+                code: "reward-accruing",
+                detail: format!("`{field}` cannot change once the campaign is deployed: money may have accrued against it"),
+            });
+        }
+        let applies = match *field {
+            "share_bps" => before.kind == "royalty_share",
+            _ => before.kind == "token",
+        };
+        if !applies {
+            return Err(ApiError::Validation(vec![FieldError::new(*field, format!("does not apply to a {} reward", before.kind))]));
+        }
+    }
+    sqlx::query!(
+        "UPDATE campaign_rewards SET name = COALESCE($3, name), description = COALESCE($4, description),
+             amount_per_redemption = COALESCE($5, amount_per_redemption),
+             redemptions_per_nft = COALESCE($6, redemptions_per_nft), share_bps = COALESCE($7, share_bps),
+             updated_at = now()
+         WHERE brand_id = $1 AND id = $2",
+        brand,
+        path.reward_id,
+        body.name.as_deref().map(str::trim),
+        body.description.as_deref().map(str::trim),
+        amount_per,
+        per_nft,
+        share
+    )
+    .execute(&mut *tx)
+    .await?;
+    let after = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    let entry = Entry::new("reward.updated", format!("reward:{}", path.reward_id)).before(&before).after(&after);
+    audit::record(&mut tx, &caller, entry).await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// Funds a token reward: the platform's relayer sends `amount` into the vault for this
+/// campaign (ETH as value; the stablecoin approved, then transferred), through the queue.
+#[utoipa::path(post, path = "/brands/{brand_id}/campaigns/{campaign_id}/rewards/{reward_id}/fund", tag = "rewards",
+    request_body = FundRequest,
+    params(("brand_id" = i64, Path), ("campaign_id" = i64, Path), ("reward_id" = i64, Path)),
+    responses(
+        (status = 202, body = Reward),
+        (status = 409, description = "Not deployed, not a token reward, or no vault", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn fund_reward(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<RewardPath>,
+    headers: HeaderMap,
+    Json(body): Json<FundRequest>,
+) -> ApiResult<(StatusCode, Json<Reward>)> {
+    let brand = caller.brand()?.id;
+    let mut errors = Errors::default();
+    let value = amount(&mut errors, "amount", &body.amount);
+    errors.finish()?;
+    let wei: Wei = body.amount.trim().parse().map_err(|_| ApiError::BadRequest("amount".into()))?;
+    let conflict = |detail: &str| ApiError::Conflict { code: "cannot-fund", detail: detail.to_owned() };
+    let vault = state.config().chain.contracts.reward_vault.ok_or_else(|| conflict("no RewardVault is configured"))?;
+    let relayer = shared::chain::relayer(&state.config().chain).ok_or_else(|| conflict("no transaction signer is configured"))?;
+    let mut tx = state.db().begin().await?;
+    campaigns::lock(&mut tx, brand, path.campaign_id).await?;
+    let reward = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    let token = reward.token.as_deref().ok_or_else(|| conflict("only token rewards are funded in the vault"))?;
+    let chain_id = sqlx::query_scalar!("SELECT chain_id FROM campaigns WHERE id = $1 AND collection_address IS NOT NULL", path.campaign_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten()
+        .and_then(|id| u64::try_from(id).ok())
+        .ok_or_else(|| conflict("deploy the campaign first: the vault funds deployed campaigns"))?;
+    let token_address = token_address(&state, token).ok_or_else(|| conflict("no stablecoin is configured"))?;
+    // A client retrying with the same Idempotency-Key gets the same funding.
+    let request_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let key = |what: &str| {
+        IdempotencyKey::new(format!("reward-fund:{}:{request_key}:{what}", path.reward_id))
+            .map_err(|e| ApiError::Validation(vec![FieldError::new("Idempotency-Key", e.to_string())]))
+    };
+    let context = json!({ "brand_id": brand, "campaign_id": path.campaign_id, "reward_id": path.reward_id });
+    let fund = RewardVault::fundCall { campaignId: U256::from(path.campaign_id), token: token_address, amount: wei.get() };
+    let request = if token_address == ETH {
+        TxRequest::call(key("fund")?, chain_id, relayer, vault, fund.abi_encode().into()).with_value(wei)
+    } else {
+        let approve = TestStablecoin::approveCall { spender: vault, value: wei.get() };
+        let approval = TxRequest::call(key("approve")?, chain_id, relayer, token_address, approve.abi_encode().into())
+            .with_context(context.clone());
+        txqueue::enqueue(&mut tx, &approval).await.map_err(|e| ApiError::Internal(e.into()))?;
+        TxRequest::call(key("fund")?, chain_id, relayer, vault, fund.abi_encode().into()).with_gas_limit(FUND_GAS_LIMIT)
+    };
+    let queued = txqueue::enqueue(&mut tx, &request.with_context(context)).await.map_err(|e| match e {
+        txqueue::TxQueueError::KeyReused(_) => {
+            ApiError::Conflict { code: "idempotency-key-reused", detail: "this Idempotency-Key was used for another amount".into() }
+        }
+        other => ApiError::Internal(other.into()),
+    })?;
+    if queued.created {
+        sqlx::query!(
+            "INSERT INTO reward_fundings (brand_id, reward_id, amount, chain_tx_id) VALUES ($1, $2, $3, $4)",
+            brand,
+            path.reward_id,
+            value,
+            queued.id.get()
+        )
+        .execute(&mut *tx)
+        .await?;
+        let entry = Entry::new("reward.funding_requested", format!("reward:{}", path.reward_id))
+            .after(json!({ "amount": body.amount.trim(), "token": token, "chain_tx_id": queued.id.get() }));
+        audit::record(&mut tx, &caller, entry).await?;
+    }
+    let reward = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(reward)))
+}
+
+/// Imports perk codes from CSV (one code per row, in the first column; a header row `code` is
+/// skipped) or XLSX (the first sheet, same layout). Every row is checked first: with any bad
+/// row nothing is imported and the answer lists each bad row.
+#[utoipa::path(post, path = "/brands/{brand_id}/campaigns/{campaign_id}/rewards/{reward_id}/codes", tag = "rewards",
+    params(("brand_id" = i64, Path), ("campaign_id" = i64, Path), ("reward_id" = i64, Path)),
+    request_body(content = Vec<u8>, content_type = "text/csv"),
+    responses(
+        (status = 201, body = ImportReport),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad rows, each named (rows[N])", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn import_codes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<RewardPath>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<ImportReport>)> {
+    let brand = caller.brand()?.id;
+    if body.len() > MAX_IMPORT_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let rows = crate::tables::read_rows(content_type, &body)?;
+    let codes = check_codes(&rows)?;
+    let mut tx = state.db().begin().await?;
+    campaigns::lock(&mut tx, brand, path.campaign_id).await?;
+    let reward = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    if reward.kind != "perk" {
+        return Err(ApiError::Conflict { code: "not-a-perk", detail: "codes belong to perk rewards".into() });
+    }
+    let existing: Vec<String> = sqlx::query_scalar!(
+        "SELECT code FROM reward_codes WHERE reward_id = $1 AND code = ANY($2)",
+        path.reward_id,
+        &codes.iter().map(|(_, code)| code.clone()).collect::<Vec<_>>()
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if !existing.is_empty() {
+        let errors = codes
+            .iter()
+            .filter(|(_, code)| existing.contains(code))
+            .map(|(row, code)| FieldError::new(format!("rows[{row}]"), format!("code `{code}` was imported before")))
+            .collect();
+        return Err(ApiError::Validation(errors));
+    }
+    let import_id = uuid::Uuid::new_v4();
+    sqlx::query!(
+        "INSERT INTO reward_codes (brand_id, reward_id, code, import_id) SELECT $1, $2, code, $4 FROM unnest($3::text[]) AS code",
+        brand,
+        path.reward_id,
+        &codes.iter().map(|(_, code)| code.clone()).collect::<Vec<_>>(),
+        import_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let entry = Entry::new("reward.codes_imported", format!("reward:{}", path.reward_id))
+        .after(json!({ "import_id": import_id, "count": codes.len() }));
+    audit::record(&mut tx, &caller, entry).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(ImportReport { imported: codes.len(), import_id })))
+}
+
+/// The codes of an import with their 1-based row numbers, or every bad row.
+fn check_codes(rows: &[Vec<String>]) -> ApiResult<Vec<(usize, String)>> {
+    let mut errors = Vec::new();
+    let mut codes: Vec<(usize, String)> = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        let number = index + 1;
+        let first = row.first().map(|c| c.trim()).unwrap_or_default();
+        if index == 0 && first.eq_ignore_ascii_case("code") {
+            continue;
+        }
+        if row.iter().skip(1).any(|cell| !cell.trim().is_empty()) {
+            errors.push(FieldError::new(format!("rows[{number}]"), "has more than one column: one code per row"));
+        } else if first.is_empty() {
+            errors.push(FieldError::new(format!("rows[{number}]"), "is empty"));
+        } else if first.chars().count() > 128 || first.chars().any(char::is_control) {
+            errors.push(FieldError::new(format!("rows[{number}]"), "must be 1 to 128 printable characters"));
+        } else if let Some((earlier, _)) = codes.iter().find(|(_, code)| code == first) {
+            errors.push(FieldError::new(format!("rows[{number}]"), format!("repeats row {earlier}")));
+        } else {
+            codes.push((number, first.to_owned()));
+        }
+    }
+    if codes.is_empty() && errors.is_empty() {
+        errors.push(FieldError::new("body", "contains no codes"));
+    }
+    if errors.is_empty() { Ok(codes) } else { Err(ApiError::Validation(errors)) }
+}
+
+#[cfg(test)]
+mod tests {
+    fn rows(lines: &[&[&str]]) -> Vec<Vec<String>> {
+        lines.iter().map(|l| l.iter().map(|c| (*c).to_owned()).collect()).collect()
+    }
+
+    #[test]
+    fn every_bad_row_is_named_and_nothing_passes() {
+        assert_eq!(super::check_codes(&rows(&[&["code"], &["A1"], &["B2"]])).unwrap().len(), 2);
+        let Err(shared::http::ApiError::Validation(errors)) =
+            super::check_codes(&rows(&[&["A1"], &[""], &["A1"], &["B2", "extra"]]))
+        else {
+            panic!("accepted");
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.clone()).collect();
+        assert_eq!(fields, ["rows[2]", "rows[3]", "rows[4]"]);
+    }
+}
