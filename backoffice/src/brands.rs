@@ -20,6 +20,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(require(Permission::BrandsCreate, routes!(create_brand)))
         .routes(require(Permission::BrandsList, routes!(list_brands)))
         .routes(require(Permission::BrandRead, routes!(get_brand)))
+        .routes(require(Permission::BrandEdit, routes!(update_brand)))
         .routes(require(Permission::StoresManage, routes!(create_store)))
         .routes(require(Permission::BrandRead, routes!(list_stores)))
 }
@@ -29,7 +30,57 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 pub(crate) struct Brand {
     id: i64,
     name: String,
+    description: String,
+    website: Option<String>,
+    /// EIP-55 address receiving the brand's proceeds and (by default) royalties.
+    treasury_address: Option<String>,
     created_at: DateTime<Utc>,
+}
+
+/// Changes to a brand's profile.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BrandChanges {
+    name: Option<String>,
+    description: Option<String>,
+    /// An https:// address.
+    website: Option<String>,
+    /// EIP-55 checksummed.
+    treasury_address: Option<String>,
+}
+
+/// A brand row as stored.
+struct BrandRow {
+    id: i64,
+    name: String,
+    description: String,
+    website: Option<String>,
+    treasury_address: Option<Vec<u8>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<BrandRow> for Brand {
+    fn from(row: BrandRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            description: row.description,
+            website: row.website,
+            treasury_address: row.treasury_address.as_deref().map(crate::campaigns::checksummed),
+            created_at: row.created_at,
+        }
+    }
+}
+
+async fn load(conn: &mut sqlx::PgConnection, id: i64) -> ApiResult<Brand> {
+    let row = sqlx::query_as!(
+        BrandRow,
+        "SELECT id, name, description, website, treasury_address, created_at FROM brands WHERE id = $1",
+        id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(row.into())
 }
 
 /// A new brand and who will own it.
@@ -78,9 +129,8 @@ async fn create_brand(
 ) -> ApiResult<(StatusCode, Json<Brand>)> {
     let name = check_name("name", &body.name, 200)?;
     let mut tx = state.db().begin().await?;
-    let brand = sqlx::query_as!(Brand, "INSERT INTO brands (name) VALUES ($1) RETURNING id, name, created_at", name)
-        .fetch_one(&mut *tx)
-        .await?;
+    let id = sqlx::query_scalar!("INSERT INTO brands (name) VALUES ($1) RETURNING id", name).fetch_one(&mut *tx).await?;
+    let brand = load(&mut tx, id).await?;
     let entry = Entry::new("brand.created", format!("brand:{}", brand.id)).after(&name);
     audit::record_as(&mut tx, &caller.principal.actor(), Some(brand.id), &caller.meta, entry).await?;
     let invite = InviteRequest { email: body.owner_email, role: BrandRole::Owner, store_ids: Vec::new() };
@@ -94,9 +144,13 @@ async fn create_brand(
 #[utoipa::path(get, path = "/brands", tag = "brands", responses((status = 200, body = Vec<Brand>)))]
 #[tracing::instrument(skip_all)]
 async fn list_brands(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<Brand>>> {
-    let brands =
-        sqlx::query_as!(Brand, "SELECT id, name, created_at FROM brands ORDER BY id").fetch_all(state.db()).await?;
-    Ok(Json(brands))
+    let brands = sqlx::query_as!(
+        BrandRow,
+        "SELECT id, name, description, website, treasury_address, created_at FROM brands ORDER BY id"
+    )
+    .fetch_all(state.db())
+    .await?;
+    Ok(Json(brands.into_iter().map(Brand::from).collect()))
 }
 
 /// One brand.
@@ -105,11 +159,67 @@ async fn list_brands(State(state): State<AppState>, _caller: Caller) -> ApiResul
     responses((status = 200, body = Brand), (status = 404, body = Problem, content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all)]
 async fn get_brand(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Brand>> {
+    let mut conn = state.db().acquire().await?;
+    Ok(Json(load(&mut conn, caller.brand()?.id).await?))
+}
+
+/// Changes the brand's profile and treasury address.
+#[utoipa::path(patch, path = "/brands/{brand_id}", tag = "brands", request_body = BrandChanges,
+    params(("brand_id" = i64, Path)),
+    responses((status = 200, body = Brand), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all)]
+async fn update_brand(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<BrandChanges>,
+) -> ApiResult<Json<Brand>> {
     let brand = caller.brand()?.id;
-    let brand = sqlx::query_as!(Brand, "SELECT id, name, created_at FROM brands WHERE id = $1", brand)
-        .fetch_one(state.db())
+    let mut errors = Vec::new();
+    let name = body.name.as_deref().map(|name| check_name("name", name, 200)).transpose();
+    let name = name.unwrap_or_else(|e| {
+        if let ApiError::Validation(mut fields) = e {
+            errors.append(&mut fields);
+        }
+        None
+    });
+    if body.description.as_ref().is_some_and(|d| d.chars().count() > 5000) {
+        errors.push(FieldError::new("description", "must be at most 5000 characters"));
+    }
+    let website = body.website.as_deref().map(str::trim);
+    if website.is_some_and(|w| url::Url::parse(w).map_or(true, |u| u.scheme() != "https" || u.host_str().is_none())) {
+        errors.push(FieldError::new("website", "must be an https:// address"));
+    }
+    let treasury = match body.treasury_address.as_deref().map(shared::chain::parse_address) {
+        Some(Ok(address)) => Some(address.to_vec()),
+        Some(Err(reason)) => {
+            errors.push(FieldError::new("treasury_address", reason));
+            None
+        }
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let mut tx = state.db().begin().await?;
+    sqlx::query!("SELECT id FROM brands WHERE id = $1 FOR UPDATE", brand).fetch_one(&mut *tx).await?;
+    let before = load(&mut tx, brand).await?;
+    sqlx::query!(
+        "UPDATE brands SET name = COALESCE($2, name), description = COALESCE($3, description),
+             website = COALESCE($4, website), treasury_address = COALESCE($5, treasury_address), updated_at = now()
+         WHERE id = $1",
+        brand,
+        name,
+        body.description.as_deref().map(str::trim),
+        website,
+        treasury
+    )
+    .execute(&mut *tx)
+    .await?;
+    let after = load(&mut tx, brand).await?;
+    audit::record(&mut tx, &caller, Entry::new("brand.updated", format!("brand:{brand}")).before(&before).after(&after))
         .await?;
-    Ok(Json(brand))
+    tx.commit().await?;
+    Ok(Json(after))
 }
 
 /// Adds a store to the brand.

@@ -45,6 +45,8 @@ pub enum Permission {
     // ---- brand scope
     /// Read the brand's profile.
     BrandRead,
+    /// Change the brand's profile and treasury address.
+    BrandEdit,
     /// List the brand's members and invitations.
     MembersRead,
     /// Invite, re-role and remove members.
@@ -76,7 +78,7 @@ impl Permission {
             Account | Customer | BrandsCreate | BrandsList | AuditReadAll | OpsRead | KycReview | TicketsManage => {
                 Scope::Platform
             }
-            BrandRead | MembersRead | MembersManage | ApiKeysManage | StoresManage | CampaignsRead
+            BrandRead | BrandEdit | MembersRead | MembersManage | ApiKeysManage | StoresManage | CampaignsRead
             | CampaignsManage | FinanceRead | RefundsIssue | RedemptionsScan | AuditRead | WebhooksManage => Scope::Brand,
         }
     }
@@ -162,6 +164,7 @@ pub fn brand_grants(role: BrandRole) -> &'static [Permission] {
     match role {
         BrandRole::Owner => &[
             BrandRead,
+            BrandEdit,
             MembersRead,
             MembersManage,
             ApiKeysManage,

@@ -1,0 +1,227 @@
+//! A brand operator's journey through the back office, against the real app, PostgreSQL and a
+//! private anvil with the platform's contracts: sign in → campaign with an item and a reward →
+//! artwork → deploy (through the transaction queue) → the collection on chain → live →
+//! metadata; then funding the reward into the vault, perk codes, and exports.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use shared::{
+    auth::BrandRole,
+    contracts::{Platform, PlatformRoles},
+    service::background,
+    testing::{self, TEST_PASSWORD, TestApp, TestDb},
+};
+use tokio_util::sync::CancellationToken;
+
+/// A 1×1 PNG.
+const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da636460f85f0f0002870180eb47ba920000000049454e44ae426082";
+
+struct Operator {
+    app: TestApp,
+    token: String,
+}
+
+impl Operator {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.app.client.request(method, self.app.url(path)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn upload(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let request = self.app.client.request(Method::PUT, self.app.url(path)).bearer_auth(&self.token);
+        let response = request.header("content-type", content_type).body(bytes).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `path` until `done` holds (30 s at most).
+    async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, body) = self.call(Method::GET, path, None).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "gave up waiting on {path}: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_owner_sets_up_and_deploys_a_campaign_whose_collection_and_metadata_are_live() {
+    let anvil = testing::anvil();
+    let relayer = testing::signer(&anvil, 0);
+    let roles = PlatformRoles {
+        admin: relayer.address(),
+        deployer: relayer.address(),
+        quote_signer: anvil.addresses()[1],
+        voucher_signer: anvil.addresses()[2],
+        distributor: relayer.address(),
+    };
+    let platform = Platform::deploy(testing::wallet(&anvil, 0), roles).await.unwrap();
+    let checksum = |a: &Address| a.to_checksum(None);
+    let key = format!("0x{}", alloy::hex::encode(relayer.to_bytes()));
+    let db = TestDb::create().await;
+    let config = testing::config(
+        &db.url,
+        &anvil.endpoint(),
+        &[
+            ("TX_SIGNER_PRIVATE_KEYS", &key),
+            ("CHAIN_ID", &anvil.chain_id().to_string()),
+            ("CAMPAIGN_FACTORY_ADDRESS", &checksum(platform.factory.address())),
+            ("CHECKOUT_ADDRESS", &checksum(platform.checkout.address())),
+            ("REWARD_VAULT_ADDRESS", &checksum(platform.vault.address())),
+            ("STABLECOIN_ADDRESS", &checksum(platform.stablecoin.address())),
+            ("PUBLIC_BASE_URL", "https://nft.brandmint.example"),
+        ],
+    );
+    let app = TestApp::spawn_with(backoffice::SERVICE, config).await;
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let (resources, shutdown) = (app.resources.clone(), shutdown.clone());
+        async move { background(&resources, &[backoffice::SERVICE], shutdown).await }
+    });
+
+    // The brand owner signs in through the API.
+    let brand = app.brand("Acme").await;
+    let (owner_id, _) = app.account("owner@acme.example", None).await;
+    app.member(brand, owner_id, BrandRole::Owner, &[]).await;
+    let sign_in = app
+        .client
+        .post(app.url("/auth/sign-in"))
+        .json(&json!({ "email": "owner@acme.example", "password": TEST_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in.status(), StatusCode::OK);
+    let token = sign_in.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let owner = Operator { app, token };
+
+    // The brand's treasury receives royalties unless the campaign names another receiver.
+    let treasury = anvil.addresses()[5];
+    let (status, body) =
+        owner.call(Method::PATCH, &format!("/brands/{brand}"), Some(json!({ "treasury_address": checksum(&treasury) }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A campaign with an item and a token reward.
+    let campaign = json!({
+        "name": "Summer Drop",
+        "slug": "summer-drop",
+        "description": "Sunglasses that unlock a beach party.",
+        "royalty_bps": 750,
+        "items": [{ "name": "Golden pass", "price_minor": 4_900, "currency": "EUR", "supply": 250,
+                    "per_wallet_limit": 5, "payment_methods": ["card", "eth"] }],
+    });
+    let (status, campaign) = owner.call(Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign)).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    assert_eq!(campaign["state"], "draft");
+    let id = campaign["id"].as_i64().unwrap();
+    let base = format!("/brands/{brand}/campaigns/{id}");
+    let (status, reward) = owner
+        .call(
+            Method::POST,
+            &format!("{base}/rewards"),
+            Some(json!({ "kind": "token", "name": "Beach cash", "token": "stablecoin", "amount_per_redemption": "5000000" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reward}");
+    let reward_id = reward["id"].as_i64().unwrap();
+
+    // Deploying without artwork says what is missing.
+    let (status, problem) = owner.call(Method::POST, &format!("{base}/deploy"), None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "artwork");
+
+    // Artwork: a real image is stored; something else is refused.
+    let (status, problem) = owner.upload(&format!("{base}/artwork"), "image/png", b"%PDF-1.7".to_vec()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, body) = owner.upload(&format!("{base}/artwork"), "image/png", alloy::hex::decode(PNG).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["artwork"]["content_type"], "image/png");
+
+    // Deploy, twice: one deployment, one transaction.
+    let (status, body) = owner.call(Method::POST, &format!("{base}/deploy"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["state"], "deploying");
+    let (status, again) = owner.call(Method::POST, &format!("{base}/deploy"), None).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["deployment"]["chain_tx_id"], body["deployment"]["chain_tx_id"]);
+
+    let live = owner.wait_for(&base, |c| c["state"] != "deploying").await;
+    assert_eq!(live["state"], "live", "{live}");
+    assert_eq!(live["deployment"]["state"], "confirmed");
+    let collection: Address = live["collection_address"].as_str().unwrap().parse().unwrap();
+    assert_eq!(collection, platform.factory.collectionOf(U256::from(id)).call().await.unwrap());
+
+    // The collection on chain is what the operator set up.
+    let nft = platform.collection(collection);
+    assert_eq!(nft.name().call().await.unwrap(), "Summer Drop");
+    assert_eq!(nft.symbol().call().await.unwrap(), "SUMMERDROP");
+    assert_eq!(nft.maxSupply().call().await.unwrap(), U256::from(250));
+    let royalty = nft.royaltyInfo(U256::from(1), U256::from(10_000)).call().await.unwrap();
+    assert_eq!((royalty.receiver, royalty.amount), (treasury, U256::from(750)));
+    assert_eq!(nft.baseURI().call().await.unwrap(), format!("https://nft.brandmint.example/metadata/{id}/"));
+
+    // Metadata: 404 before a token is minted, JSON after.
+    let metadata = format!("/metadata/{id}/1");
+    let response = owner.app.get(&metadata).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    Platform::mint_batch(&platform.collection(collection), anvil.addresses()[9], 2)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let response = owner.app.get(&metadata).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+    let token: Value = response.json().await.unwrap();
+    assert_eq!(token["name"], "Summer Drop #1");
+    assert_eq!(token["description"], "Sunglasses that unlock a beach party.");
+    assert_eq!(token["image"], format!("https://nft.brandmint.example/metadata/{id}/image"));
+    assert!(token["attributes"].as_array().unwrap().iter().any(|a| a["trait_type"] == "Brand" && a["value"] == "Acme"));
+    let image = owner.app.get(&format!("/metadata/{id}/image")).await;
+    assert_eq!(image.headers()["content-type"], "image/png");
+    assert_eq!(image.bytes().await.unwrap().to_vec(), alloy::hex::decode(PNG).unwrap());
+
+    // On-chain fields are frozen now; the description is not.
+    let (status, _) = owner.call(Method::PATCH, &base, Some(json!({ "royalty_bps": 100 }))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = owner.call(Method::PATCH, &base, Some(json!({ "description": "Now with a DJ." }))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Funding the reward: the relayer's stablecoin goes into the vault for this campaign.
+    platform.stablecoin.mint(relayer.address(), U256::from(100_000_000u64)).send().await.unwrap().get_receipt().await.unwrap();
+    let (status, body) =
+        owner.call(Method::POST, &format!("{base}/rewards/{reward_id}/fund"), Some(json!({ "amount": "25000000" }))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let funded = owner
+        .wait_for(&format!("{base}/rewards"), |rewards| rewards[0]["vault_balance"] == "25000000")
+        .await;
+    assert_eq!(funded[0]["fundings"][0]["amount"], "25000000");
+    assert_eq!(
+        platform.vault.campaignBalance(U256::from(id), *platform.stablecoin.address()).call().await.unwrap(),
+        U256::from(25_000_000u64)
+    );
+
+    // Pause and resume.
+    let (status, body) = owner.call(Method::POST, &format!("{base}/state"), Some(json!({ "action": "pause" }))).await;
+    assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("paused")));
+    let (status, _) = owner.call(Method::POST, &format!("{base}/state"), Some(json!({ "action": "archive" }))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a paused campaign must end before it is archived");
+    let (status, body) = owner.call(Method::POST, &format!("{base}/state"), Some(json!({ "action": "resume" }))).await;
+    assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("live")));
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
