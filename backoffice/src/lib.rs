@@ -8,12 +8,14 @@ mod audit;
 mod auth;
 mod brands;
 mod campaigns;
+mod dashboards;
 mod deploy;
 mod exports;
 mod members;
 mod metadata;
 mod rewards;
 mod tables;
+mod vouchers;
 
 use std::sync::Arc;
 
@@ -47,6 +49,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(metadata::router())
         .merge(rewards::router())
         .merge(exports::router())
+        .merge(vouchers::router())
+        .merge(dashboards::router())
 }
 
 /// The outbox subscribers the back office runs.

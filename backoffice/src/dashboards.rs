@@ -1,0 +1,214 @@
+//! Dashboards: a brand's (or one campaign's) orders, revenue by currency and method, items sold
+//! against supply, royalties expected against received, redemptions, and a daily series.
+//! Amounts are integers in minor units (fiat) or base units (tokens, as decimal strings).
+
+use axum::extract::{Query, State};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use shared::{
+    AppState,
+    auth::{Caller, Permission, require},
+    http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::campaigns::checksummed;
+
+/// The longest range one request covers.
+const MAX_DAYS: i64 = 366;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(require(Permission::FinanceRead, routes!(dashboard)))
+}
+
+/// Which period and campaign.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DashboardQuery {
+    /// Start of the period (default: 30 days before `to`).
+    from: Option<DateTime<Utc>>,
+    /// End of the period (default: now).
+    to: Option<DateTime<Utc>>,
+    /// Only this campaign.
+    campaign_id: Option<i64>,
+}
+
+/// The dashboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Dashboard {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    campaign_id: Option<i64>,
+    orders: Vec<StateCount>,
+    /// Fulfilled orders' totals.
+    revenue: Vec<Revenue>,
+    items: Vec<ItemSales>,
+    royalties: Vec<Royalties>,
+    redemptions: Vec<StateCount>,
+    daily: Vec<Day>,
+}
+
+/// How many are in one state.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StateCount {
+    state: String,
+    count: i64,
+}
+
+/// Revenue in one currency through one payment method.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Revenue {
+    currency: String,
+    method: String,
+    orders: i64,
+    amount_minor: i64,
+}
+
+/// An item's sales against its supply (all time).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ItemSales {
+    item_id: i64,
+    campaign_id: i64,
+    name: String,
+    supply: i32,
+    /// Held by pending and paid orders.
+    reserved: i32,
+    /// Minted to buyers.
+    sold: i64,
+}
+
+/// Royalties of secondary sales in one payment token (`ETH` or its address).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Royalties {
+    payment_token: String,
+    sales: i64,
+    expected: String,
+    received: String,
+}
+
+/// One day of the period (UTC).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Day {
+    date: NaiveDate,
+    orders: i64,
+    fulfilled: i64,
+    redemptions: i64,
+}
+
+/// The brand's dashboard, or one campaign's.
+#[utoipa::path(get, path = "/brands/{brand_id}/dashboard", tag = "dashboards",
+    params(("brand_id" = i64, Path), DashboardQuery),
+    responses((status = 200, body = Dashboard), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all)]
+async fn dashboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<DashboardQuery>,
+) -> ApiResult<Json<Dashboard>> {
+    let brand = caller.brand()?.id;
+    let to = query.to.unwrap_or_else(Utc::now);
+    let from = query.from.unwrap_or(to - Duration::days(30));
+    if from >= to {
+        return Err(ApiError::Validation(vec![FieldError::new("from", "must be before to")]));
+    }
+    if to - from > Duration::days(MAX_DAYS) {
+        return Err(ApiError::Validation(vec![FieldError::new("from", format!("the period is at most {MAX_DAYS} days"))]));
+    }
+    let campaign = query.campaign_id;
+    let mut conn = state.db().acquire().await?;
+    let orders = sqlx::query_as!(
+        StateCount,
+        "SELECT state, count(*) AS \"count!\" FROM orders
+         WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) AND created_at >= $3 AND created_at < $4
+         GROUP BY state ORDER BY state",
+        brand,
+        campaign,
+        from,
+        to
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let revenue = sqlx::query_as!(
+        Revenue,
+        "SELECT currency, method, count(*) AS \"orders!\", sum(total_minor)::bigint AS \"amount_minor!\" FROM orders
+         WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) AND created_at >= $3 AND created_at < $4
+           AND state = 'fulfilled'
+         GROUP BY currency, method ORDER BY currency, method",
+        brand,
+        campaign,
+        from,
+        to
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let items = sqlx::query_as!(
+        ItemSales,
+        "SELECT i.id AS item_id, i.campaign_id, i.name, i.supply, i.reserved,
+                COALESCE(sum(o.quantity) FILTER (WHERE o.state IN ('minted', 'fulfilled', 'refunded')), 0)::bigint AS \"sold!\"
+         FROM campaign_items i LEFT JOIN orders o ON o.item_id = i.id
+         WHERE i.brand_id = $1 AND ($2::bigint IS NULL OR i.campaign_id = $2)
+         GROUP BY i.id ORDER BY i.id",
+        brand,
+        campaign
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let royalties = sqlx::query!(
+        "SELECT payment_token, count(*) AS \"sales!\", sum(royalty_expected)::text AS \"expected!\",
+                sum(royalty_received)::text AS \"received!\"
+         FROM secondary_sales
+         WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) AND sold_at >= $3 AND sold_at < $4
+         GROUP BY payment_token ORDER BY payment_token NULLS FIRST",
+        brand,
+        campaign,
+        from,
+        to
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| Royalties {
+        payment_token: r.payment_token.as_deref().map_or_else(|| "ETH".to_owned(), checksummed),
+        sales: r.sales,
+        expected: r.expected,
+        received: r.received,
+    })
+    .collect();
+    let redemptions = sqlx::query_as!(
+        StateCount,
+        "SELECT state, count(*) AS \"count!\" FROM redemptions
+         WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) AND created_at >= $3 AND created_at < $4
+         GROUP BY state ORDER BY state",
+        brand,
+        campaign,
+        from,
+        to
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let daily = sqlx::query_as!(
+        Day,
+        "WITH days AS (
+             SELECT d::date AS date FROM generate_series(($3::timestamptz AT TIME ZONE 'UTC')::date,
+                                                        ($4::timestamptz AT TIME ZONE 'UTC')::date, interval '1 day') d)
+         SELECT days.date AS \"date!\",
+                (SELECT count(*) FROM orders o WHERE o.brand_id = $1 AND ($2::bigint IS NULL OR o.campaign_id = $2)
+                   AND (o.created_at AT TIME ZONE 'UTC')::date = days.date
+                   AND o.created_at >= $3 AND o.created_at < $4) AS \"orders!\",
+                (SELECT count(*) FROM orders o WHERE o.brand_id = $1 AND ($2::bigint IS NULL OR o.campaign_id = $2)
+                   AND (o.created_at AT TIME ZONE 'UTC')::date = days.date AND o.state = 'fulfilled'
+                   AND o.created_at >= $3 AND o.created_at < $4) AS \"fulfilled!\",
+                (SELECT count(*) FROM redemptions r WHERE r.brand_id = $1 AND ($2::bigint IS NULL OR r.campaign_id = $2)
+                   AND (r.created_at AT TIME ZONE 'UTC')::date = days.date
+                   AND r.created_at >= $3 AND r.created_at < $4) AS \"redemptions!\"
+         FROM days ORDER BY days.date",
+        brand,
+        campaign,
+        from,
+        to
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Json(Dashboard { from, to, campaign_id: campaign, orders, revenue, items, royalties, redemptions, daily }))
+}
