@@ -6,8 +6,7 @@
 
 use alloy::primitives::Address;
 use axum::{
-    body::Bytes,
-    extract::{DefaultBodyLimit, Path, State},
+    extract::{DefaultBodyLimit, State},
     http::{HeaderMap, StatusCode, header},
 };
 use chrono::{DateTime, Utc};
@@ -18,7 +17,10 @@ use shared::{
     audit::{self, Entry},
     auth::{Caller, Permission, require},
     chain::parse_address,
-    http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
+    http::{
+        ApiError, ApiResult, FieldError, Problem,
+        extract::{Body, Json, Path},
+    },
     money::{Bps, Currency},
     workflow::{
         Transition, apply,
@@ -640,7 +642,7 @@ async fn upload_artwork(
     caller: Caller,
     Path(CampaignPath { campaign_id: id }): Path<CampaignPath>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Json<Campaign>> {
     let brand = caller.brand()?.id;
     if body.len() > MAX_ARTWORK_BYTES {

@@ -2,13 +2,16 @@
 //! against supply, royalties expected against received, redemptions, and a daily series.
 //! Amounts are integers in minor units (fiat) or base units (tokens, as decimal strings).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
     auth::{Caller, Permission, require},
-    http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
+    http::{
+        ApiError, ApiResult, FieldError, Problem,
+        extract::{Json, Query},
+    },
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};

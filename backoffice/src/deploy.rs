@@ -13,7 +13,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
@@ -26,7 +26,10 @@ use shared::{
     auth::{Caller, Permission, require},
     chain::txqueue::{self, IdempotencyKey, TxRequest},
     contracts::{CampaignFactory, Checkout, RewardVault, campaign_factory::CampaignNFT},
-    http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
+    http::{
+        ApiError, ApiResult, FieldError, Problem,
+        extract::{Json, Path},
+    },
     workflow::{
         BoxFuture, OutboxEvent, Subscriber, Transition, apply,
         machines::{
@@ -100,6 +103,8 @@ async fn deploy(
     Path(CampaignPath { campaign_id: id }): Path<CampaignPath>,
 ) -> ApiResult<(StatusCode, Json<Campaign>)> {
     let brand = caller.brand()?.id;
+    let mut tx = state.db().begin().await?;
+    let current = campaigns::lock(&mut tx, brand, id).await?;
     let contracts = &state.config().chain.contracts;
     let unavailable = |detail: &str| ApiError::Conflict { code: "deployment-unavailable", detail: detail.to_owned() };
     let factory = contracts.campaign_factory.ok_or_else(|| unavailable("no CampaignFactory is configured"))?;
@@ -113,8 +118,6 @@ async fn deploy(
         })?,
     };
 
-    let mut tx = state.db().begin().await?;
-    let current = campaigns::lock(&mut tx, brand, id).await?;
     if !campaigns::before_deployment(current) {
         if current == CampaignState::Archived {
             return Err(ApiError::Conflict { code: "campaign-archived", detail: "the campaign is archived".into() });

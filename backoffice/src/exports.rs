@@ -2,7 +2,7 @@
 //! optionally for one campaign; rows are streamed from the database as they are written.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::State,
     response::Response,
 };
 use futures_util::StreamExt;
@@ -10,7 +10,10 @@ use serde::Deserialize;
 use shared::{
     AppState,
     auth::{Caller, Permission, require},
-    http::{ApiError, ApiResult, FieldError, Problem},
+    http::{
+        ApiError, ApiResult, FieldError, Problem,
+        extract::{Path, Query},
+    },
 };
 use sqlx::PgPool;
 use tokio::sync::mpsc;

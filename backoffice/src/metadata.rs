@@ -7,7 +7,7 @@
 
 use alloy::primitives::{Address, U256};
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -16,7 +16,10 @@ use shared::{
     AppState,
     auth::public,
     contracts::CampaignNFT,
-    http::{ApiError, ApiResult, Problem},
+    http::{
+        ApiError, ApiResult, Problem,
+        extract::Path,
+    },
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};

@@ -10,8 +10,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use axum::{
-    body::Bytes,
-    extract::{DefaultBodyLimit, Path, State},
+    extract::{DefaultBodyLimit, State},
     http::{HeaderMap, StatusCode, header},
 };
 use bigdecimal::BigDecimal;
@@ -24,7 +23,10 @@ use shared::{
     auth::{Caller, Permission, require},
     chain::txqueue::{self, IdempotencyKey, TxRequest},
     contracts::{ETH, RewardVault, TestStablecoin},
-    http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
+    http::{
+        ApiError, ApiResult, FieldError, Problem,
+        extract::{Body, Json, Path},
+    },
     money::Wei,
 };
 use sqlx::PgConnection;
@@ -499,7 +501,7 @@ async fn import_codes(
     caller: Caller,
     Path(path): Path<RewardPath>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<ImportReport>)> {
     let brand = caller.brand()?.id;
     if body.len() > MAX_IMPORT_BYTES {

@@ -3,7 +3,7 @@
 //! applies them and counts uses (payment service); here they are managed.
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
@@ -12,7 +12,10 @@ use shared::{
     AppState,
     audit::{self, Entry},
     auth::{Caller, Permission, require},
-    http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
+    http::{
+        ApiError, ApiResult, FieldError, Problem,
+        extract::{Json, Path},
+    },
     money::Currency,
 };
 use sqlx::PgConnection;

@@ -71,6 +71,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// A raw request body (uploads); too large is a 413 problem, not plain text.
+#[derive(Debug, Clone, Default)]
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(Body(Bytes::from_request(req, state).await?))
+    }
+}
+
 /// Path parameters. A parameter that does not parse (a malformed id) is a 404: no resource
 /// can have that name.
 #[derive(Debug, Clone, Copy, Default)]
