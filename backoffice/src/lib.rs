@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod brands;
+mod kyc;
 mod members;
 
 use shared::{AppState, ServiceSpec, config::HttpConfig};
@@ -34,4 +35,5 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(members::router())
         .merge(api_keys::router())
         .merge(audit::router())
+        .merge(kyc::router())
 }

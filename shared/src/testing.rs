@@ -191,6 +191,30 @@ impl TestApp {
         pair.access_token.expose_secret().to_owned()
     }
 
+    /// Creates a customer with the wallet `address` and a signed-in session (as Sign-In with
+    /// Ethereum would; the SIWE flow itself is tested end to end); returns its id and access token.
+    pub async fn customer(&self, address: alloy::primitives::Address) -> (i64, String) {
+        let db = self.resources.db();
+        let customer: i64 = sqlx::query_scalar("INSERT INTO customers (wallet_address) VALUES ($1) RETURNING id")
+            .bind(address.as_slice())
+            .fetch_one(db)
+            .await
+            .expect("customer");
+        let session = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO sessions (id, customer_id, method, expires_at)
+             VALUES ($1, $2, 'siwe', now() + interval '1 hour')",
+        )
+        .bind(session)
+        .bind(customer)
+        .execute(db)
+        .await
+        .expect("customer session");
+        let subject = crate::auth::access::Subject::Customer(customer);
+        let (token, _) = crate::auth::access::issue(&self.resources.config().auth, subject, session).expect("token");
+        (customer, token)
+    }
+
     /// Creates a brand; returns its id.
     pub async fn brand(&self, name: &str) -> i64 {
         sqlx::query_scalar("INSERT INTO brands (name) VALUES ($1) RETURNING id")

@@ -38,7 +38,7 @@ pub enum Permission {
     AuditReadAll,
     /// Operational data: error log, daemon runs, dead letters (no financial data).
     OpsRead,
-    /// Review brands' KYC submissions.
+    /// Review customers' KYC submissions (the back office's queue).
     KycReview,
     /// Handle support tickets.
     TicketsManage,
