@@ -141,7 +141,11 @@ async fn detail(
         (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[tracing::instrument(skip_all, fields(kyc.id = path.kyc_id, document.id = path.document_id))]
-async fn document(State(state): State<AppState>, caller: Caller, Path(path): Path<DocumentPath>) -> ApiResult<Response> {
+async fn document(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<DocumentPath>,
+) -> ApiResult<Response> {
     let mut tx = state.db().begin().await?;
     let submission = kyc::submission::get_submitted(&mut tx, SubmissionId::new(path.kyc_id)).await?;
     let document = submission.document(path.document_id).ok_or(kyc::Error::NotFound)?;
@@ -190,9 +194,14 @@ async fn claim(
 ) -> ApiResult<Json<Submission>> {
     let reviewer = caller.account()?;
     let mut tx = state.db().begin().await?;
-    let (from, submission) =
-        kyc::submission::claim(&mut tx, SubmissionId::new(path.kyc_id), reviewer, &cause(&caller), &caller.principal.actor())
-            .await?;
+    let (from, submission) = kyc::submission::claim(
+        &mut tx,
+        SubmissionId::new(path.kyc_id),
+        reviewer,
+        &cause(&caller),
+        &caller.principal.actor(),
+    )
+    .await?;
     if from != submission.state {
         let entry = Entry::new("kyc.claimed", format!("kyc:{}", submission.id))
             .before(serde_json::json!({ "state": from }))

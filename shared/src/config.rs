@@ -130,11 +130,8 @@ pub const APP_BASE_URL: Variable = optional(
     "the web app's address, for links in mails (invitations, password resets)",
     "http://localhost:3000",
 );
-pub const STORAGE_DIR: Variable = optional(
-    "STORAGE_DIR",
-    "uploads (artwork, KYC documents) when OBJECT_STORE_URL is not set",
-    "target/storage",
-);
+pub const STORAGE_DIR: Variable =
+    optional("STORAGE_DIR", "uploads (artwork, KYC documents) when OBJECT_STORE_URL is not set", "target/storage");
 pub const OBJECT_STORE_URL: Variable = optional(
     "OBJECT_STORE_URL",
     "s3://bucket/prefix for uploads on S3-compatible storage (AWS_* variables give credentials, region, endpoint)",
@@ -498,7 +495,9 @@ fn kyc(env: &Reader<'_>, environment: Environment) -> Result<KycConfig> {
             return Err(ConfigError::Missing { name: KYC_ENCRYPTION_KEY.name, help: KYC_ENCRYPTION_KEY.help });
         }
         "" => (sha2::Sha256::digest(DEV_ONLY_KYC_KEY_SEED).into(), true),
-        text => (parse_key(text).ok_or_else(|| invalid(KYC_ENCRYPTION_KEY, "not 32 bytes of hex or base64".into()))?, false),
+        text => {
+            (parse_key(text).ok_or_else(|| invalid(KYC_ENCRYPTION_KEY, "not 32 bytes of hex or base64".into()))?, false)
+        }
     };
     let max_document_bytes = match env.parse::<usize>(KYC_MAX_DOCUMENT_BYTES)? {
         0 => return Err(invalid(KYC_MAX_DOCUMENT_BYTES, "must be at least 1".into())),

@@ -5,4 +5,5 @@
 
 mod access;
 mod contracts;
+mod kyc;
 mod platform;

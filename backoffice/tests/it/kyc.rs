@@ -103,7 +103,10 @@ async fn reviewers_work_the_queue_and_every_look_and_decision_is_audited() {
     // Reading a case and its image, decrypted; the object at rest is not the image.
     let (status, case) = call(&app, Method::GET, &format!("/kyc/submissions/{first}"), &support, None).await;
     assert_eq!(status, StatusCode::OK, "{case}");
-    assert_eq!((case["legal_name"].as_str(), case["document_number"].as_str()), (Some("Ada Lovelace"), Some("C01X00T47")));
+    assert_eq!(
+        (case["legal_name"].as_str(), case["document_number"].as_str()),
+        (Some("Ada Lovelace"), Some("C01X00T47"))
+    );
     let document = case["documents"][0]["id"].as_i64().unwrap();
     let image = app
         .client
@@ -124,8 +127,8 @@ async fn reviewers_work_the_queue_and_every_look_and_decision_is_audited() {
         .unwrap();
     let raw = vault(&app).raw(&key).await.unwrap().unwrap();
     assert!(!raw.windows(16).any(|w| w == &PNG[..16]), "stored encrypted");
-    let (status, _) = call(&app, Method::GET, &format!("/kyc/submissions/{second}/documents/{document}"), &support, None)
-        .await;
+    let (status, _) =
+        call(&app, Method::GET, &format!("/kyc/submissions/{second}/documents/{document}"), &support, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another submission's document");
 
     // Claim, then decide: only the claimant, only once.
@@ -167,7 +170,8 @@ async fn reviewers_work_the_queue_and_every_look_and_decision_is_audited() {
     assert_eq!(ids(&page), [second]);
 
     // Audited: every look at a case or image and every decision, with before and after.
-    let rows: Vec<(String, String, String, Option<Value>, Option<Value>)> = sqlx::query_as(
+    type Row = (String, String, String, Option<Value>, Option<Value>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT actor, action, target, before, after FROM audit_log WHERE action LIKE 'kyc.%' ORDER BY id",
     )
     .fetch_all(app.resources.db())
@@ -202,7 +206,10 @@ async fn reviewers_work_the_queue_and_every_look_and_decision_is_audited() {
     .unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!((events[0].0.as_str(), events[0].1), ("kyc.approved", first));
-    assert_eq!((events[1].0.as_str(), events[1].1, &events[1].2["reason"]), ("kyc.rejected", second, &json!("expired")));
+    assert_eq!(
+        (events[1].0.as_str(), events[1].1, &events[1].2["reason"]),
+        ("kyc.rejected", second, &json!("expired"))
+    );
 }
 
 #[tokio::test]

@@ -76,7 +76,10 @@ async fn a_customer_submits_kyc_with_encrypted_documents_and_starts_again_after_
     let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["legal_name", "date_of_birth", "country", "document_number"]);
     let (status, body) = call(&app, Method::PUT, kyc_path, &token, Some(details("selfie_stick"))).await;
-    assert_eq!((status, body["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("document_type")));
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("document_type"))
+    );
     let (status, draft) = call(&app, Method::PUT, kyc_path, &token, Some(details("id_card"))).await;
     assert_eq!(status, StatusCode::CREATED, "{draft}");
     assert_eq!(draft["state"], "draft");

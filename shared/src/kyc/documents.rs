@@ -205,9 +205,10 @@ impl DocumentVault {
 
     /// The decrypted image of a stored document, checked against its recorded SHA-256.
     pub async fn read(&self, document: &Document) -> Result<Vec<u8>> {
-        let bytes = self.get(&document.storage_key).await?.ok_or_else(|| {
-            Error::Integrity(format!("{}: the object is missing from storage", document.id))
-        })?;
+        let bytes = self
+            .get(&document.storage_key)
+            .await?
+            .ok_or_else(|| Error::Integrity(format!("{}: the object is missing from storage", document.id)))?;
         match hex(&Sha256::digest(&bytes)) == document.sha256 {
             true => Ok(bytes),
             false => Err(Error::Integrity(format!("{}: SHA-256 mismatch", document.id))),
@@ -338,10 +339,7 @@ mod tests {
         assert_eq!(field(DocumentFormat::check_upload(Some("image/jpeg"), PNG, 100)), "file");
         assert_eq!(field(DocumentFormat::check_upload(Some("image/png"), PNG, 4)), "file");
         assert_eq!(field(DocumentFormat::check_upload(Some("image/png"), b"", 4)), "file");
-        assert!(matches!(
-            DocumentFormat::check_upload(Some("text/plain"), PNG, 100),
-            Err(Error::UnsupportedType(_))
-        ));
+        assert!(matches!(DocumentFormat::check_upload(Some("text/plain"), PNG, 100), Err(Error::UnsupportedType(_))));
         assert!(matches!(DocumentFormat::check_upload(None, PNG, 100), Err(Error::UnsupportedType(_))));
     }
 

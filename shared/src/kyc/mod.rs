@@ -107,12 +107,16 @@ impl From<Error> for ApiError {
                 conflict("kyc-awaiting-review", "your submission is being reviewed; wait for the decision".into())
             }
             Error::AlreadyApproved => conflict("kyc-approved", "you are already verified".into()),
-            Error::WrongState { state } => conflict("kyc-state", format!("not allowed while the submission is {state}")),
+            Error::WrongState { state } => {
+                conflict("kyc-state", format!("not allowed while the submission is {state}"))
+            }
             Error::ClaimedByOther => conflict("kyc-claimed", "another reviewer has claimed this submission".into()),
             Error::CallbacksUnsupported(provider) => {
                 ApiError::NotFound(format!("provider `{provider}` does not take callbacks"))
             }
-            Error::Provider(detail) => ApiError::Unavailable { detail: format!("KYC provider: {detail}"), checks: None },
+            Error::Provider(detail) => {
+                ApiError::Unavailable { detail: format!("KYC provider: {detail}"), checks: None }
+            }
             Error::Storage(e) => {
                 // The cause names paths and buckets: logged, not sent.
                 tracing::warn!(error = %e, "KYC document storage failed");

@@ -52,18 +52,7 @@ impl std::fmt::Display for SubmissionId {
 
 /// Where a submission is.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-    Serialize,
-    Deserialize,
-    ToSchema,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray, Serialize, Deserialize, ToSchema,
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
@@ -225,12 +214,10 @@ pub async fn get_submitted(conn: &mut PgConnection, id: SubmissionId) -> Result<
 
 /// The customer's latest submission, if any.
 pub async fn latest_of(conn: &mut PgConnection, customer: i64) -> Result<Option<Submission>> {
-    let id = sqlx::query_scalar!(
-        "SELECT id FROM kyc_submissions WHERE customer_id = $1 ORDER BY id DESC LIMIT 1",
-        customer
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
+    let id =
+        sqlx::query_scalar!("SELECT id FROM kyc_submissions WHERE customer_id = $1 ORDER BY id DESC LIMIT 1", customer)
+            .fetch_optional(&mut *conn)
+            .await?;
     match id {
         Some(id) => Ok(Some(get(conn, SubmissionId(id)).await?)),
         None => Ok(None),
