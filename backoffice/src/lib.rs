@@ -11,6 +11,7 @@ mod campaigns;
 mod dashboards;
 mod deploy;
 mod exports;
+mod kyc;
 mod members;
 mod metadata;
 mod rewards;
@@ -51,6 +52,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(exports::router())
         .merge(vouchers::router())
         .merge(dashboards::router())
+        .merge(kyc::router())
 }
 
 /// The outbox subscribers the back office runs.

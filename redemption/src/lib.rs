@@ -4,6 +4,7 @@
 //! `brandmint` binary and the tests build it the same way.
 
 mod customers;
+mod kyc;
 
 use shared::{AppState, ServiceSpec, config::HttpConfig};
 use utoipa_axum::router::OpenApiRouter;
@@ -24,5 +25,5 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(customers::router())
+    OpenApiRouter::new().merge(customers::router()).merge(kyc::router())
 }

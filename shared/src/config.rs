@@ -130,16 +130,20 @@ pub const APP_BASE_URL: Variable = optional(
     "the web app's address, for links in mails (invitations, password resets)",
     "http://localhost:3000",
 );
-pub const STORAGE_DIR: Variable = optional(
-    "STORAGE_DIR",
-    "uploads (artwork, KYC documents) when OBJECT_STORE_URL is not set",
-    "target/storage",
-);
+pub const STORAGE_DIR: Variable =
+    optional("STORAGE_DIR", "uploads (artwork, KYC documents) when OBJECT_STORE_URL is not set", "target/storage");
 pub const OBJECT_STORE_URL: Variable = optional(
     "OBJECT_STORE_URL",
     "s3://bucket/prefix for uploads on S3-compatible storage (AWS_* variables give credentials, region, endpoint)",
     "",
 );
+pub const KYC_ENCRYPTION_KEY: Variable = optional_secret(
+    "KYC_ENCRYPTION_KEY",
+    "32-byte AES-256-GCM key encrypting KYC documents at rest, 64 hex digits or base64, e.g. `openssl rand -hex 32` \
+     (required in production; empty locally: a fixed dev-only key, with a warning)",
+);
+pub const KYC_MAX_DOCUMENT_BYTES: Variable =
+    optional("KYC_MAX_DOCUMENT_BYTES", "the largest KYC document image a customer may upload, in bytes", "10485760");
 pub const CAMPAIGN_FACTORY_ADDRESS: Variable =
     optional("CAMPAIGN_FACTORY_ADDRESS", "the CampaignFactory contract (empty: campaigns cannot be deployed)", "");
 pub const CHECKOUT_ADDRESS: Variable =
@@ -194,6 +198,8 @@ pub const VARIABLES: &[Variable] = &[
     APP_BASE_URL,
     STORAGE_DIR,
     OBJECT_STORE_URL,
+    KYC_ENCRYPTION_KEY,
+    KYC_MAX_DOCUMENT_BYTES,
     CAMPAIGN_FACTORY_ADDRESS,
     CHECKOUT_ADDRESS,
     REWARD_VAULT_ADDRESS,
@@ -241,7 +247,23 @@ pub struct Config {
     pub auth: AuthConfig,
     pub mail: MailConfig,
     pub storage: StorageConfig,
+    pub kyc: KycConfig,
 }
+
+/// How KYC documents are kept.
+#[derive(Debug, Clone)]
+pub struct KycConfig {
+    /// The AES-256-GCM key documents are encrypted with (redacted in `Debug`).
+    pub encryption_key: std::sync::Arc<secrecy::SecretBox<[u8; 32]>>,
+    /// True when no key was configured and the fixed, public dev-only key is in use.
+    pub dev_only_key: bool,
+    /// Uploads above this are refused.
+    pub max_document_bytes: usize,
+}
+
+/// The key used locally when `KYC_ENCRYPTION_KEY` is unset: derived from a published string, so
+/// every local process agrees on it and nobody mistakes it for a secret.
+const DEV_ONLY_KYC_KEY_SEED: &[u8] = b"brandmint DEV-ONLY KYC document key - never use in production";
 
 /// Where uploads are stored.
 #[derive(Debug, Clone)]
@@ -460,8 +482,44 @@ impl Config {
                     _ => Some(env.parse(OBJECT_STORE_URL)?),
                 },
             },
+            kyc: kyc(&env, environment)?,
         })
     }
+}
+
+fn kyc(env: &Reader<'_>, environment: Environment) -> Result<KycConfig> {
+    use sha2::Digest;
+    let raw = env.secret(KYC_ENCRYPTION_KEY)?;
+    let (key, dev_only_key) = match raw.expose_secret() {
+        "" if environment == Environment::Production => {
+            return Err(ConfigError::Missing { name: KYC_ENCRYPTION_KEY.name, help: KYC_ENCRYPTION_KEY.help });
+        }
+        "" => (sha2::Sha256::digest(DEV_ONLY_KYC_KEY_SEED).into(), true),
+        text => {
+            (parse_key(text).ok_or_else(|| invalid(KYC_ENCRYPTION_KEY, "not 32 bytes of hex or base64".into()))?, false)
+        }
+    };
+    let max_document_bytes = match env.parse::<usize>(KYC_MAX_DOCUMENT_BYTES)? {
+        0 => return Err(invalid(KYC_MAX_DOCUMENT_BYTES, "must be at least 1".into())),
+        max => max,
+    };
+    Ok(KycConfig {
+        encryption_key: std::sync::Arc::new(secrecy::SecretBox::new(Box::new(key))),
+        dev_only_key,
+        max_document_bytes,
+    })
+}
+
+/// 32 bytes written as 64 hex digits or as base64 (standard or URL-safe, padded or not).
+fn parse_key(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    let bytes = match text.len() {
+        64 if text.chars().all(|c| c.is_ascii_hexdigit()) => alloy::hex::decode(text).ok()?,
+        _ => [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(text).ok())?,
+    };
+    bytes.try_into().ok()
 }
 
 fn invalid(var: Variable, reason: String) -> ConfigError {
@@ -610,6 +668,7 @@ mod tests {
     fn production_logs_json_by_default() {
         let mut pairs = MINIMAL.to_vec();
         pairs.push(("APP_ENV", "production"));
+        pairs.push(("KYC_ENCRYPTION_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
         assert_eq!(load(&pairs).unwrap().log.format, LogFormat::Json);
         pairs.push(("APP_ENV", "staging"));
         let err = load(&pairs).unwrap_err().to_string();
@@ -654,6 +713,26 @@ mod tests {
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!debug.contains("battery-staple"), "{debug}");
         assert!(!debug.contains("127.0.0.1:8545"), "{debug}");
+    }
+
+    #[test]
+    fn the_kyc_key_is_required_in_production_and_parsed_from_hex_or_base64() {
+        let with = |pairs: &[(&'static str, &'static str)]| load(&[MINIMAL, pairs].concat());
+        let err = with(&[("APP_ENV", "production")]).unwrap_err();
+        assert!(err.to_string().contains("KYC_ENCRYPTION_KEY"), "{err}");
+        let local = with(&[]).unwrap();
+        assert!(local.kyc.dev_only_key);
+        assert_eq!(local.kyc.max_document_bytes, 10 * 1024 * 1024);
+        let hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        let from_hex = with(&[("APP_ENV", "production"), ("KYC_ENCRYPTION_KEY", hex)]).unwrap();
+        assert!(!from_hex.kyc.dev_only_key);
+        let expected: [u8; 32] = std::array::from_fn(|i| u8::try_from(i).unwrap());
+        assert_eq!(from_hex.kyc.encryption_key.expose_secret(), &expected);
+        let b64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        assert_eq!(with(&[("KYC_ENCRYPTION_KEY", b64)]).unwrap().kyc.encryption_key.expose_secret(), &expected);
+        let err = with(&[("KYC_ENCRYPTION_KEY", "c2hvcnQ=")]).unwrap_err().to_string();
+        assert!(err.contains("KYC_ENCRYPTION_KEY") && !err.contains("c2hvcnQ"), "{err}");
+        assert!(!format!("{from_hex:?}").contains("0a0b0c"), "the key stays out of Debug");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod db;
 pub mod errors;
 pub mod http;
+pub mod kyc;
 pub mod mail;
 pub mod money;
 pub mod service;

@@ -137,6 +137,9 @@ impl Resources {
         let chain = Chain::connect(&config.chain).context("RPC_URL")?;
         let mailer = Mailer::new(&config.mail)?;
         let storage = Storage::new(&config.storage)?;
+        if config.kyc.dev_only_key {
+            tracing::warn!("KYC_ENCRYPTION_KEY is not set: KYC documents are encrypted with a public dev-only key");
+        }
         Ok(Self { config: Arc::new(config), db, chain, mailer, storage, migrations: Arc::default() })
     }
 

@@ -78,6 +78,8 @@ pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Conf
         ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
         ("RUST_LOG".into(), "warn".into()),
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+        // A real key, as production requires (the dev-only fallback is covered by config's tests).
+        ("KYC_ENCRYPTION_KEY".into(), "6b79632d746573742d6b65792d6f6e6c792d3031323334353637383961626364".into()),
         // Each app its own dev mailbox, so a test reads only its own mail.
         (
             "MAIL_DIR".into(),
@@ -189,6 +191,30 @@ impl TestApp {
         .await
         .expect("sign in");
         pair.access_token.expose_secret().to_owned()
+    }
+
+    /// Creates a customer with the wallet `address` and a signed-in session (as Sign-In with
+    /// Ethereum would; the SIWE flow itself is tested end to end); returns its id and access token.
+    pub async fn customer(&self, address: alloy::primitives::Address) -> (i64, String) {
+        let db = self.resources.db();
+        let customer: i64 = sqlx::query_scalar("INSERT INTO customers (wallet_address) VALUES ($1) RETURNING id")
+            .bind(address.as_slice())
+            .fetch_one(db)
+            .await
+            .expect("customer");
+        let session = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO sessions (id, customer_id, method, expires_at)
+             VALUES ($1, $2, 'siwe', now() + interval '1 hour')",
+        )
+        .bind(session)
+        .bind(customer)
+        .execute(db)
+        .await
+        .expect("customer session");
+        let subject = crate::auth::access::Subject::Customer(customer);
+        let (token, _) = crate::auth::access::issue(&self.resources.config().auth, subject, session).expect("token");
+        (customer, token)
     }
 
     /// Creates a brand; returns its id.

@@ -5,5 +5,6 @@
 
 mod access;
 mod contracts;
+mod kyc;
 mod operator;
 mod platform;

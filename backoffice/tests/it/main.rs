@@ -6,3 +6,4 @@
 mod auth;
 mod campaigns;
 mod identity;
+mod kyc;
