@@ -187,7 +187,11 @@ async fn every_route_of_every_service_answers_every_principal_as_the_permission_
                     .replace("{key_id}", "999999")
                     .replace("{kyc_id}", "999999")
                     .replace("{document_id}", "999999")
-                    .replace("{kind}", "front");
+                    .replace("{kind}", "front")
+                    .replace("{campaign_id}", "999999")
+                    .replace("{reward_id}", "999999")
+                    .replace("{voucher_id}", "999999")
+                    .replace("{token_id}", "1");
                 assert!(!path.contains('{'), "{template}: add a fixture for its path parameter");
                 for (who, token) in &world.principals {
                     let mut request = app.client.request(method.clone(), app.url(&path));
