@@ -3,13 +3,17 @@
 //! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
 //! `brandmint` binary and the tests build it the same way.
 
+mod alerts;
 mod api_keys;
 mod audit;
 mod auth;
 mod brands;
 mod members;
+mod webhooks;
 
-use shared::{AppState, ServiceSpec, config::HttpConfig};
+use std::sync::Arc;
+
+use shared::{AppState, ServiceSpec, config::HttpConfig, daemon::Daemon, service::Resources, workflow::Subscriber};
 use utoipa_axum::router::OpenApiRouter;
 
 /// How the backoffice service is assembled.
@@ -18,8 +22,8 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     description: "Brand and platform staff set up brands, campaigns and rewards, and deploy campaign contracts.",
     routes,
     addr,
-    subscribers: ServiceSpec::none,
-    daemons: ServiceSpec::none,
+    subscribers,
+    daemons,
 };
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {
@@ -34,4 +38,26 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(members::router())
         .merge(api_keys::router())
         .merge(audit::router())
+        .merge(webhooks::router())
+}
+
+/// Brand webhook fan-out and the operators' Telegram alerts.
+fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
+    let mut subscribers: Vec<Arc<dyn Subscriber>> = vec![Arc::new(webhooks::Fanout)];
+    match alerts::TelegramAlerts::new(resources.config().alerts.telegram.as_ref()) {
+        Ok(alerts) => subscribers.push(Arc::new(alerts)),
+        Err(e) => tracing::error!(error = %e, "Telegram alerts are off: no HTTP client"),
+    }
+    subscribers
+}
+
+/// The webhook sender.
+fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
+    match webhooks::Sender::new(&resources.config().webhooks) {
+        Ok(sender) => vec![Arc::new(sender)],
+        Err(e) => {
+            tracing::error!(error = %e, "webhooks are not sent: no HTTP client");
+            Vec::new()
+        }
+    }
 }

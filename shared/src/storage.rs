@@ -36,14 +36,19 @@ impl Storage {
                     "s3" => (url.host_str().unwrap_or_default().to_owned(), url.path().trim_matches('/').to_owned()),
                     other => anyhow::bail!("OBJECT_STORE_URL: unsupported scheme `{other}` (use s3://bucket/prefix)"),
                 };
-                let store = AmazonS3Builder::from_env().with_bucket_name(&bucket).build().context("OBJECT_STORE_URL")?;
+                let store =
+                    AmazonS3Builder::from_env().with_bucket_name(&bucket).build().context("OBJECT_STORE_URL")?;
                 Ok(Self { store: Arc::new(store), prefix: Path::from(prefix), description: url.to_string() })
             }
             None => {
                 std::fs::create_dir_all(&config.dir)
                     .with_context(|| format!("STORAGE_DIR {}", config.dir.display()))?;
                 let store = LocalFileSystem::new_with_prefix(&config.dir).context("STORAGE_DIR")?;
-                Ok(Self { store: Arc::new(store), prefix: Path::default(), description: config.dir.display().to_string() })
+                Ok(Self {
+                    store: Arc::new(store),
+                    prefix: Path::default(),
+                    description: config.dir.display().to_string(),
+                })
             }
         }
     }

@@ -77,7 +77,9 @@ impl Permission {
                 Scope::Platform
             }
             BrandRead | MembersRead | MembersManage | ApiKeysManage | StoresManage | CampaignsRead
-            | CampaignsManage | FinanceRead | RefundsIssue | RedemptionsScan | AuditRead | WebhooksManage => Scope::Brand,
+            | CampaignsManage | FinanceRead | RefundsIssue | RedemptionsScan | AuditRead | WebhooksManage => {
+                Scope::Brand
+            }
         }
     }
 

@@ -164,10 +164,7 @@ mod tests {
             0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266\n\nSign in to Brandmint\n\n\
             URI: https://shop.example\nVersion: 1\nChain ID: 31337\nNonce: 32891756abcdef12\n\
             Issued At: 2026-11-23T10:00:00Z";
-        assert_eq!(
-            super::claimed_address(message).as_deref(),
-            Some("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")
-        );
+        assert_eq!(super::claimed_address(message).as_deref(), Some("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"));
         assert_eq!(super::claimed_address("not a siwe message"), None);
     }
 }
