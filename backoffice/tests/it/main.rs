@@ -5,3 +5,4 @@
 
 mod auth;
 mod identity;
+mod webhooks;
