@@ -505,16 +505,19 @@ async fn deleting_an_endpoint_stops_its_deliveries_and_keeps_its_log() {
     assert_eq!(secret, "", "a deleted endpoint's secret is wiped");
 }
 
+/// The `sendMessage` calls a fake Telegram got: the `bot<token>` path segment and the body.
+type TelegramCalls = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// A fake Telegram Bot API: records `sendMessage` calls and answers like Telegram.
-async fn fake_telegram() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
-    let calls: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+async fn fake_telegram() -> (String, TelegramCalls) {
+    let calls = TelegramCalls::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = axum::Router::new()
         .route(
             "/{bot}/sendMessage",
             axum::routing::post(
-                |State(calls): State<Arc<Mutex<Vec<(String, Value)>>>>,
+                |State(calls): State<TelegramCalls>,
                  axum::extract::Path(bot): axum::extract::Path<String>,
                  axum::Json(body): axum::Json<Value>| async move {
                     calls.lock().unwrap().push((bot, body.clone()));
