@@ -184,7 +184,9 @@ async fn every_route_of_every_service_answers_every_principal_as_the_permission_
                     .replace("{session_id}", &uuid::Uuid::nil().to_string())
                     .replace("{account_id}", "999999")
                     .replace("{invite_id}", "999999")
-                    .replace("{key_id}", "999999");
+                    .replace("{key_id}", "999999")
+                    .replace("{endpoint_id}", "999999")
+                    .replace("{delivery_id}", "999999");
                 assert!(!path.contains('{'), "{template}: add a fixture for its path parameter");
                 for (who, token) in &world.principals {
                     let mut request = app.client.request(method.clone(), app.url(&path));
