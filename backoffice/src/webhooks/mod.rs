@@ -194,7 +194,8 @@ fn not_found() -> ApiError {
     ApiError::NotFound("no such webhook endpoint".into())
 }
 
-/// A live (not deleted) endpoint of the brand, locked until the caller's transaction ends.
+/// A live (not deleted) endpoint of the brand, locked until the caller's transaction ends
+/// (`NO KEY UPDATE`: concurrent changes wait, deliveries referencing it do not).
 async fn endpoint(conn: &mut PgConnection, brand: BrandId, id: i64) -> ApiResult<Endpoint> {
     sqlx::query_as!(
         Endpoint,
@@ -202,7 +203,7 @@ async fn endpoint(conn: &mut PgConnection, brand: BrandId, id: i64) -> ApiResult
                   CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
                       AS "previous_secret_expires_at?"
            FROM webhook_endpoints WHERE brand_id = $1 AND id = $2 AND deleted_at IS NULL
-           FOR UPDATE"#,
+           FOR NO KEY UPDATE"#,
         brand,
         id
     )
@@ -485,7 +486,8 @@ async fn replay_delivery(
         return Err(ApiError::Conflict { code: "endpoint-disabled", detail: "enable the endpoint first".into() });
     }
     let status = sqlx::query_scalar!(
-        "SELECT status FROM webhook_deliveries WHERE brand_id = $1 AND endpoint_id = $2 AND id = $3 FOR UPDATE",
+        "SELECT status FROM webhook_deliveries WHERE brand_id = $1 AND endpoint_id = $2 AND id = $3
+         FOR NO KEY UPDATE",
         brand,
         path.endpoint_id,
         path.delivery_id
