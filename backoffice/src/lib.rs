@@ -3,6 +3,7 @@
 //! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
 //! `brandmint` binary and the tests build it the same way.
 
+mod alerts;
 mod api_keys;
 mod audit;
 mod auth;
@@ -17,10 +18,11 @@ mod metadata;
 mod rewards;
 mod tables;
 mod vouchers;
+mod webhooks;
 
 use std::sync::Arc;
 
-use shared::{AppState, ServiceSpec, config::HttpConfig, service::Resources, workflow::Subscriber};
+use shared::{AppState, ServiceSpec, config::HttpConfig, daemon::Daemon, service::Resources, workflow::Subscriber};
 use utoipa_axum::router::OpenApiRouter;
 
 /// How the backoffice service is assembled.
@@ -30,7 +32,7 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     routes,
     addr,
     subscribers,
-    daemons: ServiceSpec::none,
+    daemons,
 };
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {
@@ -53,9 +55,27 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(vouchers::router())
         .merge(dashboards::router())
         .merge(kyc::router())
+        .merge(webhooks::router())
 }
 
 /// The outbox subscribers the back office runs.
 fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
-    vec![Arc::new(deploy::DeploymentWatcher::new(resources))]
+    let mut subscribers: Vec<Arc<dyn Subscriber>> =
+        vec![Arc::new(deploy::DeploymentWatcher::new(resources)), Arc::new(webhooks::Fanout)];
+    match alerts::TelegramAlerts::new(resources.config().alerts.telegram.as_ref()) {
+        Ok(alerts) => subscribers.push(Arc::new(alerts)),
+        Err(e) => tracing::error!(error = %e, "Telegram alerts are off: no HTTP client"),
+    }
+    subscribers
+}
+
+/// The webhook sender.
+fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
+    match webhooks::Sender::new(&resources.config().webhooks) {
+        Ok(sender) => vec![Arc::new(sender)],
+        Err(e) => {
+            tracing::error!(error = %e, "webhooks are not sent: no HTTP client");
+            Vec::new()
+        }
+    }
 }

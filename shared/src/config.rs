@@ -157,6 +157,26 @@ pub const PUBLIC_BASE_URL: Variable = optional(
     "the back office's public address; collections' token metadata lives at <this>/metadata/<campaign>/<token>",
     "http://127.0.0.1:8081",
 );
+pub const WEBHOOK_ALLOW_PRIVATE_TARGETS: Variable = optional(
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+    "`true` lets brand webhooks call private, loopback and link-local addresses (local development only; refused in production)",
+    "false",
+);
+pub const WEBHOOK_RETRY_BASE_SECS: Variable = optional(
+    "WEBHOOK_RETRY_BASE_SECS",
+    "wait after a webhook delivery's first failed attempt; doubles with each further failure (with jitter, at most 6 hours)",
+    "30",
+);
+pub const WEBHOOK_MAX_ATTEMPTS: Variable =
+    optional("WEBHOOK_MAX_ATTEMPTS", "attempts before a webhook delivery is marked failed (it can be replayed)", "10");
+pub const TELEGRAM_BOT_TOKEN: Variable = optional_secret(
+    "TELEGRAM_BOT_TOKEN",
+    "Telegram bot token for admin alerts (new orders, failed deployments); empty: no alerts",
+);
+pub const TELEGRAM_CHAT_ID: Variable =
+    optional("TELEGRAM_CHAT_ID", "the Telegram chat the admin alerts go to (needed with TELEGRAM_BOT_TOKEN)", "");
+pub const TELEGRAM_API_URL: Variable =
+    optional("TELEGRAM_API_URL", "base URL of the Telegram Bot API", "https://api.telegram.org");
 pub const RUST_LOG: Variable =
     optional("RUST_LOG", "tracing filter directives, e.g. info,sqlx=warn,shared=debug", "info,sqlx=warn");
 
@@ -205,6 +225,12 @@ pub const VARIABLES: &[Variable] = &[
     REWARD_VAULT_ADDRESS,
     STABLECOIN_ADDRESS,
     PUBLIC_BASE_URL,
+    WEBHOOK_ALLOW_PRIVATE_TARGETS,
+    WEBHOOK_RETRY_BASE_SECS,
+    WEBHOOK_MAX_ATTEMPTS,
+    TELEGRAM_BOT_TOKEN,
+    TELEGRAM_CHAT_ID,
+    TELEGRAM_API_URL,
     RUST_LOG,
 ];
 
@@ -248,6 +274,37 @@ pub struct Config {
     pub mail: MailConfig,
     pub storage: StorageConfig,
     pub kyc: KycConfig,
+    pub webhooks: WebhooksConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// How brand webhooks are delivered.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhooksConfig {
+    /// Whether endpoints may be private, loopback, link-local or unspecified addresses (never
+    /// in production).
+    pub allow_private_targets: bool,
+    /// Whether endpoints must be `https://` (in production).
+    pub require_https: bool,
+    /// Backoff after the first failed attempt; doubles with each further failure.
+    pub retry_base: Duration,
+    /// Attempts before a delivery is marked failed.
+    pub max_attempts: u32,
+}
+
+/// Notifications to the platform's operators.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Telegram alerts, when a bot token and chat are configured.
+    pub telegram: Option<TelegramConfig>,
+}
+
+/// A Telegram bot and the chat it posts to.
+#[derive(Debug, Clone)]
+pub struct TelegramConfig {
+    pub bot_token: SecretString,
+    pub chat_id: String,
+    pub api_url: url::Url,
 }
 
 /// How KYC documents are kept.
@@ -483,6 +540,21 @@ impl Config {
                 },
             },
             kyc: kyc(&env, environment)?,
+            webhooks: WebhooksConfig {
+                allow_private_targets: match env.parse(WEBHOOK_ALLOW_PRIVATE_TARGETS)? {
+                    true if environment == Environment::Production => {
+                        return Err(invalid(WEBHOOK_ALLOW_PRIVATE_TARGETS, "must be false in production".into()));
+                    }
+                    allow => allow,
+                },
+                require_https: environment == Environment::Production,
+                retry_base: positive_secs(&env, WEBHOOK_RETRY_BASE_SECS)?,
+                max_attempts: match env.parse(WEBHOOK_MAX_ATTEMPTS)? {
+                    0 => return Err(invalid(WEBHOOK_MAX_ATTEMPTS, "must be at least 1".into())),
+                    max => max,
+                },
+            },
+            alerts: AlertsConfig { telegram: telegram(&env)? },
         })
     }
 }
@@ -531,6 +603,18 @@ fn address(env: &Reader<'_>, var: Variable) -> Result<Option<alloy::primitives::
     match env.string(var)?.trim() {
         "" => Ok(None),
         text => crate::chain::parse_address(text).map(Some).map_err(|reason| invalid(var, reason)),
+    }
+}
+
+/// Telegram alerts are on when a bot token is set; the chat must then be set too.
+fn telegram(env: &Reader<'_>) -> Result<Option<TelegramConfig>> {
+    let bot_token = env.secret(TELEGRAM_BOT_TOKEN)?;
+    let chat_id = env.string(TELEGRAM_CHAT_ID)?;
+    match (bot_token.expose_secret().is_empty(), chat_id.is_empty()) {
+        (true, true) => Ok(None),
+        (true, false) => Err(invalid(TELEGRAM_BOT_TOKEN, "needed when TELEGRAM_CHAT_ID is set".into())),
+        (false, true) => Err(invalid(TELEGRAM_CHAT_ID, "needed when TELEGRAM_BOT_TOKEN is set".into())),
+        (false, false) => Ok(Some(TelegramConfig { bot_token, chat_id, api_url: env.parse(TELEGRAM_API_URL)? })),
     }
 }
 
@@ -704,6 +788,35 @@ mod tests {
         let mut zero = MINIMAL.to_vec();
         zero.push(("ACCESS_TOKEN_TTL_SECS", "0"));
         assert!(load(&zero).unwrap_err().to_string().contains("ACCESS_TOKEN_TTL_SECS"));
+    }
+
+    #[test]
+    fn private_webhook_targets_are_for_local_development_only() {
+        let config = load(MINIMAL).unwrap();
+        assert!(!config.webhooks.allow_private_targets && !config.webhooks.require_https);
+        assert_eq!(config.webhooks.retry_base, Duration::from_secs(30));
+        let mut local = MINIMAL.to_vec();
+        local.push(("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"));
+        assert!(load(&local).unwrap().webhooks.allow_private_targets);
+        local.push(("APP_ENV", "production"));
+        let err = load(&local).unwrap_err().to_string();
+        assert!(err.contains("WEBHOOK_ALLOW_PRIVATE_TARGETS"), "{err}");
+        let mut production = MINIMAL.to_vec();
+        production.push(("APP_ENV", "production"));
+        assert!(load(&production).unwrap().webhooks.require_https);
+    }
+
+    #[test]
+    fn telegram_alerts_need_both_token_and_chat() {
+        assert!(load(MINIMAL).unwrap().alerts.telegram.is_none());
+        let mut half = MINIMAL.to_vec();
+        half.push(("TELEGRAM_BOT_TOKEN", "123:secret-token"));
+        let err = load(&half).unwrap_err().to_string();
+        assert!(err.contains("TELEGRAM_CHAT_ID") && !err.contains("secret-token"), "{err}");
+        half.push(("TELEGRAM_CHAT_ID", "-1001"));
+        let telegram = load(&half).unwrap().alerts.telegram.unwrap();
+        assert_eq!((telegram.chat_id.as_str(), telegram.api_url.as_str()), ("-1001", "https://api.telegram.org/"));
+        assert!(!format!("{telegram:?}").contains("secret-token"));
     }
 
     #[test]

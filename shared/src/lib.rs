@@ -22,6 +22,7 @@ pub mod storage;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod webhooks;
 pub mod workflow;
 
 pub use config::Config;

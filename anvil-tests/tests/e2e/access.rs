@@ -191,7 +191,9 @@ async fn every_route_of_every_service_answers_every_principal_as_the_permission_
                     .replace("{campaign_id}", "999999")
                     .replace("{reward_id}", "999999")
                     .replace("{voucher_id}", "999999")
-                    .replace("{token_id}", "1");
+                    .replace("{token_id}", "1")
+                    .replace("{endpoint_id}", "999999")
+                    .replace("{delivery_id}", "999999");
                 assert!(!path.contains('{'), "{template}: add a fixture for its path parameter");
                 for (who, token) in &world.principals {
                     let mut request = app.client.request(method.clone(), app.url(&path));

@@ -7,3 +7,4 @@ mod auth;
 mod campaigns;
 mod identity;
 mod kyc;
+mod webhooks;
