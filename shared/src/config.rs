@@ -799,10 +799,13 @@ mod tests {
         local.push(("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"));
         assert!(load(&local).unwrap().webhooks.allow_private_targets);
         local.push(("APP_ENV", "production"));
+        local.push(("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"));
         let err = load(&local).unwrap_err().to_string();
         assert!(err.contains("WEBHOOK_ALLOW_PRIVATE_TARGETS"), "{err}");
         let mut production = MINIMAL.to_vec();
         production.push(("APP_ENV", "production"));
+        // Production also needs its own KYC key.
+        production.push(("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"));
         assert!(load(&production).unwrap().webhooks.require_https);
     }
 
