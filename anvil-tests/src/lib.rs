@@ -6,6 +6,7 @@
 
 use shared::ServiceSpec;
 
+pub mod demo;
 pub mod local;
 
 /// Every service of the platform.

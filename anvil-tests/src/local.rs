@@ -1,5 +1,4 @@
-//! `brandmint deploy-local`: the platform's contracts and a demo campaign on a local anvil, for
-//! `cargo xtask dev`. Deterministic (anvil's well-known accounts, fresh nonces), so a reused
+//! `brandmint deploy-local`: the platform's contracts on a local anvil, for `cargo xtask dev`. Deterministic (anvil's well-known accounts, fresh nonces), so a reused
 //! node is recognised and left as it is.
 
 use alloy::{
@@ -8,7 +7,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use anyhow::Context;
-use shared::contracts::{CampaignParams, Platform, PlatformRoles};
+use shared::contracts::{Platform, PlatformRoles};
 
 /// anvil's accounts 0–2 (mnemonic "test test … junk"): platform admin/deployer/relayer, quote
 /// signer, voucher signer. Public test keys, for local chains only.
@@ -17,10 +16,24 @@ const ANVIL_KEYS: [&str; 3] = [
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
     "0x5de4111afa1a4b94908f83103e29f0502e07e17ba31d7b643d5d5f24e5b6d1ca",
 ];
-/// The demo holder: anvil's account 9.
-const DEMO_HOLDER: &str = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 
-/// Deploys (or finds) the suite and the demo campaign; returns a printable summary.
+/// The platform's contract addresses as environment lines (`CAMPAIGN_FACTORY_ADDRESS=0x…`),
+/// what `cargo xtask dev` passes to the platform.
+pub fn env_lines(platform: &Platform) -> String {
+    [
+        ("CAMPAIGN_FACTORY_ADDRESS", *platform.factory.address()),
+        ("CHECKOUT_ADDRESS", *platform.checkout.address()),
+        ("REWARD_VAULT_ADDRESS", *platform.vault.address()),
+        ("STABLECOIN_ADDRESS", *platform.stablecoin.address()),
+    ]
+    .iter()
+    .map(|(name, address)| format!("{name}={}\n", address.to_checksum(None)))
+    .collect()
+}
+
+/// Deploys (or finds) the suite; returns its addresses as [`env_lines`]. The platform's
+/// relayer (account 0) gets 1,000,000 test dollars to fund rewards with. Campaigns are the back
+/// office's to deploy (`brandmint seed-demo` deploys the demo campaign through it).
 pub async fn deploy(rpc_url: &str) -> anyhow::Result<String> {
     shared::chain::install_crypto_provider();
     let admin: PrivateKeySigner = ANVIL_KEYS[0].parse()?;
@@ -43,44 +56,11 @@ pub async fn deploy(rpc_url: &str) -> anyhow::Result<String> {
             distributor: me,
         };
         let platform = Platform::deploy(provider.clone(), roles).await?;
-        demo_campaign(&platform, me).await?;
+        let dollars = U256::from(1_000_000_000_000_u64); // 1,000,000 tUSD (6 decimals)
+        platform.stablecoin.mint(me, dollars).send().await?.get_receipt().await?;
         platform
     } else {
         Platform::at(provider.clone(), addresses[0], addresses[1], addresses[2], addresses[3])
     };
-    let collection = platform.factory.collectionOf(U256::from(1)).call().await?;
-    let minted = platform.collection(collection).totalMinted().call().await?;
-    Ok(format!(
-        "  CampaignFactory  {}\n  Checkout         {}\n  RewardVault      {}\n  TestStablecoin   {}\n  \
-         demo campaign 1  {collection} (\"Brandmint Demo Drop\", {minted} minted to {DEMO_HOLDER}, vault funded)",
-        platform.factory.address(),
-        platform.checkout.address(),
-        platform.vault.address(),
-        platform.stablecoin.address(),
-    ))
-}
-
-async fn demo_campaign(platform: &Platform, me: Address) -> anyhow::Result<()> {
-    let params = CampaignParams {
-        campaign_id: 1,
-        name: "Brandmint Demo Drop".into(),
-        symbol: "DEMO".into(),
-        base_uri: "http://127.0.0.1:8081/metadata/1/".into(),
-        max_supply: 1_000,
-        royalty_receiver: me,
-        royalty_bps: 500,
-        admin: me,
-        relayer: me,
-    };
-    platform.deploy_campaign(&params).send().await?.get_receipt().await?;
-    let collection = platform.factory.collectionOf(U256::from(1)).call().await?;
-    platform.checkout.setCollectionTreasury(collection, me).send().await?.get_receipt().await?;
-    let holder: Address = DEMO_HOLDER.parse()?;
-    Platform::mint_batch(&platform.collection(collection), holder, 3).send().await?.get_receipt().await?;
-    let funding = U256::from(10_000_000_000_u64); // 10,000 tUSD (6 decimals)
-    platform.stablecoin.mint(me, funding).send().await?.get_receipt().await?;
-    platform.stablecoin.approve(*platform.vault.address(), funding).send().await?.get_receipt().await?;
-    platform.vault.setCampaignAdmin(U256::from(1), me).send().await?.get_receipt().await?;
-    platform.vault.fund(U256::from(1), *platform.stablecoin.address(), funding).send().await?.get_receipt().await?;
-    Ok(())
+    Ok(env_lines(&platform))
 }

@@ -1,7 +1,9 @@
 //! `brandmint`: every service in one process, for local use, plus operator commands:
 //!
-//! * `brandmint deploy-local` deploys the contracts and a demo campaign to the local chain in
-//!   `RPC_URL` (what `cargo xtask dev` does first);
+//! * `brandmint deploy-local` deploys the contracts to the local chain in `RPC_URL` and prints
+//!   their addresses as `NAME=0x…` lines (what `cargo xtask dev` does first);
+//! * `brandmint seed-demo <back office URL>` creates the demo brand and campaign through the
+//!   back office's API as the admin in `BRANDMINT_ADMIN_EMAIL` / `BRANDMINT_ADMIN_PASSWORD`;
 //! * `brandmint create-admin <email>` creates a platform admin (password from
 //!   `BRANDMINT_ADMIN_PASSWORD`) in `DATABASE_URL` — there is no public sign-up;
 //! * `brandmint audit-verify` recomputes the audit log's hash chain and exits 1 naming the first
@@ -19,6 +21,12 @@ async fn main() -> anyhow::Result<()> {
         ["deploy-local"] => {
             let rpc_url = std::env::var("RPC_URL").map_err(|_| anyhow::anyhow!("RPC_URL is not set"))?;
             println!("{}", anvil_tests::local::deploy(&rpc_url).await?);
+            Ok(())
+        }
+        ["seed-demo", backoffice] => {
+            let email = std::env::var("BRANDMINT_ADMIN_EMAIL").context("BRANDMINT_ADMIN_EMAIL")?;
+            let password = std::env::var("BRANDMINT_ADMIN_PASSWORD").context("BRANDMINT_ADMIN_PASSWORD")?;
+            println!("{}", anvil_tests::demo::seed(backoffice.trim_end_matches('/'), &email, &password).await?);
             Ok(())
         }
         ["create-admin", email] => {
@@ -48,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => anyhow::bail!("usage: brandmint [deploy-local | create-admin <email> | audit-verify]"),
+        _ => anyhow::bail!("usage: brandmint [deploy-local | seed-demo <back office URL> | create-admin <email> | audit-verify]"),
     }
 }
 

@@ -70,7 +70,7 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
     if stopping.load(Ordering::SeqCst) {
         return Ok(());
     }
-    step("contracts and demo campaign on the local chain");
+    step("contracts on the local chain");
     let deployed = util::output(
         Command::new(target_dir().join("debug/brandmint")).arg("deploy-local").env("RPC_URL", &endpoints.rpc_url),
     )?;
@@ -91,11 +91,20 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
         .env("TX_SIGNER_PRIVATE_KEYS", "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
         .env("TXQUEUE_STUCK_AFTER_SECS", "15")
         .env("MAIL_DIR", "target/dev-mailbox")
+        .env("STORAGE_DIR", "target/dev-storage")
+        // Webhook receivers on this machine are fine locally (never in production).
+        .env("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
         // A fresh signing key per run (tokens do not outlive it) unless the developer set one.
         .env("JWT_SECRET", std::env::var("JWT_SECRET").map_or_else(|_| random_hex(32), Ok)?);
     for (_, var, default) in SERVICES {
         platform.env(var, std::env::var(var).unwrap_or_else(|_| default.to_owned()));
     }
+    // The contract addresses `deploy-local` printed (`NAME=0x…`).
+    for (name, address) in deployed.lines().filter_map(|line| line.split_once('=')) {
+        platform.env(name, address);
+    }
+    let backoffice = std::env::var("BACKOFFICE_ADDR").unwrap_or_else(|_| SERVICES[0].2.to_owned());
+    platform.env("PUBLIC_BASE_URL", format!("http://{backoffice}"));
     let mut child = platform.spawn().context("cannot start the platform")?;
     child_pid.store(child.id(), Ordering::SeqCst);
 
@@ -119,6 +128,19 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
             bail!("the platform exited ({status}) before it was ready");
         }
     }
+    let mut demo = String::new();
+    if !stopping.load(Ordering::SeqCst) {
+        step("demo brand and campaign, through the back office");
+        match util::output(
+            Command::new(target_dir().join("debug/brandmint"))
+                .args(["seed-demo", &format!("http://{backoffice}")])
+                .env("BRANDMINT_ADMIN_EMAIL", DEMO_ADMIN)
+                .env("BRANDMINT_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD),
+        ) {
+            Ok(summary) => demo = summary,
+            Err(e) => println!("demo data not seeded: {e:#}"),
+        }
+    }
     if !stopping.load(Ordering::SeqCst) {
         println!("\nBrandmint is running. Ctrl-C stops everything.\n");
         println!("  {:<11} {:<24} docs / metrics / readiness", "service", "API");
@@ -132,7 +154,11 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
             "  mailbox     {} (invitations, password resets)",
             std::path::Path::new("target/dev-mailbox").display()
         );
-        println!("\n{}", deployed.trim_end());
+        println!("\n  contracts (chain id {CHAIN_ID}):");
+        for line in deployed.lines() {
+            println!("    {line}");
+        }
+        println!("{}", demo.trim_end());
     }
     let status = child.wait()?;
     child_pid.store(0, Ordering::SeqCst);
