@@ -44,6 +44,7 @@ impl Api {
 /// Seeds the demo through the back office at `base` (e.g. `http://127.0.0.1:8081`); returns a
 /// printable summary.
 pub async fn seed(base: &str, email: &str, password: &str) -> anyhow::Result<String> {
+    shared::chain::install_crypto_provider();
     let client = Client::new();
     let signed_in: Value = client
         .post(format!("{base}/auth/sign-in"))
@@ -87,10 +88,16 @@ pub async fn seed(base: &str, email: &str, password: &str) -> anyhow::Result<Str
     let base_path = format!("/brands/{brand}/campaigns/{id}");
     let cash = json!({ "kind": "token", "name": "5 tUSD", "token": "stablecoin", "amount_per_redemption": "5000000" });
     let cash = api.json(Method::POST, &format!("{base_path}/rewards"), cash).await?;
-    let coffee = api.json(Method::POST, &format!("{base_path}/rewards"), json!({ "kind": "perk", "name": "Free coffee" })).await?;
-    let codes: String = (1..=50).map(|n| format!("COFFEE-{n:04}\n")).collect();
-    api.send(Method::POST, &format!("{base_path}/rewards/{}/codes", coffee["id"]), Some(("text/csv", codes.into_bytes())))
+    let coffee = api
+        .json(Method::POST, &format!("{base_path}/rewards"), json!({ "kind": "perk", "name": "Free coffee" }))
         .await?;
+    let codes: String = (1..=50).map(|n| format!("COFFEE-{n:04}\n")).collect();
+    api.send(
+        Method::POST,
+        &format!("{base_path}/rewards/{}/codes", coffee["id"]),
+        Some(("text/csv", codes.into_bytes())),
+    )
+    .await?;
     let artwork = include_bytes!("../assets/demo-artwork.png").to_vec();
     api.send(Method::PUT, &format!("{base_path}/artwork"), Some(("image/png", artwork))).await?;
 

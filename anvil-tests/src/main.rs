@@ -56,7 +56,9 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => anyhow::bail!("usage: brandmint [deploy-local | seed-demo <back office URL> | create-admin <email> | audit-verify]"),
+        _ => anyhow::bail!(
+            "usage: brandmint [deploy-local | seed-demo <back office URL> | create-admin <email> | audit-verify]"
+        ),
     }
 }
 

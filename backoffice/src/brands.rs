@@ -129,7 +129,8 @@ async fn create_brand(
 ) -> ApiResult<(StatusCode, Json<Brand>)> {
     let name = check_name("name", &body.name, 200)?;
     let mut tx = state.db().begin().await?;
-    let id = sqlx::query_scalar!("INSERT INTO brands (name) VALUES ($1) RETURNING id", name).fetch_one(&mut *tx).await?;
+    let id =
+        sqlx::query_scalar!("INSERT INTO brands (name) VALUES ($1) RETURNING id", name).fetch_one(&mut *tx).await?;
     let brand = load(&mut tx, id).await?;
     let entry = Entry::new("brand.created", format!("brand:{}", brand.id)).after(&name);
     audit::record_as(&mut tx, &caller.principal.actor(), Some(brand.id), &caller.meta, entry).await?;
@@ -216,8 +217,12 @@ async fn update_brand(
     .execute(&mut *tx)
     .await?;
     let after = load(&mut tx, brand).await?;
-    audit::record(&mut tx, &caller, Entry::new("brand.updated", format!("brand:{brand}")).before(&before).after(&after))
-        .await?;
+    audit::record(
+        &mut tx,
+        &caller,
+        Entry::new("brand.updated", format!("brand:{brand}")).before(&before).after(&after),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(after))
 }

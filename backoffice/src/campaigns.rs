@@ -185,8 +185,7 @@ fn check_text(errors: &mut Errors, field: &str, value: &str, max: usize) -> Stri
 }
 
 fn check_symbol(errors: &mut Errors, symbol: &str) -> String {
-    if symbol.is_empty() || symbol.len() > 11 || !symbol.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    {
+    if symbol.is_empty() || symbol.len() > 11 || !symbol.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
         errors.add("symbol", "must be 1 to 11 characters A–Z or 0–9");
     }
     symbol.to_owned()
@@ -288,7 +287,9 @@ fn default_symbol(slug: &str) -> String {
 fn is_slug(slug: &str) -> bool {
     !slug.is_empty()
         && slug.len() <= 64
-        && slug.split('-').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && slug
+            .split('-')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 async fn insert_item(conn: &mut PgConnection, brand: i64, campaign: i64, item: &ItemInput) -> sqlx::Result<i64> {
@@ -468,10 +469,11 @@ async fn get_campaign(
 
 /// Locks the campaign row and returns its state (404 if not the brand's).
 pub(crate) async fn lock(conn: &mut PgConnection, brand: i64, id: i64) -> ApiResult<CampaignState> {
-    let state = sqlx::query_scalar!("SELECT state FROM campaigns WHERE brand_id = $1 AND id = $2 FOR UPDATE", brand, id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no campaign {id}")))?;
+    let state =
+        sqlx::query_scalar!("SELECT state FROM campaigns WHERE brand_id = $1 AND id = $2 FOR UPDATE", brand, id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no campaign {id}")))?;
     state.parse().map_err(|_| ApiError::Internal(anyhow::anyhow!("campaign {id} has unknown state {state}")))
 }
 
@@ -602,14 +604,16 @@ async fn change_state(
         "resume" => CampaignEvent::Resume,
         "end" => CampaignEvent::End,
         "archive" => CampaignEvent::Archive,
-        _ => return Err(ApiError::Validation(vec![FieldError::new("action", "must be pause, resume, end or archive")])),
+        _ => {
+            return Err(ApiError::Validation(vec![FieldError::new("action", "must be pause, resume, end or archive")]));
+        }
     };
     let mut tx = state.db().begin().await?;
     let from = lock(&mut tx, brand, id).await?;
     let cause = format!("{}:{}", body.action, uuid::Uuid::new_v4());
     let actor = caller.principal.actor();
-    let transition =
-        Transition::<CampaignMachine>::new(id, event, &cause, &actor).with_payload(serde_json::json!({ "brand_id": brand }));
+    let transition = Transition::<CampaignMachine>::new(id, event, &cause, &actor)
+        .with_payload(serde_json::json!({ "brand_id": brand }));
     apply(&mut tx, transition).await.map_err(|e| match e {
         shared::workflow::WorkflowError::InvalidTransition { .. } => ApiError::Conflict {
             code: "invalid-transition",
@@ -660,12 +664,8 @@ async fn upload_artwork(
     state.storage().put(&key, body).await.map_err(|e| ApiError::Internal(e.into()))?;
     let mut tx = state.db().begin().await?;
     lock(&mut tx, brand, id).await?;
-    let previous = sqlx::query_scalar!(
-        "SELECT artwork_sha256 FROM campaigns WHERE id = $1",
-        id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let previous =
+        sqlx::query_scalar!("SELECT artwork_sha256 FROM campaigns WHERE id = $1", id).fetch_one(&mut *tx).await?;
     sqlx::query!(
         "UPDATE campaigns SET artwork_key = $2, artwork_content_type = $3, artwork_sha256 = $4, updated_at = now()
          WHERE id = $1",
@@ -701,7 +701,9 @@ fn sniff_image(bytes: &[u8], declared: &str) -> ApiResult<String> {
     };
     let (width, height) = reader.into_dimensions().map_err(|e| invalid(format!("is not a valid image: {e}")))?;
     if width == 0 || height == 0 || width > MAX_ARTWORK_SIDE || height > MAX_ARTWORK_SIDE {
-        return Err(invalid(format!("must be at most {MAX_ARTWORK_SIDE}×{MAX_ARTWORK_SIDE} pixels, is {width}×{height}")));
+        return Err(invalid(format!(
+            "must be at most {MAX_ARTWORK_SIDE}×{MAX_ARTWORK_SIDE} pixels, is {width}×{height}"
+        )));
     }
     Ok(format.to_mime_type().to_owned())
 }

@@ -116,7 +116,10 @@ async fn dashboard(
         return Err(ApiError::Validation(vec![FieldError::new("from", "must be before to")]));
     }
     if to - from > Duration::days(MAX_DAYS) {
-        return Err(ApiError::Validation(vec![FieldError::new("from", format!("the period is at most {MAX_DAYS} days"))]));
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "from",
+            format!("the period is at most {MAX_DAYS} days"),
+        )]));
     }
     let campaign = query.campaign_id;
     let mut conn = state.db().acquire().await?;

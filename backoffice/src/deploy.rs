@@ -12,16 +12,12 @@ use alloy::{
     providers::Provider,
     sol_types::SolCall,
 };
-use axum::{
-    extract::State,
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use shared::{
     AppState,
-    service::Resources,
     audit::{self, Entry},
     auth::{Caller, Permission, require},
     chain::txqueue::{self, IdempotencyKey, TxRequest},
@@ -30,11 +26,10 @@ use shared::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Json, Path},
     },
+    service::Resources,
     workflow::{
         BoxFuture, OutboxEvent, Subscriber, Transition, apply,
-        machines::{
-            Campaign as CampaignMachine, CampaignEvent, CampaignState, Deployment, DeploymentEvent,
-        },
+        machines::{Campaign as CampaignMachine, CampaignEvent, CampaignState, Deployment, DeploymentEvent},
     },
 };
 use sqlx::PgConnection;
@@ -112,10 +107,11 @@ async fn deploy(
         .ok_or_else(|| unavailable("no transaction signer is configured"))?;
     let chain_id = match state.config().chain.expected_chain_id {
         Some(id) => id,
-        None => state.chain().chain_id().await.map_err(|e| ApiError::Unavailable {
-            detail: format!("the chain cannot be reached: {e}"),
-            checks: None,
-        })?,
+        None => state
+            .chain()
+            .chain_id()
+            .await
+            .map_err(|e| ApiError::Unavailable { detail: format!("the chain cannot be reached: {e}"), checks: None })?,
     };
 
     if !campaigns::before_deployment(current) {
@@ -160,9 +156,13 @@ async fn deploy(
             apply::<Deployment>(&mut tx, Transition::new(existing.id, DeploymentEvent::Retry, &cause, &actor))
                 .await
                 .map_err(|e| ApiError::Internal(e.into()))?;
-            sqlx::query!("UPDATE contract_deployments SET attempt = $2, error = NULL WHERE id = $1", existing.id, attempt)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE contract_deployments SET attempt = $2, error = NULL WHERE id = $1",
+                existing.id,
+                attempt
+            )
+            .execute(&mut *tx)
+            .await?;
             (existing.id, attempt)
         }
         None => {
@@ -191,7 +191,8 @@ async fn deploy(
             minters,
         },
     };
-    let key = IdempotencyKey::new(format!("campaign-deploy:{id}:{attempt}")).map_err(|e| ApiError::Internal(e.into()))?;
+    let key =
+        IdempotencyKey::new(format!("campaign-deploy:{id}:{attempt}")).map_err(|e| ApiError::Internal(e.into()))?;
     let request = TxRequest::call(key, chain_id, relayer, factory, call.abi_encode().into())
         .with_context(json!({ "deployment_id": deployment, "campaign_id": id, "brand_id": brand }));
     let queued = txqueue::enqueue(&mut tx, &request).await.map_err(|e| ApiError::Internal(e.into()))?;
@@ -276,9 +277,11 @@ impl DeploymentWatcher {
 
         // Set-up calls on the other contracts, each once (their own queue keys).
         let treasury = row.treasury_address.or(row.royalty_receiver).and_then(|b| Address::try_from(b.as_slice()).ok());
-        let (Some(treasury), Some(chain_id), Some(relayer)) =
-            (treasury, chain_id.and_then(|id| u64::try_from(id).ok()), shared::chain::relayer(&self.resources.config().chain))
-        else {
+        let (Some(treasury), Some(chain_id), Some(relayer)) = (
+            treasury,
+            chain_id.and_then(|id| u64::try_from(id).ok()),
+            shared::chain::relayer(&self.resources.config().chain),
+        ) else {
             return Ok(());
         };
         let mut setup = Vec::new();

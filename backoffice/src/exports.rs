@@ -1,10 +1,7 @@
 //! Exports of a brand's orders, secondary sales (royalties) and redemptions as CSV or XLSX,
 //! optionally for one campaign; rows are streamed from the database as they are written.
 
-use axum::{
-    extract::State,
-    response::Response,
-};
+use axum::{extract::State, response::Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use shared::{
@@ -112,13 +109,34 @@ async fn export(
     tables::respond(format, &name, columns, rows).await
 }
 
+/// Sends each row, as cells, until the rows end or the download is abandoned.
+async fn pump<R>(
+    rows: impl futures_util::Stream<Item = sqlx::Result<R>>,
+    cells: impl Fn(R) -> Vec<Cell>,
+    sender: &mpsc::Sender<anyhow::Result<Vec<Cell>>>,
+) -> anyhow::Result<()> {
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.next().await {
+        if sender.send(Ok(cells(row?))).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Streams the rows of an export into `sender`, stopping early if the download is abandoned.
-async fn produce(db: PgPool, kind: String, brand: i64, campaign: Option<i64>, sender: mpsc::Sender<anyhow::Result<Vec<Cell>>>) {
+async fn produce(
+    db: PgPool,
+    kind: String,
+    brand: i64,
+    campaign: Option<i64>,
+    sender: mpsc::Sender<anyhow::Result<Vec<Cell>>>,
+) {
     let result = async {
         let mut conn = db.acquire().await?;
         match kind.as_str() {
             "orders" => {
-                let mut rows = sqlx::query!(
+                let rows = sqlx::query!(
                     "SELECT id, created_at, state, campaign_id, item_id, quantity, method, currency, subtotal_minor,
                             discount_minor, total_minor, buyer_email, wallet_address
                      FROM orders WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) ORDER BY id",
@@ -126,30 +144,31 @@ async fn produce(db: PgPool, kind: String, brand: i64, campaign: Option<i64>, se
                     campaign
                 )
                 .fetch(&mut *conn);
-                while let Some(r) = rows.next().await {
-                    let r = r?;
-                    let cells = vec![
-                        r.id.into(),
-                        r.created_at.into(),
-                        r.state.into(),
-                        r.campaign_id.into(),
-                        r.item_id.into(),
-                        r.quantity.into(),
-                        r.method.into(),
-                        r.currency.into(),
-                        r.subtotal_minor.into(),
-                        r.discount_minor.into(),
-                        r.total_minor.into(),
-                        r.buyer_email.into(),
-                        checksummed(&r.wallet_address).into(),
-                    ];
-                    if sender.send(Ok(cells)).await.is_err() {
-                        return Ok(());
-                    }
-                }
+                pump(
+                    rows,
+                    |r| {
+                        vec![
+                            r.id.into(),
+                            r.created_at.into(),
+                            r.state.into(),
+                            r.campaign_id.into(),
+                            r.item_id.into(),
+                            r.quantity.into(),
+                            r.method.into(),
+                            r.currency.into(),
+                            r.subtotal_minor.into(),
+                            r.discount_minor.into(),
+                            r.total_minor.into(),
+                            r.buyer_email.into(),
+                            checksummed(&r.wallet_address).into(),
+                        ]
+                    },
+                    &sender,
+                )
+                .await?;
             }
             "sales" => {
-                let mut rows = sqlx::query!(
+                let rows = sqlx::query!(
                     "SELECT id, sold_at, campaign_id, marketplace, tx_hash, log_index, token_id::text AS \"token_id!\",
                             payment_token, price::text AS \"price!\", royalty_expected::text AS \"royalty_expected!\",
                             royalty_received::text AS \"royalty_received!\"
@@ -158,49 +177,51 @@ async fn produce(db: PgPool, kind: String, brand: i64, campaign: Option<i64>, se
                     campaign
                 )
                 .fetch(&mut *conn);
-                while let Some(r) = rows.next().await {
-                    let r = r?;
-                    let cells = vec![
-                        r.id.into(),
-                        r.sold_at.into(),
-                        r.campaign_id.into(),
-                        r.marketplace.into(),
-                        format!("0x{}", alloy::hex::encode(&r.tx_hash)).into(),
-                        r.log_index.into(),
-                        r.token_id.into(),
-                        r.payment_token.as_deref().map_or_else(|| "ETH".to_owned(), checksummed).into(),
-                        r.price.into(),
-                        r.royalty_expected.into(),
-                        r.royalty_received.into(),
-                    ];
-                    if sender.send(Ok(cells)).await.is_err() {
-                        return Ok(());
-                    }
-                }
+                pump(
+                    rows,
+                    |r| {
+                        vec![
+                            r.id.into(),
+                            r.sold_at.into(),
+                            r.campaign_id.into(),
+                            r.marketplace.into(),
+                            format!("0x{}", alloy::hex::encode(&r.tx_hash)).into(),
+                            r.log_index.into(),
+                            r.token_id.into(),
+                            r.payment_token.as_deref().map_or_else(|| "ETH".to_owned(), checksummed).into(),
+                            r.price.into(),
+                            r.royalty_expected.into(),
+                            r.royalty_received.into(),
+                        ]
+                    },
+                    &sender,
+                )
+                .await?;
             }
             _ => {
-                let mut rows = sqlx::query!(
+                let rows = sqlx::query!(
                     "SELECT id, created_at, state, campaign_id, reward_id, token_id::text AS \"token_id!\", store_id
                      FROM redemptions WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) ORDER BY id",
                     brand,
                     campaign
                 )
                 .fetch(&mut *conn);
-                while let Some(r) = rows.next().await {
-                    let r = r?;
-                    let cells = vec![
-                        r.id.into(),
-                        r.created_at.into(),
-                        r.state.into(),
-                        r.campaign_id.into(),
-                        r.reward_id.into(),
-                        r.token_id.into(),
-                        r.store_id.into(),
-                    ];
-                    if sender.send(Ok(cells)).await.is_err() {
-                        return Ok(());
-                    }
-                }
+                pump(
+                    rows,
+                    |r| {
+                        vec![
+                            r.id.into(),
+                            r.created_at.into(),
+                            r.state.into(),
+                            r.campaign_id.into(),
+                            r.reward_id.into(),
+                            r.token_id.into(),
+                            r.store_id.into(),
+                        ]
+                    },
+                    &sender,
+                )
+                .await?;
             }
         }
         anyhow::Ok(())

@@ -16,10 +16,7 @@ use shared::{
     AppState,
     auth::public,
     contracts::CampaignNFT,
-    http::{
-        ApiError, ApiResult, Problem,
-        extract::Path,
-    },
+    http::{ApiError, ApiResult, Problem, extract::Path},
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -90,9 +87,11 @@ async fn token_metadata(
         .as_deref()
         .and_then(|bytes| Address::try_from(bytes).ok())
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("campaign {campaign}: malformed collection address")))?;
-    let minted = CampaignNFT::new(collection, state.chain().provider()).exists(token_id).call().await.map_err(|e| {
-        ApiError::Unavailable { detail: format!("the chain cannot be reached: {e}"), checks: None }
-    })?;
+    let minted = CampaignNFT::new(collection, state.chain().provider())
+        .exists(token_id)
+        .call()
+        .await
+        .map_err(|e| ApiError::Unavailable { detail: format!("the chain cannot be reached: {e}"), checks: None })?;
     if !minted {
         return Ok(not_found(format!("token {token_id} of campaign {campaign} is not minted")));
     }

@@ -263,7 +263,8 @@ async fn create_reward(
                 Some(text) => amount_per = amount(&mut errors, "amount_per_redemption", text),
                 None => errors.add("amount_per_redemption", "is required for a token reward"),
             }
-            per_nft = Some(positive_i32(&mut errors, "redemptions_per_nft", body.redemptions_per_nft.unwrap_or(1), 1000));
+            per_nft =
+                Some(positive_i32(&mut errors, "redemptions_per_nft", body.redemptions_per_nft.unwrap_or(1), 1000));
         }
         "royalty_share" => match body.share_bps {
             Some(bps) => share = Some(positive_i32(&mut errors, "share_bps", bps, 10_000)),
@@ -356,19 +357,26 @@ async fn update_reward(
     if body.name.as_ref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > 100) {
         errors.add("name", "must be 1 to 100 characters");
     }
-    let amount_per = body.amount_per_redemption.as_deref().and_then(|t| amount(&mut errors, "amount_per_redemption", t));
+    let amount_per =
+        body.amount_per_redemption.as_deref().and_then(|t| amount(&mut errors, "amount_per_redemption", t));
     let per_nft = body.redemptions_per_nft.map(|n| positive_i32(&mut errors, "redemptions_per_nft", n, 1000));
     let share = body.share_bps.map(|bps| positive_i32(&mut errors, "share_bps", bps, 10_000));
     errors.finish()?;
     let mut tx = state.db().begin().await?;
     let campaign_state = campaigns::lock(&mut tx, brand, path.campaign_id).await?;
     let before = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
-    let money = [(amount_per.is_some(), "amount_per_redemption"), (per_nft.is_some(), "redemptions_per_nft"), (share.is_some(), "share_bps")];
+    let money = [
+        (amount_per.is_some(), "amount_per_redemption"),
+        (per_nft.is_some(), "redemptions_per_nft"),
+        (share.is_some(), "share_bps"),
+    ];
     if let Some((_, field)) = money.iter().find(|(given, _)| *given) {
         if !before_deployment(campaign_state) {
             return Err(ApiError::Conflict {
                 code: "reward-accruing",
-                detail: format!("`{field}` cannot change once the campaign is deployed: money may have accrued against it"),
+                detail: format!(
+                    "`{field}` cannot change once the campaign is deployed: money may have accrued against it"
+                ),
             });
         }
         let applies = match *field {
@@ -376,7 +384,10 @@ async fn update_reward(
             _ => before.kind == "token",
         };
         if !applies {
-            return Err(ApiError::Validation(vec![FieldError::new(*field, format!("does not apply to a {} reward", before.kind))]));
+            return Err(ApiError::Validation(vec![FieldError::new(
+                *field,
+                format!("does not apply to a {} reward", before.kind),
+            )]));
         }
     }
     sqlx::query!(
@@ -427,17 +438,21 @@ async fn fund_reward(
     let wei: Wei = body.amount.trim().parse().map_err(|_| ApiError::BadRequest("amount".into()))?;
     let conflict = |detail: &str| ApiError::Conflict { code: "cannot-fund", detail: detail.to_owned() };
     let vault = state.config().chain.contracts.reward_vault.ok_or_else(|| conflict("no RewardVault is configured"))?;
-    let relayer = shared::chain::relayer(&state.config().chain).ok_or_else(|| conflict("no transaction signer is configured"))?;
+    let relayer =
+        shared::chain::relayer(&state.config().chain).ok_or_else(|| conflict("no transaction signer is configured"))?;
     let mut tx = state.db().begin().await?;
     campaigns::lock(&mut tx, brand, path.campaign_id).await?;
     let reward = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
     let token = reward.token.as_deref().ok_or_else(|| conflict("only token rewards are funded in the vault"))?;
-    let chain_id = sqlx::query_scalar!("SELECT chain_id FROM campaigns WHERE id = $1 AND collection_address IS NOT NULL", path.campaign_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .flatten()
-        .and_then(|id| u64::try_from(id).ok())
-        .ok_or_else(|| conflict("deploy the campaign first: the vault funds deployed campaigns"))?;
+    let chain_id = sqlx::query_scalar!(
+        "SELECT chain_id FROM campaigns WHERE id = $1 AND collection_address IS NOT NULL",
+        path.campaign_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten()
+    .and_then(|id| u64::try_from(id).ok())
+    .ok_or_else(|| conflict("deploy the campaign first: the vault funds deployed campaigns"))?;
     let token_address = token_address(&state, token).ok_or_else(|| conflict("no stablecoin is configured"))?;
     // A client retrying with the same Idempotency-Key gets the same funding.
     let request_key = headers
@@ -449,7 +464,8 @@ async fn fund_reward(
             .map_err(|e| ApiError::Validation(vec![FieldError::new("Idempotency-Key", e.to_string())]))
     };
     let context = json!({ "brand_id": brand, "campaign_id": path.campaign_id, "reward_id": path.reward_id });
-    let fund = RewardVault::fundCall { campaignId: U256::from(path.campaign_id), token: token_address, amount: wei.get() };
+    let fund =
+        RewardVault::fundCall { campaignId: U256::from(path.campaign_id), token: token_address, amount: wei.get() };
     let request = if token_address == ETH {
         TxRequest::call(key("fund")?, chain_id, relayer, vault, fund.abi_encode().into()).with_value(wei)
     } else {
@@ -460,9 +476,10 @@ async fn fund_reward(
         TxRequest::call(key("fund")?, chain_id, relayer, vault, fund.abi_encode().into()).with_gas_limit(FUND_GAS_LIMIT)
     };
     let queued = txqueue::enqueue(&mut tx, &request.with_context(context)).await.map_err(|e| match e {
-        txqueue::TxQueueError::KeyReused(_) => {
-            ApiError::Conflict { code: "idempotency-key-reused", detail: "this Idempotency-Key was used for another amount".into() }
-        }
+        txqueue::TxQueueError::KeyReused(_) => ApiError::Conflict {
+            code: "idempotency-key-reused",
+            detail: "this Idempotency-Key was used for another amount".into(),
+        },
         other => ApiError::Internal(other.into()),
     })?;
     if queued.created {

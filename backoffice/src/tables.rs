@@ -85,7 +85,8 @@ fn read_csv(bytes: &[u8]) -> ApiResult<Vec<Vec<String>>> {
 
 fn read_xlsx(bytes: &[u8]) -> ApiResult<Vec<Vec<String>>> {
     use calamine::{Reader, Xlsx};
-    let unreadable = |e: String| ApiError::Validation(vec![FieldError::new("body", format!("is not a readable XLSX file: {e}"))]);
+    let unreadable =
+        |e: String| ApiError::Validation(vec![FieldError::new("body", format!("is not a readable XLSX file: {e}"))]);
     let mut workbook: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(e.to_string()))?;
     let range = workbook
         .worksheet_range_at(0)
@@ -106,7 +107,12 @@ pub(crate) type Rows = mpsc::Receiver<anyhow::Result<Vec<Cell>>>;
 
 /// The export as a download named `<name>.<ext>`: CSV streamed row by row; XLSX written in
 /// constant memory to a temporary file, then streamed.
-pub(crate) async fn respond(format: Format, name: &str, columns: &'static [&'static str], rows: Rows) -> ApiResult<Response> {
+pub(crate) async fn respond(
+    format: Format,
+    name: &str,
+    columns: &'static [&'static str],
+    rows: Rows,
+) -> ApiResult<Response> {
     let (body, media, ext) = match format {
         Format::Csv => (csv_body(columns, rows), "text/csv; charset=utf-8", "csv"),
         Format::Xlsx => (xlsx_body(columns, rows).await?, XLSX, "xlsx"),

@@ -2,10 +2,7 @@
 //! validity window, total and per-buyer caps, for the whole brand or one campaign. Checkout
 //! applies them and counts uses (payment service); here they are managed.
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::{
@@ -171,9 +168,9 @@ async fn create_voucher(
     errors.finish()?;
     let mut tx = state.db().begin().await?;
     if let Some(campaign) = body.campaign_id {
-        crate::campaigns::lock(&mut tx, brand, campaign)
-            .await
-            .map_err(|_| ApiError::Validation(vec![FieldError::new("campaign_id", "no such campaign in this brand")]))?;
+        crate::campaigns::lock(&mut tx, brand, campaign).await.map_err(|_| {
+            ApiError::Validation(vec![FieldError::new("campaign_id", "no such campaign in this brand")])
+        })?;
     }
     let id = sqlx::query_scalar!(
         "INSERT INTO vouchers (brand_id, campaign_id, code, kind, percent_bps, amount_minor, currency, min_order_minor,

@@ -108,8 +108,9 @@ async fn an_owner_sets_up_and_deploys_a_campaign_whose_collection_and_metadata_a
 
     // The brand's treasury receives royalties unless the campaign names another receiver.
     let treasury = anvil.addresses()[5];
-    let (status, body) =
-        owner.call(Method::PATCH, &format!("/brands/{brand}"), Some(json!({ "treasury_address": checksum(&treasury) }))).await;
+    let (status, body) = owner
+        .call(Method::PATCH, &format!("/brands/{brand}"), Some(json!({ "treasury_address": checksum(&treasury) })))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // A campaign with an item and a token reward.
@@ -201,13 +202,20 @@ async fn an_owner_sets_up_and_deploys_a_campaign_whose_collection_and_metadata_a
     assert_eq!(status, StatusCode::OK);
 
     // Funding the reward: the relayer's stablecoin goes into the vault for this campaign.
-    platform.stablecoin.mint(relayer.address(), U256::from(100_000_000u64)).send().await.unwrap().get_receipt().await.unwrap();
-    let (status, body) =
-        owner.call(Method::POST, &format!("{base}/rewards/{reward_id}/fund"), Some(json!({ "amount": "25000000" }))).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let funded = owner
-        .wait_for(&format!("{base}/rewards"), |rewards| rewards[0]["vault_balance"] == "25000000")
+    platform
+        .stablecoin
+        .mint(relayer.address(), U256::from(100_000_000u64))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let (status, body) = owner
+        .call(Method::POST, &format!("{base}/rewards/{reward_id}/fund"), Some(json!({ "amount": "25000000" })))
         .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let funded = owner.wait_for(&format!("{base}/rewards"), |rewards| rewards[0]["vault_balance"] == "25000000").await;
     assert_eq!(funded[0]["fundings"][0]["amount"], "25000000");
     assert_eq!(
         platform.vault.campaignBalance(U256::from(id), *platform.stablecoin.address()).call().await.unwrap(),

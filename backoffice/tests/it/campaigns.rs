@@ -83,14 +83,16 @@ async fn bad_campaigns_are_refused_field_by_field_and_nothing_is_stored() {
     let (status, problem) =
         owner.call(Method::POST, &path, json!({ "name": "Drop", "slug": "Drop!", "royalty_bps": "lots" })).await;
     assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["royalty_bps".to_owned()]));
-    let (status, problem) = owner.call(Method::POST, &path, json!({ "name": "Drop", "slug": "Drop!", "royalty_bps": 1 })).await;
+    let (status, problem) =
+        owner.call(Method::POST, &path, json!({ "name": "Drop", "slug": "Drop!", "royalty_bps": 1 })).await;
     assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["slug".to_owned()]));
     let (_, list) = owner.call(Method::GET, &path, Value::Null).await;
     assert_eq!(list, json!([]), "nothing was stored");
 
     // A slug is unique within the brand.
     owner.campaign("drop").await;
-    let (status, problem) = owner.call(Method::POST, &path, json!({ "name": "Again", "slug": "drop", "royalty_bps": 0 })).await;
+    let (status, problem) =
+        owner.call(Method::POST, &path, json!({ "name": "Again", "slug": "drop", "royalty_bps": 0 })).await;
     assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["slug".to_owned()]));
 
     // Artwork must be an image, whatever the Content-Type claims; and not too large.
@@ -163,10 +165,19 @@ async fn perk_codes_import_all_or_nothing_from_csv_and_xlsx() {
 
     // Money-bearing fields of rewards are validated too.
     let (status, problem) = owner
-        .call(Method::POST, &rewards, json!({ "kind": "token", "name": "Cash", "token": "doge", "amount_per_redemption": "-5" }))
+        .call(
+            Method::POST,
+            &rewards,
+            json!({ "kind": "token", "name": "Cash", "token": "doge", "amount_per_redemption": "-5" }),
+        )
         .await;
-    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["token".into(), "amount_per_redemption".into()]));
-    let (status, problem) = owner.call(Method::POST, &rewards, json!({ "kind": "royalty_share", "name": "Share", "share_bps": 20_000 })).await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["token".into(), "amount_per_redemption".into()])
+    );
+    let (status, problem) = owner
+        .call(Method::POST, &rewards, json!({ "kind": "royalty_share", "name": "Share", "share_bps": 20_000 }))
+        .await;
     assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["share_bps".to_owned()]));
 }
 
@@ -180,18 +191,26 @@ async fn vouchers_are_validated_and_never_capped_below_their_uses() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(fields(&problem), ["code", "amount_minor", "currency", "min_order_minor"]);
     let (status, voucher) = owner
-        .call(Method::POST, &path, json!({ "code": "summer10", "kind": "percent", "percent_bps": 1_000, "max_uses": 50 }))
+        .call(
+            Method::POST,
+            &path,
+            json!({ "code": "summer10", "kind": "percent", "percent_bps": 1_000, "max_uses": 50 }),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{voucher}");
     assert_eq!(voucher["code"], "SUMMER10");
-    let (status, problem) = owner.call(Method::POST, &path, json!({ "code": "SUMMER10", "kind": "percent", "percent_bps": 5 })).await;
+    let (status, problem) =
+        owner.call(Method::POST, &path, json!({ "code": "SUMMER10", "kind": "percent", "percent_bps": 5 })).await;
     assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["code".to_owned()]));
     sqlx::query("UPDATE vouchers SET uses = 7").execute(owner.app.resources.db()).await.unwrap();
     let one = format!("{path}/{}", voucher["id"]);
     let (status, problem) = owner.call(Method::PATCH, &one, json!({ "max_uses": 5 })).await;
     assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["max_uses".to_owned()]));
     let (status, voucher) = owner.call(Method::PATCH, &one, json!({ "active": false, "max_uses": 7 })).await;
-    assert_eq!((status, voucher["active"].as_bool(), voucher["max_uses"].as_i64()), (StatusCode::OK, Some(false), Some(7)));
+    assert_eq!(
+        (status, voucher["active"].as_bool(), voucher["max_uses"].as_i64()),
+        (StatusCode::OK, Some(false), Some(7))
+    );
 }
 
 /// Orders as the payment service writes them: `(state, method, currency, total, email)`.

@@ -79,7 +79,9 @@ impl Permission {
                 Scope::Platform
             }
             BrandRead | BrandEdit | MembersRead | MembersManage | ApiKeysManage | StoresManage | CampaignsRead
-            | CampaignsManage | FinanceRead | RefundsIssue | RedemptionsScan | AuditRead | WebhooksManage => Scope::Brand,
+            | CampaignsManage | FinanceRead | RefundsIssue | RedemptionsScan | AuditRead | WebhooksManage => {
+                Scope::Brand
+            }
         }
     }
 
