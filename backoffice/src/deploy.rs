@@ -306,11 +306,7 @@ impl DeploymentWatcher {
         let row = sqlx::query!("SELECT brand_id, campaign_id FROM contract_deployments WHERE id = $1", deployment)
             .fetch_one(&mut *conn)
             .await?;
-        let reason = [&event.payload["revert_reason"], &event.payload["error"]]
-            .into_iter()
-            .find_map(Value::as_str)
-            .unwrap_or("the transaction failed")
-            .to_owned();
+        let reason = failure_reason(&event.payload);
         sqlx::query!("UPDATE contract_deployments SET error = $2 WHERE id = $1", deployment, reason)
             .execute(&mut *conn)
             .await?;
@@ -327,6 +323,27 @@ impl DeploymentWatcher {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// Why a deployment transaction failed, for the operator: the revert reason, else the factory's
+/// (or the collection's) custom error decoded from the revert data, else the queue's error.
+fn failure_reason(payload: &Value) -> String {
+    use alloy::sol_types::SolInterface;
+    if let Some(reason) = payload["revert_reason"].as_str() {
+        return reason.to_owned();
+    }
+    let data = payload["revert_data"].as_str().and_then(|hex| alloy::hex::decode(hex).ok());
+    let decoded = data.as_deref().and_then(|data| {
+        CampaignFactory::CampaignFactoryErrors::abi_decode(data)
+            .map(|e| format!("{e:?}"))
+            .or_else(|_| shared::contracts::CampaignNFT::CampaignNFTErrors::abi_decode(data).map(|e| format!("{e:?}")))
+            .ok()
+    });
+    let error = payload["error"].as_str().unwrap_or("the transaction failed");
+    match decoded {
+        Some(decoded) => format!("{error}: {decoded}"),
+        None => error.to_owned(),
     }
 }
 

@@ -56,13 +56,25 @@ impl Operator {
     }
 }
 
-#[tokio::test]
-async fn an_owner_sets_up_and_deploys_a_campaign_whose_collection_and_metadata_are_live() {
+/// The platform on a private anvil, the back office with its background (dispatcher, daemons,
+/// transaction sender) and a signed-in brand owner.
+struct Platformed {
+    anvil: alloy::node_bindings::AnvilInstance,
+    platform: Platform,
+    relayer: alloy::signers::local::PrivateKeySigner,
+    owner: Operator,
+    brand: i64,
+    shutdown: CancellationToken,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Sets everything up; `deployer` holds the factory's deployer role (the relayer, normally).
+async fn platformed(deployer: impl FnOnce(&alloy::node_bindings::AnvilInstance) -> Address) -> Platformed {
     let anvil = testing::anvil();
     let relayer = testing::signer(&anvil, 0);
     let roles = PlatformRoles {
         admin: relayer.address(),
-        deployer: relayer.address(),
+        deployer: deployer(&anvil),
         quote_signer: anvil.addresses()[1],
         voucher_signer: anvil.addresses()[2],
         distributor: relayer.address(),
@@ -104,7 +116,21 @@ async fn an_owner_sets_up_and_deploys_a_campaign_whose_collection_and_metadata_a
         .unwrap();
     assert_eq!(sign_in.status(), StatusCode::OK);
     let token = sign_in.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
-    let owner = Operator { app, token };
+    Platformed { anvil, platform, relayer, owner: Operator { app, token }, brand, shutdown, running }
+}
+
+impl Platformed {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_owner_sets_up_and_deploys_a_campaign_whose_collection_and_metadata_are_live() {
+    let setup = platformed(|anvil| anvil.addresses()[0]).await;
+    let Platformed { ref anvil, ref platform, ref relayer, ref owner, brand, .. } = setup;
+    let checksum = |a: &Address| a.to_checksum(None);
 
     // The brand's treasury receives royalties unless the campaign names another receiver.
     let treasury = anvil.addresses()[5];
@@ -230,6 +256,48 @@ async fn an_owner_sets_up_and_deploys_a_campaign_whose_collection_and_metadata_a
     let (status, body) = owner.call(Method::POST, &format!("{base}/state"), Some(json!({ "action": "resume" }))).await;
     assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("live")));
 
-    shutdown.cancel();
-    running.await.unwrap().unwrap();
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_deployment_shows_why_and_deploys_on_retry() {
+    // The relayer lacks the factory's deployer role: the deployment fails.
+    let setup = platformed(|anvil| anvil.addresses()[7]).await;
+    let Platformed { ref anvil, ref platform, ref relayer, ref owner, brand, .. } = setup;
+    let campaign = json!({
+        "name": "Retry Drop", "slug": "retry", "royalty_bps": 0,
+        "royalty_receiver": anvil.addresses()[5].to_checksum(None),
+        "items": [{ "name": "Pass", "price_minor": 100, "currency": "EUR", "supply": 10, "payment_methods": ["card"] }],
+    });
+    let (status, campaign) = owner.call(Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign)).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let base = format!("/brands/{brand}/campaigns/{}", campaign["id"]);
+    owner.upload(&format!("{base}/artwork"), "image/png", alloy::hex::decode(PNG).unwrap()).await;
+    let (status, _) = owner.call(Method::POST, &format!("{base}/deploy"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let failed = owner.wait_for(&base, |c| c["state"] != "deploying").await;
+    assert_eq!(failed["state"], "deploy_failed", "{failed}");
+    assert_eq!(failed["deployment"]["state"], "failed");
+    let error = failed["deployment"]["error"].as_str().unwrap();
+    assert!(!error.is_empty() && error != "the transaction failed", "the operator sees why: {error}");
+
+    // The platform admin grants the role (outside the back office); deploying again succeeds.
+    let deployer_role = platform.factory.DEPLOYER_ROLE().call().await.unwrap();
+    let admin = shared::contracts::CampaignFactory::new(*platform.factory.address(), testing::wallet(anvil, 0));
+    admin.grantRole(deployer_role, relayer.address()).send().await.unwrap().get_receipt().await.unwrap();
+    let (status, retried) = owner.call(Method::POST, &format!("{base}/deploy"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{retried}");
+    assert_eq!(retried["deployment"]["attempt"], 2);
+    let live = owner.wait_for(&base, |c| c["state"] != "deploying").await;
+    assert_eq!(live["state"], "live", "{live}");
+    assert_eq!(live["deployment"]["error"], Value::Null);
+    let transitions: Vec<String> = sqlx::query_scalar(
+        "SELECT to_state FROM state_transitions WHERE machine = 'campaign' AND entity_id = $1 ORDER BY id",
+    )
+    .bind(campaign["id"].as_i64().unwrap())
+    .fetch_all(owner.app.resources.db())
+    .await
+    .unwrap();
+    assert_eq!(transitions, ["deploying", "deploy_failed", "deploying", "live"]);
+    setup.stop().await;
 }
