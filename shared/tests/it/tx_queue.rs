@@ -271,7 +271,7 @@ async fn two_replicas_of_a_signers_sender_never_assign_a_nonce_twice_and_one_tak
     // Whichever of them was active, the other carries on.
     first.kill().await;
     submit(30..60).await;
-    eventually("60 confirmations", Duration::from_secs(30), || async {
+    eventually("60 confirmations", Duration::from_secs(120), || async {
         let confirmed: i64 = sqlx::query_scalar("SELECT count(*) FROM chain_transactions WHERE state = 'confirmed'")
             .fetch_one(&pool)
             .await
