@@ -3,7 +3,13 @@
 //! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
 //! `brandmint` binary and the tests build it the same way.
 
-use shared::{AppState, ServiceSpec, config::HttpConfig};
+mod catalog;
+mod expiry;
+mod orders;
+
+use std::sync::Arc;
+
+use shared::{AppState, ServiceSpec, config::HttpConfig, daemon::Daemon, service::Resources};
 use utoipa_axum::router::OpenApiRouter;
 
 /// How the payment service is assembled.
@@ -13,7 +19,7 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     routes,
     addr,
     subscribers: ServiceSpec::none,
-    daemons: ServiceSpec::none,
+    daemons,
 };
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {
@@ -22,5 +28,23 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().merge(catalog::router()).merge(orders::router())
+}
+
+/// Expires every pending order past its `expires_at` now (what the expiry daemon does every 15
+/// seconds); returns how many.
+pub async fn expire_due(conn: &mut sqlx::PgConnection) -> anyhow::Result<u64> {
+    let mut total = 0;
+    loop {
+        let expired = expiry::Expiry::batch(conn).await?;
+        total += expired;
+        if expired == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Order expiry.
+fn daemons(_: &Resources) -> Vec<Arc<dyn Daemon>> {
+    vec![Arc::new(expiry::Expiry)]
 }

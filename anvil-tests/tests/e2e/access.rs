@@ -192,6 +192,7 @@ async fn every_route_of_every_service_answers_every_principal_as_the_permission_
                     .replace("{reward_id}", "999999")
                     .replace("{voucher_id}", "999999")
                     .replace("{token_id}", "1")
+                    .replace("{order_id}", &uuid::Uuid::nil().to_string())
                     .replace("{endpoint_id}", "999999")
                     .replace("{delivery_id}", "999999");
                 assert!(!path.contains('{'), "{template}: add a fixture for its path parameter");

@@ -1,0 +1,475 @@
+//! Orders: a buyer orders an item for a wallet; inventory is reserved atomically, the per-wallet
+//! limit and the voucher's caps are enforced in the same transaction; the order is pending until
+//! it is paid or expires. `Idempotency-Key` makes creation safe to retry.
+//!
+//! Reservation is one conditional UPDATE (`reserved + n <= supply`), so no interleaving of
+//! buyers can oversell; it also locks the item row, so the per-wallet count that follows sees
+//! every order committed before it.
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use shared::{
+    AppState,
+    auth::public,
+    chain::parse_address,
+    http::{
+        ApiError, ApiResult, FieldError, Problem,
+        extract::{Json, Path},
+    },
+    money::{Bps, Currency, Money, Rounding},
+    workflow::outbox::{self, NewEvent},
+};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+/// Most units one order can hold.
+const MAX_QUANTITY: i64 = 100;
+/// How long a pending order holds its units.
+pub(crate) const ORDER_TTL: Duration = Duration::from_secs(15 * 60);
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(public(routes!(create_order)))
+        .routes(public(routes!(get_order)))
+        .routes(public(routes!(order_events)))
+}
+
+/// What a buyer orders.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewOrder {
+    item_id: i64,
+    quantity: i64,
+    /// Receipts go here.
+    email: String,
+    /// EIP-55 checksummed: where the NFTs are minted to.
+    wallet_address: String,
+    /// card, eth or stablecoin (among the item's accepted methods).
+    method: String,
+    /// A discount code of the brand.
+    voucher_code: Option<String>,
+}
+
+/// An order as its buyer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Order {
+    /// The order's reference (use it in URLs).
+    id: Uuid,
+    /// pending, authorized, minting, minted, fulfilled, expired, failed or refunded.
+    state: String,
+    campaign_id: i64,
+    item_id: i64,
+    quantity: i32,
+    method: String,
+    currency: String,
+    subtotal_minor: i64,
+    discount_minor: i64,
+    total_minor: i64,
+    wallet_address: String,
+    email: String,
+    voucher_code: Option<String>,
+    /// Until then the units are held for this order.
+    expires_at: Option<DateTime<Utc>>,
+    failure_reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct OrderPath {
+    order_id: Uuid,
+}
+
+/// The order with public id `id`.
+pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> {
+    let row = sqlx::query!(
+        "SELECT o.public_id, o.state, o.campaign_id, o.item_id, o.quantity, o.method, o.currency, o.subtotal_minor,
+                o.discount_minor, o.total_minor, o.wallet_address, o.buyer_email, v.code AS \"voucher_code?\",
+                o.expires_at, o.failure_reason, o.created_at
+         FROM orders o LEFT JOIN vouchers v ON v.id = o.voucher_id WHERE o.public_id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no order {id}")))?;
+    Ok(Order {
+        id: row.public_id,
+        state: row.state,
+        campaign_id: row.campaign_id,
+        item_id: row.item_id,
+        quantity: row.quantity,
+        method: row.method,
+        currency: row.currency,
+        subtotal_minor: row.subtotal_minor,
+        discount_minor: row.discount_minor,
+        total_minor: row.total_minor,
+        wallet_address: Address::try_from(row.wallet_address.as_slice())
+            .map_or_else(|_| String::new(), |a| a.to_checksum(None)),
+        email: row.buyer_email,
+        voucher_code: row.voucher_code,
+        expires_at: row.expires_at,
+        failure_reason: row.failure_reason,
+        created_at: row.created_at,
+    })
+}
+
+fn sold_out(detail: String) -> ApiError {
+    ApiError::Conflict { code: "sold-out", detail }
+}
+
+/// A validated order request.
+struct Checked {
+    item: i64,
+    quantity: i32,
+    email: String,
+    wallet: Address,
+    method: String,
+    voucher: Option<String>,
+}
+
+fn check(body: NewOrder) -> ApiResult<Checked> {
+    let mut errors = Vec::new();
+    let quantity = match i32::try_from(body.quantity) {
+        Ok(q) if (1..=MAX_QUANTITY).contains(&i64::from(q)) => q,
+        _ => {
+            errors.push(FieldError::new("quantity", format!("must be between 1 and {MAX_QUANTITY}")));
+            0
+        }
+    };
+    let email = match shared::auth::Email::parse(&body.email) {
+        Ok(email) => email.as_str().to_owned(),
+        Err(_) => {
+            errors.push(FieldError::new("email", "must be an email address"));
+            String::new()
+        }
+    };
+    let wallet =
+        parse_address(&body.wallet_address).map_err(|reason| errors.push(FieldError::new("wallet_address", reason)));
+    if !["card", "eth", "stablecoin"].contains(&body.method.as_str()) {
+        errors.push(FieldError::new("method", "must be card, eth or stablecoin"));
+    }
+    let voucher = body.voucher_code.map(|code| code.trim().to_ascii_uppercase()).filter(|code| !code.is_empty());
+    match (errors.is_empty(), wallet) {
+        (true, Ok(wallet)) => Ok(Checked { item: body.item_id, quantity, email, wallet, method: body.method, voucher }),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+/// Why an item could not be reserved, precisely (after the conditional UPDATE matched nothing).
+async fn why_not(conn: &mut PgConnection, order: &Checked) -> ApiResult<ApiError> {
+    let item = sqlx::query!(
+        "SELECT i.supply, i.reserved, i.sale_starts_at, i.sale_ends_at, i.payment_methods, c.state
+         FROM campaign_items i JOIN campaigns c ON c.id = i.campaign_id WHERE i.id = $1",
+        order.item
+    )
+    .fetch_optional(conn)
+    .await?;
+    let Some(item) = item else {
+        return Ok(ApiError::Validation(vec![FieldError::new("item_id", "no such item")]));
+    };
+    let now = Utc::now();
+    Ok(if item.state != "live" {
+        ApiError::Conflict { code: "not-on-sale", detail: format!("the campaign is {}", item.state) }
+    } else if item.sale_starts_at.is_some_and(|starts| now < starts) {
+        ApiError::Conflict { code: "not-on-sale", detail: "the sale has not started".into() }
+    } else if item.sale_ends_at.is_some_and(|ends| now >= ends) {
+        ApiError::Conflict { code: "not-on-sale", detail: "the sale has ended".into() }
+    } else if !item.payment_methods.contains(&order.method) {
+        ApiError::Validation(vec![FieldError::new(
+            "method",
+            format!("this item accepts {}", item.payment_methods.join(", ")),
+        )])
+    } else {
+        let left = item.supply - item.reserved;
+        sold_out(if left <= 0 { "sold out".to_owned() } else { format!("only {left} left") })
+    })
+}
+
+/// The voucher `code` applied to `subtotal`: its id and the discount, with its use counted.
+async fn apply_voucher(
+    conn: &mut PgConnection,
+    brand: i64,
+    campaign: i64,
+    email: &str,
+    code: &str,
+    subtotal: Money,
+) -> ApiResult<(i64, i64)> {
+    let invalid = |message: &str| ApiError::Validation(vec![FieldError::new("voucher_code", message)]);
+    // Counting the use locks the voucher row: concurrent orders with one code queue here.
+    let voucher = sqlx::query!(
+        "UPDATE vouchers SET uses = uses + 1, updated_at = now()
+         WHERE brand_id = $1 AND code = $2 AND active AND (campaign_id IS NULL OR campaign_id = $3)
+           AND (starts_at IS NULL OR starts_at <= now()) AND (ends_at IS NULL OR now() < ends_at)
+           AND (max_uses IS NULL OR uses < max_uses)
+         RETURNING id, kind, percent_bps, amount_minor, currency, min_order_minor, max_uses_per_buyer",
+        brand,
+        code,
+        campaign
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| invalid("is not valid for this item now (unknown, inactive, outside its dates or used up)"))?;
+    if let Some(cap) = voucher.max_uses_per_buyer {
+        let used = sqlx::query_scalar!(
+            "SELECT count(*) AS \"n!\" FROM orders
+             WHERE voucher_id = $1 AND lower(buyer_email) = lower($2) AND released_at IS NULL",
+            voucher.id,
+            email
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if used >= i64::from(cap) {
+            return Err(invalid("has been used as often as it may be by one buyer"));
+        }
+    }
+    if voucher.currency.as_deref().is_some_and(|c| c != subtotal.currency().code()) {
+        return Err(invalid("is for another currency"));
+    }
+    if subtotal.minor() < voucher.min_order_minor {
+        return Err(invalid("needs a larger order"));
+    }
+    let discount = match (voucher.percent_bps, voucher.amount_minor) {
+        // Rounded down: the discount is never more than the stated percentage.
+        (Some(bps), _) => {
+            let bps = Bps::new(u32::try_from(bps).unwrap_or(0)).map_err(|e| ApiError::Internal(e.into()))?;
+            subtotal.share(bps, Rounding::Floor).minor()
+        }
+        (None, Some(amount)) => amount.min(subtotal.minor()),
+        (None, None) => 0,
+    };
+    Ok((voucher.id, discount))
+}
+
+fn request_hash(body: &NewOrder) -> String {
+    let canonical =
+        json!([body.item_id, body.quantity, body.email, body.wallet_address, body.method, body.voucher_code]);
+    alloy::hex::encode(Sha256::digest(canonical.to_string()))
+}
+
+/// Creates a pending order and reserves its units (and its voucher use). With the same
+/// `Idempotency-Key` and body, a retry answers with the same order.
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = NewOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the same order")),
+    responses(
+        (status = 201, body = Order),
+        (status = 200, description = "The order this Idempotency-Key created before", body = Order),
+        (status = 409, description = "Sold out, not on sale, or over the wallet's limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn create_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<NewOrder>,
+) -> ApiResult<Response> {
+    let key = match headers.get("idempotency-key").map(|v| v.to_str().map(str::trim)) {
+        None => None,
+        Some(Ok(key)) if !key.is_empty() && key.len() <= 255 => Some(key.to_owned()),
+        Some(_) => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "Idempotency-Key",
+                "must be 1 to 255 visible characters",
+            )]));
+        }
+    };
+    let hash = request_hash(&body);
+    if let Some(key) = &key
+        && let Some(existing) = replay(&state, key, &hash).await?
+    {
+        return Ok((StatusCode::OK, Json(existing)).into_response());
+    }
+    let order = check(body)?;
+    match insert(&state, &order, key.as_deref(), &hash).await {
+        Ok(created) => Ok((StatusCode::CREATED, Json(created)).into_response()),
+        // Two retries raced: the other one created it.
+        Err(ApiError::Conflict { code: "idempotency-race", .. }) => {
+            let key = key.as_deref().unwrap_or_default();
+            let existing =
+                replay(&state, key, &hash).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("lost order")))?;
+            Ok((StatusCode::OK, Json(existing)).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Order>> {
+    let mut conn = state.db().acquire().await?;
+    let found = sqlx::query!("SELECT public_id, request_hash FROM orders WHERE idempotency_key = $1", key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match found {
+        None => Ok(None),
+        Some(row) if row.request_hash.as_deref() == Some(hash) => Ok(Some(load(&mut conn, row.public_id).await?)),
+        Some(_) => Err(ApiError::Conflict {
+            code: "idempotency-key-reused",
+            detail: "this Idempotency-Key was used for a different order".into(),
+        }),
+    }
+}
+
+async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str) -> ApiResult<Order> {
+    let mut tx = state.db().begin().await?;
+    let reserved = sqlx::query!(
+        "UPDATE campaign_items i SET reserved = i.reserved + $2
+         FROM campaigns c
+         WHERE i.id = $1 AND c.id = i.campaign_id AND c.state = 'live' AND i.reserved + $2 <= i.supply
+           AND $3 = ANY(i.payment_methods)
+           AND (i.sale_starts_at IS NULL OR i.sale_starts_at <= now()) AND (i.sale_ends_at IS NULL OR now() < i.sale_ends_at)
+         RETURNING i.brand_id, i.campaign_id, i.price_minor, i.currency, i.per_wallet_limit",
+        order.item,
+        order.quantity,
+        order.method
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(item) = reserved else {
+        let error = why_not(&mut tx, order).await?;
+        return Err(error);
+    };
+    if let Some(limit) = item.per_wallet_limit {
+        let held = sqlx::query_scalar!(
+            "SELECT COALESCE(sum(quantity), 0)::bigint AS \"n!\" FROM orders
+             WHERE item_id = $1 AND wallet_address = $2 AND released_at IS NULL AND state NOT IN ('expired', 'failed')",
+            order.item,
+            order.wallet.as_slice()
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if held + i64::from(order.quantity) > i64::from(limit) {
+            return Err(ApiError::Conflict {
+                code: "wallet-limit",
+                detail: format!("a wallet may hold {limit} of this item; this one has {held} ordered"),
+            });
+        }
+    }
+    let currency: Currency =
+        item.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
+    let subtotal = Money::new(item.price_minor, currency)
+        .checked_mul(u32::try_from(order.quantity).unwrap_or(0))
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let (voucher, discount) = match &order.voucher {
+        Some(code) => {
+            let (id, discount) =
+                apply_voucher(&mut tx, item.brand_id, item.campaign_id, &order.email, code, subtotal).await?;
+            (Some(id), discount)
+        }
+        None => (None, 0),
+    };
+    let ttl = chrono::Duration::from_std(ORDER_TTL).unwrap_or_default();
+    let created = sqlx::query!(
+        "INSERT INTO orders (brand_id, campaign_id, item_id, quantity, method, currency, subtotal_minor, discount_minor,
+             total_minor, buyer_email, wallet_address, voucher_id, expires_at, idempotency_key, request_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now() + $13::interval, $14, $15)
+         RETURNING id, public_id",
+        item.brand_id,
+        item.campaign_id,
+        order.item,
+        order.quantity,
+        order.method,
+        item.currency,
+        subtotal.minor(),
+        discount,
+        subtotal.minor() - discount,
+        order.email,
+        order.wallet.as_slice(),
+        voucher,
+        sqlx::postgres::types::PgInterval::try_from(ttl).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
+        key,
+        hash
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("orders_idempotency_key") => {
+            ApiError::Conflict { code: "idempotency-race", detail: String::new() }
+        }
+        _ => e.into(),
+    })?;
+    let event = NewEvent {
+        event_type: "order.created".into(),
+        aggregate_type: "order",
+        aggregate_id: created.id,
+        payload: json!({
+            "brand_id": item.brand_id, "campaign_id": item.campaign_id, "order": created.public_id,
+            "item_id": order.item, "quantity": order.quantity, "method": order.method,
+            "total_minor": subtotal.minor() - discount, "currency": item.currency,
+        }),
+        correlation_id: Some(created.public_id.to_string()),
+    };
+    outbox::append(&mut tx, event).await?;
+    let view = load(&mut tx, created.public_id).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// An order's status.
+#[utoipa::path(get, path = "/orders/{order_id}", tag = "orders", params(("order_id" = Uuid, Path)),
+    responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all)]
+async fn get_order(
+    State(state): State<AppState>,
+    Path(OrderPath { order_id }): Path<OrderPath>,
+) -> ApiResult<Json<Order>> {
+    let mut conn = state.db().acquire().await?;
+    Ok(Json(load(&mut conn, order_id).await?))
+}
+
+/// Whether an order can still change.
+pub(crate) fn is_final(state: &str) -> bool {
+    matches!(state, "fulfilled" | "expired" | "failed" | "refunded")
+}
+
+/// Server-Sent Events of an order's status for a checkout page: an `order` event with the order
+/// now and at every change, until it is final (fulfilled, expired, failed or refunded).
+#[utoipa::path(get, path = "/orders/{order_id}/events", tag = "orders", params(("order_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "text/event-stream of `order` events", content_type = "text/event-stream"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn order_events(
+    State(state): State<AppState>,
+    Path(OrderPath { order_id }): Path<OrderPath>,
+) -> ApiResult<Response> {
+    let first = {
+        let mut conn = state.db().acquire().await?;
+        load(&mut conn, order_id).await?
+    };
+    let stream =
+        futures_util::stream::unfold((state, Some(first), None::<String>), move |(state, next, last)| async move {
+            let mut next = next;
+            loop {
+                let order = match next.take() {
+                    Some(order) => order,
+                    None => {
+                        if last.as_deref().is_some_and(is_final) {
+                            return None;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let mut conn = state.db().acquire().await.ok()?;
+                        load(&mut conn, order_id).await.ok()?
+                    }
+                };
+                if last.as_deref() != Some(order.state.as_str()) {
+                    let event = Event::default().event("order").json_data(&order).ok()?;
+                    let seen = Some(order.state.clone());
+                    return Some((Ok::<_, std::convert::Infallible>(event), (state, None, seen)));
+                }
+            }
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the payment API against the real PostgreSQL started by
+//! `cargo xtask test`. One binary for the crate, one module per area.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod orders;

@@ -1,0 +1,211 @@
+//! Orders through HTTP: atomic reservation under concurrency, per-wallet limits, vouchers with
+//! atomic use counting, idempotent creation, expiry giving everything back, the status stream.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::testing::{self, TestApp, TestDb};
+
+/// A live campaign with one item; returns (brand, item).
+async fn live_item(app: &TestApp, supply: i32, per_wallet: Option<i32>) -> (i64, i64) {
+    let brand = app.brand("Acme").await;
+    let item: i64 = sqlx::query_scalar(
+        "WITH c AS (INSERT INTO campaigns (brand_id, state, name, slug, symbol, royalty_bps)
+                    VALUES ($1, 'live', 'Drop', 'drop', 'DROP', 500) RETURNING id)
+         INSERT INTO campaign_items (brand_id, campaign_id, name, price_minor, currency, supply, per_wallet_limit, payment_methods)
+         SELECT $1, id, 'Pass', 2500, 'EUR', $2, $3, '{card,eth}' FROM c RETURNING id",
+    )
+    .bind(brand)
+    .bind(supply)
+    .bind(per_wallet)
+    .fetch_one(app.resources.db())
+    .await
+    .unwrap();
+    (brand, item)
+}
+
+/// A distinct checksummed address per `n`.
+fn wallet(n: u64) -> String {
+    let mut bytes = [0x11u8; 20];
+    bytes[12..].copy_from_slice(&n.to_be_bytes());
+    alloy::primitives::Address::from(bytes).to_checksum(None)
+}
+
+fn order(item: i64, quantity: i64, n: u64) -> Value {
+    json!({ "item_id": item, "quantity": quantity, "email": format!("buyer{n}@example.com"),
+            "wallet_address": wallet(n), "method": "card" })
+}
+
+async fn post(app: &TestApp, body: &Value, key: Option<&str>) -> (StatusCode, Value) {
+    let mut request = app.client.post(app.url("/orders")).json(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    if status.is_client_error() {
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+    }
+    (status, response.json().await.unwrap())
+}
+
+async fn reserved(app: &TestApp, item: i64) -> i32 {
+    sqlx::query_scalar("SELECT reserved FROM campaign_items WHERE id = $1")
+        .bind(item)
+        .fetch_one(app.resources.db())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_buyers_of_a_hundred_units_get_exactly_a_hundred_orders() {
+    let db = TestDb::create().await;
+    let config = testing::config(&db.url, &testing::required_env("RPC_URL"), &[("DATABASE_MAX_CONNECTIONS", "20")]);
+    let app = TestApp::spawn_with(payment::SERVICE, config).await;
+    let (_, item) = live_item(&app, 100, None).await;
+    let attempts = (0..1000u64).map(|n| {
+        let (client, url, body) = (app.client.clone(), app.url("/orders"), order(item, 1, n));
+        tokio::spawn(async move {
+            let response = client.post(url).json(&body).send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        })
+    });
+    let mut outcomes: HashMap<StatusCode, usize> = HashMap::new();
+    for attempt in futures_util::future::join_all(attempts).await {
+        let (status, body) = attempt.unwrap();
+        if status == StatusCode::CONFLICT {
+            assert_eq!(body["code"], "sold-out", "{body}");
+            assert!(body["detail"].as_str().unwrap().contains("sold out"), "a clear answer: {body}");
+        } else {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        *outcomes.entry(status).or_default() += 1;
+    }
+    assert_eq!(outcomes.get(&StatusCode::CREATED), Some(&100));
+    assert_eq!(outcomes.get(&StatusCode::CONFLICT), Some(&900));
+    assert_eq!(reserved(&app, item).await, 100);
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(app.resources.db()).await.unwrap();
+    assert_eq!(orders, 100);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE event_type = 'order.created'")
+        .fetch_one(app.resources.db())
+        .await
+        .unwrap();
+    assert_eq!(events, 100);
+}
+
+#[tokio::test]
+async fn creation_is_idempotent_and_bad_requests_are_named() {
+    let app = TestApp::spawn(payment::SERVICE).await;
+    let (_, item) = live_item(&app, 10, None).await;
+    let body = order(item, 2, 1);
+    let (status, first) = post(&app, &body, Some("checkout-1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!((first["state"].as_str(), first["total_minor"].as_i64()), (Some("pending"), Some(5000)));
+    let (status, again) = post(&app, &body, Some("checkout-1")).await;
+    assert_eq!((status, &again["id"]), (StatusCode::OK, &first["id"]));
+    assert_eq!(reserved(&app, item).await, 2, "the retry reserved nothing");
+    let (status, problem) = post(&app, &order(item, 3, 1), Some("checkout-1")).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("idempotency-key-reused")));
+
+    // Two retries at once: one order.
+    let twice = order(item, 1, 2);
+    let (a, b) = tokio::join!(post(&app, &twice, Some("checkout-2")), post(&app, &twice, Some("checkout-2")));
+    assert_eq!(a.1["id"], b.1["id"]);
+    assert_eq!(reserved(&app, item).await, 3);
+
+    let bad = json!({ "item_id": item, "quantity": 0, "email": "nope", "method": "paypal",
+                      "wallet_address": "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" });
+    let (status, problem) = post(&app, &bad, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> =
+        problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["quantity", "email", "wallet_address", "method"]);
+    let (status, problem) = post(
+        &app,
+        &json!({ "item_id": 999_999, "quantity": 1, "email": "a@b.example",
+        "wallet_address": wallet(4), "method": "card" }),
+        None,
+    )
+    .await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("item_id")));
+    let mut stablecoin = order(item, 1, 5);
+    stablecoin["method"] = json!("stablecoin");
+    let (status, problem) = post(&app, &stablecoin, None).await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("method")));
+    sqlx::query("UPDATE campaigns SET state = 'paused'").execute(app.resources.db()).await.unwrap();
+    let (status, problem) = post(&app, &order(item, 1, 6), None).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("not-on-sale")));
+}
+
+#[tokio::test]
+async fn the_per_wallet_limit_and_voucher_caps_hold_and_expiry_gives_everything_back() {
+    let app = TestApp::spawn(payment::SERVICE).await;
+    let (brand, item) = live_item(&app, 50, Some(3)).await;
+    let (status, _) = post(&app, &order(item, 2, 1), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, problem) = post(&app, &order(item, 2, 1), None).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("wallet-limit")));
+    assert_eq!(reserved(&app, item).await, 2, "the refused order holds nothing");
+
+    // A 10 % voucher usable 3 times, once per buyer: 10 buyers at once, 3 get it.
+    sqlx::query(
+        "INSERT INTO vouchers (brand_id, code, kind, percent_bps, max_uses, max_uses_per_buyer) VALUES ($1, 'TEN', 'percent', 1000, 3, 1)",
+    )
+    .bind(brand)
+    .execute(app.resources.db())
+    .await
+    .unwrap();
+    let with_voucher = |n: u64| {
+        let mut body = order(item, 1, n);
+        body["voucher_code"] = json!("ten");
+        body
+    };
+    let attempts = futures_util::future::join_all((10..20).map(|n| {
+        let body = with_voucher(n);
+        let app = &app;
+        async move { post(app, &body, None).await }
+    }))
+    .await;
+    let used: Vec<&Value> = attempts.iter().filter(|(s, _)| *s == StatusCode::CREATED).map(|(_, b)| b).collect();
+    assert_eq!(used.len(), 3);
+    assert!(used.iter().all(|o| o["discount_minor"] == 250 && o["total_minor"] == 2250 && o["voucher_code"] == "TEN"));
+    assert!(
+        attempts
+            .iter()
+            .filter(|(s, _)| *s != StatusCode::CREATED)
+            .all(|(s, b)| *s == StatusCode::UNPROCESSABLE_ENTITY && b["errors"][0]["field"] == "voucher_code")
+    );
+    let uses: i32 = sqlx::query_scalar("SELECT uses FROM vouchers").fetch_one(app.resources.db()).await.unwrap();
+    assert_eq!(uses, 3);
+    assert_eq!(reserved(&app, item).await, 5);
+
+    // The status stream shows the order now.
+    let id = used[0]["id"].as_str().unwrap().to_owned();
+    let mut stream = app.client.get(app.url(&format!("/orders/{id}/events"))).send().await.unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let first = String::from_utf8(stream.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.contains("event: order") && first.contains("\"state\":\"pending\""), "{first}");
+
+    // Time passes: every pending order expires, releasing units and voucher uses, once.
+    sqlx::query("UPDATE orders SET expires_at = now() - interval '1 second'")
+        .execute(app.resources.db())
+        .await
+        .unwrap();
+    let mut conn = app.resources.db().acquire().await.unwrap();
+    assert_eq!(payment::expire_due(&mut conn).await.unwrap(), 4);
+    assert_eq!(payment::expire_due(&mut conn).await.unwrap(), 0);
+    assert_eq!(reserved(&app, item).await, 0);
+    let uses: i32 = sqlx::query_scalar("SELECT uses FROM vouchers").fetch_one(app.resources.db()).await.unwrap();
+    assert_eq!(uses, 0);
+    let rest = String::from_utf8(stream.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(rest.contains("\"state\":\"expired\""), "{rest}");
+    let order: Value = app.get(&format!("/orders/{id}")).await.json().await.unwrap();
+    assert_eq!(order["state"], "expired");
+    let expired: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE event_type = 'order.expired'")
+        .fetch_one(app.resources.db())
+        .await
+        .unwrap();
+    assert_eq!(expired, 4);
+}
