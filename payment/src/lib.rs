@@ -6,6 +6,7 @@
 mod catalog;
 mod expiry;
 mod orders;
+mod wallet;
 
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ pub async fn expire_due(conn: &mut sqlx::PgConnection) -> anyhow::Result<u64> {
     }
 }
 
-/// Order expiry.
-fn daemons(_: &Resources) -> Vec<Arc<dyn Daemon>> {
-    vec![Arc::new(expiry::Expiry)]
+/// Order expiry, and the watcher of wallet payments.
+fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
+    vec![Arc::new(expiry::Expiry), Arc::new(wallet::WalletPayments::new(resources))]
 }
