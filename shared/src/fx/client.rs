@@ -80,7 +80,8 @@ impl FxClient {
             (Decimal::ONE, Source::Par, Bps::ZERO)
         } else {
             let (rate, source) = self.rate(asset, currency).await?;
-            (rate, source, self.config.spread)
+            // Binance writes 8 decimal places: "3000.00000000" is kept as the same value, "3000".
+            (rate.normalize(), source, self.config.spread)
         };
         // Microseconds: what PostgreSQL keeps, so a stored quote reads back equal.
         let fetched_at = Utc::now().trunc_subsecs(6);
