@@ -910,6 +910,25 @@ mod tests {
     }
 
     #[test]
+    fn fx_quotes_default_to_the_public_sources_and_need_https_in_production() {
+        let fx = load(MINIMAL).unwrap().fx;
+        assert_eq!(fx.binance_url.as_str(), "https://data-api.binance.vision/");
+        assert_eq!(fx.second_source_url.as_str(), "https://api.exchange.coinbase.com/");
+        assert_eq!((fx.quote_ttl, fx.max_age), (Duration::from_secs(300), Duration::from_secs(60)));
+        assert_eq!((fx.spread.get(), fx.sanity_band.get(), fx.max_divergence.get()), (100, 100, 200));
+        assert_eq!(fx.request_timeout, FX_REQUEST_TIMEOUT);
+        let with = |pairs: &[(&'static str, &'static str)]| load(&[MINIMAL, pairs].concat());
+        assert_eq!(with(&[("BINANCE_API_URL", "http://127.0.0.1:9")]).unwrap().fx.binance_url.port(), Some(9));
+        let key = ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f");
+        let err = with(&[("APP_ENV", "production"), key, ("FX_SECOND_SOURCE_URL", "http://127.0.0.1:9")]).unwrap_err();
+        assert!(err.to_string().contains("FX_SECOND_SOURCE_URL") && err.to_string().contains("https"), "{err}");
+        let err = with(&[("FX_SPREAD_BPS", "10001")]).unwrap_err().to_string();
+        assert!(err.contains("FX_SPREAD_BPS"), "{err}");
+        let err = with(&[("FX_QUOTE_TTL_SECS", "0")]).unwrap_err().to_string();
+        assert!(err.contains("FX_QUOTE_TTL_SECS"), "{err}");
+    }
+
+    #[test]
     fn debug_output_redacts_secrets() {
         let config = load(MINIMAL).unwrap();
         let debug = format!("{config:?}");

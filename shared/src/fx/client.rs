@@ -112,7 +112,12 @@ impl FxClient {
     }
 
     /// One exchange's rate of `currency` per unit of `asset`, fresh and in band.
-    async fn exchange_rate(&self, exchange: Exchange, asset: Asset, currency: Currency) -> Result<Decimal, SourceError> {
+    async fn exchange_rate(
+        &self,
+        exchange: Exchange,
+        asset: Asset,
+        currency: Currency,
+    ) -> Result<Decimal, SourceError> {
         if let Some(until) = self.backing_off_until(exchange) {
             return Err(SourceError::BackingOff { until });
         }

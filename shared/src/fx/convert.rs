@@ -28,9 +28,8 @@ pub fn convert(price: Money, asset: Asset, rate: Decimal, spread: Bps) -> Result
     let mantissa = U256::from(rate.mantissa().unsigned_abs());
     let ten = U256::from(10);
     let bps_denominator = U256::from(Bps::DENOMINATOR);
-    let numerator = minor
-        * ten.pow(U256::from(asset.decimals() + rate.scale()))
-        * (bps_denominator + U256::from(spread.get()));
+    let numerator =
+        minor * ten.pow(U256::from(asset.decimals() + rate.scale())) * (bps_denominator + U256::from(spread.get()));
     let denominator = ten.pow(U256::from(price.currency().exponent())) * mantissa * bps_denominator;
     Ok(Wei::new(numerator.div_ceil(denominator)))
 }
@@ -66,7 +65,10 @@ mod tests {
     fn a_rate_that_does_not_divide_evenly_rounds_up_by_at_most_one_wei() {
         // 10.00 EUR at 3000.01 EUR/ETH = 3333322222259259.2592… wei.
         let price = Money::new(1_000, Currency::EUR);
-        assert_eq!(convert(price, Asset::Eth, dec("3000.01"), Bps::ZERO).unwrap(), Wei::from_u128(3_333_322_222_259_260));
+        assert_eq!(
+            convert(price, Asset::Eth, dec("3000.01"), Bps::ZERO).unwrap(),
+            Wei::from_u128(3_333_322_222_259_260)
+        );
     }
 
     #[test]
@@ -94,8 +96,14 @@ mod tests {
     #[test]
     fn zero_negative_prices_and_rates_are_refused() {
         let price = Money::new(100, Currency::EUR);
-        assert!(matches!(convert(Money::zero(Currency::EUR), Asset::Eth, dec("1"), Bps::ZERO), Err(FxError::InvalidPrice(_))));
-        assert!(matches!(convert(Money::new(-1, Currency::EUR), Asset::Eth, dec("1"), Bps::ZERO), Err(FxError::InvalidPrice(_))));
+        assert!(matches!(
+            convert(Money::zero(Currency::EUR), Asset::Eth, dec("1"), Bps::ZERO),
+            Err(FxError::InvalidPrice(_))
+        ));
+        assert!(matches!(
+            convert(Money::new(-1, Currency::EUR), Asset::Eth, dec("1"), Bps::ZERO),
+            Err(FxError::InvalidPrice(_))
+        ));
         assert_eq!(convert(price, Asset::Eth, Decimal::ZERO, Bps::ZERO), Err(FxError::InvalidRate(Decimal::ZERO)));
         assert_eq!(convert(price, Asset::Eth, dec("-3000"), Bps::ZERO), Err(FxError::InvalidRate(dec("-3000"))));
     }

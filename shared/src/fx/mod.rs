@@ -132,7 +132,9 @@ pub enum FxError {
     #[error("no fresh exchange rate is available: {}", list(failures))]
     Unavailable { failures: Vec<SourceFailure> },
     /// Both sources answered but disagree by more than the maximum divergence (a 503 as well).
-    #[error("exchange rates disagree: binance {binance}, coinbase {coinbase} ({divergence_bps} bps apart, at most {max})")]
+    #[error(
+        "exchange rates disagree: binance {binance}, coinbase {coinbase} ({divergence_bps} bps apart, at most {max})"
+    )]
     Disagreement { binance: Decimal, coinbase: Decimal, divergence_bps: Decimal, max: Bps },
     /// Only EUR and USD prices can be quoted.
     #[error("prices in {0} cannot be paid with crypto: only EUR and USD")]

@@ -137,12 +137,7 @@ struct CoinbaseTicker {
 }
 
 /// Coinbase: the mid of the best bid and ask, if the last trade is fresh and within the band.
-pub(super) async fn coinbase(
-    http: &reqwest::Client,
-    base: &Url,
-    product: &str,
-    checks: Checks,
-) -> Result<Observation> {
+pub(super) async fn coinbase(http: &reqwest::Client, base: &Url, product: &str, checks: Checks) -> Result<Observation> {
     let ticker: CoinbaseTicker = get_json(http, endpoint(base, &["products", product, "ticker"], &[])).await?;
     if ticker.bid <= Decimal::ZERO || ticker.bid > ticker.ask {
         return Err(SourceError::Malformed(format!("book bid {} ask {}", ticker.bid, ticker.ask)));

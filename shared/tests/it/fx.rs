@@ -46,11 +46,10 @@ async fn a_eur_price_is_quoted_in_eth_at_binances_average_plus_the_spread() {
     let json = serde_json::to_value(&quote).unwrap();
     assert_eq!(json["amount"], "10100000000000000");
     assert_eq!(json["rate"], "3000");
-    assert_eq!((json["asset"].as_str(), json["source"].as_str(), json["rounding"].as_str()), (
-        Some("eth"),
-        Some("binance"),
-        Some("up")
-    ));
+    assert_eq!(
+        (json["asset"].as_str(), json["source"].as_str(), json["rounding"].as_str()),
+        (Some("eth"), Some("binance"), Some("up"))
+    );
     let back: FxQuote = serde_json::from_value(json).unwrap();
     assert_eq!(back, quote);
 }
@@ -126,10 +125,7 @@ async fn a_stale_binance_rate_is_not_used_and_stale_everywhere_gives_no_quote() 
     let FxError::Unavailable { failures } = &err else { panic!("expected Unavailable, got {err:?}") };
     assert_eq!(failures.len(), 2);
     for failure in failures {
-        assert!(
-            matches!(failure.error, SourceError::Stale { age_secs: 599..=601, max_secs: 60 }),
-            "{failure}"
-        );
+        assert!(matches!(failure.error, SourceError::Stale { age_secs: 599..=601, max_secs: 60 }), "{failure}");
     }
 }
 
