@@ -157,6 +157,35 @@ pub const PUBLIC_BASE_URL: Variable = optional(
     "the back office's public address; collections' token metadata lives at <this>/metadata/<campaign>/<token>",
     "http://127.0.0.1:8081",
 );
+pub const BINANCE_API_URL: Variable = optional(
+    "BINANCE_API_URL",
+    "Binance public market data (FX quotes' primary source; the market-data-only host needs no key)",
+    "https://data-api.binance.vision",
+);
+pub const FX_SECOND_SOURCE_URL: Variable = optional(
+    "FX_SECOND_SOURCE_URL",
+    "Coinbase Exchange public API, the FX quotes' second source (used when Binance fails, and as a cross-check)",
+    "https://api.exchange.coinbase.com",
+);
+pub const FX_QUOTE_TTL_SECS: Variable =
+    optional("FX_QUOTE_TTL_SECS", "how long a wallet checkout's FX quote can be paid", "300");
+pub const FX_SPREAD_BPS: Variable = optional(
+    "FX_SPREAD_BPS",
+    "the most a crypto price is above the mid rate, in basis points (the platform's conversion buffer)",
+    "100",
+);
+pub const FX_MAX_AGE_SECS: Variable =
+    optional("FX_MAX_AGE_SECS", "a rate whose source last traded longer ago than this is stale and refused", "60");
+pub const FX_SANITY_BAND_BPS: Variable = optional(
+    "FX_SANITY_BAND_BPS",
+    "a source whose average (or book mid) and last trade differ by more than this is not used",
+    "100",
+);
+pub const FX_MAX_DIVERGENCE_BPS: Variable = optional(
+    "FX_MAX_DIVERGENCE_BPS",
+    "when both FX sources answer and differ by more than this, no quote is given",
+    "200",
+);
 pub const WEBHOOK_ALLOW_PRIVATE_TARGETS: Variable = optional(
     "WEBHOOK_ALLOW_PRIVATE_TARGETS",
     "`true` lets brand webhooks call private, loopback and link-local addresses (local development only; refused in production)",
@@ -225,6 +254,13 @@ pub const VARIABLES: &[Variable] = &[
     REWARD_VAULT_ADDRESS,
     STABLECOIN_ADDRESS,
     PUBLIC_BASE_URL,
+    BINANCE_API_URL,
+    FX_SECOND_SOURCE_URL,
+    FX_QUOTE_TTL_SECS,
+    FX_SPREAD_BPS,
+    FX_MAX_AGE_SECS,
+    FX_SANITY_BAND_BPS,
+    FX_MAX_DIVERGENCE_BPS,
     WEBHOOK_ALLOW_PRIVATE_TARGETS,
     WEBHOOK_RETRY_BASE_SECS,
     WEBHOOK_MAX_ATTEMPTS,
@@ -276,7 +312,32 @@ pub struct Config {
     pub kyc: KycConfig,
     pub webhooks: WebhooksConfig,
     pub alerts: AlertsConfig,
+    pub fx: FxConfig,
 }
+
+/// Where wallet checkout's FX quotes come from and how careful they are (see [`crate::fx`]).
+#[derive(Debug, Clone)]
+pub struct FxConfig {
+    /// Binance's public market data, the primary source.
+    pub binance_url: url::Url,
+    /// Coinbase Exchange's public API, the second source.
+    pub second_source_url: url::Url,
+    /// How long a quote can be paid.
+    pub quote_ttl: Duration,
+    /// The conversion buffer above the mid rate, in the platform's favour.
+    pub spread: crate::money::Bps,
+    /// A rate whose source's last trade is older than this is stale.
+    pub max_age: Duration,
+    /// The most a source's price may differ from its own last trade.
+    pub sanity_band: crate::money::Bps,
+    /// The most the two sources may differ when both answer.
+    pub max_divergence: crate::money::Bps,
+    /// Per request to a source; a checkout waits for at most this (both sources are asked at once).
+    pub request_timeout: Duration,
+}
+
+/// A quote is asked for while a buyer waits: a source slower than this is treated as down.
+pub const FX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How brand webhooks are delivered.
 #[derive(Debug, Clone, Copy)]
@@ -555,6 +616,7 @@ impl Config {
                 },
             },
             alerts: AlertsConfig { telegram: telegram(&env)? },
+            fx: fx(&env, environment)?,
         })
     }
 }
@@ -579,6 +641,31 @@ fn kyc(env: &Reader<'_>, environment: Environment) -> Result<KycConfig> {
         encryption_key: std::sync::Arc::new(secrecy::SecretBox::new(Box::new(key))),
         dev_only_key,
         max_document_bytes,
+    })
+}
+
+fn fx(env: &Reader<'_>, environment: Environment) -> Result<FxConfig> {
+    let source_url = |var: Variable| -> Result<url::Url> {
+        let url: url::Url = env.parse(var)?;
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if environment == Environment::Local => Ok(url),
+            "http" => Err(invalid(var, "must be https:// in production".into())),
+            other => Err(invalid(var, format!("unsupported scheme `{other}`"))),
+        }
+    };
+    let bps = |var: Variable| -> Result<crate::money::Bps> {
+        crate::money::Bps::new(env.parse(var)?).map_err(|e| invalid(var, e.to_string()))
+    };
+    Ok(FxConfig {
+        binance_url: source_url(BINANCE_API_URL)?,
+        second_source_url: source_url(FX_SECOND_SOURCE_URL)?,
+        quote_ttl: positive_secs(env, FX_QUOTE_TTL_SECS)?,
+        spread: bps(FX_SPREAD_BPS)?,
+        max_age: positive_secs(env, FX_MAX_AGE_SECS)?,
+        sanity_band: bps(FX_SANITY_BAND_BPS)?,
+        max_divergence: bps(FX_MAX_DIVERGENCE_BPS)?,
+        request_timeout: FX_REQUEST_TIMEOUT,
     })
 }
 
@@ -820,6 +907,25 @@ mod tests {
         let telegram = load(&half).unwrap().alerts.telegram.unwrap();
         assert_eq!((telegram.chat_id.as_str(), telegram.api_url.as_str()), ("-1001", "https://api.telegram.org/"));
         assert!(!format!("{telegram:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn fx_quotes_default_to_the_public_sources_and_need_https_in_production() {
+        let fx = load(MINIMAL).unwrap().fx;
+        assert_eq!(fx.binance_url.as_str(), "https://data-api.binance.vision/");
+        assert_eq!(fx.second_source_url.as_str(), "https://api.exchange.coinbase.com/");
+        assert_eq!((fx.quote_ttl, fx.max_age), (Duration::from_secs(300), Duration::from_secs(60)));
+        assert_eq!((fx.spread.get(), fx.sanity_band.get(), fx.max_divergence.get()), (100, 100, 200));
+        assert_eq!(fx.request_timeout, FX_REQUEST_TIMEOUT);
+        let with = |pairs: &[(&'static str, &'static str)]| load(&[MINIMAL, pairs].concat());
+        assert_eq!(with(&[("BINANCE_API_URL", "http://127.0.0.1:9")]).unwrap().fx.binance_url.port(), Some(9));
+        let key = ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f");
+        let err = with(&[("APP_ENV", "production"), key, ("FX_SECOND_SOURCE_URL", "http://127.0.0.1:9")]).unwrap_err();
+        assert!(err.to_string().contains("FX_SECOND_SOURCE_URL") && err.to_string().contains("https"), "{err}");
+        let err = with(&[("FX_SPREAD_BPS", "10001")]).unwrap_err().to_string();
+        assert!(err.contains("FX_SPREAD_BPS"), "{err}");
+        let err = with(&[("FX_QUOTE_TTL_SECS", "0")]).unwrap_err().to_string();
+        assert!(err.contains("FX_QUOTE_TTL_SECS"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub mod contracts;
 pub mod daemon;
 pub mod db;
 pub mod errors;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
+pub mod fx;
 pub mod http;
 pub mod kyc;
 pub mod mail;

@@ -5,6 +5,7 @@
 
 mod daemons;
 mod database;
+mod fx;
 mod http;
 mod outbox;
 mod readiness;
