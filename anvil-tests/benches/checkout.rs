@@ -49,7 +49,13 @@ fn wallet(n: u64) -> String {
 
 /// `clients` loops posting orders for `duration` (or until `limit` attempts); returns the
 /// latencies of created orders and the count of sold-out answers.
-async fn load(app: &TestApp, item: i64, clients: u64, duration: Duration, limit: u64) -> (Vec<Duration>, u64, Duration) {
+async fn load(
+    app: &TestApp,
+    item: i64,
+    clients: u64,
+    duration: Duration,
+    limit: u64,
+) -> (Vec<Duration>, u64, Duration) {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let sold_out = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));

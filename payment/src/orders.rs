@@ -87,6 +87,8 @@ pub(crate) struct Order {
     expires_at: Option<DateTime<Utc>>,
     failure_reason: Option<String>,
     created_at: DateTime<Utc>,
+    /// Wallet orders: the signed quote to send to the Checkout contract.
+    wallet_payment: Option<crate::wallet::WalletPayment>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,16 +99,18 @@ pub(crate) struct OrderPath {
 /// The order with public id `id`.
 pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> {
     let row = sqlx::query!(
-        "SELECT o.public_id, o.state, o.campaign_id, o.item_id, o.quantity, o.method, o.currency, o.subtotal_minor,
+        "SELECT o.id, o.public_id, o.state, o.campaign_id, o.item_id, o.quantity, o.method, o.currency, o.subtotal_minor,
                 o.discount_minor, o.total_minor, o.wallet_address, o.buyer_email, v.code AS \"voucher_code?\",
                 o.expires_at, o.failure_reason, o.created_at
          FROM orders o LEFT JOIN vouchers v ON v.id = o.voucher_id WHERE o.public_id = $1",
         id
     )
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no order {id}")))?;
+    let wallet_payment = crate::wallet::view(conn, row.id).await?;
     Ok(Order {
+        wallet_payment,
         id: row.public_id,
         state: row.state,
         campaign_id: row.campaign_id,
@@ -294,7 +298,12 @@ async fn create_order(
     }
     let order = check(body)?;
     match insert(&state, &order, key.as_deref(), &hash).await {
-        Ok(created) => Ok((StatusCode::CREATED, Json(created)).into_response()),
+        Ok((id, created)) if order.method != "card" => {
+            crate::wallet::quote(&state, id).await?;
+            let mut conn = state.db().acquire().await?;
+            Ok((StatusCode::CREATED, Json(load(&mut conn, created.id).await?)).into_response())
+        }
+        Ok((_, created)) => Ok((StatusCode::CREATED, Json(created)).into_response()),
         // Two retries raced: the other one created it.
         Err(ApiError::Conflict { code: "idempotency-race", .. }) => {
             let key = key.as_deref().unwrap_or_default();
@@ -321,7 +330,8 @@ async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Ord
     }
 }
 
-async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str) -> ApiResult<Order> {
+/// Creates the order; returns its internal id and its view.
+async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str) -> ApiResult<(i64, Order)> {
     let mut tx = state.db().begin().await?;
     let reserved = sqlx::query!(
         "UPDATE campaign_items i SET reserved = i.reserved + $2
@@ -413,7 +423,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
     outbox::append(&mut tx, event).await?;
     let view = load(&mut tx, created.public_id).await?;
     tx.commit().await?;
-    Ok(view)
+    Ok((created.id, view))
 }
 
 /// An order's status.

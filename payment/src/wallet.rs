@@ -4,12 +4,7 @@
 //!
 //! An order's on-chain id is its public UUID, right-aligned in the `bytes32`.
 
-use alloy::{
-    primitives::B256,
-    providers::Provider,
-    rpc::types::Filter,
-    sol_types::SolEvent,
-};
+use alloy::{primitives::B256, providers::Provider, rpc::types::Filter, sol_types::SolEvent};
 use serde_json::json;
 use shared::{
     contracts::Checkout::OrderPaid,
@@ -73,12 +68,14 @@ impl WalletPayments {
             return Ok(0);
         }
         let to = head.min(from + MAX_RANGE - 1);
-        let filter = Filter::new().address(checkout).event_signature(OrderPaid::SIGNATURE_HASH).from_block(from).to_block(to);
+        let filter =
+            Filter::new().address(checkout).event_signature(OrderPaid::SIGNATURE_HASH).from_block(from).to_block(to);
         let mut recorded = 0;
         for log in provider.get_logs(&filter).await? {
             let paid = OrderPaid::decode_log(&log.inner)?;
             let Some(order) = order_of(paid.orderId) else { continue };
-            let cause = format!("log:{}:{}", log.transaction_hash.unwrap_or_default(), log.log_index.unwrap_or_default());
+            let cause =
+                format!("log:{}:{}", log.transaction_hash.unwrap_or_default(), log.log_index.unwrap_or_default());
             if record(&mut tx, order, &paid.data, &cause).await? {
                 recorded += 1;
             }
@@ -111,13 +108,15 @@ async fn record(conn: &mut sqlx::PgConnection, order: Uuid, paid: &OrderPaid, ca
     // The contract only accepts our signed quote; a mismatch means the quote table and the
     // chain disagree, which an operator must look at.
     let expected = (row.amount.as_deref(), row.pay_token.as_deref(), i64::from(row.quantity));
-    let seen = (Some(paid.amount.to_string()), Some(paid.payToken.as_slice()), i64::try_from(paid.quantity).unwrap_or(-1));
+    let seen =
+        (Some(paid.amount.to_string()), Some(paid.payToken.as_slice()), i64::try_from(paid.quantity).unwrap_or(-1));
     if expected != (seen.0.as_deref(), seen.1, seen.2) {
         anyhow::bail!("order {order}: OrderPaid {paid:?} does not match its quote {expected:?}");
     }
     let payload = json!({ "brand_id": row.brand_id, "order": order, "first_token_id": paid.firstTokenId.to_string(),
                           "buyer": paid.buyer, "amount": paid.amount.to_string(), "pay_token": paid.payToken });
-    let transition = Transition::<Order>::new(row.id, OrderEvent::PaidOnChain, cause, "payment.wallet").with_payload(payload);
+    let transition =
+        Transition::<Order>::new(row.id, OrderEvent::PaidOnChain, cause, "payment.wallet").with_payload(payload);
     match apply(&mut *conn, transition).await {
         Ok(applied) => {
             let first: bigdecimal::BigDecimal = paid.firstTokenId.to_string().parse()?;
@@ -161,4 +160,195 @@ mod tests {
         assert_eq!(super::order_of(super::chain_order_id(order)), Some(order));
         assert_eq!(super::order_of(alloy::primitives::B256::repeat_byte(1)), None);
     }
+}
+
+/// What the buyer's wallet sends: `Checkout.buy(quote, signature)` with `amount` as value (ETH)
+/// or after approving `amount` of `pay_token`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct WalletPayment {
+    /// The Checkout contract (EIP-55) and its chain.
+    checkout: String,
+    chain_id: i64,
+    quote: QuoteView,
+    /// 65-byte EIP-712 signature of the platform's quote signer, hex.
+    signature: String,
+    /// eth or stablecoin.
+    asset: String,
+    /// Fiat per whole unit of the asset (mid), its source and the spread applied.
+    rate: String,
+    source: String,
+    spread_bps: i32,
+    /// Always `up`: the amount is rounded up to the asset's smallest unit.
+    rounding: String,
+    fetched_at: chrono::DateTime<chrono::Utc>,
+    /// The quote's deadline: after it the contract refuses it.
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The EIP-712 `Quote` as the contract takes it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct QuoteView {
+    order_id: String,
+    buyer: String,
+    collection: String,
+    quantity: i32,
+    pay_token: String,
+    /// In the asset's smallest unit (wei / 6-decimal units), decimal.
+    amount: String,
+    /// Unix seconds.
+    deadline: i64,
+}
+
+fn checksum(bytes: &[u8]) -> String {
+    alloy::primitives::Address::try_from(bytes).map_or_else(|_| String::new(), |a| a.to_checksum(None))
+}
+
+/// The wallet payment of order `id`, if it has one.
+pub(crate) async fn view(conn: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<Option<WalletPayment>> {
+    let row = sqlx::query!(
+        "SELECT q.asset, q.pay_token, q.amount::text AS \"amount!\", q.rate, q.source, q.spread_bps, q.rounding,
+                q.fetched_at, q.expires_at, q.collection, q.checkout, q.chain_id, q.signature,
+                o.public_id, o.wallet_address, o.quantity
+         FROM fx_quotes q JOIN orders o ON o.id = q.order_id WHERE q.order_id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|q| WalletPayment {
+        checkout: checksum(&q.checkout),
+        chain_id: q.chain_id,
+        quote: QuoteView {
+            order_id: chain_order_id(q.public_id).to_string(),
+            buyer: checksum(&q.wallet_address),
+            collection: checksum(&q.collection),
+            quantity: q.quantity,
+            pay_token: checksum(&q.pay_token),
+            amount: q.amount,
+            deadline: q.expires_at.timestamp(),
+        },
+        signature: format!("0x{}", alloy::hex::encode(&q.signature)),
+        asset: q.asset,
+        rate: q.rate,
+        source: q.source,
+        spread_bps: q.spread_bps,
+        rounding: q.rounding,
+        fetched_at: q.fetched_at,
+        expires_at: q.expires_at,
+    }))
+}
+
+/// How long after its quote's deadline a wallet order stays pending, so that a payment mined
+/// just before the deadline is still seen by the watcher before the order expires.
+const WATCH_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
+
+/// Prices a pending wallet order in crypto and signs its quote. Without a fresh, agreeing rate
+/// the order fails at once (its units released) and the buyer gets a 503 problem.
+pub(crate) async fn quote(state: &shared::AppState, id: i64) -> shared::http::ApiResult<()> {
+    use alloy::primitives::U256;
+    use shared::{
+        contracts::{Checkout::Quote, ETH, QuoteSigner},
+        fx::{Asset, FxError},
+        http::ApiError,
+        money::{Currency, Money},
+    };
+    let contracts = &state.config().chain.contracts;
+    let unavailable = |detail: String| ApiError::Unavailable { detail, checks: None };
+    let order = sqlx::query!(
+        "SELECT o.public_id, o.method, o.total_minor, o.currency, o.quantity, o.wallet_address, o.brand_id,
+                c.collection_address, c.chain_id
+         FROM orders o JOIN campaigns c ON c.id = o.campaign_id WHERE o.id = $1",
+        id
+    )
+    .fetch_one(state.db())
+    .await?;
+    let (asset, pay_token) = match order.method.as_str() {
+        "eth" => (Asset::Eth, Some(ETH)),
+        _ => (Asset::Stablecoin, contracts.stablecoin),
+    };
+    let setup = (
+        contracts.checkout,
+        contracts.quote_signer_key.as_ref(),
+        pay_token,
+        order.collection_address.as_deref().and_then(|b| alloy::primitives::Address::try_from(b).ok()),
+        order.chain_id.and_then(|c| u64::try_from(c).ok()),
+    );
+    let (Some(checkout), Some(key), Some(pay_token), Some(collection), Some(chain_id)) = setup else {
+        fail(state, id, "wallet payments are not configured on this platform").await?;
+        return Err(unavailable(
+            "wallet payments are not available: the platform has no Checkout contract or quote signer".into(),
+        ));
+    };
+    let currency: Currency =
+        order.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
+    let fx = match state.fx().quote(Money::new(order.total_minor, currency), asset).await {
+        Ok(fx) => fx,
+        Err(e) => {
+            fail(state, id, &e.to_string()).await?;
+            return Err(match e {
+                FxError::UnsupportedCurrency(_) | FxError::InvalidPrice(_) => {
+                    ApiError::Validation(vec![shared::http::FieldError::new("method", e.to_string())])
+                }
+                _ => unavailable(format!("no quote: {e}")),
+            });
+        }
+    };
+    let deadline = fx.expires_at.timestamp();
+    let quote = Quote {
+        orderId: chain_order_id(order.public_id),
+        buyer: alloy::primitives::Address::try_from(order.wallet_address.as_slice())
+            .map_err(|e| ApiError::Internal(e.into()))?,
+        collection,
+        quantity: U256::from(order.quantity),
+        payToken: pay_token,
+        amount: fx.amount.get(),
+        deadline: U256::from(deadline),
+    };
+    let signer: alloy::signers::local::PrivateKeySigner =
+        secrecy::ExposeSecret::expose_secret(key).parse().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    let signature =
+        QuoteSigner::new(signer, chain_id, checkout).sign(&quote).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let amount: bigdecimal::BigDecimal =
+        fx.amount.to_string().parse().map_err(|e: bigdecimal::ParseBigDecimalError| ApiError::Internal(e.into()))?;
+    let mut tx = state.db().begin().await?;
+    sqlx::query!(
+        "INSERT INTO fx_quotes (order_id, asset, pay_token, amount, rate, source, spread_bps, rounding, fetched_at,
+             expires_at, collection, checkout, chain_id, signature)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'up', $8, $9, $10, $11, $12, $13)",
+        id,
+        order.method,
+        pay_token.as_slice(),
+        amount,
+        fx.rate.to_string(),
+        serde_json::to_value(fx.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        i32::from(fx.spread_bps.get()),
+        fx.fetched_at,
+        fx.expires_at,
+        collection.as_slice(),
+        checkout.as_slice(),
+        i64::try_from(chain_id).unwrap_or_default(),
+        signature.as_ref()
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("UPDATE orders SET expires_at = $2 WHERE id = $1", id, fx.expires_at + WATCH_GRACE)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Fails a pending order that cannot be paid, releasing what it holds.
+pub(crate) async fn fail(state: &shared::AppState, id: i64, reason: &str) -> shared::http::ApiResult<()> {
+    let mut tx = state.db().begin().await?;
+    let brand =
+        sqlx::query_scalar!("UPDATE orders SET failure_reason = $2 WHERE id = $1 RETURNING brand_id", id, reason)
+            .fetch_one(&mut *tx)
+            .await?;
+    let cause = format!("unpayable:{id}");
+    let transition = Transition::<Order>::new(id, OrderEvent::Fail, &cause, "payment")
+        .with_payload(json!({ "brand_id": brand, "reason": reason }));
+    apply(&mut tx, transition).await.map_err(|e| shared::http::ApiError::Internal(e.into()))?;
+    crate::expiry::release(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(())
 }

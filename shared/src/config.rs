@@ -146,6 +146,10 @@ pub const KYC_MAX_DOCUMENT_BYTES: Variable =
     optional("KYC_MAX_DOCUMENT_BYTES", "the largest KYC document image a customer may upload, in bytes", "10485760");
 pub const CAMPAIGN_FACTORY_ADDRESS: Variable =
     optional("CAMPAIGN_FACTORY_ADDRESS", "the CampaignFactory contract (empty: campaigns cannot be deployed)", "");
+pub const QUOTE_SIGNER_PRIVATE_KEY: Variable = optional_secret(
+    "QUOTE_SIGNER_PRIVATE_KEY",
+    "the key signing wallet-checkout quotes (the Checkout contract's quote signer; empty: no wallet payments)",
+);
 pub const CHECKOUT_ADDRESS: Variable =
     optional("CHECKOUT_ADDRESS", "the Checkout contract for wallet payments (empty: no wallet checkout)", "");
 pub const REWARD_VAULT_ADDRESS: Variable =
@@ -250,6 +254,7 @@ pub const VARIABLES: &[Variable] = &[
     KYC_ENCRYPTION_KEY,
     KYC_MAX_DOCUMENT_BYTES,
     CAMPAIGN_FACTORY_ADDRESS,
+    QUOTE_SIGNER_PRIVATE_KEY,
     CHECKOUT_ADDRESS,
     REWARD_VAULT_ADDRESS,
     STABLECOIN_ADDRESS,
@@ -395,6 +400,8 @@ pub struct StorageConfig {
 #[derive(Debug, Clone)]
 pub struct ContractsConfig {
     pub campaign_factory: Option<alloy::primitives::Address>,
+    /// Signs wallet-checkout quotes for `checkout` (a validated private key).
+    pub quote_signer_key: Option<SecretString>,
     pub checkout: Option<alloy::primitives::Address>,
     pub reward_vault: Option<alloy::primitives::Address>,
     pub stablecoin: Option<alloy::primitives::Address>,
@@ -541,6 +548,13 @@ impl Config {
                 },
                 contracts: ContractsConfig {
                     campaign_factory: address(&env, CAMPAIGN_FACTORY_ADDRESS)?,
+                    quote_signer_key: match env.secret(QUOTE_SIGNER_PRIVATE_KEY)? {
+                        key if key.expose_secret().is_empty() => None,
+                        key if key.expose_secret().parse::<alloy::signers::local::PrivateKeySigner>().is_ok() => {
+                            Some(key)
+                        }
+                        _ => return Err(invalid(QUOTE_SIGNER_PRIVATE_KEY, "not a hex private key".into())),
+                    },
                     checkout: address(&env, CHECKOUT_ADDRESS)?,
                     reward_vault: address(&env, REWARD_VAULT_ADDRESS)?,
                     stablecoin: address(&env, STABLECOIN_ADDRESS)?,

@@ -33,6 +33,7 @@ use crate::{
     config::{Config, HttpConfig},
     daemon::{Daemon, DaemonRunner},
     db, errors,
+    fx::FxClient,
     http::{
         self,
         health::{Check, CheckStatus},
@@ -116,6 +117,10 @@ impl AppState {
     pub fn storage(&self) -> &Storage {
         &self.resources.storage
     }
+    /// Exchange rates for wallet payments.
+    pub fn fx(&self) -> &FxClient {
+        &self.resources.fx
+    }
 }
 
 /// The connections a process holds, shared by every service it runs.
@@ -126,6 +131,7 @@ pub struct Resources {
     chain: Chain,
     mailer: Mailer,
     storage: Storage,
+    fx: Arc<FxClient>,
     migrations: Arc<Migrations>,
 }
 
@@ -140,7 +146,8 @@ impl Resources {
         if config.kyc.dev_only_key {
             tracing::warn!("KYC_ENCRYPTION_KEY is not set: KYC documents are encrypted with a public dev-only key");
         }
-        Ok(Self { config: Arc::new(config), db, chain, mailer, storage, migrations: Arc::default() })
+        let fx = Arc::new(FxClient::new(config.fx.clone()).context("FX client")?);
+        Ok(Self { config: Arc::new(config), db, chain, mailer, storage, fx, migrations: Arc::default() })
     }
 
     pub fn config(&self) -> &Config {

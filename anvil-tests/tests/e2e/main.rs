@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod access;
+mod checkout;
 mod contracts;
 mod kyc;
 mod operator;

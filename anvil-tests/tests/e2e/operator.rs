@@ -17,15 +17,15 @@ use shared::{
 use tokio_util::sync::CancellationToken;
 
 /// A 1×1 PNG.
-const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da636460f85f0f0002870180eb47ba920000000049454e44ae426082";
+pub(crate) const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da636460f85f0f0002870180eb47ba920000000049454e44ae426082";
 
-struct Operator {
-    app: TestApp,
+pub(crate) struct Operator {
+    pub(crate) app: TestApp,
     token: String,
 }
 
 impl Operator {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.app.client.request(method, self.app.url(path)).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -35,7 +35,7 @@ impl Operator {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn upload(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+    pub(crate) async fn upload(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
         let request = self.app.client.request(Method::PUT, self.app.url(path)).bearer_auth(&self.token);
         let response = request.header("content-type", content_type).body(bytes).send().await.unwrap();
         let status = response.status();
@@ -43,7 +43,7 @@ impl Operator {
     }
 
     /// Polls `path` until `done` holds (30 s at most).
-    async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (_, body) = self.call(Method::GET, path, None).await;
@@ -58,18 +58,24 @@ impl Operator {
 
 /// The platform on a private anvil, the back office with its background (dispatcher, daemons,
 /// transaction sender) and a signed-in brand owner.
-struct Platformed {
-    anvil: alloy::node_bindings::AnvilInstance,
-    platform: Platform,
-    relayer: alloy::signers::local::PrivateKeySigner,
-    owner: Operator,
-    brand: i64,
+pub(crate) struct Platformed {
+    pub(crate) anvil: alloy::node_bindings::AnvilInstance,
+    pub(crate) platform: Platform,
+    pub(crate) relayer: alloy::signers::local::PrivateKeySigner,
+    pub(crate) owner: Operator,
+    /// The payment service on the same database and chain.
+    pub(crate) payment: TestApp,
+    pub(crate) brand: i64,
     shutdown: CancellationToken,
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// Sets everything up; `deployer` holds the factory's deployer role (the relayer, normally).
-async fn platformed(deployer: impl FnOnce(&alloy::node_bindings::AnvilInstance) -> Address) -> Platformed {
+/// Sets everything up; `deployer` holds the factory's deployer role (the relayer, normally);
+/// `extra` adds configuration.
+pub(crate) async fn platformed(
+    deployer: impl FnOnce(&alloy::node_bindings::AnvilInstance) -> Address,
+    extra: &[(&str, &str)],
+) -> Platformed {
     let anvil = testing::anvil();
     let relayer = testing::signer(&anvil, 0);
     let roles = PlatformRoles {
@@ -83,24 +89,29 @@ async fn platformed(deployer: impl FnOnce(&alloy::node_bindings::AnvilInstance) 
     let checksum = |a: &Address| a.to_checksum(None);
     let key = format!("0x{}", alloy::hex::encode(relayer.to_bytes()));
     let db = TestDb::create().await;
-    let config = testing::config(
-        &db.url,
-        &anvil.endpoint(),
-        &[
-            ("TX_SIGNER_PRIVATE_KEYS", &key),
-            ("CHAIN_ID", &anvil.chain_id().to_string()),
-            ("CAMPAIGN_FACTORY_ADDRESS", &checksum(platform.factory.address())),
-            ("CHECKOUT_ADDRESS", &checksum(platform.checkout.address())),
-            ("REWARD_VAULT_ADDRESS", &checksum(platform.vault.address())),
-            ("STABLECOIN_ADDRESS", &checksum(platform.stablecoin.address())),
-            ("PUBLIC_BASE_URL", "https://nft.brandmint.example"),
-        ],
-    );
-    let app = TestApp::spawn_with(backoffice::SERVICE, config).await;
+    let quote_signer = format!("0x{}", alloy::hex::encode(testing::signer(&anvil, 1).to_bytes()));
+    let mut vars = vec![("QUOTE_SIGNER_PRIVATE_KEY", quote_signer.as_str())];
+    vars.extend_from_slice(extra);
+    let config = |more: &[(&str, &str)]| {
+        let mut all = vars.clone();
+        all.extend_from_slice(more);
+        testing::config(&db.url, &anvil.endpoint(), &all)
+    };
+    let config = config(&[
+        ("TX_SIGNER_PRIVATE_KEYS", &key),
+        ("CHAIN_ID", &anvil.chain_id().to_string()),
+        ("CAMPAIGN_FACTORY_ADDRESS", &checksum(platform.factory.address())),
+        ("CHECKOUT_ADDRESS", &checksum(platform.checkout.address())),
+        ("REWARD_VAULT_ADDRESS", &checksum(platform.vault.address())),
+        ("STABLECOIN_ADDRESS", &checksum(platform.stablecoin.address())),
+        ("PUBLIC_BASE_URL", "https://nft.brandmint.example"),
+    ]);
+    let app = TestApp::spawn_with(backoffice::SERVICE, config.clone()).await;
+    let payment = TestApp::spawn_with(payment::SERVICE, config).await;
     let shutdown = CancellationToken::new();
     let running = tokio::spawn({
         let (resources, shutdown) = (app.resources.clone(), shutdown.clone());
-        async move { background(&resources, &[backoffice::SERVICE], shutdown).await }
+        async move { background(&resources, &[backoffice::SERVICE, payment::SERVICE], shutdown).await }
     });
 
     // The brand owner signs in through the API.
@@ -116,11 +127,11 @@ async fn platformed(deployer: impl FnOnce(&alloy::node_bindings::AnvilInstance) 
         .unwrap();
     assert_eq!(sign_in.status(), StatusCode::OK);
     let token = sign_in.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
-    Platformed { anvil, platform, relayer, owner: Operator { app, token }, brand, shutdown, running }
+    Platformed { anvil, platform, relayer, owner: Operator { app, token }, payment, brand, shutdown, running }
 }
 
 impl Platformed {
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         self.running.await.unwrap().unwrap();
     }
@@ -128,7 +139,7 @@ impl Platformed {
 
 #[tokio::test]
 async fn an_owner_sets_up_and_deploys_a_campaign_whose_collection_and_metadata_are_live() {
-    let setup = platformed(|anvil| anvil.addresses()[0]).await;
+    let setup = platformed(|anvil| anvil.addresses()[0], &[]).await;
     let Platformed { ref anvil, ref platform, ref relayer, ref owner, brand, .. } = setup;
     let checksum = |a: &Address| a.to_checksum(None);
 
@@ -262,7 +273,7 @@ async fn an_owner_sets_up_and_deploys_a_campaign_whose_collection_and_metadata_a
 #[tokio::test]
 async fn a_failed_deployment_shows_why_and_deploys_on_retry() {
     // The relayer lacks the factory's deployer role: the deployment fails.
-    let setup = platformed(|anvil| anvil.addresses()[7]).await;
+    let setup = platformed(|anvil| anvil.addresses()[7], &[]).await;
     let Platformed { ref anvil, ref platform, ref relayer, ref owner, brand, .. } = setup;
     let campaign = json!({
         "name": "Retry Drop", "slug": "retry", "royalty_bps": 0,
