@@ -13,12 +13,15 @@ pub mod contracts;
 pub mod daemon;
 pub mod db;
 pub mod errors;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
 pub mod http;
 pub mod kyc;
 pub mod mail;
 pub mod money;
 pub mod service;
 pub mod storage;
+pub mod stripe;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
