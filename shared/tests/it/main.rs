@@ -8,6 +8,7 @@ mod database;
 mod http;
 mod outbox;
 mod readiness;
+mod stripe;
 mod tx_queue;
 mod workflow;
 
