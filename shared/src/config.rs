@@ -897,7 +897,7 @@ mod tests {
         assert!(local.kyc.dev_only_key);
         assert_eq!(local.kyc.max_document_bytes, 10 * 1024 * 1024);
         let hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-        let from_hex = with(&[&PRODUCTION[..], &[("KYC_ENCRYPTION_KEY", hex)]].concat()).unwrap();
+        let from_hex = with(&[PRODUCTION, &[("KYC_ENCRYPTION_KEY", hex)]].concat()).unwrap();
         assert!(!from_hex.kyc.dev_only_key);
         let expected: [u8; 32] = std::array::from_fn(|i| u8::try_from(i).unwrap());
         assert_eq!(from_hex.kyc.encryption_key.expose_secret(), &expected);

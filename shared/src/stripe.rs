@@ -171,7 +171,10 @@ impl OrderRef {
     }
 
     fn metadata(&self) -> HashMap<String, String> {
-        HashMap::from([("order_id".to_owned(), self.order_id.clone()), ("brand_id".to_owned(), self.brand_id.to_string())])
+        HashMap::from([
+            ("order_id".to_owned(), self.order_id.clone()),
+            ("brand_id".to_owned(), self.brand_id.to_string()),
+        ])
     }
 }
 

@@ -296,10 +296,7 @@ fn router(inner: App) -> Router {
         .route("/events/{id}", get(retrieve_event))
         .fallback(unknown_endpoint)
         .layer(middleware::from_fn_with_state(inner.clone(), authenticate));
-    Router::new()
-        .nest("/v1", api)
-        .route("/pay/{id}", get(show_page).post(pay_page))
-        .with_state(inner)
+    Router::new().nest("/v1", api).route("/pay/{id}", get(show_page).post(pay_page)).with_state(inner)
 }
 
 async fn authenticate(AxumState(app): AxumState<App>, request: Request, next: Next) -> Response {
@@ -337,7 +334,13 @@ fn parse_form(body: &[u8]) -> Form {
 }
 
 /// Runs a mutating request under Stripe's idempotency rules, then queues its events.
-fn mutate(app: &App, headers: &HeaderMap, path: String, body: &[u8], op: impl FnOnce(&mut State, &Form) -> Reply) -> Response {
+fn mutate(
+    app: &App,
+    headers: &HeaderMap,
+    path: String,
+    body: &[u8],
+    op: impl FnOnce(&mut State, &Form) -> Reply,
+) -> Response {
     let form = parse_form(body);
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (reply, request_id, replayed, events) = {
@@ -443,10 +446,9 @@ async fn list_events(AxumState(app): AxumState<App>, Query(query): Query<Vec<(St
 
 async fn retrieve_event(AxumState(app): AxumState<App>, Path(id): Path<String>) -> Response {
     read(&app, |state| {
-        state
-            .event(&id)
-            .map(state::Event::to_json)
-            .ok_or_else(|| ApiError::invalid("resource_missing", format!("No such event: '{id}'"), None).with_status(404))
+        state.event(&id).map(state::Event::to_json).ok_or_else(|| {
+            ApiError::invalid("resource_missing", format!("No such event: '{id}'"), None).with_status(404)
+        })
     })
 }
 
@@ -529,7 +531,8 @@ mod tests {
             .unwrap();
 
         let read = |value: &Value| serde_json::to_string(value).unwrap();
-        let pi: stripe_shared::PaymentIntent = miniserde::json::from_str(&read(&state.payment_intent_json(&id).unwrap())).unwrap();
+        let pi: stripe_shared::PaymentIntent =
+            miniserde::json::from_str(&read(&state.payment_intent_json(&id).unwrap())).unwrap();
         assert_eq!(pi.status.as_str(), "succeeded");
         let refund: stripe_shared::Refund = miniserde::json::from_str(&read(&refund)).unwrap();
         assert_eq!(refund.amount, 2500);

@@ -116,7 +116,10 @@ impl EventType {
 
     /// The type Stripe names `name`.
     pub fn parse(name: &str) -> EventType {
-        Self::NAMED.iter().find(|(_, n)| *n == name).map_or_else(|| EventType::Other(name.to_owned()), |(t, _)| t.clone())
+        Self::NAMED
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map_or_else(|| EventType::Other(name.to_owned()), |(t, _)| t.clone())
     }
 }
 

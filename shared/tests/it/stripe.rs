@@ -96,7 +96,9 @@ async fn declines_are_permanent_card_errors_and_leave_the_intent_retryable_with_
         .await
         .unwrap_err();
     assert!(err.is_card_error() && !err.is_retryable(), "{err}");
-    let Error::InsufficientFunds { payment_intent: Some(id), .. } = err else { panic!("expected insufficient funds: {err:?}") };
+    let Error::InsufficientFunds { payment_intent: Some(id), .. } = err else {
+        panic!("expected insufficient funds: {err:?}")
+    };
     let poor = stripe.payment_intent(&id).await.unwrap();
     assert_eq!(poor.last_error.unwrap().decline_code.as_deref(), Some("insufficient_funds"));
     assert_eq!((poor.amount_capturable, poor.amount_received), (0, 0));
@@ -120,10 +122,6 @@ async fn a_refund_is_made_once_per_order_for_the_full_amount() {
     let (emulator, stripe) = stripe().await;
     let order = order("o-refund");
     let pi = stripe.create_payment_intent(&order, usd(1999), Some("pm_card_visa")).await.unwrap();
-    let err = stripe.refund(&order, &pi.id).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidRequest { .. }), "nothing captured yet: {err}");
-    // A refused refund saved under the key would replay; use a fresh order key for the real one.
-    let order = OrderRef::new("o-refund-2", 42).unwrap();
     stripe.capture(&order, &pi.id).await.unwrap();
     let refund = stripe.refund(&order, &pi.id).await.unwrap();
     assert_eq!((refund.amount, refund.status.clone()), (usd(1999), RefundStatus::Succeeded));
@@ -132,6 +130,11 @@ async fn a_refund_is_made_once_per_order_for_the_full_amount() {
     let refunds = emulator.events().iter().filter(|e| e.event_type == "refund.created").count();
     assert_eq!(refunds, 1);
     assert!(emulator.events().iter().any(|e| e.event_type == "charge.refunded"));
+
+    let authorised_only = OrderRef::new("o-uncaptured", 42).unwrap();
+    let pi = stripe.create_payment_intent(&authorised_only, usd(1999), Some("pm_card_visa")).await.unwrap();
+    let err = stripe.refund(&authorised_only, &pi.id).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest { .. }) && !err.is_retryable(), "cancel, not refund: {err}");
 }
 
 #[tokio::test]
@@ -165,7 +168,10 @@ async fn the_hosted_checkout_page_authorises_without_capturing() {
     };
     let session = stripe.create_checkout_session(&request).await.unwrap();
     assert_eq!(stripe.create_checkout_session(&request).await.unwrap().id, session.id);
-    assert_eq!((session.status, session.amount_total, session.payment_intent.clone()), (Some(SessionStatus::Open), Some(5000), None));
+    assert_eq!(
+        (session.status, session.amount_total, session.payment_intent.clone()),
+        (Some(SessionStatus::Open), Some(5000), None)
+    );
     assert_eq!(session.order_id(), Some("o-hosted"));
     let url = session.url.clone().unwrap();
     assert!(url.starts_with(emulator.base_url()) && url.ends_with(&format!("/pay/{}", session.id)), "{url}");
@@ -176,10 +182,10 @@ async fn the_hosted_checkout_page_authorises_without_capturing() {
     let html = page.text().await.unwrap();
     assert!(html.contains("pm_card_visa") && html.contains("50.00 USD") && html.contains("Genesis &lt;Pass&gt;"));
 
-    let declined = browser.post(&url).form(&[("payment_method", "pm_card_chargeDeclined")]).send().await.unwrap();
+    let declined = pay(&browser, &url, "pm_card_chargeDeclined").send().await.unwrap();
     assert_eq!(declined.status(), 402);
     assert!(declined.text().await.unwrap().contains("declined"));
-    let paid = browser.post(&url).form(&[("payment_method", "pm_card_visa")]).send().await.unwrap();
+    let paid = pay(&browser, &url, "pm_card_visa").send().await.unwrap();
     assert_eq!(paid.status(), 303);
     let location = paid.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(location, format!("https://shop.example/thanks?session={}", session.id));
@@ -187,12 +193,17 @@ async fn the_hosted_checkout_page_authorises_without_capturing() {
     let completed = stripe.checkout_session(&session.id).await.unwrap();
     assert_eq!(completed.status, Some(SessionStatus::Complete));
     let pi = stripe.payment_intent(&completed.payment_intent.unwrap()).await.unwrap();
-    assert_eq!((pi.status, pi.amount_capturable), (IntentStatus::RequiresCapture, 5000));
+    assert_eq!((&pi.status, pi.amount_capturable), (&IntentStatus::RequiresCapture, 5000));
     assert_eq!(pi.order_id(), Some("o-hosted"), "the order's metadata reaches the PaymentIntent");
     let events = emulator.events();
     let completion = events.iter().find(|e| e.event_type == "checkout.session.completed").unwrap();
     assert_eq!(completion.object_id, session.id.as_str());
     assert_eq!(browser.get(&url).send().await.unwrap().status(), 410, "a completed session's page is closed");
+}
+
+/// Submits the hosted page's form as a browser does.
+fn pay(browser: &reqwest::Client, url: &str, card: &str) -> reqwest::RequestBuilder {
+    browser.post(url).header("content-type", "application/x-www-form-urlencoded").body(format!("payment_method={card}"))
 }
 
 /// A webhook endpoint like the payment service's: raw body, `Stripe-Signature`, 400 on refusal.
@@ -223,7 +234,12 @@ async fn webhooks_are_signed_like_stripe_and_forgeries_and_replays_are_refused()
     let pi = stripe.create_payment_intent(&order("o-hook"), usd(700), Some("pm_card_visa")).await.unwrap();
 
     let authorised = eventually("the authorisation webhook", || {
-        seen.lock().unwrap().iter().flatten().find(|e| e.event_type == EventType::PaymentIntentAmountCapturableUpdated).cloned()
+        seen.lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .find(|e| e.event_type == EventType::PaymentIntentAmountCapturableUpdated)
+            .cloned()
     })
     .await;
     assert_eq!(authorised.object_id, pi.id.as_str());

@@ -56,7 +56,9 @@ impl ApiError {
     /// Stripe keeps no idempotent result for requests that failed validation.
     pub(super) fn is_validation(&self) -> bool {
         self.status == 400
-            && self.body["error"]["code"].as_str().is_some_and(|code| code.starts_with("parameter_") || code == "amount_too_small")
+            && self.body["error"]["code"]
+                .as_str()
+                .is_some_and(|code| code.starts_with("parameter_") || code == "amount_too_small")
     }
 
     pub(super) fn message(&self) -> String {
@@ -412,11 +414,8 @@ impl State {
         match outcome {
             Card::Succeeds => {
                 let automatic = pi.capture_method != "manual";
-                let charge = Charge {
-                    amount_captured: if automatic { pi.amount } else { 0 },
-                    captured: automatic,
-                    ..charge
-                };
+                let charge =
+                    Charge { amount_captured: if automatic { pi.amount } else { 0 }, captured: automatic, ..charge };
                 let charge_json = render_charge(&charge);
                 let charge_id = charge.id.clone();
                 self.charges.insert(charge_id.clone(), charge);
@@ -524,14 +523,19 @@ impl State {
             (Some(pi), _) => {
                 let pi = self.pi(pi)?;
                 if pi.status != "succeeded" {
-                    let message = format!("This PaymentIntent ({}) does not have a successful charge to refund.", pi.id);
+                    let message =
+                        format!("This PaymentIntent ({}) does not have a successful charge to refund.", pi.id);
                     return Err(ApiError::invalid("charge_not_refundable", message, Some("payment_intent")));
                 }
                 pi.latest_charge.clone().unwrap_or_default()
             }
             (None, Some(charge)) => charge.clone(),
             (None, None) => {
-                return Err(ApiError::invalid("parameter_missing", "One of `charge` or `payment_intent` is required.", None));
+                return Err(ApiError::invalid(
+                    "parameter_missing",
+                    "One of `charge` or `payment_intent` is required.",
+                    None,
+                ));
             }
         };
         let charge = self.charges.get(&charge_id).ok_or_else(|| ApiError::missing("charge", &charge_id))?.clone();
@@ -542,7 +546,8 @@ impl State {
         }
         let amount = integer(form, "amount")?.unwrap_or(refundable);
         if amount < 1 || amount > refundable {
-            let message = format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({refundable})");
+            let message =
+                format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({refundable})");
             return Err(ApiError::invalid("amount_too_large", message, Some("amount")));
         }
         let refund = Refund {
@@ -592,7 +597,11 @@ impl State {
                 return Err(ApiError::invalid("parameter_invalid_string", message, Some("line_items")));
             }
             let unit_amount = integer(form, &key("[price_data][unit_amount]"))?.ok_or_else(|| {
-                ApiError::invalid("parameter_missing", "Missing unit_amount", Some("line_items[price_data][unit_amount]"))
+                ApiError::invalid(
+                    "parameter_missing",
+                    "Missing unit_amount",
+                    Some("line_items[price_data][unit_amount]"),
+                )
             })?;
             let quantity = integer(form, &key("[quantity]"))?.unwrap_or(1);
             let line_currency = currency(form, &key("[price_data][currency]"))?;
@@ -695,9 +704,9 @@ impl State {
             .filter(|(k, _)| k == "type" || k == "types[]" || (k.starts_with("types[") && k.ends_with(']')))
             .map(|(_, v)| v.as_str())
             .collect();
-        let limit = get("limit").map_or(Ok(10), str::parse::<usize>).map_err(|_| {
-            ApiError::invalid("parameter_invalid_integer", "limit must be an integer", Some("limit"))
-        })?;
+        let limit = get("limit")
+            .map_or(Ok(10), str::parse::<usize>)
+            .map_err(|_| ApiError::invalid("parameter_invalid_integer", "limit must be an integer", Some("limit")))?;
         let limit = limit.clamp(1, 100);
         let delivery_success = get("delivery_success").map(|v| v == "true");
         let mut newest_first = self.events.iter().rev().peekable();
@@ -861,7 +870,8 @@ fn render_failure(failure: &PaymentFailure) -> Value {
 }
 
 fn render_charge(charge: &Charge) -> Value {
-    let (failure_code, failure_message) = charge.failure.map_or((None, None), |(code, message)| (Some(code), Some(message)));
+    let (failure_code, failure_message) =
+        charge.failure.map_or((None, None), |(code, message)| (Some(code), Some(message)));
     let failed = charge.failure.is_some();
     json!({
         "id": charge.id,
