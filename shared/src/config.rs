@@ -210,6 +210,19 @@ pub const TELEGRAM_CHAT_ID: Variable =
     optional("TELEGRAM_CHAT_ID", "the Telegram chat the admin alerts go to (needed with TELEGRAM_BOT_TOKEN)", "");
 pub const TELEGRAM_API_URL: Variable =
     optional("TELEGRAM_API_URL", "base URL of the Telegram Bot API", "https://api.telegram.org");
+pub const STRIPE_SECRET_KEY: Variable = optional_secret(
+    "STRIPE_SECRET_KEY",
+    "Stripe secret API key, sk_live_… or sk_test_… (required in production; empty locally: card payments are refused)",
+);
+pub const STRIPE_API_BASE: Variable = optional(
+    "STRIPE_API_BASE",
+    "base URL of the Stripe API (https:// in production; the local Stripe emulator's address in development and tests)",
+    "https://api.stripe.com",
+);
+pub const STRIPE_WEBHOOK_SECRET: Variable = optional_secret(
+    "STRIPE_WEBHOOK_SECRET",
+    "signing secret (whsec_…) of the Stripe webhook endpoint (required in production; empty locally: Stripe webhooks are refused)",
+);
 pub const RUST_LOG: Variable =
     optional("RUST_LOG", "tracing filter directives, e.g. info,sqlx=warn,shared=debug", "info,sqlx=warn");
 
@@ -272,6 +285,9 @@ pub const VARIABLES: &[Variable] = &[
     TELEGRAM_BOT_TOKEN,
     TELEGRAM_CHAT_ID,
     TELEGRAM_API_URL,
+    STRIPE_SECRET_KEY,
+    STRIPE_API_BASE,
+    STRIPE_WEBHOOK_SECRET,
     RUST_LOG,
 ];
 
@@ -318,6 +334,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub alerts: AlertsConfig,
     pub fx: FxConfig,
+    pub stripe: StripeConfig,
 }
 
 /// Where wallet checkout's FX quotes come from and how careful they are (see [`crate::fx`]).
@@ -356,6 +373,17 @@ pub struct WebhooksConfig {
     pub retry_base: Duration,
     /// Attempts before a delivery is marked failed.
     pub max_attempts: u32,
+}
+
+/// The Stripe account card payments go through (see [`crate::stripe`]).
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    /// The secret API key; `None` locally when unset, and card payments are then refused.
+    pub secret_key: Option<SecretString>,
+    /// Where the Stripe API is: api.stripe.com, or the local emulator.
+    pub api_base: url::Url,
+    /// The webhook endpoint's signing secret (`whsec_…`); `None` locally when unset.
+    pub webhook_secret: Option<SecretString>,
 }
 
 /// Notifications to the platform's operators.
@@ -631,8 +659,33 @@ impl Config {
             },
             alerts: AlertsConfig { telegram: telegram(&env)? },
             fx: fx(&env, environment)?,
+            stripe: stripe(&env, environment)?,
         })
     }
+}
+
+/// Production needs both Stripe secrets and an `https://` API; locally each may be left empty.
+fn stripe(env: &Reader<'_>, environment: Environment) -> Result<StripeConfig> {
+    let production = environment == Environment::Production;
+    let secret = |var: Variable| -> Result<Option<SecretString>> {
+        match env.secret(var)? {
+            value if !value.expose_secret().is_empty() => Ok(Some(value)),
+            _ if production => Err(ConfigError::Missing { name: var.name, help: var.help }),
+            _ => Ok(None),
+        }
+    };
+    let api_base: url::Url = env.parse(STRIPE_API_BASE)?;
+    match api_base.scheme() {
+        "https" => {}
+        "http" if !production => {}
+        "http" => return Err(invalid(STRIPE_API_BASE, "must be https:// in production".into())),
+        other => return Err(invalid(STRIPE_API_BASE, format!("unsupported scheme `{other}`"))),
+    }
+    Ok(StripeConfig {
+        secret_key: secret(STRIPE_SECRET_KEY)?,
+        api_base,
+        webhook_secret: secret(STRIPE_WEBHOOK_SECRET)?,
+    })
 }
 
 fn kyc(env: &Reader<'_>, environment: Environment) -> Result<KycConfig> {
@@ -803,6 +856,14 @@ mod tests {
         ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
     ];
 
+    /// What production needs on top of [`MINIMAL`]: its own KYC key and the Stripe secrets.
+    const PRODUCTION: &[(&str, &str)] = &[
+        ("APP_ENV", "production"),
+        ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"),
+        ("STRIPE_SECRET_KEY", "sk_live_hunter2"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_hunter2"),
+    ];
+
     #[test]
     fn a_missing_required_variable_is_named_in_the_error() {
         let err = load(&[("RPC_URL", "http://127.0.0.1:8545")]).unwrap_err();
@@ -851,9 +912,7 @@ mod tests {
 
     #[test]
     fn production_logs_json_by_default() {
-        let mut pairs = MINIMAL.to_vec();
-        pairs.push(("APP_ENV", "production"));
-        pairs.push(("KYC_ENCRYPTION_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
+        let mut pairs = [MINIMAL, PRODUCTION].concat();
         assert_eq!(load(&pairs).unwrap().log.format, LogFormat::Json);
         pairs.push(("APP_ENV", "staging"));
         let err = load(&pairs).unwrap_err().to_string();
@@ -903,10 +962,8 @@ mod tests {
         local.push(("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"));
         let err = load(&local).unwrap_err().to_string();
         assert!(err.contains("WEBHOOK_ALLOW_PRIVATE_TARGETS"), "{err}");
-        let mut production = MINIMAL.to_vec();
-        production.push(("APP_ENV", "production"));
-        // Production also needs its own KYC key.
-        production.push(("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"));
+        // Production also needs its own KYC key and Stripe secrets.
+        let production = [MINIMAL, PRODUCTION].concat();
         assert!(load(&production).unwrap().webhooks.require_https);
     }
 
@@ -960,7 +1017,7 @@ mod tests {
         assert!(local.kyc.dev_only_key);
         assert_eq!(local.kyc.max_document_bytes, 10 * 1024 * 1024);
         let hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-        let from_hex = with(&[("APP_ENV", "production"), ("KYC_ENCRYPTION_KEY", hex)]).unwrap();
+        let from_hex = with(&[PRODUCTION, &[("KYC_ENCRYPTION_KEY", hex)]].concat()).unwrap();
         assert!(!from_hex.kyc.dev_only_key);
         let expected: [u8; 32] = std::array::from_fn(|i| u8::try_from(i).unwrap());
         assert_eq!(from_hex.kyc.encryption_key.expose_secret(), &expected);
@@ -969,6 +1026,28 @@ mod tests {
         let err = with(&[("KYC_ENCRYPTION_KEY", "c2hvcnQ=")]).unwrap_err().to_string();
         assert!(err.contains("KYC_ENCRYPTION_KEY") && !err.contains("c2hvcnQ"), "{err}");
         assert!(!format!("{from_hex:?}").contains("0a0b0c"), "the key stays out of Debug");
+    }
+
+    #[test]
+    fn stripe_is_optional_locally_but_complete_and_https_in_production() {
+        let local = load(MINIMAL).unwrap().stripe;
+        assert!(local.secret_key.is_none() && local.webhook_secret.is_none());
+        assert_eq!(local.api_base.as_str(), "https://api.stripe.com/");
+        let emulator = load(&[MINIMAL, &[("STRIPE_API_BASE", "http://127.0.0.1:12111")]].concat()).unwrap();
+        assert_eq!(emulator.stripe.api_base.as_str(), "http://127.0.0.1:12111/");
+
+        let production = load(&[MINIMAL, PRODUCTION].concat()).unwrap();
+        assert!(production.stripe.secret_key.is_some() && production.stripe.webhook_secret.is_some());
+        assert!(!format!("{production:?}").contains("hunter2"), "Stripe secrets stay out of Debug");
+        for missing in ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"] {
+            let pairs: Vec<_> = [MINIMAL, PRODUCTION].concat().into_iter().filter(|(k, _)| *k != missing).collect();
+            assert!(matches!(load(&pairs).unwrap_err(), ConfigError::Missing { name, .. } if name == missing));
+        }
+        let plain = [MINIMAL, PRODUCTION, &[("STRIPE_API_BASE", "http://stripe.internal")]].concat();
+        let err = load(&plain).unwrap_err().to_string();
+        assert!(err.contains("STRIPE_API_BASE") && err.contains("https"), "{err}");
+        let err = load(&[MINIMAL, &[("STRIPE_API_BASE", "ftp://stripe")]].concat()).unwrap_err().to_string();
+        assert!(err.contains("STRIPE_API_BASE"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod mail;
 pub mod money;
 pub mod service;
 pub mod storage;
+pub mod stripe;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;

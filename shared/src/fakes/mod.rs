@@ -2,3 +2,4 @@
 //! dev run (behind the `fakes` feature).
 
 pub mod fx;
+pub mod stripe;

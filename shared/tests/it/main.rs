@@ -9,6 +9,7 @@ mod fx;
 mod http;
 mod outbox;
 mod readiness;
+mod stripe;
 mod tx_queue;
 mod workflow;
 
