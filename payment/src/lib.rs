@@ -3,6 +3,7 @@
 //! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
 //! `brandmint` binary and the tests build it the same way.
 
+mod card;
 mod catalog;
 mod expiry;
 mod orders;
@@ -10,7 +11,7 @@ mod wallet;
 
 use std::sync::Arc;
 
-use shared::{AppState, ServiceSpec, config::HttpConfig, daemon::Daemon, service::Resources};
+use shared::{AppState, ServiceSpec, config::HttpConfig, daemon::Daemon, service::Resources, workflow::Subscriber};
 use utoipa_axum::router::OpenApiRouter;
 
 /// How the payment service is assembled.
@@ -19,7 +20,7 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     description: "Buyers check out with a card or a wallet; orders, vouchers, refunds.",
     routes,
     addr,
-    subscribers: ServiceSpec::none,
+    subscribers,
     daemons,
 };
 
@@ -29,7 +30,7 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(catalog::router()).merge(orders::router())
+    OpenApiRouter::new().merge(catalog::router()).merge(orders::router()).merge(card::router())
 }
 
 /// Expires every pending order past its `expires_at` now (what the expiry daemon does every 15
@@ -43,6 +44,15 @@ pub async fn expire_due(conn: &mut sqlx::PgConnection) -> anyhow::Result<u64> {
             return Ok(total);
         }
     }
+}
+
+/// The card saga's steps.
+fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
+    vec![
+        Arc::new(card::StripeEvents::new(resources)),
+        Arc::new(card::Mints::new(resources)),
+        Arc::new(card::Cancellations::new(resources)),
+    ]
 }
 
 /// Order expiry, and the watcher of wallet payments.

@@ -89,11 +89,13 @@ pub(crate) struct Order {
     created_at: DateTime<Utc>,
     /// Wallet orders: the signed quote to send to the Checkout contract.
     wallet_payment: Option<crate::wallet::WalletPayment>,
+    /// Card orders: the PaymentIntent (its client secret only in the creation answer).
+    card_payment: Option<crate::card::CardPayment>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct OrderPath {
-    order_id: Uuid,
+    pub(crate) order_id: Uuid,
 }
 
 /// The order with public id `id`.
@@ -101,7 +103,7 @@ pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> 
     let row = sqlx::query!(
         "SELECT o.id, o.public_id, o.state, o.campaign_id, o.item_id, o.quantity, o.method, o.currency, o.subtotal_minor,
                 o.discount_minor, o.total_minor, o.wallet_address, o.buyer_email, v.code AS \"voucher_code?\",
-                o.expires_at, o.failure_reason, o.created_at
+                o.expires_at, o.failure_reason, o.created_at, o.payment_intent_id
          FROM orders o LEFT JOIN vouchers v ON v.id = o.voucher_id WHERE o.public_id = $1",
         id
     )
@@ -111,6 +113,7 @@ pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> 
     let wallet_payment = crate::wallet::view(conn, row.id).await?;
     Ok(Order {
         wallet_payment,
+        card_payment: row.payment_intent_id.map(crate::card::CardPayment::of),
         id: row.public_id,
         state: row.state,
         campaign_id: row.campaign_id,
@@ -303,7 +306,10 @@ async fn create_order(
             let mut conn = state.db().acquire().await?;
             Ok((StatusCode::CREATED, Json(load(&mut conn, created.id).await?)).into_response())
         }
-        Ok((_, created)) => Ok((StatusCode::CREATED, Json(created)).into_response()),
+        Ok((id, mut created)) => {
+            created.card_payment = Some(crate::card::start(&state, id).await?);
+            Ok((StatusCode::CREATED, Json(created)).into_response())
+        }
         // Two retries raced: the other one created it.
         Err(ApiError::Conflict { code: "idempotency-race", .. }) => {
             let key = key.as_deref().unwrap_or_default();

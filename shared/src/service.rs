@@ -41,6 +41,7 @@ use crate::{
     },
     mail::Mailer,
     storage::Storage,
+    stripe::Stripe,
     telemetry,
     workflow::{Dispatcher, Subscriber, outbox::DispatchPolicy},
 };
@@ -121,6 +122,10 @@ impl AppState {
     pub fn fx(&self) -> &FxClient {
         &self.resources.fx
     }
+    /// Card payments.
+    pub fn stripe(&self) -> &Stripe {
+        &self.resources.stripe
+    }
 }
 
 /// The connections a process holds, shared by every service it runs.
@@ -132,6 +137,7 @@ pub struct Resources {
     mailer: Mailer,
     storage: Storage,
     fx: Arc<FxClient>,
+    stripe: Stripe,
     migrations: Arc<Migrations>,
 }
 
@@ -147,7 +153,8 @@ impl Resources {
             tracing::warn!("KYC_ENCRYPTION_KEY is not set: KYC documents are encrypted with a public dev-only key");
         }
         let fx = Arc::new(FxClient::new(config.fx.clone()).context("FX client")?);
-        Ok(Self { config: Arc::new(config), db, chain, mailer, storage, fx, migrations: Arc::default() })
+        let stripe = Stripe::new(&config.stripe).context("Stripe client")?;
+        Ok(Self { config: Arc::new(config), db, chain, mailer, storage, fx, stripe, migrations: Arc::default() })
     }
 
     pub fn config(&self) -> &Config {
@@ -164,6 +171,10 @@ impl Resources {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    pub fn stripe(&self) -> &Stripe {
+        &self.stripe
     }
 
     /// Resolves once the migrations are applied.

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::testing::{self, TestApp, TestDb};
+use shared::testing::TestApp;
 
 /// A live campaign with one item; returns (brand, item).
-async fn live_item(app: &TestApp, supply: i32, per_wallet: Option<i32>) -> (i64, i64) {
+pub(crate) async fn live_item(app: &TestApp, supply: i32, per_wallet: Option<i32>) -> (i64, i64) {
     let brand = app.brand("Acme").await;
     let item: i64 = sqlx::query_scalar(
         "WITH c AS (INSERT INTO campaigns (brand_id, state, name, slug, symbol, royalty_bps)
@@ -26,18 +26,18 @@ async fn live_item(app: &TestApp, supply: i32, per_wallet: Option<i32>) -> (i64,
 }
 
 /// A distinct checksummed address per `n`.
-fn wallet(n: u64) -> String {
+pub(crate) fn wallet(n: u64) -> String {
     let mut bytes = [0x11u8; 20];
     bytes[12..].copy_from_slice(&n.to_be_bytes());
     alloy::primitives::Address::from(bytes).to_checksum(None)
 }
 
-fn order(item: i64, quantity: i64, n: u64) -> Value {
+pub(crate) fn order(item: i64, quantity: i64, n: u64) -> Value {
     json!({ "item_id": item, "quantity": quantity, "email": format!("buyer{n}@example.com"),
             "wallet_address": wallet(n), "method": "card" })
 }
 
-async fn post(app: &TestApp, body: &Value, key: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn post(app: &TestApp, body: &Value, key: Option<&str>) -> (StatusCode, Value) {
     let mut request = app.client.post(app.url("/orders")).json(body);
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
@@ -50,7 +50,7 @@ async fn post(app: &TestApp, body: &Value, key: Option<&str>) -> (StatusCode, Va
     (status, response.json().await.unwrap())
 }
 
-async fn reserved(app: &TestApp, item: i64) -> i32 {
+pub(crate) async fn reserved(app: &TestApp, item: i64) -> i32 {
     sqlx::query_scalar("SELECT reserved FROM campaign_items WHERE id = $1")
         .bind(item)
         .fetch_one(app.resources.db())
@@ -60,9 +60,7 @@ async fn reserved(app: &TestApp, item: i64) -> i32 {
 
 #[tokio::test]
 async fn a_thousand_concurrent_buyers_of_a_hundred_units_get_exactly_a_hundred_orders() {
-    let db = TestDb::create().await;
-    let config = testing::config(&db.url, &testing::required_env("RPC_URL"), &[("DATABASE_MAX_CONNECTIONS", "20")]);
-    let app = TestApp::spawn_with(payment::SERVICE, config).await;
+    let (app, _stripe) = crate::payment_app(&[("DATABASE_MAX_CONNECTIONS", "20")]).await;
     let (_, item) = live_item(&app, 100, None).await;
     let attempts = (0..1000u64).map(|n| {
         let (client, url, body) = (app.client.clone(), app.url("/orders"), order(item, 1, n));
@@ -97,7 +95,7 @@ async fn a_thousand_concurrent_buyers_of_a_hundred_units_get_exactly_a_hundred_o
 
 #[tokio::test]
 async fn creation_is_idempotent_and_bad_requests_are_named() {
-    let app = TestApp::spawn(payment::SERVICE).await;
+    let (app, _stripe) = crate::payment_app(&[]).await;
     let (_, item) = live_item(&app, 10, None).await;
     let body = order(item, 2, 1);
     let (status, first) = post(&app, &body, Some("checkout-1")).await;
@@ -141,7 +139,7 @@ async fn creation_is_idempotent_and_bad_requests_are_named() {
 
 #[tokio::test]
 async fn the_per_wallet_limit_and_voucher_caps_hold_and_expiry_gives_everything_back() {
-    let app = TestApp::spawn(payment::SERVICE).await;
+    let (app, _stripe) = crate::payment_app(&[]).await;
     let (brand, item) = live_item(&app, 50, Some(3)).await;
     let (status, _) = post(&app, &order(item, 2, 1), None).await;
     assert_eq!(status, StatusCode::CREATED);

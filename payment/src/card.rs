@@ -1,0 +1,526 @@
+//! The card path, a saga over Stripe and the chain: authorise (manual capture) → mint → capture;
+//! a mint that fails for good cancels the PaymentIntent, so the buyer is never charged for a
+//! token they did not get.
+//!
+//! Stripe's webhooks are verified on the raw body, stored by event id (a duplicate is a no-op)
+//! and handed to the outbox; [`StripeEvents`] then re-fetches the object from Stripe and moves the
+//! order only forward. The mint's outcome comes from the transaction queue (`tx.*`, handled by
+//! [`Mints`]); expired or failed orders have their PaymentIntent cancelled ([`Cancellations`]).
+//! Every Stripe call carries an idempotency key derived from the order, so a redelivered event
+//! repeats nothing.
+
+use alloy::{
+    primitives::{Address, U256},
+    sol_types::SolCall,
+};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+use shared::{
+    AppState,
+    auth::{Caller, Permission, public, require},
+    chain::txqueue::{self, IdempotencyKey, TxRequest},
+    contracts::CampaignNFT,
+    http::{
+        ApiError, ApiResult, Problem,
+        extract::{Json, Path},
+    },
+    money::{Currency, Money},
+    service::Resources,
+    stripe::{self, IntentStatus, OrderRef, PaymentIntentId},
+    workflow::{
+        BoxFuture, OutboxEvent, Subscriber, Transition, WorkflowError, apply,
+        machines::{Order, OrderEvent},
+        outbox::{self, NewEvent},
+    },
+};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::orders::OrderPath;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(public(routes!(stripe_webhook)))
+        .routes(public(routes!(checkout_session)))
+        .routes(require(Permission::RefundsIssue, routes!(refund)))
+}
+
+/// What a card order's front end needs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CardPayment {
+    payment_intent_id: String,
+    /// For Stripe.js (`confirmCardPayment`); only in the creation answer.
+    client_secret: Option<String>,
+}
+
+impl CardPayment {
+    /// The view of a stored PaymentIntent (no secret).
+    pub(crate) fn of(payment_intent_id: String) -> Self {
+        Self { payment_intent_id, client_secret: None }
+    }
+}
+
+/// A Stripe failure as the buyer sees it: 503 for an outage, 402 for a card problem.
+fn stripe_error(e: stripe::Error) -> ApiError {
+    ApiError::Unavailable { detail: format!("card payments are unavailable: {e}"), checks: None }
+}
+
+/// The order's Stripe reference (metadata and idempotency keys).
+fn order_ref(public_id: Uuid, brand: i64) -> ApiResult<OrderRef> {
+    OrderRef::new(public_id, brand).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Creates the manual-capture PaymentIntent of a new card order. Without it the order cannot be
+/// paid: it fails at once (its units released) and the buyer gets a 503.
+pub(crate) async fn start(state: &AppState, id: i64) -> ApiResult<CardPayment> {
+    let row = sqlx::query!("SELECT public_id, brand_id, total_minor, currency FROM orders WHERE id = $1", id)
+        .fetch_one(state.db())
+        .await?;
+    let currency: Currency =
+        row.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
+    let reference = order_ref(row.public_id, row.brand_id)?;
+    let intent =
+        match state.stripe().create_payment_intent(&reference, Money::new(row.total_minor, currency), None).await {
+            Ok(intent) => intent,
+            Err(e) => {
+                crate::wallet::fail(state, id, &format!("no PaymentIntent: {e}")).await?;
+                return Err(stripe_error(e));
+            }
+        };
+    sqlx::query!("UPDATE orders SET payment_intent_id = $2 WHERE id = $1", id, intent.id.as_str())
+        .execute(state.db())
+        .await?;
+    Ok(CardPayment {
+        payment_intent_id: intent.id.as_str().to_owned(),
+        client_secret: intent.client_secret.map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned()),
+    })
+}
+
+/// A hosted payment page.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HostedCheckout {
+    /// Send the buyer here.
+    url: String,
+    session_id: String,
+}
+
+/// A Stripe-hosted payment page for a pending card order (for buyers without a custom front
+/// end). Manual capture as well: the card is charged only after the mint.
+#[utoipa::path(post, path = "/orders/{order_id}/checkout-session", tag = "orders", params(("order_id" = Uuid, Path)),
+    responses(
+        (status = 201, body = HostedCheckout),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a pending card order", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn checkout_session(
+    State(state): State<AppState>,
+    Path(OrderPath { order_id }): Path<OrderPath>,
+) -> ApiResult<(StatusCode, Json<HostedCheckout>)> {
+    let row = sqlx::query!(
+        "SELECT o.id, o.brand_id, o.state, o.method, o.total_minor, o.currency, o.expires_at, c.name
+         FROM orders o JOIN campaigns c ON c.id = o.campaign_id WHERE o.public_id = $1",
+        order_id
+    )
+    .fetch_optional(state.db())
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
+    if row.state != "pending" || row.method != "card" {
+        return Err(ApiError::Conflict {
+            code: "not-payable",
+            detail: format!("a {} {} order", row.state, row.method),
+        });
+    }
+    let currency: Currency =
+        row.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
+    let reference = order_ref(order_id, row.brand_id)?;
+    let base = state.config().mail.app_base_url.as_str().trim_end_matches('/').to_owned();
+    let success = format!("{base}/orders/{order_id}?session={{CHECKOUT_SESSION_ID}}");
+    let cancel = format!("{base}/orders/{order_id}");
+    // Stripe's minimum page lifetime is 30 minutes; the order's own expiry still applies.
+    let expires = row.expires_at.map(|at| at.max(Utc::now() + chrono::Duration::minutes(31)));
+    let request = stripe::CheckoutRequest {
+        order: &reference,
+        amount: Money::new(row.total_minor, currency),
+        product_name: &row.name,
+        success_url: &success,
+        cancel_url: &cancel,
+        expires_at: expires,
+    };
+    let session = state.stripe().create_checkout_session(&request).await.map_err(stripe_error)?;
+    sqlx::query!("UPDATE orders SET checkout_session_id = $2 WHERE id = $1", row.id, session.id.as_str())
+        .execute(state.db())
+        .await?;
+    let url = session.url.clone().unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(HostedCheckout { url, session_id: session.id.as_str().to_owned() })))
+}
+
+/// Stripe's webhook: the signature is checked on the raw body (5-minute tolerance); a verified
+/// event is stored once by its id and handed to the outbox. Bad signatures and stale timestamps
+/// get 400 and change nothing.
+#[utoipa::path(post, path = "/webhooks/stripe", tag = "webhooks",
+    request_body(content = String, content_type = "application/json"),
+    params(("Stripe-Signature" = String, Header)),
+    responses(
+        (status = 200, description = "Received (or received before)"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<StatusCode> {
+    let signature = headers.get(stripe::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let event = state.stripe().verify_webhook(&body, signature, Utc::now()).map_err(|e| {
+        tracing::warn!(error = %e, "Stripe webhook refused");
+        ApiError::BadRequest(format!("webhook refused: {e}"))
+    })?;
+    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let mut tx = state.db().begin().await?;
+    let inserted = sqlx::query!(
+        "INSERT INTO stripe_events (id, type, object_id, payload) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+        event.id.as_str(),
+        event.event_type.as_str(),
+        event.object_id,
+        payload
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        let new = NewEvent {
+            event_type: "stripe.event".into(),
+            aggregate_type: "stripe_event",
+            aggregate_id: 0,
+            payload: json!({ "id": event.id.as_str(), "type": event.event_type.as_str(), "object_id": event.object_id }),
+            correlation_id: Some(event.id.as_str().to_owned()),
+        };
+        outbox::append(&mut tx, new).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::OK)
+}
+
+/// The order a PaymentIntent belongs to, locked.
+struct CardOrder {
+    id: i64,
+    public_id: Uuid,
+    brand_id: i64,
+    state: String,
+    quantity: i32,
+    wallet: Vec<u8>,
+    collection: Option<Vec<u8>>,
+    chain_id: Option<i64>,
+    payment_intent_id: Option<String>,
+}
+
+async fn lock_order(conn: &mut PgConnection, filter: OrderFilter<'_>) -> sqlx::Result<Option<CardOrder>> {
+    let (by_id, by_intent) = match filter {
+        OrderFilter::Id(id) => (Some(id), None),
+        OrderFilter::Intent(intent) => (None, Some(intent)),
+    };
+    sqlx::query_as!(
+        CardOrder,
+        "SELECT o.id, o.public_id, o.brand_id, o.state, o.quantity, o.wallet_address AS wallet,
+                c.collection_address AS collection, c.chain_id, o.payment_intent_id
+         FROM orders o JOIN campaigns c ON c.id = o.campaign_id
+         WHERE o.id = $1 OR o.payment_intent_id = $2
+         FOR UPDATE OF o",
+        by_id,
+        by_intent
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+enum OrderFilter<'a> {
+    Id(i64),
+    Intent(&'a str),
+}
+
+/// Moves `order` by `event` unless it is already past it; `Ok(false)` when the order is not in
+/// a state that allows it (news arriving late or twice).
+async fn step(
+    conn: &mut PgConnection,
+    order: &CardOrder,
+    event: OrderEvent,
+    cause: &str,
+    extra: serde_json::Value,
+) -> anyhow::Result<bool> {
+    let mut payload = json!({ "brand_id": order.brand_id, "order": order.public_id });
+    if let (Some(payload), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+        payload.extend(extra);
+    }
+    match apply::<Order>(conn, Transition::new(order.id, event, cause, "payment.card").with_payload(payload)).await {
+        Ok(applied) => Ok(matches!(applied, shared::workflow::Applied::Moved { .. })),
+        Err(WorkflowError::InvalidTransition { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reacts to Stripe events: re-fetches the PaymentIntent and, once it is authorised, asks the
+/// queue to mint; a cancelled intent fails its order.
+pub(crate) struct StripeEvents {
+    resources: Resources,
+}
+
+impl StripeEvents {
+    pub(crate) fn new(resources: &Resources) -> Self {
+        Self { resources: resources.clone() }
+    }
+
+    async fn handle_event(&self, event: &OutboxEvent, conn: &mut PgConnection) -> anyhow::Result<()> {
+        let stripe = self.resources.stripe();
+        let object = event.payload["object_id"].as_str().unwrap_or_default();
+        let intent_id = if object.starts_with("cs_") {
+            let session = stripe.checkout_session(&object.parse()?).await?;
+            let Some(intent) = session.payment_intent else { return Ok(()) };
+            sqlx::query!(
+                "UPDATE orders SET payment_intent_id = $2 WHERE checkout_session_id = $1 AND payment_intent_id IS NULL",
+                object,
+                intent.as_str()
+            )
+            .execute(&mut *conn)
+            .await?;
+            intent
+        } else if object.starts_with("pi_") {
+            object.parse::<PaymentIntentId>()?
+        } else {
+            return Ok(());
+        };
+        drive(&self.resources, conn, &stripe.payment_intent(&intent_id).await?).await?;
+        sqlx::query!("UPDATE stripe_events SET processed_at = now() WHERE id = $1", event.payload["id"].as_str())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Moves the order of `intent` to match Stripe's truth: authorised → mint requested; cancelled
+/// → failed. Anything else waits.
+pub(crate) async fn drive(
+    resources: &Resources,
+    conn: &mut PgConnection,
+    intent: &stripe::PaymentIntent,
+) -> anyhow::Result<()> {
+    let Some(order) = lock_order(conn, OrderFilter::Intent(intent.id.as_str())).await? else {
+        tracing::warn!(intent = %intent.id.as_str(), "a PaymentIntent of no order");
+        return Ok(());
+    };
+    let cause = format!("pi:{}:{:?}", intent.id.as_str(), intent.status);
+    match intent.status {
+        IntentStatus::RequiresCapture if order.state == "pending" => {
+            if step(conn, &order, OrderEvent::Authorize, &cause, json!({ "amount": intent.amount_capturable })).await? {
+                request_mint(resources, conn, &order).await?;
+            }
+        }
+        IntentStatus::Canceled if matches!(order.state.as_str(), "pending" | "authorized") => {
+            if step(conn, &order, OrderEvent::Fail, &cause, json!({ "reason": "the payment was cancelled" })).await? {
+                crate::expiry::release(conn, order.id).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Asks the queue to mint the order's tokens to its wallet (once: the key is the order's).
+async fn request_mint(resources: &Resources, conn: &mut PgConnection, order: &CardOrder) -> anyhow::Result<()> {
+    let relayer =
+        shared::chain::relayer(&resources.config().chain).ok_or_else(|| anyhow::anyhow!("no transaction signer"))?;
+    let collection = order
+        .collection
+        .as_deref()
+        .map(Address::try_from)
+        .transpose()?
+        .ok_or_else(|| anyhow::anyhow!("campaign not deployed"))?;
+    let chain_id =
+        order.chain_id.and_then(|c| u64::try_from(c).ok()).ok_or_else(|| anyhow::anyhow!("campaign without chain"))?;
+    let to = Address::try_from(order.wallet.as_slice())?;
+    let call = CampaignNFT::mintCall { to, quantity: U256::from(order.quantity) };
+    let request = TxRequest::call(
+        IdempotencyKey::new(format!("order-mint:{}", order.public_id))?,
+        chain_id,
+        relayer,
+        collection,
+        call.abi_encode().into(),
+    )
+    .with_context(json!({ "order_id": order.id, "brand_id": order.brand_id }));
+    let queued = txqueue::enqueue(conn, &request).await?;
+    sqlx::query!("UPDATE orders SET mint_tx_id = $2 WHERE id = $1", order.id, queued.id.get())
+        .execute(&mut *conn)
+        .await?;
+    let cause = format!("tx:{}", queued.id.get());
+    let authorized = lock_order(conn, OrderFilter::Id(order.id)).await?.ok_or_else(|| anyhow::anyhow!("order gone"))?;
+    step(conn, &authorized, OrderEvent::RequestMint, &cause, json!({ "chain_tx_id": queued.id.get() })).await?;
+    Ok(())
+}
+
+impl Subscriber for StripeEvents {
+    fn name(&self) -> &'static str {
+        "payment.stripe"
+    }
+    fn event_types(&self) -> &'static [&'static str] {
+        &["stripe.event"]
+    }
+    fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.handle_event(event, conn))
+    }
+}
+
+/// Follows the mints the card path requested: minted → capture → fulfilled; failed for good →
+/// cancel the PaymentIntent, release the units.
+pub(crate) struct Mints {
+    resources: Resources,
+}
+
+impl Mints {
+    pub(crate) fn new(resources: &Resources) -> Self {
+        Self { resources: resources.clone() }
+    }
+
+    async fn handle_event(&self, event: &OutboxEvent, conn: &mut PgConnection) -> anyhow::Result<()> {
+        let Some(id) = event.payload["context"]["order_id"].as_i64() else { return Ok(()) };
+        let Some(order) = lock_order(conn, OrderFilter::Id(id)).await? else { return Ok(()) };
+        let cause = format!("event:{}", event.id);
+        let stripe = self.resources.stripe();
+        let reference = OrderRef::new(order.public_id, order.brand_id)?;
+        let intent: Option<PaymentIntentId> = order.payment_intent_id.as_deref().map(str::parse).transpose()?;
+        if event.event_type == "tx.confirmed" {
+            step(conn, &order, OrderEvent::MintConfirmed, &cause, json!({ "tx_hash": event.payload["tx_hash"] }))
+                .await?;
+            let order = lock_order(conn, OrderFilter::Id(id)).await?.ok_or_else(|| anyhow::anyhow!("order gone"))?;
+            if order.state == "minted" {
+                let intent = intent.ok_or_else(|| anyhow::anyhow!("card order {id} without a PaymentIntent"))?;
+                // An error here rolls the delivery back and retries it; the key makes the
+                // capture happen once at Stripe whatever the number of attempts.
+                stripe.capture(&reference, &intent).await?;
+                step(conn, &order, OrderEvent::Capture, &cause, json!({})).await?;
+                sqlx::query!("UPDATE orders SET fulfilled_at = now() WHERE id = $1", id).execute(&mut *conn).await?;
+            }
+        } else {
+            let reason = event.payload["revert_reason"]
+                .as_str()
+                .or(event.payload["error"].as_str())
+                .unwrap_or("the mint failed");
+            sqlx::query!("UPDATE orders SET failure_reason = $2 WHERE id = $1", id, reason).execute(&mut *conn).await?;
+            if step(conn, &order, OrderEvent::MintFailed, &cause, json!({ "reason": reason })).await? {
+                crate::expiry::release(conn, id).await?;
+                if let Some(intent) = intent {
+                    stripe.cancel(&reference, &intent).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Subscriber for Mints {
+    fn name(&self) -> &'static str {
+        "payment.mints"
+    }
+    fn event_types(&self) -> &'static [&'static str] {
+        &["tx.confirmed", "tx.failed"]
+    }
+    fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.handle_event(event, conn))
+    }
+}
+
+/// Cancels the PaymentIntent of an order that expired or failed before it was charged.
+pub(crate) struct Cancellations {
+    resources: Resources,
+}
+
+impl Cancellations {
+    pub(crate) fn new(resources: &Resources) -> Self {
+        Self { resources: resources.clone() }
+    }
+}
+
+impl Subscriber for Cancellations {
+    fn name(&self) -> &'static str {
+        "payment.cancellations"
+    }
+    fn event_types(&self) -> &'static [&'static str] {
+        &["order.expired", "order.failed"]
+    }
+    fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let Some(order) = lock_order(conn, OrderFilter::Id(event.aggregate_id)).await? else { return Ok(()) };
+            let Some(intent) = order.payment_intent_id.as_deref() else { return Ok(()) };
+            let stripe = self.resources.stripe();
+            let intent: PaymentIntentId = intent.parse()?;
+            let current = stripe.payment_intent(&intent).await?;
+            if !matches!(current.status, IntentStatus::Canceled | IntentStatus::Succeeded) {
+                stripe.cancel(&OrderRef::new(order.public_id, order.brand_id)?, &intent).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct BrandOrderPath {
+    order_id: Uuid,
+}
+
+/// The refund.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RefundView {
+    refund_id: String,
+    amount_minor: i64,
+    status: String,
+}
+
+/// Refunds a fulfilled card order in full (support, admins, brand owners); audited.
+#[utoipa::path(post, path = "/brands/{brand_id}/orders/{order_id}/refund", tag = "orders",
+    params(("brand_id" = i64, Path), ("order_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = RefundView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a fulfilled card order", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(BrandOrderPath { order_id }): Path<BrandOrderPath>,
+) -> ApiResult<Json<RefundView>> {
+    let brand = caller.brand()?.id;
+    let mut tx = state.db().begin().await?;
+    let id = sqlx::query_scalar!("SELECT id FROM orders WHERE public_id = $1 AND brand_id = $2", order_id, brand)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
+    let order = lock_order(&mut tx, OrderFilter::Id(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
+    let method = sqlx::query_scalar!("SELECT method FROM orders WHERE id = $1", id).fetch_one(&mut *tx).await?;
+    let (true, Some(intent)) = (order.state == "fulfilled" && method == "card", order.payment_intent_id.as_deref())
+    else {
+        return Err(ApiError::Conflict { code: "not-refundable", detail: format!("a {} {method} order", order.state) });
+    };
+    let intent: PaymentIntentId = intent.parse().map_err(|e: stripe::IdError| ApiError::Internal(e.into()))?;
+    let refund = state.stripe().refund(&order_ref(order_id, brand)?, &intent).await.map_err(stripe_error)?;
+    let cause = format!("refund:{}", refund.id.as_str());
+    step(&mut tx, &order, OrderEvent::Refund, &cause, json!({ "refund": refund.id.as_str() }))
+        .await
+        .map_err(ApiError::Internal)?;
+    let view = RefundView {
+        refund_id: refund.id.as_str().to_owned(),
+        amount_minor: refund.amount.minor(),
+        status: format!("{:?}", refund.status),
+    };
+    let entry = shared::audit::Entry::new("order.refunded", format!("order:{order_id}")).after(&view);
+    shared::audit::record(&mut tx, &caller, entry).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
