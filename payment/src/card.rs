@@ -400,8 +400,10 @@ impl Mints {
                 let intent = intent.ok_or_else(|| anyhow::anyhow!("card order {id} without a PaymentIntent"))?;
                 // An error here rolls the delivery back and retries it; the key makes the
                 // capture happen once at Stripe whatever the number of attempts.
-                stripe.capture(&reference, &intent).await?;
-                step(conn, &order, OrderEvent::Capture, &cause, json!({})).await?;
+                let captured = stripe.capture(&reference, &intent).await?;
+                // A cause of its own: the same cause twice on one order is a replay (a no-op).
+                let cause = format!("{cause}:capture");
+                step(conn, &order, OrderEvent::Capture, &cause, json!({ "amount": captured.amount_received })).await?;
                 sqlx::query!("UPDATE orders SET fulfilled_at = now() WHERE id = $1", id).execute(&mut *conn).await?;
             }
         } else {

@@ -10,7 +10,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::{
     contracts::Checkout,
-    fakes::fx::{Failure, FxStub, Venue},
+    fakes::{
+        fx::{Failure, FxStub, Venue},
+        stripe::{Signing, StripeEmulator},
+    },
     testing,
 };
 
@@ -139,4 +142,146 @@ async fn a_wallet_pays_the_signed_quote_on_chain_and_the_order_is_fulfilled() {
             .unwrap();
     assert_eq!((quotes, reserved), (3, 4), "the failed order holds nothing: 2 sold + 2 for the Coinbase quote");
     setup.stop().await;
+}
+
+/// A live campaign of `supply` card-payable units; returns (campaign path, item id).
+async fn card_campaign(setup: &Platformed, slug: &str, supply: i64) -> (String, i64) {
+    let Platformed { ref anvil, ref owner, brand, .. } = *setup;
+    let campaign = json!({ "name": "Card Drop", "slug": slug, "royalty_bps": 0,
+        "royalty_receiver": anvil.addresses()[5].to_checksum(None),
+        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": supply, "payment_methods": ["card"] }] });
+    let (_, campaign) = owner.call(Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign)).await;
+    let base = format!("/brands/{brand}/campaigns/{}", campaign["id"]);
+    owner.upload(&format!("{base}/artwork"), "image/png", alloy::hex::decode(PNG).unwrap()).await;
+    owner.call(Method::POST, &format!("{base}/deploy"), None).await;
+    let live = owner.wait_for(&base, |c| c["state"] != "deploying").await;
+    assert_eq!(live["state"], "live", "{live}");
+    (base, live["items"][0]["id"].as_i64().unwrap())
+}
+
+/// Confirms a PaymentIntent with a test card, as Stripe.js would.
+async fn confirm(stripe: &StripeEmulator, intent: &str, card: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{}/v1/payment_intents/{intent}/confirm", stripe.base_url().trim_end_matches('/')))
+        .bearer_auth("sk_test_brandmint")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("payment_method={card}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn order_state(setup: &Platformed, id: &str, done: impl Fn(&str) -> bool) -> Value {
+    let mut order = Value::Null;
+    for _ in 0..150 {
+        order = setup.payment.get(&format!("/orders/{id}")).await.json().await.unwrap();
+        if done(order["state"].as_str().unwrap_or_default()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    order
+}
+
+#[tokio::test]
+async fn card_webhooks_in_any_order_and_number_charge_and_mint_once_and_a_failed_mint_charges_nothing() {
+    let stripe = StripeEmulator::start("sk_test_brandmint").await.unwrap();
+    let secret = "whsec_dGVzdHMtb25seS13ZWJob29rLXNlY3JldA";
+    let setup = platformed(
+        |anvil| anvil.addresses()[0],
+        &[
+            ("STRIPE_SECRET_KEY", "sk_test_brandmint"),
+            ("STRIPE_API_BASE", stripe.base_url()),
+            ("STRIPE_WEBHOOK_SECRET", secret),
+        ],
+    )
+    .await;
+    stripe.set_webhook(setup.payment.url("/webhooks/stripe").parse().unwrap(), secret);
+    stripe.pause_delivery(true);
+    let (_, item) = card_campaign(&setup, "card", 3).await;
+    let buyer = setup.anvil.addresses()[8];
+    let (status, order) = place(&setup, item, buyer, "card").await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let intent = order["card_payment"]["payment_intent_id"].as_str().unwrap().to_owned();
+    assert_eq!(confirm(&stripe, &intent, "pm_card_visa").await, StatusCode::OK);
+
+    // Every event 10 times, shuffled, with forged and stale copies in between.
+    let mut deliveries: Vec<String> = stripe.events().iter().flat_map(|e| vec![e.id.clone(); 10]).collect();
+    assert!(!deliveries.is_empty());
+    use rand::seq::SliceRandom;
+    deliveries.shuffle(&mut rand::rng());
+    let stale = chrono::Utc::now() - chrono::Duration::minutes(6);
+    for (n, id) in deliveries.iter().enumerate() {
+        assert_eq!(stripe.redeliver(id, Signing::Genuine).await.unwrap(), StatusCode::OK);
+        if n % 7 == 0 {
+            assert_eq!(stripe.redeliver(id, Signing::Forged).await.unwrap(), StatusCode::BAD_REQUEST);
+            assert_eq!(stripe.redeliver(id, Signing::At(stale)).await.unwrap(), StatusCode::BAD_REQUEST);
+        }
+    }
+    let id = order["id"].as_str().unwrap();
+    let fulfilled = order_state(&setup, id, |s| s == "fulfilled").await;
+    assert_eq!(fulfilled["state"], "fulfilled", "{fulfilled}");
+    let at_stripe = stripe.payment_intent(&intent).unwrap();
+    assert_eq!((at_stripe["status"].as_str(), at_stripe["amount_received"].as_i64()), (Some("succeeded"), Some(5_000)));
+    let db = setup.payment.resources.db();
+    let (mints, moves): (i64, Vec<String>) = (
+        sqlx::query_scalar("SELECT count(*) FROM chain_transactions WHERE idempotency_key LIKE 'order-mint:%'")
+            .fetch_one(db)
+            .await
+            .unwrap(),
+        sqlx::query_scalar("SELECT to_state FROM state_transitions WHERE machine = 'order' ORDER BY id")
+            .fetch_all(db)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(mints, 1, "one mint");
+    assert_eq!(moves, ["authorized", "minting", "minted", "fulfilled"], "one of each step");
+    let nft = setup.platform.collection(fulfilled_collection(&setup, item).await);
+    assert_eq!(nft.balanceOf(buyer).call().await.unwrap(), U256::from(2));
+
+    // The chain's cap is lower than what the back office now sells (an operator's mistake): the
+    // mint reverts, the authorisation is cancelled, nothing is charged, the units come back.
+    sqlx::query("UPDATE campaign_items SET supply = 10 WHERE id = $1").bind(item).execute(db).await.unwrap();
+    stripe.pause_delivery(false);
+    let (status, second) = place(&setup, item, setup.anvil.addresses()[7], "card").await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let intent = second["card_payment"]["payment_intent_id"].as_str().unwrap().to_owned();
+    assert_eq!(confirm(&stripe, &intent, "pm_card_visa").await, StatusCode::OK);
+    let failed = order_state(&setup, second["id"].as_str().unwrap(), |s| s == "failed").await;
+    let debug: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT idempotency_key, state, error FROM chain_transactions ORDER BY id")
+            .fetch_all(db)
+            .await
+            .unwrap();
+    let errors: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT subscriber, last_error FROM outbox_deliveries WHERE last_error IS NOT NULL")
+            .fetch_all(db)
+            .await
+            .unwrap();
+    let running = setup.background_running();
+    assert_eq!(failed["state"], "failed", "{failed} {debug:?} {errors:?} background running: {running}");
+    for _ in 0..50 {
+        if stripe.payment_intent(&intent).unwrap()["status"] == "canceled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let at_stripe = stripe.payment_intent(&intent).unwrap();
+    assert_eq!((at_stripe["status"].as_str(), at_stripe["amount_received"].as_i64()), (Some("canceled"), Some(0)));
+    let reserved: i32 =
+        sqlx::query_scalar("SELECT reserved FROM campaign_items WHERE id = $1").bind(item).fetch_one(db).await.unwrap();
+    assert_eq!(reserved, 2, "only the fulfilled order's units are held");
+    setup.stop().await;
+}
+
+async fn fulfilled_collection(setup: &Platformed, item: i64) -> Address {
+    let bytes: Vec<u8> = sqlx::query_scalar(
+        "SELECT c.collection_address FROM campaigns c JOIN campaign_items i ON i.campaign_id = c.id WHERE i.id = $1",
+    )
+    .bind(item)
+    .fetch_one(setup.payment.resources.db())
+    .await
+    .unwrap();
+    Address::from_slice(&bytes)
 }

@@ -131,6 +131,11 @@ pub(crate) async fn platformed(
 }
 
 impl Platformed {
+    /// Whether the background (dispatcher, daemons, sender) still runs.
+    pub(crate) fn background_running(&self) -> bool {
+        !self.running.is_finished()
+    }
+
     pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         self.running.await.unwrap().unwrap();

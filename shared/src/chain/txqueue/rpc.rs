@@ -104,10 +104,13 @@ impl EstimateError {
             Self::InsufficientFunds
         } else if payload.code == 3 || message.contains("revert") {
             let data = payload.as_revert_data();
+            // A custom error decodes to its raw bytes, NULs included: text columns refuse those,
+            // and an operator cannot read them, so fall back to the node's message.
             let reason = data
                 .as_deref()
                 .and_then(|data| decode_revert_reason(data))
-                .unwrap_or_else(|| payload.message.to_string());
+                .filter(|reason| !reason.chars().any(char::is_control))
+                .unwrap_or_else(|| payload.message.replace('\0', ""));
             Self::Reverted { reason, data }
         } else {
             Self::Transient(payload.message.to_string())
@@ -320,6 +323,21 @@ mod tests {
         for (message, expected) in cases {
             assert_eq!(SendOutcome::from_error(&refusal(-32003, message)), expected, "{message}");
         }
+    }
+
+    #[test]
+    fn a_custom_error_revert_has_a_printable_reason() {
+        // MaxSupplyExceeded(2, 1): a selector and two words, NUL bytes galore.
+        let data = format!("0x3f3b6a5c{:064x}{:064x}", 2, 1);
+        let payload =
+            serde_json::json!({ "code": 3, "message": "execution reverted: custom error 0x3f3b6a5c", "data": data });
+        let error = RpcError::ErrorResp(serde_json::from_value(payload).unwrap());
+        let EstimateError::Reverted { reason, data } = EstimateError::from_error(&error) else {
+            panic!("not a revert")
+        };
+        assert!(!reason.chars().any(char::is_control), "{reason:?}");
+        assert_eq!(reason, "execution reverted: custom error 0x3f3b6a5c");
+        assert_eq!(data.unwrap().len(), 68);
     }
 
     #[test]
