@@ -7,6 +7,7 @@ mod card;
 mod catalog;
 mod expiry;
 mod orders;
+mod reconcile;
 mod wallet;
 
 use std::sync::Arc;
@@ -46,16 +47,21 @@ pub async fn expire_due(conn: &mut sqlx::PgConnection) -> anyhow::Result<u64> {
     }
 }
 
-/// The card saga's steps.
+/// The card saga's steps and the buyers' receipts.
 fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
     vec![
         Arc::new(card::StripeEvents::new(resources)),
         Arc::new(card::Mints::new(resources)),
         Arc::new(card::Cancellations::new(resources)),
+        Arc::new(reconcile::Receipts::new(resources)),
     ]
 }
 
-/// Order expiry, and the watcher of wallet payments.
+/// Order expiry, the watcher of wallet payments, and the Stripe reconciliation.
 fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
-    vec![Arc::new(expiry::Expiry), Arc::new(wallet::WalletPayments::new(resources))]
+    vec![
+        Arc::new(expiry::Expiry),
+        Arc::new(wallet::WalletPayments::new(resources)),
+        Arc::new(reconcile::Reconciliation::new(resources)),
+    ]
 }

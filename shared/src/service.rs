@@ -177,6 +177,10 @@ impl Resources {
         &self.stripe
     }
 
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
     /// Resolves once the migrations are applied.
     pub async fn migrated(&self) {
         while !self.migrations.applied.load(Ordering::Acquire) {

@@ -285,3 +285,89 @@ async fn fulfilled_collection(setup: &Platformed, item: i64) -> Address {
     .unwrap();
     Address::from_slice(&bytes)
 }
+
+#[tokio::test]
+async fn a_thousand_buyers_of_a_hundred_units_pay_and_exactly_a_hundred_are_minted_across_a_restart() {
+    let stripe = StripeEmulator::start("sk_test_brandmint").await.unwrap();
+    let secret = "whsec_dGVzdHMtb25seS13ZWJob29rLXNlY3JldA";
+    let mut setup = platformed(
+        |anvil| anvil.addresses()[0],
+        &[
+            ("STRIPE_SECRET_KEY", "sk_test_brandmint"),
+            ("STRIPE_API_BASE", stripe.base_url()),
+            ("STRIPE_WEBHOOK_SECRET", secret),
+            ("DATABASE_MAX_CONNECTIONS", "20"),
+        ],
+    )
+    .await;
+    stripe.set_webhook(setup.payment.url("/webhooks/stripe").parse().unwrap(), secret);
+    let (_, item) = card_campaign(&setup, "hundred", 100).await;
+
+    let attempts = (0..1000u64).map(|n| {
+        let (client, url) = (setup.payment.client.clone(), setup.payment.url("/orders"));
+        let mut wallet = [0x33u8; 20];
+        wallet[12..].copy_from_slice(&n.to_be_bytes());
+        let body = json!({ "item_id": item, "quantity": 1, "email": format!("b{n}@example.com"),
+                           "wallet_address": Address::from(wallet).to_checksum(None), "method": "card" });
+        tokio::spawn(async move {
+            let response = client.post(url).json(&body).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        })
+    });
+    let mut intents = Vec::new();
+    for attempt in futures_util::future::join_all(attempts).await {
+        let (status, body) = attempt.unwrap();
+        match status {
+            StatusCode::CREATED => intents.push(body["card_payment"]["payment_intent_id"].as_str().unwrap().to_owned()),
+            StatusCode::CONFLICT => assert_eq!(body["code"], "sold-out", "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(intents.len(), 100, "exactly the supply was reserved");
+
+    // Every buyer pays; halfway through, the platform process dies and comes back.
+    for (n, intent) in intents.iter().enumerate() {
+        assert_eq!(confirm(&stripe, intent, "pm_card_visa").await, StatusCode::OK);
+        if n == 50 {
+            setup.restart_background().await;
+        }
+    }
+    let db = setup.payment.resources.db().clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let fulfilled: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM orders WHERE state = 'fulfilled'").fetch_one(&db).await.unwrap();
+        if fulfilled == 100 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{fulfilled} of 100 fulfilled");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let collection = fulfilled_collection(&setup, item).await;
+    assert_eq!(setup.platform.collection(collection).totalMinted().call().await.unwrap(), U256::from(100));
+    let (mints, moves): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM chain_transactions WHERE idempotency_key LIKE 'order-mint:%'),
+                (SELECT count(*) FROM state_transitions WHERE machine = 'order')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((mints, moves), (100, 400), "one mint and four steps per order");
+    for intent in &intents {
+        let at_stripe = stripe.payment_intent(intent).unwrap();
+        assert_eq!(
+            (at_stripe["status"].as_str(), at_stripe["amount_received"].as_i64()),
+            (Some("succeeded"), Some(2_500))
+        );
+    }
+    // Each buyer got a receipt.
+    for _ in 0..50 {
+        if setup.payment.mails().await.len() >= 100 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let receipts = setup.payment.mails().await;
+    assert_eq!(receipts.iter().filter(|m| m.contains("Subject: Your Acme order is complete")).count(), 100);
+    setup.stop().await;
+}

@@ -131,6 +131,18 @@ pub(crate) async fn platformed(
 }
 
 impl Platformed {
+    /// Kills the background wherever it is (as `kill -9` would: nothing after its current await
+    /// runs, its open transactions roll back) and starts a fresh one, as a restarted process.
+    pub(crate) async fn restart_background(&mut self) {
+        self.running.abort();
+        drop((&mut self.running).await);
+        let (resources, shutdown) = (self.owner.app.resources.clone(), self.shutdown.clone());
+        self.running =
+            tokio::spawn(
+                async move { background(&resources, &[backoffice::SERVICE, payment::SERVICE], shutdown).await },
+            );
+    }
+
     /// Whether the background (dispatcher, daemons, sender) still runs.
     pub(crate) fn background_running(&self) -> bool {
         !self.running.is_finished()

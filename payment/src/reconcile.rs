@@ -1,0 +1,130 @@
+//! Keeping the card path honest when webhooks go missing, and telling buyers.
+//!
+//! [`Reconciliation`] re-reads from Stripe the PaymentIntent of every card order that has waited
+//! too long (pending or authorised past a few minutes) and drives it as a webhook would have;
+//! it also lists the events Stripe reports as undelivered. [`Receipts`] mails the buyer when an
+//! order is fulfilled.
+
+use std::time::Duration;
+
+use shared::{
+    daemon::{Daemon, RunContext, Schedule},
+    service::Resources,
+    stripe::{IntentStatus, PaymentIntentId},
+    workflow::{BoxFuture, OutboxEvent, Subscriber},
+};
+use sqlx::PgConnection;
+
+/// How long an order may wait for Stripe's news before it is re-checked.
+const STUCK_AFTER: &str = "5 minutes";
+
+/// Re-checks card orders stuck waiting for Stripe.
+pub(crate) struct Reconciliation {
+    resources: Resources,
+}
+
+impl Reconciliation {
+    pub(crate) fn new(resources: &Resources) -> Self {
+        Self { resources: resources.clone() }
+    }
+
+    /// One pass; returns how many orders it re-checked.
+    pub(crate) async fn pass(&self) -> anyhow::Result<u64> {
+        let stuck = sqlx::query!(
+            "SELECT payment_intent_id AS \"intent!\" FROM orders
+             WHERE method = 'card' AND payment_intent_id IS NOT NULL AND state IN ('pending', 'authorized')
+               AND updated_at < now() - $1::text::interval
+             ORDER BY updated_at LIMIT 100",
+            STUCK_AFTER
+        )
+        .fetch_all(self.resources.db())
+        .await?;
+        let stripe = self.resources.stripe();
+        let mut checked = 0;
+        for row in stuck {
+            let intent = stripe.payment_intent(&row.intent.parse::<PaymentIntentId>()?).await?;
+            if matches!(intent.status, IntentStatus::RequiresCapture | IntentStatus::Canceled) {
+                let mut tx = self.resources.db().begin().await?;
+                crate::card::drive(&self.resources, &mut tx, &intent).await?;
+                tx.commit().await?;
+            }
+            sqlx::query!("UPDATE orders SET updated_at = now() WHERE payment_intent_id = $1", row.intent)
+                .execute(self.resources.db())
+                .await?;
+            checked += 1;
+        }
+        match stripe.events(&[], true, 100).await {
+            Ok(undelivered) if !undelivered.is_empty() => {
+                let ids: Vec<&str> = undelivered.iter().map(|e| e.id.as_str()).collect();
+                tracing::warn!(count = ids.len(), ?ids, "Stripe reports undelivered webhook events");
+            }
+            Ok(_) | Err(shared::stripe::Error::NotConfigured) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot list Stripe's undelivered events"),
+        }
+        Ok(checked)
+    }
+}
+
+impl Daemon for Reconciliation {
+    fn name(&self) -> &'static str {
+        "payment.stripe-reconciliation"
+    }
+    fn schedule(&self) -> Schedule {
+        Schedule::Every(Duration::from_secs(60))
+    }
+    fn run<'a>(&'a self, _: &'a RunContext) -> BoxFuture<'a, anyhow::Result<u64>> {
+        Box::pin(self.pass())
+    }
+}
+
+/// Mails the buyer a receipt when an order is fulfilled (once per order: the outbox delivers
+/// each event to a subscriber once; a failed send is retried).
+pub(crate) struct Receipts {
+    resources: Resources,
+}
+
+impl Receipts {
+    pub(crate) fn new(resources: &Resources) -> Self {
+        Self { resources: resources.clone() }
+    }
+
+    async fn send(&self, event: &OutboxEvent, conn: &mut PgConnection) -> anyhow::Result<()> {
+        let order = sqlx::query!(
+            "SELECT o.public_id, o.buyer_email, o.quantity, o.total_minor, o.currency, o.method, o.wallet_address,
+                    i.name AS item, c.name AS campaign, b.name AS brand
+             FROM orders o JOIN campaign_items i ON i.id = o.item_id JOIN campaigns c ON c.id = o.campaign_id
+             JOIN brands b ON b.id = o.brand_id WHERE o.id = $1",
+            event.aggregate_id
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let currency: shared::money::Currency = order.currency.parse()?;
+        let total = shared::money::Money::new(order.total_minor, currency);
+        let wallet = alloy::primitives::Address::try_from(order.wallet_address.as_slice())?.to_checksum(None);
+        let body = format!(
+            "Thank you for your order with {brand}.\n\n\
+             Order: {id}\nItem: {quantity} × {item} ({campaign})\nPaid: {total} by {method}\n\
+             Delivered to: {wallet}\n\nYour tokens are in your wallet.\n",
+            brand = order.brand,
+            id = order.public_id,
+            quantity = order.quantity,
+            item = order.item,
+            campaign = order.campaign,
+            method = order.method,
+        );
+        let subject = format!("Your {} order is complete", order.brand);
+        self.resources.mailer().send(&order.buyer_email, &subject, body).await
+    }
+}
+
+impl Subscriber for Receipts {
+    fn name(&self) -> &'static str {
+        "payment.receipts"
+    }
+    fn event_types(&self) -> &'static [&'static str] {
+        &["order.fulfilled"]
+    }
+    fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.send(event, conn))
+    }
+}
