@@ -316,12 +316,17 @@ pub(crate) async fn drive(
     let cause = format!("pi:{}:{:?}", intent.id.as_str(), intent.status);
     match intent.status {
         IntentStatus::RequiresCapture if order.state == "pending" => {
-            if step(conn, &order, OrderEvent::Authorize, &cause, json!({ "amount": intent.amount_capturable })).await? {
+            let authorized =
+                step(conn, &order, OrderEvent::Authorize, &cause, json!({ "amount": intent.amount_capturable }))
+                    .await?;
+            if authorized {
                 request_mint(resources, conn, &order).await?;
             }
         }
         IntentStatus::Canceled if matches!(order.state.as_str(), "pending" | "authorized") => {
-            if step(conn, &order, OrderEvent::Fail, &cause, json!({ "reason": "the payment was cancelled" })).await? {
+            let failed =
+                step(conn, &order, OrderEvent::Fail, &cause, json!({ "reason": "the payment was cancelled" })).await?;
+            if failed {
                 crate::expiry::release(conn, order.id).await?;
             }
         }
