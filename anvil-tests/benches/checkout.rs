@@ -2,6 +2,9 @@
 //! (every order reserves units of the same row), next to pgbench's TPS for the bare
 //! single-row reservation on the same server in the same run.
 //!
+//! Each order is complete as a buyer gets it: reserved, counted, and with its manual-capture
+//! PaymentIntent created at the (local) Stripe emulator.
+//!
 //! Prints orders/s and p50/p99 latency of `POST /orders`, then checks there was no oversell:
 //! a second round offers fewer units than buyers and counts the orders.
 //!
@@ -127,10 +130,18 @@ async fn main() -> Result<()> {
     let secs = env_or("CHECKOUT_BENCH_SECS", 10)?;
     let clients = env_or("CHECKOUT_BENCH_CLIENTS", 32)?;
     let db = TestDb::create().await;
+    // Card orders create their PaymentIntent at the local Stripe emulator, over loopback too.
+    let stripe = shared::fakes::stripe::StripeEmulator::start("sk_test_bench").await?;
     let config = testing::config(
         &db.url,
         &required_env("RPC_URL"),
-        &[("DATABASE_MAX_CONNECTIONS", "16"), ("RATE_LIMIT_IP_PER_MINUTE", "0"), ("RUST_LOG", "error")],
+        &[
+            ("DATABASE_MAX_CONNECTIONS", "16"),
+            ("RATE_LIMIT_IP_PER_MINUTE", "0"),
+            ("RUST_LOG", "error"),
+            ("STRIPE_SECRET_KEY", "sk_test_bench"),
+            ("STRIPE_API_BASE", stripe.base_url()),
+        ],
     );
     let app = TestApp::spawn_with(payment::SERVICE, config).await;
     println!("checkout: {clients} clients creating card orders of one hot item for {secs} s over loopback");

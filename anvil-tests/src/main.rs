@@ -4,6 +4,9 @@
 //!   their addresses as `NAME=0x…` lines (what `cargo xtask dev` does first);
 //! * `brandmint seed-demo <back office URL>` creates the demo brand and campaign through the
 //!   back office's API as the admin in `BRANDMINT_ADMIN_EMAIL` / `BRANDMINT_ADMIN_PASSWORD`;
+//! * `brandmint fakes <payment URL>` runs the local stand-ins of Stripe (a stateful emulator
+//!   delivering signed webhooks to the payment service) and of the FX sources, prints their
+//!   settings as `NAME=value` lines, then serves until stopped (what `cargo xtask dev` runs);
 //! * `brandmint create-admin <email>` creates a platform admin (password from
 //!   `BRANDMINT_ADMIN_PASSWORD`) in `DATABASE_URL` — there is no public sign-up;
 //! * `brandmint audit-verify` recomputes the audit log's hash chain and exits 1 naming the first
@@ -21,6 +24,28 @@ async fn main() -> anyhow::Result<()> {
         ["deploy-local"] => {
             let rpc_url = std::env::var("RPC_URL").map_err(|_| anyhow::anyhow!("RPC_URL is not set"))?;
             println!("{}", anvil_tests::local::deploy(&rpc_url).await?);
+            Ok(())
+        }
+        ["fakes", payment] => {
+            use std::io::Write;
+            shared::chain::install_crypto_provider();
+            let stripe = shared::fakes::stripe::StripeEmulator::start(LOCAL_STRIPE_KEY).await?;
+            let webhook = format!("{}/webhooks/stripe", payment.trim_end_matches('/'));
+            stripe.set_webhook(webhook.parse()?, LOCAL_WEBHOOK_SECRET);
+            let fx = shared::fakes::fx::FxStub::start().await?;
+            println!("STRIPE_API_BASE={}", stripe.base_url());
+            println!("STRIPE_SECRET_KEY={LOCAL_STRIPE_KEY}");
+            println!("STRIPE_WEBHOOK_SECRET={LOCAL_WEBHOOK_SECRET}");
+            println!("BINANCE_API_URL={}", fx.url());
+            println!("FX_SECOND_SOURCE_URL={}", fx.url());
+            println!();
+            std::io::stdout().flush()?;
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            stripe.shutdown().await;
             Ok(())
         }
         ["seed-demo", backoffice] => {
@@ -57,10 +82,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         _ => anyhow::bail!(
-            "usage: brandmint [deploy-local | seed-demo <back office URL> | create-admin <email> | audit-verify]"
+            "usage: brandmint [deploy-local | fakes <payment URL> | seed-demo <back office URL> | create-admin <email> | audit-verify]"
         ),
     }
 }
+
+/// The local Stripe emulator's keys (test values; the emulator is never a production setting).
+const LOCAL_STRIPE_KEY: &str = "sk_test_brandmint_local";
+const LOCAL_WEBHOOK_SECRET: &str = "whsec_YnJhbmRtaW50LWxvY2FsLXdlYmhvb2tz";
 
 /// A migrated connection to `DATABASE_URL`.
 async fn database() -> anyhow::Result<sqlx::PgConnection> {

@@ -81,6 +81,42 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
             .env("DATABASE_URL", &endpoints.database_url)
             .env("BRANDMINT_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD),
     )?;
+    step("local stand-ins for Stripe and the FX sources");
+    let payment = std::env::var("PAYMENT_ADDR").unwrap_or_else(|_| SERVICES[1].2.to_owned());
+    let mut fakes = Command::new(target_dir().join("debug/brandmint"))
+        .args(["fakes", &format!("http://{payment}")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start the fakes")?;
+    let fakes_env = read_settings(&mut fakes)?;
+    let result = run_platform(endpoints, stopping, child_pid, &deployed, &fakes_env);
+    util::terminate(fakes.id(), Duration::from_secs(5));
+    drop(fakes.wait());
+    result
+}
+
+/// The `NAME=value` lines a helper prints before a blank line.
+fn read_settings(child: &mut std::process::Child) -> Result<Vec<(String, String)>> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut settings = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        match line.split_once('=') {
+            Some((name, value)) => settings.push((name.to_owned(), value.to_owned())),
+            None => break,
+        }
+    }
+    Ok(settings)
+}
+
+fn run_platform(
+    endpoints: &Endpoints,
+    stopping: &AtomicBool,
+    child_pid: &AtomicU32,
+    deployed: &str,
+    fakes: &[(String, String)],
+) -> Result<()> {
     let mut platform = Command::new(target_dir().join("debug/brandmint"));
     platform
         .env("APP_ENV", "local")
@@ -99,10 +135,15 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
     for (_, var, default) in SERVICES {
         platform.env(var, std::env::var(var).unwrap_or_else(|_| default.to_owned()));
     }
-    // The contract addresses `deploy-local` printed (`NAME=0x…`).
+    // The contract addresses `deploy-local` printed (`NAME=0x…`), and where the fakes listen.
     for (name, address) in deployed.lines().filter_map(|line| line.split_once('=')) {
         platform.env(name, address);
     }
+    for (name, value) in fakes {
+        platform.env(name, value);
+    }
+    // anvil's account 1 signs checkout quotes (the suite's quote signer, see `deploy-local`).
+    platform.env("QUOTE_SIGNER_PRIVATE_KEY", "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
     let backoffice = std::env::var("BACKOFFICE_ADDR").unwrap_or_else(|_| SERVICES[0].2.to_owned());
     platform.env("PUBLIC_BASE_URL", format!("http://{backoffice}"));
     let mut child = platform.spawn().context("cannot start the platform")?;
@@ -159,6 +200,10 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
             println!("    {line}");
         }
         println!("{}", demo.trim_end());
+        println!(
+            "\n  Stripe and the FX sources are local fakes ({}); pay card orders with pm_card_visa.",
+            fakes.iter().find(|(name, _)| name == "STRIPE_API_BASE").map_or("?", |(_, url)| url.as_str())
+        );
     }
     let status = child.wait()?;
     child_pid.store(0, Ordering::SeqCst);

@@ -7,29 +7,13 @@ use shared::{
     testing::{TEST_PASSWORD, TestApp},
 };
 
-async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let bytes = response.bytes().await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn an_admin_creates_a_brand_whose_owner_accepts_by_mail_and_invites_a_verifier() {
     let app = TestApp::spawn(backoffice::SERVICE).await;
     let (_, admin) = app.account("admin@brandmint.example", Some(PlatformRole::Admin)).await;
-    let (status, brand) = call(
-        &app,
-        Method::POST,
-        "/brands",
-        &admin,
-        Some(json!({ "name": "Acme", "owner_email": "Owner@Acme.example" })),
-    )
-    .await;
+    let (status, brand) = app
+        .call(Method::POST, "/brands", &admin, Some(json!({ "name": "Acme", "owner_email": "Owner@Acme.example" })))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{brand}");
     let brand_id = brand["id"].as_i64().unwrap();
 
@@ -45,23 +29,22 @@ async fn an_admin_creates_a_brand_whose_owner_accepts_by_mail_and_invites_a_veri
 
     // A verifier is limited to stores of this brand.
     let (_, store) =
-        call(&app, Method::POST, &format!("/brands/{brand_id}/stores"), &owner, Some(json!({ "name": "Main St" })))
-            .await;
+        app.call(Method::POST, &format!("/brands/{brand_id}/stores"), &owner, Some(json!({ "name": "Main St" }))).await;
     let store_id = store["id"].as_i64().unwrap();
     let other_brand = app.brand("Other").await;
     let foreign_store = app.store(other_brand, "Elsewhere").await;
     let invite = |stores: Vec<i64>| json!({ "email": "scan@acme.example", "role": "verifier", "store_ids": stores });
     let invites = format!("/brands/{brand_id}/invites");
-    let (status, body) = call(&app, Method::POST, &invites, &owner, Some(invite(vec![foreign_store]))).await;
+    let (status, body) = app.call(Method::POST, &invites, &owner, Some(invite(vec![foreign_store]))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (status, _) = call(&app, Method::POST, &invites, &owner, Some(invite(vec![]))).await;
+    let (status, _) = app.call(Method::POST, &invites, &owner, Some(invite(vec![]))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = call(&app, Method::POST, &invites, &owner, Some(invite(vec![store_id]))).await;
+    let (status, _) = app.call(Method::POST, &invites, &owner, Some(invite(vec![store_id]))).await;
     assert_eq!(status, StatusCode::CREATED);
     let token = app.mailed_token("scan@acme.example").await;
     assert_eq!(accept(token, TEST_PASSWORD).await.unwrap().status(), StatusCode::OK);
 
-    let (_, members) = call(&app, Method::GET, &format!("/brands/{brand_id}/members"), &owner, None).await;
+    let (_, members) = app.call(Method::GET, &format!("/brands/{brand_id}/members"), &owner, None).await;
     let roles: Vec<(&str, &str)> = members
         .as_array()
         .unwrap()
@@ -75,23 +58,23 @@ async fn an_admin_creates_a_brand_whose_owner_accepts_by_mail_and_invites_a_veri
     // The last owner can be neither demoted nor removed; a second owner unblocks it.
     let owner_id = members[0]["account_id"].as_i64().unwrap();
     let owner_path = format!("/brands/{brand_id}/members/{owner_id}");
-    let (status, body) = call(&app, Method::PATCH, &owner_path, &owner, Some(json!({ "role": "manager" }))).await;
+    let (status, body) = app.call(Method::PATCH, &owner_path, &owner, Some(json!({ "role": "manager" }))).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("last-owner")));
-    let (status, _) = call(&app, Method::DELETE, &owner_path, &owner, None).await;
+    let (status, _) = app.call(Method::DELETE, &owner_path, &owner, None).await;
     assert_eq!(status, StatusCode::CONFLICT);
     let verifier_path = format!("/brands/{brand_id}/members/{verifier}");
-    let (status, body) = call(&app, Method::PATCH, &verifier_path, &owner, Some(json!({ "role": "owner" }))).await;
+    let (status, body) = app.call(Method::PATCH, &verifier_path, &owner, Some(json!({ "role": "owner" }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["store_ids"], json!([]));
-    let (status, _) = call(&app, Method::PATCH, &owner_path, &owner, Some(json!({ "role": "staff" }))).await;
+    let (status, _) = app.call(Method::PATCH, &owner_path, &owner, Some(json!({ "role": "staff" }))).await;
     assert_eq!(status, StatusCode::OK);
     // Demoted, the first owner can no longer manage members, at once.
-    let (status, _) = call(&app, Method::GET, &invites, &owner, None).await;
+    let (status, _) = app.call(Method::GET, &invites, &owner, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Each change is in the brand's audit log, with before and after.
     let new_owner = app.sign_in("scan@acme.example").await;
-    let (status, audit) = call(&app, Method::GET, &format!("/brands/{brand_id}/audit"), &new_owner, None).await;
+    let (status, audit) = app.call(Method::GET, &format!("/brands/{brand_id}/audit"), &new_owner, None).await;
     assert_eq!(status, StatusCode::OK);
     let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
     assert_eq!(
@@ -122,44 +105,42 @@ async fn api_keys_act_for_their_brand_with_their_permissions_until_revoked() {
     app.member(other, other_owner_id, BrandRole::Owner, &[]).await;
 
     let keys = format!("/brands/{acme}/api-keys");
-    let (status, body) =
-        call(&app, Method::POST, &keys, &owner, Some(json!({ "name": "shop", "permissions": ["api-keys-manage"] })))
-            .await;
+    let (status, body) = app
+        .call(Method::POST, &keys, &owner, Some(json!({ "name": "shop", "permissions": ["api-keys-manage"] })))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a key cannot mint keys: {body}");
     let (status, created) =
-        call(&app, Method::POST, &keys, &owner, Some(json!({ "name": "shop", "permissions": ["brand-read"] }))).await;
+        app.call(Method::POST, &keys, &owner, Some(json!({ "name": "shop", "permissions": ["brand-read"] }))).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let token = created["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with(created["key"]["prefix"].as_str().unwrap()));
 
-    let (status, _) = call(&app, Method::GET, &format!("/brands/{acme}"), &token, None).await;
+    let (status, _) = app.call(Method::GET, &format!("/brands/{acme}"), &token, None).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(&app, Method::GET, &format!("/brands/{acme}/members"), &token, None).await;
+    let (status, _) = app.call(Method::GET, &format!("/brands/{acme}/members"), &token, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "not in the key's permissions");
-    let (status, _) = call(&app, Method::GET, &format!("/brands/{other}"), &token, None).await;
+    let (status, _) = app.call(Method::GET, &format!("/brands/{other}"), &token, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another brand is invisible");
     let mut forged = token.clone();
     forged.pop();
     forged.push(if token.ends_with('A') { 'B' } else { 'A' });
-    let (status, _) = call(&app, Method::GET, &format!("/brands/{acme}"), &forged, None).await;
+    let (status, _) = app.call(Method::GET, &format!("/brands/{acme}"), &forged, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // The other brand's owner cannot revoke Acme's key, even knowing its id.
     let key_id = created["key"]["id"].as_i64().unwrap();
-    let (status, _) =
-        call(&app, Method::DELETE, &format!("/brands/{other}/api-keys/{key_id}"), &other_owner, None).await;
+    let (status, _) = app.call(Method::DELETE, &format!("/brands/{other}/api-keys/{key_id}"), &other_owner, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) =
-        call(&app, Method::DELETE, &format!("/brands/{acme}/api-keys/{key_id}"), &other_owner, None).await;
+    let (status, _) = app.call(Method::DELETE, &format!("/brands/{acme}/api-keys/{key_id}"), &other_owner, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(&app, Method::GET, &format!("/brands/{acme}"), &token, None).await;
+    let (status, _) = app.call(Method::GET, &format!("/brands/{acme}"), &token, None).await;
     assert_eq!(status, StatusCode::OK, "still works");
 
-    let (status, _) = call(&app, Method::DELETE, &format!("/brands/{acme}/api-keys/{key_id}"), &owner, None).await;
+    let (status, _) = app.call(Method::DELETE, &format!("/brands/{acme}/api-keys/{key_id}"), &owner, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = call(&app, Method::GET, &format!("/brands/{acme}"), &token, None).await;
+    let (status, _) = app.call(Method::GET, &format!("/brands/{acme}"), &token, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (_, listed) = call(&app, Method::GET, &keys, &owner, None).await;
+    let (_, listed) = app.call(Method::GET, &keys, &owner, None).await;
     assert!(listed[0]["revoked_at"].is_string() && listed[0].get("token").is_none(), "{listed}");
 }
 
@@ -169,9 +150,9 @@ async fn altering_any_audit_row_makes_verification_report_that_row() {
     let (_, admin) = app.account("admin@brandmint.example", Some(PlatformRole::Admin)).await;
     for i in 0..4 {
         let body = json!({ "name": format!("Brand {i}"), "owner_email": format!("owner{i}@example.com") });
-        assert_eq!(call(&app, Method::POST, "/brands", &admin, Some(body)).await.0, StatusCode::CREATED);
+        assert_eq!(app.call(Method::POST, "/brands", &admin, Some(body)).await.0, StatusCode::CREATED);
     }
-    let (status, clean) = call(&app, Method::GET, "/audit/verify", &admin, None).await;
+    let (status, clean) = app.call(Method::GET, "/audit/verify", &admin, None).await;
     assert_eq!(status, StatusCode::OK);
     // One sign-in, then per brand: created + owner invited.
     assert_eq!(clean["rows"], 9, "{clean}");
@@ -190,7 +171,7 @@ async fn altering_any_audit_row_makes_verification_report_that_row() {
         sqlx::query(sql).execute(&mut *tx).await.unwrap();
         tx.commit().await.unwrap();
     };
-    let verify = || async { call(&app, Method::GET, "/audit/verify", &admin, None).await.1 };
+    let verify = || async { app.call(Method::GET, "/audit/verify", &admin, None).await.1 };
     for (sql, row, undo) in [
         (
             "UPDATE audit_log SET after = '\"Evil\"' WHERE id = 6",

@@ -17,16 +17,6 @@ use shared::{
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0 the front of a passport";
 
-async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 fn vault(app: &TestApp) -> DocumentVault {
     let config = app.resources.config();
     DocumentVault::new(Storage::new(&config.storage).unwrap(), &config.kyc)
@@ -84,24 +74,24 @@ async fn reviewers_work_the_queue_and_every_look_and_decision_is_audited() {
     let (_, _, a_draft) = draft(&app, 4, "Still Typing").await;
 
     // The queue: submitted only, oldest first; filters and bounds checked.
-    let (status, page) = call(&app, Method::GET, "/kyc/submissions", &support, None).await;
+    let (status, page) = app.call(Method::GET, "/kyc/submissions", &support, None).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(ids(&page), [first, second, third]);
     assert_eq!(page["items"][0]["state"], "pending");
     assert_eq!(page["items"][0]["documents"], 1);
-    let (_, page) = call(&app, Method::GET, "/kyc/submissions?limit=2", &support, None).await;
+    let (_, page) = app.call(Method::GET, "/kyc/submissions?limit=2", &support, None).await;
     assert_eq!((ids(&page), page["next_offset"].as_i64()), (vec![first, second], Some(2)));
-    let (_, page) = call(&app, Method::GET, "/kyc/submissions?limit=2&offset=2", &support, None).await;
+    let (_, page) = app.call(Method::GET, "/kyc/submissions?limit=2&offset=2", &support, None).await;
     assert_eq!(ids(&page), [third]);
-    let (status, body) = call(&app, Method::GET, "/kyc/submissions?status=draft&limit=0", &support, None).await;
+    let (status, body) = app.call(Method::GET, "/kyc/submissions?status=draft&limit=0", &support, None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["status", "limit"]);
-    let (status, _) = call(&app, Method::GET, &format!("/kyc/submissions/{a_draft}"), &support, None).await;
+    let (status, _) = app.call(Method::GET, &format!("/kyc/submissions/{a_draft}"), &support, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "drafts are the customer's own");
 
     // Reading a case and its image, decrypted; the object at rest is not the image.
-    let (status, case) = call(&app, Method::GET, &format!("/kyc/submissions/{first}"), &support, None).await;
+    let (status, case) = app.call(Method::GET, &format!("/kyc/submissions/{first}"), &support, None).await;
     assert_eq!(status, StatusCode::OK, "{case}");
     assert_eq!(
         (case["legal_name"].as_str(), case["document_number"].as_str()),
@@ -128,45 +118,45 @@ async fn reviewers_work_the_queue_and_every_look_and_decision_is_audited() {
     let raw = vault(&app).raw(&key).await.unwrap().unwrap();
     assert!(!raw.windows(16).any(|w| w == &PNG[..16]), "stored encrypted");
     let (status, _) =
-        call(&app, Method::GET, &format!("/kyc/submissions/{second}/documents/{document}"), &support, None).await;
+        app.call(Method::GET, &format!("/kyc/submissions/{second}/documents/{document}"), &support, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another submission's document");
 
     // Claim, then decide: only the claimant, only once.
-    let (status, claimed) = call(&app, Method::POST, &format!("/kyc/submissions/{first}/claim"), &support, None).await;
+    let (status, claimed) = app.call(Method::POST, &format!("/kyc/submissions/{first}/claim"), &support, None).await;
     assert_eq!((status, claimed["state"].as_str()), (StatusCode::OK, Some("in_review")), "{claimed}");
     assert_eq!(claimed["reviewer_account_id"], support_id);
-    let (status, _) = call(&app, Method::POST, &format!("/kyc/submissions/{first}/claim"), &support, None).await;
+    let (status, _) = app.call(Method::POST, &format!("/kyc/submissions/{first}/claim"), &support, None).await;
     assert_eq!(status, StatusCode::OK, "claiming one's own claim again is a no-op");
     let approve = |id: i64| format!("/kyc/submissions/{id}/approve");
     let reject = |id: i64| format!("/kyc/submissions/{id}/reject");
-    let (status, body) = call(&app, Method::POST, &approve(first), &admin, Some(json!({}))).await;
+    let (status, body) = app.call(Method::POST, &approve(first), &admin, Some(json!({}))).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("kyc-claimed")));
-    let (status, body) = call(&app, Method::POST, &format!("/kyc/submissions/{first}/claim"), &admin, None).await;
+    let (status, body) = app.call(Method::POST, &format!("/kyc/submissions/{first}/claim"), &admin, None).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("kyc-claimed")));
     let (status, approved) =
-        call(&app, Method::POST, &approve(first), &support, Some(json!({ "reason": "matches the photo" }))).await;
+        app.call(Method::POST, &approve(first), &support, Some(json!({ "reason": "matches the photo" }))).await;
     assert_eq!((status, approved["state"].as_str()), (StatusCode::OK, Some("approved")), "{approved}");
     assert!(approved["decided_at"].is_string());
     for path in [approve(first), reject(first)] {
-        let (status, body) = call(&app, Method::POST, &path, &support, Some(json!({ "reason": "again" }))).await;
+        let (status, body) = app.call(Method::POST, &path, &support, Some(json!({ "reason": "again" }))).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("kyc-state")), "{path}");
     }
 
     // A rejection needs a reason; an unclaimed pending case can be decided directly.
     for body in [json!({}), json!({ "reason": "   " })] {
-        let (status, problem) = call(&app, Method::POST, &reject(second), &admin, Some(body)).await;
+        let (status, problem) = app.call(Method::POST, &reject(second), &admin, Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(problem["errors"][0]["field"], "reason");
     }
-    let (status, body) = call(&app, Method::POST, &reject(second), &admin, Some(json!({ "reason": "expired" }))).await;
+    let (status, body) = app.call(Method::POST, &reject(second), &admin, Some(json!({ "reason": "expired" }))).await;
     assert_eq!((status, body["decision_reason"].as_str()), (StatusCode::OK, Some("expired")));
-    let (status, _) = call(&app, Method::POST, &reject(999_999), &admin, Some(json!({ "reason": "x" }))).await;
+    let (status, _) = app.call(Method::POST, &reject(999_999), &admin, Some(json!({ "reason": "x" }))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Open cases first, then the decided ones; filters by state.
-    let (_, page) = call(&app, Method::GET, "/kyc/submissions", &support, None).await;
+    let (_, page) = app.call(Method::GET, "/kyc/submissions", &support, None).await;
     assert_eq!(ids(&page), [third, first, second]);
-    let (_, page) = call(&app, Method::GET, "/kyc/submissions?status=rejected", &support, None).await;
+    let (_, page) = app.call(Method::GET, "/kyc/submissions?status=rejected", &support, None).await;
     assert_eq!(ids(&page), [second]);
 
     // Audited: every look at a case or image and every decision, with before and after.
@@ -193,7 +183,7 @@ async fn reviewers_work_the_queue_and_every_look_and_decision_is_audited() {
     assert_eq!(rows[1].4.as_ref().unwrap()["document_id"], document);
     assert_eq!(rows[3].3, Some(json!({ "state": "in_review" })));
     assert_eq!(rows[4].4.as_ref().unwrap()["reason"], "expired");
-    let verification = call(&app, Method::GET, "/audit/verify", &admin, None).await.1;
+    let verification = app.call(Method::GET, "/audit/verify", &admin, None).await.1;
     assert_eq!(verification["first_broken"], Value::Null);
 
     // Decisions reach the outbox for whoever reacts (mail the customer, unlock payouts).
@@ -221,8 +211,8 @@ async fn concurrent_decisions_settle_in_the_database_and_the_loser_gets_409() {
         let id = submitted(&app, wallet, "Race Condition").await;
         let (approve, reject) = (format!("/kyc/submissions/{id}/approve"), format!("/kyc/submissions/{id}/reject"));
         let (a, b) = tokio::join!(
-            call(&app, Method::POST, &approve, &support, Some(json!({}))),
-            call(&app, Method::POST, &reject, &admin, Some(json!({ "reason": "no" }))),
+            app.call(Method::POST, &approve, &support, Some(json!({}))),
+            app.call(Method::POST, &reject, &admin, Some(json!({ "reason": "no" }))),
         );
         let mut statuses = [a.0, b.0];
         statuses.sort();
@@ -263,7 +253,7 @@ async fn brand_staff_developers_and_customers_cannot_reach_the_queue() {
     ];
     for (method, path) in &routes {
         for token in [&owner, &developer, &customer] {
-            let (status, body) = call(&app, method.clone(), path, token, Some(json!({ "reason": "x" }))).await;
+            let (status, body) = app.call(method.clone(), path, token, Some(json!({ "reason": "x" }))).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
         }
         let anonymous = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
@@ -302,7 +292,7 @@ async fn a_tampered_document_is_refused_without_leaking_and_one_open_submission_
     raw[last] ^= 1;
     Storage::new(&app.resources.config().storage).unwrap().put(&key, raw.into()).await.unwrap();
     let (status, body) =
-        call(&app, Method::GET, &format!("/kyc/submissions/{id}/documents/{document}"), &support, None).await;
+        app.call(Method::GET, &format!("/kyc/submissions/{id}/documents/{document}"), &support, None).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body["code"], "internal");
     let viewed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'kyc.document-viewed'")

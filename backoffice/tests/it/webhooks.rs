@@ -29,17 +29,6 @@ use shared::{
 };
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let bytes = response.bytes().await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
 /// A back office with the given settings, a brand and its owner's token.
 async fn brand_app(settings: &[(&str, &str)]) -> (TestApp, i64, String) {
     let db = TestDb::create().await;
@@ -199,14 +188,14 @@ fn verifies(secret: &str, request: &Received) -> bool {
 
 async fn create_endpoint(app: &TestApp, brand: i64, owner: &str, url: &str, events: &[&str]) -> (i64, String) {
     let body = json!({ "url": url, "event_types": events, "description": "orders to the ERP" });
-    let (status, created) = call(app, Method::POST, &format!("/brands/{brand}/webhooks"), owner, Some(body)).await;
+    let (status, created) = app.call(Method::POST, &format!("/brands/{brand}/webhooks"), owner, Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     (created["endpoint"]["id"].as_i64().unwrap(), created["secret"].as_str().unwrap().to_owned())
 }
 
 async fn deliveries(app: &TestApp, brand: i64, endpoint: i64, owner: &str) -> Value {
     let (status, log) =
-        call(app, Method::GET, &format!("/brands/{brand}/webhooks/{endpoint}/deliveries"), owner, None).await;
+        app.call(Method::GET, &format!("/brands/{brand}/webhooks/{endpoint}/deliveries"), owner, None).await;
     assert_eq!(status, StatusCode::OK, "{log}");
     log
 }
@@ -218,7 +207,7 @@ async fn a_brand_event_reaches_its_endpoint_signed_the_standard_webhooks_way() {
     let (endpoint, secret) = create_endpoint(&app, brand, &owner, &receiver.url, &["order.created"]).await;
     assert!(secret.starts_with("whsec_"), "{secret}");
     // The secret is shown once: never in reads.
-    let (_, read) = call(&app, Method::GET, &format!("/brands/{brand}/webhooks/{endpoint}"), &owner, None).await;
+    let (_, read) = app.call(Method::GET, &format!("/brands/{brand}/webhooks/{endpoint}"), &owner, None).await;
     assert_eq!(read["event_types"], json!(["order.created"]));
     assert!(!read.to_string().contains(&secret[6..]), "{read}");
 
@@ -252,12 +241,11 @@ async fn a_brand_event_reaches_its_endpoint_signed_the_standard_webhooks_way() {
 
     // After a rotation both secrets sign, so the receiver can switch over at leisure.
     let (status, rotated) =
-        call(&app, Method::POST, &format!("/brands/{brand}/webhooks/{endpoint}/rotate-secret"), &owner, None).await;
+        app.call(Method::POST, &format!("/brands/{brand}/webhooks/{endpoint}/rotate-secret"), &owner, None).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let new_secret = rotated["secret"].as_str().unwrap();
     assert_ne!(new_secret, secret);
-    let (status, _) =
-        call(&app, Method::POST, &format!("/brands/{brand}/webhooks/{endpoint}/test"), &owner, None).await;
+    let (status, _) = app.call(Method::POST, &format!("/brands/{brand}/webhooks/{endpoint}/test"), &owner, None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let test = receiver.wait_for(2).await.remove(1);
     assert_eq!(test.json()["type"], "webhook.test");
@@ -266,7 +254,7 @@ async fn a_brand_event_reaches_its_endpoint_signed_the_standard_webhooks_way() {
     assert_ne!(test.header("webhook-id"), request.header("webhook-id"));
 
     // Every change is audited, without secrets.
-    let (_, audit) = call(&app, Method::GET, &format!("/brands/{brand}/audit"), &owner, None).await;
+    let (_, audit) = app.call(Method::GET, &format!("/brands/{brand}/audit"), &owner, None).await;
     let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["webhook.tested", "webhook.secret-rotated", "webhook.created"]);
     assert!(!audit.to_string().contains(&new_secret[6..]) && !audit.to_string().contains(&secret[6..]));
@@ -320,7 +308,7 @@ async fn a_replay_redelivers_a_failed_delivery_with_the_same_webhook_id() {
     assert_eq!(log[0]["last_status_code"], 500);
 
     let replay = format!("/brands/{brand}/webhooks/{endpoint}/deliveries/{delivery}/replay");
-    let (status, replayed) = call(&app, Method::POST, &replay, &owner, None).await;
+    let (status, replayed) = app.call(Method::POST, &replay, &owner, None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{replayed}");
     assert_eq!(replayed["status"], "pending");
     let second = receiver.wait_for(2).await.remove(1);
@@ -335,26 +323,28 @@ async fn a_replay_redelivers_a_failed_delivery_with_the_same_webhook_id() {
     assert_eq!(log[0]["attempt_log"].as_array().unwrap().len(), 2, "{log}");
 
     // A delivered one can be replayed again; another brand's cannot be reached at all.
-    let (status, _) = call(&app, Method::POST, &replay, &owner, None).await;
+    let (status, _) = app.call(Method::POST, &replay, &owner, None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     receiver.wait_for(3).await;
     let other = app.brand("Other").await;
     let (other_owner_id, other_owner) = app.account("owner@other.example", None).await;
     app.member(other, other_owner_id, BrandRole::Owner, &[]).await;
     let foreign = format!("/brands/{other}/webhooks/{endpoint}/deliveries/{delivery}/replay");
-    let (status, _) = call(&app, Method::POST, &foreign, &other_owner, None).await;
+    let (status, _) = app.call(Method::POST, &foreign, &other_owner, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Nor through Acme's path: to a non-member, another brand does not exist.
-    let (status, _) = call(&app, Method::POST, &replay, &other_owner, None).await;
+    let (status, _) = app.call(Method::POST, &replay, &other_owner, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, log) =
-        call(&app, Method::GET, &format!("/brands/{brand}/webhooks/{endpoint}/deliveries"), &owner, None).await;
+        app.call(Method::GET, &format!("/brands/{brand}/webhooks/{endpoint}/deliveries"), &owner, None).await;
     assert_eq!(log[0]["attempt_log"].as_array().unwrap().len(), 3, "{log}");
 }
 
 #[tokio::test]
 async fn a_webhook_at_a_loopback_address_is_refused_in_production() {
-    let (app, brand, owner) = brand_app(&[("APP_ENV", "production")]).await;
+    let production =
+        [("APP_ENV", "production"), ("STRIPE_SECRET_KEY", "sk_test_x"), ("STRIPE_WEBHOOK_SECRET", "whsec_eA")];
+    let (app, brand, owner) = brand_app(&production).await;
     let path = format!("/brands/{brand}/webhooks");
     for url in [
         "https://127.0.0.1/hook",
@@ -381,36 +371,36 @@ async fn a_webhook_at_a_loopback_address_is_refused_in_production() {
         assert_eq!(problem["code"], "validation");
         assert_eq!(problem["errors"][0]["field"], "url", "{url}: {problem}");
     }
-    let (status, problem) = call(
-        &app,
-        Method::POST,
-        &path,
-        &owner,
-        Some(json!({ "url": "https://93.184.215.14/hook", "event_types": ["order.shipped"] })),
-    )
-    .await;
+    let (status, problem) = app
+        .call(
+            Method::POST,
+            &path,
+            &owner,
+            Some(json!({ "url": "https://93.184.215.14/hook", "event_types": ["order.shipped"] })),
+        )
+        .await;
     assert_eq!((status, &problem["errors"][0]["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("event_types")));
-    let (status, _) = call(&app, Method::POST, &path, &owner, Some(json!({ "url": 42, "event_types": [] }))).await;
+    let (status, _) = app.call(Method::POST, &path, &owner, Some(json!({ "url": 42, "event_types": [] }))).await;
     assert!(status.is_client_error(), "{status}");
 
     // A public HTTPS endpoint is fine; pointing it at loopback later is refused the same way.
     let (endpoint, _) = create_endpoint(&app, brand, &owner, "https://93.184.215.14/hook", &["order.created"]).await;
-    let (status, problem) = call(
-        &app,
-        Method::PATCH,
-        &format!("{path}/{endpoint}"),
-        &owner,
-        Some(json!({ "url": "https://127.0.0.1:8443/hook" })),
-    )
-    .await;
+    let (status, problem) = app
+        .call(
+            Method::PATCH,
+            &format!("{path}/{endpoint}"),
+            &owner,
+            Some(json!({ "url": "https://127.0.0.1:8443/hook" })),
+        )
+        .await;
     assert_eq!((status, &problem["errors"][0]["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("url")));
-    let (_, stored) = call(&app, Method::GET, &format!("{path}/{endpoint}"), &owner, None).await;
+    let (_, stored) = app.call(Method::GET, &format!("{path}/{endpoint}"), &owner, None).await;
     assert_eq!(stored["url"], "https://93.184.215.14/hook");
 
     // Staff cannot manage webhooks.
     let (staff_id, staff) = app.account("staff@acme.example", None).await;
     app.member(brand, staff_id, BrandRole::Staff, &[]).await;
-    let (status, _) = call(&app, Method::GET, &path, &staff, None).await;
+    let (status, _) = app.call(Method::GET, &path, &staff, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -477,19 +467,19 @@ async fn deleting_an_endpoint_stops_its_deliveries_and_keeps_its_log() {
     let (endpoint, _) = create_endpoint(&app, brand, &owner, &receiver.url, &["order.created"]).await;
     let path = format!("/brands/{brand}/webhooks/{endpoint}");
     let _background = background(&app).await;
-    let (status, _) = call(&app, Method::POST, &format!("{path}/test"), &owner, None).await;
+    let (status, _) = app.call(Method::POST, &format!("{path}/test"), &owner, None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     receiver.wait_for(1).await;
 
-    let (status, disabled) = call(&app, Method::PATCH, &path, &owner, Some(json!({ "enabled": false }))).await;
+    let (status, disabled) = app.call(Method::PATCH, &path, &owner, Some(json!({ "enabled": false }))).await;
     assert_eq!((status, &disabled["enabled"]), (StatusCode::OK, &json!(false)));
-    let (status, problem) = call(&app, Method::POST, &format!("{path}/test"), &owner, None).await;
+    let (status, problem) = app.call(Method::POST, &format!("{path}/test"), &owner, None).await;
     assert_eq!((status, &problem["code"]), (StatusCode::CONFLICT, &json!("endpoint-disabled")));
-    let (status, _) = call(&app, Method::DELETE, &path, &owner, None).await;
+    let (status, _) = app.call(Method::DELETE, &path, &owner, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = call(&app, Method::GET, &path, &owner, None).await;
+    let (status, _) = app.call(Method::GET, &path, &owner, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, list) = call(&app, Method::GET, &format!("/brands/{brand}/webhooks"), &owner, None).await;
+    let (_, list) = app.call(Method::GET, &format!("/brands/{brand}/webhooks"), &owner, None).await;
     assert_eq!(list, json!([]));
     // Events for it are no longer fanned out; what was sent stays in the log.
     let event = emit(&app, "order.created", "order", 3, json!({ "brand_id": brand })).await;

@@ -14,16 +14,6 @@ use shared::{
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0 a 1x1 test image";
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF\0 a test photo of a document's back";
 
-async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn upload(app: &TestApp, token: &str, kind: &str, content_type: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
     let response = app
         .client
@@ -63,7 +53,7 @@ async fn a_customer_submits_kyc_with_encrypted_documents_and_starts_again_after_
     let (customer, token) = app.customer(Address::repeat_byte(1)).await;
     let kyc_path = "/customers/me/kyc";
 
-    let (status, _) = call(&app, Method::GET, kyc_path, &token, None).await;
+    let (status, _) = app.call(Method::GET, kyc_path, &token, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing yet");
     let (status, body) = upload(&app, &token, "front", "image/png", PNG.to_vec()).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("kyc-no-draft")), "{body}");
@@ -71,21 +61,21 @@ async fn a_customer_submits_kyc_with_encrypted_documents_and_starts_again_after_
     // Details: every bad field named at once; then a draft.
     let bad = json!({ "legal_name": " ", "date_of_birth": "2999-01-01", "country": "XX", "document_type": "id_card",
                       "document_number": "12;34" });
-    let (status, body) = call(&app, Method::PUT, kyc_path, &token, Some(bad)).await;
+    let (status, body) = app.call(Method::PUT, kyc_path, &token, Some(bad)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["legal_name", "date_of_birth", "country", "document_number"]);
-    let (status, body) = call(&app, Method::PUT, kyc_path, &token, Some(details("selfie_stick"))).await;
+    let (status, body) = app.call(Method::PUT, kyc_path, &token, Some(details("selfie_stick"))).await;
     assert_eq!(
         (status, body["errors"][0]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("document_type"))
     );
-    let (status, draft) = call(&app, Method::PUT, kyc_path, &token, Some(details("id_card"))).await;
+    let (status, draft) = app.call(Method::PUT, kyc_path, &token, Some(details("id_card"))).await;
     assert_eq!(status, StatusCode::CREATED, "{draft}");
     assert_eq!(draft["state"], "draft");
     assert_eq!(draft["country"], "GB");
     assert_eq!(draft["missing_documents"], json!(["front", "back"]));
-    let (status, _) = call(&app, Method::PUT, kyc_path, &token, Some(details("id_card"))).await;
+    let (status, _) = app.call(Method::PUT, kyc_path, &token, Some(details("id_card"))).await;
     assert_eq!(status, StatusCode::OK, "the same draft, updated");
 
     // Uploads are judged by their bytes and their size.
@@ -107,7 +97,7 @@ async fn a_customer_submits_kyc_with_encrypted_documents_and_starts_again_after_
     assert_eq!(status, StatusCode::CREATED, "{front}");
     assert_eq!(front["content_type"], "image/png");
     assert_eq!(front["size_bytes"], PNG.len());
-    let (status, body) = call(&app, Method::POST, "/customers/me/kyc/submit", &token, None).await;
+    let (status, body) = app.call(Method::POST, "/customers/me/kyc/submit", &token, None).await;
     assert_eq!((status, body["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("documents")));
     // A second front replaces the first (and its object).
     let (status, front) = upload(&app, &token, "front", "image/png", PNG.to_vec()).await;
@@ -132,25 +122,25 @@ async fn a_customer_submits_kyc_with_encrypted_documents_and_starts_again_after_
         .unwrap();
     assert_eq!(vault.get(&key).await.unwrap().unwrap(), PNG);
 
-    let (status, submitted) = call(&app, Method::POST, "/customers/me/kyc/submit", &token, None).await;
+    let (status, submitted) = app.call(Method::POST, "/customers/me/kyc/submit", &token, None).await;
     assert_eq!(status, StatusCode::OK, "{submitted}");
     assert_eq!(submitted["state"], "pending");
     assert_eq!(submitted["documents"].as_array().unwrap().len(), 2);
     let id = submitted["id"].as_i64().unwrap();
 
     // Frozen while awaiting review.
-    let (status, body) = call(&app, Method::PUT, kyc_path, &token, Some(details("passport"))).await;
+    let (status, body) = app.call(Method::PUT, kyc_path, &token, Some(details("passport"))).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("kyc-awaiting-review")));
     let (status, _) = upload(&app, &token, "selfie", "image/png", PNG.to_vec()).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = call(&app, Method::POST, "/customers/me/kyc/submit", &token, None).await;
+    let (status, _) = app.call(Method::POST, "/customers/me/kyc/submit", &token, None).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
     // Others see nothing of it; staff are not customers.
     let (_, other) = app.customer(Address::repeat_byte(2)).await;
-    assert_eq!(call(&app, Method::GET, kyc_path, &other, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.call(Method::GET, kyc_path, &other, None).await.0, StatusCode::NOT_FOUND);
     let (reviewer, staff) = app.account("support@brandmint.example", Some(PlatformRole::Support)).await;
-    assert_eq!(call(&app, Method::GET, kyc_path, &staff, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(app.call(Method::GET, kyc_path, &staff, None).await.0, StatusCode::FORBIDDEN);
 
     // The back office rejects it (its queue is tested there); the customer sees why.
     let mut tx = app.resources.db().begin().await.unwrap();
@@ -160,13 +150,13 @@ async fn a_customer_submits_kyc_with_encrypted_documents_and_starts_again_after_
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let (status, seen) = call(&app, Method::GET, kyc_path, &token, None).await;
+    let (status, seen) = app.call(Method::GET, kyc_path, &token, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(seen["state"], "rejected");
     assert_eq!(seen["rejection_reason"], "The photo of the back is blurry.");
 
     // And starts again: a new draft, the rejected one kept as history.
-    let (status, again) = call(&app, Method::PUT, kyc_path, &token, Some(details("passport"))).await;
+    let (status, again) = app.call(Method::PUT, kyc_path, &token, Some(details("passport"))).await;
     assert_eq!(status, StatusCode::CREATED, "{again}");
     assert_ne!(again["id"], id);
     assert_eq!(again["missing_documents"], json!(["front"]));
