@@ -134,7 +134,8 @@ pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> 
     })
 }
 
-fn sold_out(detail: String) -> ApiError {
+fn sold_out(left: i32) -> ApiError {
+    let detail = if left <= 0 { "sold out".to_owned() } else { format!("only {left} left") };
     ApiError::Conflict { code: "sold-out", detail }
 }
 
@@ -176,34 +177,55 @@ fn check(body: NewOrder) -> ApiResult<Checked> {
     }
 }
 
-/// Why an item could not be reserved, precisely (after the conditional UPDATE matched nothing).
-async fn why_not(conn: &mut PgConnection, order: &Checked) -> ApiResult<ApiError> {
+/// What an order is priced from: the item as it is now (read without a lock).
+struct Offer {
+    brand_id: i64,
+    campaign_id: i64,
+    price_minor: i64,
+    currency: String,
+    per_wallet_limit: Option<i32>,
+}
+
+/// The item on sale for this order, or why it is not: a precise, clear refusal.
+async fn offer(conn: &mut PgConnection, order: &Checked) -> ApiResult<Offer> {
     let item = sqlx::query!(
-        "SELECT i.supply, i.reserved, i.sale_starts_at, i.sale_ends_at, i.payment_methods, c.state
+        "SELECT i.brand_id, i.campaign_id, i.price_minor, i.currency, i.per_wallet_limit, i.supply, i.reserved,
+                i.sale_starts_at, i.sale_ends_at, i.payment_methods, c.state
          FROM campaign_items i JOIN campaigns c ON c.id = i.campaign_id WHERE i.id = $1",
         order.item
     )
     .fetch_optional(conn)
     .await?;
     let Some(item) = item else {
-        return Ok(ApiError::Validation(vec![FieldError::new("item_id", "no such item")]));
+        return Err(ApiError::Validation(vec![FieldError::new("item_id", "no such item")]));
     };
     let now = Utc::now();
-    Ok(if item.state != "live" {
-        ApiError::Conflict { code: "not-on-sale", detail: format!("the campaign is {}", item.state) }
+    let refusal = if item.state != "live" {
+        Some(ApiError::Conflict { code: "not-on-sale", detail: format!("the campaign is {}", item.state) })
     } else if item.sale_starts_at.is_some_and(|starts| now < starts) {
-        ApiError::Conflict { code: "not-on-sale", detail: "the sale has not started".into() }
+        Some(ApiError::Conflict { code: "not-on-sale", detail: "the sale has not started".into() })
     } else if item.sale_ends_at.is_some_and(|ends| now >= ends) {
-        ApiError::Conflict { code: "not-on-sale", detail: "the sale has ended".into() }
+        Some(ApiError::Conflict { code: "not-on-sale", detail: "the sale has ended".into() })
     } else if !item.payment_methods.contains(&order.method) {
-        ApiError::Validation(vec![FieldError::new(
+        Some(ApiError::Validation(vec![FieldError::new(
             "method",
             format!("this item accepts {}", item.payment_methods.join(", ")),
-        )])
+        )]))
+    } else if item.supply - item.reserved < order.quantity {
+        Some(sold_out(item.supply - item.reserved))
     } else {
-        let left = item.supply - item.reserved;
-        sold_out(if left <= 0 { "sold out".to_owned() } else { format!("only {left} left") })
-    })
+        None
+    };
+    match refusal {
+        Some(refusal) => Err(refusal),
+        None => Ok(Offer {
+            brand_id: item.brand_id,
+            campaign_id: item.campaign_id,
+            price_minor: item.price_minor,
+            currency: item.currency,
+            per_wallet_limit: item.per_wallet_limit,
+        }),
+    }
 }
 
 /// The voucher `code` applied to `subtotal`: its id and the discount, with its use counted.
@@ -339,39 +361,7 @@ async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Ord
 /// Creates the order; returns its internal id and its view.
 async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str) -> ApiResult<(i64, Order)> {
     let mut tx = state.db().begin().await?;
-    let reserved = sqlx::query!(
-        "UPDATE campaign_items i SET reserved = i.reserved + $2
-         FROM campaigns c
-         WHERE i.id = $1 AND c.id = i.campaign_id AND c.state = 'live' AND i.reserved + $2 <= i.supply
-           AND $3 = ANY(i.payment_methods)
-           AND (i.sale_starts_at IS NULL OR i.sale_starts_at <= now()) AND (i.sale_ends_at IS NULL OR now() < i.sale_ends_at)
-         RETURNING i.brand_id, i.campaign_id, i.price_minor, i.currency, i.per_wallet_limit",
-        order.item,
-        order.quantity,
-        order.method
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(item) = reserved else {
-        let error = why_not(&mut tx, order).await?;
-        return Err(error);
-    };
-    if let Some(limit) = item.per_wallet_limit {
-        let held = sqlx::query_scalar!(
-            "SELECT COALESCE(sum(quantity), 0)::bigint AS \"n!\" FROM orders
-             WHERE item_id = $1 AND wallet_address = $2 AND released_at IS NULL AND state NOT IN ('expired', 'failed')",
-            order.item,
-            order.wallet.as_slice()
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if held + i64::from(order.quantity) > i64::from(limit) {
-            return Err(ApiError::Conflict {
-                code: "wallet-limit",
-                detail: format!("a wallet may hold {limit} of this item; this one has {held} ordered"),
-            });
-        }
-    }
+    let item = offer(&mut tx, order).await?;
     let currency: Currency =
         item.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
     let subtotal = Money::new(item.price_minor, currency)
@@ -427,8 +417,46 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         correlation_id: Some(created.public_id.to_string()),
     };
     outbox::append(&mut tx, event).await?;
-    let view = load(&mut tx, created.public_id).await?;
+    // The hot row last: its lock is held only from here to the commit. The conditional UPDATE
+    // is what makes overselling impossible; the lock it takes serialises buyers of this item,
+    // so the wallet's count below sees every order committed before this one.
+    let reserved = sqlx::query_scalar!(
+        "UPDATE campaign_items SET reserved = reserved + $2 WHERE id = $1 AND reserved + $2 <= supply
+         RETURNING supply - reserved",
+        order.item,
+        order.quantity
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if reserved.is_none() {
+        let left = sqlx::query_scalar!("SELECT supply - reserved FROM campaign_items WHERE id = $1", order.item)
+            .fetch_one(&mut *tx)
+            .await?;
+        return Err(sold_out(left.unwrap_or(0)));
+    }
+    if let Some(limit) = item.per_wallet_limit {
+        // This order included.
+        let held = sqlx::query_scalar!(
+            "SELECT COALESCE(sum(quantity), 0)::bigint AS \"n!\" FROM orders
+             WHERE item_id = $1 AND wallet_address = $2 AND released_at IS NULL AND state NOT IN ('expired', 'failed')",
+            order.item,
+            order.wallet.as_slice()
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if held > i64::from(limit) {
+            return Err(ApiError::Conflict {
+                code: "wallet-limit",
+                detail: format!(
+                    "a wallet may hold {limit} of this item; this one has {} ordered",
+                    held - i64::from(order.quantity)
+                ),
+            });
+        }
+    }
     tx.commit().await?;
+    let mut conn = state.db().acquire().await?;
+    let view = load(&mut conn, created.public_id).await?;
     Ok((created.id, view))
 }
 

@@ -325,14 +325,25 @@ async fn a_thousand_buyers_of_a_hundred_units_pay_and_exactly_a_hundred_are_mint
     }
     assert_eq!(intents.len(), 100, "exactly the supply was reserved");
 
-    // Every buyer pays; halfway through, the platform process dies and comes back.
-    for (n, intent) in intents.iter().enumerate() {
+    // Every buyer pays; while orders are between authorisation and capture, the platform
+    // process dies and comes back.
+    for intent in &intents {
         assert_eq!(confirm(&stripe, intent, "pm_card_visa").await, StatusCode::OK);
-        if n == 50 {
-            setup.restart_background().await;
-        }
     }
     let db = setup.payment.resources.db().clone();
+    let in_flight = loop {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM orders WHERE state IN ('authorized', 'minting', 'minted')")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        if n > 0 {
+            break n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    setup.restart_background().await;
+    eprintln!("restarted with {in_flight} orders between authorisation and capture");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let fulfilled: i64 =
