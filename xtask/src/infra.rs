@@ -1,6 +1,7 @@
 //! The project's own throwaway infrastructure: a PostgreSQL cluster (from the machine's
 //! `initdb`/`pg_ctl`) and an anvil node (from npm), per instance (`dev`, `test`) so a running
-//! dev platform and a test run never share state. Starting is idempotent; stopping is clean.
+//! dev platform and a test run never share state. Starting is idempotent; stopping is clean and
+//! throws the data away (the chain does not outlive a stop, so nothing that refers to it may).
 //! When `DATABASE_URL` / `RPC_URL` are set, those are used and nothing is started for them.
 
 use std::{
@@ -123,6 +124,11 @@ pub fn down(instance: Instance) -> Result<()> {
         stop.args(["stop", "-m", "fast", "-w", "-t", "30", "-D"]).arg(&dirs.pg_data).stdout(Stdio::null());
         run(&mut stop)?;
         println!("postgres stopped");
+    }
+    // anvil keeps no state across runs, so neither may the database: its campaigns, orders and
+    // transactions name contracts and blocks that are gone with the node.
+    if dirs.pg_data.exists() {
+        fs::remove_dir_all(&dirs.pg_data).with_context(|| format!("removing {}", dirs.pg_data.display()))?;
     }
     Ok(())
 }
