@@ -13,7 +13,10 @@ use shared::{
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::members::{self, InviteRequest};
+use crate::{
+    campaigns::{Errors, check_text},
+    members::{self, InviteRequest},
+};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -66,7 +69,7 @@ impl From<BrandRow> for Brand {
             name: row.name,
             description: row.description,
             website: row.website,
-            treasury_address: row.treasury_address.as_deref().map(crate::campaigns::checksummed),
+            treasury_address: row.treasury_address.as_deref().map(shared::chain::checksummed),
             created_at: row.created_at,
         }
     }
@@ -175,32 +178,23 @@ async fn update_brand(
     Json(body): Json<BrandChanges>,
 ) -> ApiResult<Json<Brand>> {
     let brand = caller.brand()?.id;
-    let mut errors = Vec::new();
-    let name = body.name.as_deref().map(|name| check_name("name", name, 200)).transpose();
-    let name = name.unwrap_or_else(|e| {
-        if let ApiError::Validation(mut fields) = e {
-            errors.append(&mut fields);
-        }
-        None
-    });
+    let mut errors = Errors::default();
+    let name = body.name.as_deref().map(|name| check_text(&mut errors, "name", name, 200));
     if body.description.as_ref().is_some_and(|d| d.chars().count() > 5000) {
-        errors.push(FieldError::new("description", "must be at most 5000 characters"));
+        errors.add("description", "must be at most 5000 characters");
     }
     let website = body.website.as_deref().map(str::trim);
     if website.is_some_and(|w| url::Url::parse(w).map_or(true, |u| u.scheme() != "https" || u.host_str().is_none())) {
-        errors.push(FieldError::new("website", "must be an https:// address"));
+        errors.add("website", "must be an https:// address");
     }
-    let treasury = match body.treasury_address.as_deref().map(shared::chain::parse_address) {
-        Some(Ok(address)) => Some(address.to_vec()),
-        Some(Err(reason)) => {
-            errors.push(FieldError::new("treasury_address", reason));
+    let treasury = body.treasury_address.as_deref().and_then(|text| match shared::chain::parse_address(text) {
+        Ok(address) => Some(address.to_vec()),
+        Err(reason) => {
+            errors.add("treasury_address", reason);
             None
         }
-        None => None,
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    });
+    errors.finish()?;
     let mut tx = state.db().begin().await?;
     sqlx::query!("SELECT id FROM brands WHERE id = $1 FOR UPDATE", brand).fetch_one(&mut *tx).await?;
     let before = load(&mut tx, brand).await?;

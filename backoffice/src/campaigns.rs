@@ -4,7 +4,6 @@
 //! What goes on chain (name, symbol, supply, royalty) can change only before the collection is
 //! deployed; the description (off-chain metadata) can change at any time.
 
-use alloy::primitives::Address;
 use axum::{
     extract::{DefaultBodyLimit, State},
     http::{HeaderMap, StatusCode, header},
@@ -16,7 +15,7 @@ use shared::{
     AppState,
     audit::{self, Entry},
     auth::{Caller, Permission, require},
-    chain::parse_address,
+    chain::{checksummed, parse_address},
     http::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Body, Json, Path},
@@ -176,7 +175,7 @@ impl Errors {
     }
 }
 
-fn check_text(errors: &mut Errors, field: &str, value: &str, max: usize) -> String {
+pub(crate) fn check_text(errors: &mut Errors, field: &str, value: &str, max: usize) -> String {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > max {
         errors.add(field, format!("must be 1 to {max} characters"));
@@ -356,11 +355,6 @@ pub(crate) async fn load(conn: &mut PgConnection, state: &AppState, brand: i64, 
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
-}
-
-/// EIP-55 form of a stored 20-byte address.
-pub(crate) fn checksummed(bytes: &[u8]) -> String {
-    Address::try_from(bytes).map_or_else(|_| format!("0x{}", alloy::hex::encode(bytes)), |a| a.to_checksum(None))
 }
 
 /// Where the campaign's image is served publicly.

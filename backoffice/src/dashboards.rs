@@ -16,7 +16,7 @@ use shared::{
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::campaigns::checksummed;
+use shared::chain::checksummed;
 
 /// The longest range one request covers.
 const MAX_DAYS: i64 = 366;

@@ -36,7 +36,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::campaigns::{self, Campaign, CampaignPath, checksummed};
+use crate::campaigns::{self, Campaign, CampaignPath};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(require(Permission::CampaignsManage, routes!(deploy)))
@@ -74,7 +74,7 @@ pub(crate) async fn view(conn: &mut PgConnection, brand: i64, campaign: i64) -> 
         attempt: row.attempt,
         chain_tx_id: row.chain_tx_id,
         tx_hash: row.tx_hash.map(|hash| format!("0x{}", alloy::hex::encode(hash))),
-        collection_address: row.collection_address.as_deref().map(checksummed),
+        collection_address: row.collection_address.as_deref().map(shared::chain::checksummed),
         error: row.error,
         updated_at: row.updated_at,
     }))

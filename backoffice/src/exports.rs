@@ -7,6 +7,7 @@ use serde::Deserialize;
 use shared::{
     AppState,
     auth::{Caller, Permission, require},
+    chain::checksummed,
     http::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Path, Query},
@@ -17,10 +18,7 @@ use tokio::sync::mpsc;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    campaigns::checksummed,
-    tables::{self, Cell, Format},
-};
+use crate::tables::{self, Cell, Format};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(require(Permission::FinanceRead, routes!(export)))

@@ -68,7 +68,8 @@ impl CardPayment {
     }
 }
 
-/// A Stripe failure as the buyer sees it: 503 for an outage, 402 for a card problem.
+/// A Stripe failure as the buyer sees it: the card service cannot be reached or refused the
+/// request, so card payment is unavailable (503); card declines come later, at confirmation.
 fn stripe_error(e: stripe::Error) -> ApiError {
     ApiError::Unavailable { detail: format!("card payments are unavailable: {e}"), checks: None }
 }
@@ -80,21 +81,15 @@ fn order_ref(public_id: Uuid, brand: i64) -> ApiResult<OrderRef> {
 
 /// Creates the manual-capture PaymentIntent of a new card order. Without it the order cannot be
 /// paid: it fails at once (its units released) and the buyer gets a 503.
-pub(crate) async fn start(state: &AppState, id: i64) -> ApiResult<CardPayment> {
-    let row = sqlx::query!("SELECT public_id, brand_id, total_minor, currency FROM orders WHERE id = $1", id)
-        .fetch_one(state.db())
-        .await?;
-    let currency: Currency =
-        row.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
-    let reference = order_ref(row.public_id, row.brand_id)?;
-    let intent =
-        match state.stripe().create_payment_intent(&reference, Money::new(row.total_minor, currency), None).await {
-            Ok(intent) => intent,
-            Err(e) => {
-                crate::wallet::fail(state, id, &format!("no PaymentIntent: {e}")).await?;
-                return Err(stripe_error(e));
-            }
-        };
+pub(crate) async fn start(state: &AppState, order: &crate::orders::Created) -> ApiResult<CardPayment> {
+    let (id, reference) = (order.id, order_ref(order.public_id, order.brand_id)?);
+    let intent = match state.stripe().create_payment_intent(&reference, order.total, None).await {
+        Ok(intent) => intent,
+        Err(e) => {
+            crate::expiry::fail(state, id, &format!("no PaymentIntent: {e}")).await?;
+            return Err(stripe_error(e));
+        }
+    };
     sqlx::query!("UPDATE orders SET payment_intent_id = $2 WHERE id = $1", id, intent.id.as_str())
         .execute(state.db())
         .await?;

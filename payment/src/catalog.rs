@@ -71,11 +71,7 @@ async fn catalog(State(state): State<AppState>) -> ApiResult<Json<Vec<CatalogCam
         .into_iter()
         .map(|c| CatalogCampaign {
             image: c.has_image.then(|| format!("{base}/metadata/{}/image", c.id)),
-            collection_address: c
-                .collection_address
-                .as_deref()
-                .and_then(|bytes| alloy::primitives::Address::try_from(bytes).ok())
-                .map(|a| a.to_checksum(None)),
+            collection_address: c.collection_address.as_deref().map(shared::chain::checksummed),
             items: items
                 .iter()
                 .filter(|i| i.campaign_id == c.id)

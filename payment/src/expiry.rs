@@ -1,10 +1,12 @@
 //! Giving back what an order holds: [`release`] returns its units and its voucher use exactly
-//! once; the [`Expiry`] daemon expires pending orders past `expires_at` and releases them (an
+//! once; [`fail`] fails an order that cannot be paid and releases it; the [`Expiry`] daemon expires pending orders past `expires_at` and releases them (an
 //! open PaymentIntent is cancelled by the card saga on `order.expired`).
 
 use serde_json::json;
 use shared::{
+    AppState,
     daemon::{Daemon, RunContext, Schedule},
+    http::{ApiError, ApiResult},
     workflow::{
         BoxFuture, Transition, apply,
         machines::{Order, OrderEvent},
@@ -39,6 +41,22 @@ pub(crate) async fn release(conn: &mut PgConnection, order: i64) -> sqlx::Result
             .await?;
     }
     Ok(true)
+}
+
+/// Fails a pending order that cannot be paid, releasing what it holds.
+pub(crate) async fn fail(state: &AppState, id: i64, reason: &str) -> ApiResult<()> {
+    let mut tx = state.db().begin().await?;
+    let brand =
+        sqlx::query_scalar!("UPDATE orders SET failure_reason = $2 WHERE id = $1 RETURNING brand_id", id, reason)
+            .fetch_one(&mut *tx)
+            .await?;
+    let cause = format!("unpayable:{id}");
+    let transition = Transition::<Order>::new(id, OrderEvent::Fail, &cause, "payment")
+        .with_payload(json!({ "brand_id": brand, "reason": reason }));
+    apply(&mut tx, transition).await.map_err(|e| ApiError::Internal(e.into()))?;
+    release(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Expires pending orders whose time is up.

@@ -124,8 +124,7 @@ pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> 
         subtotal_minor: row.subtotal_minor,
         discount_minor: row.discount_minor,
         total_minor: row.total_minor,
-        wallet_address: Address::try_from(row.wallet_address.as_slice())
-            .map_or_else(|_| String::new(), |a| a.to_checksum(None)),
+        wallet_address: shared::chain::checksummed(&row.wallet_address),
         email: row.buyer_email,
         voucher_code: row.voucher_code,
         expires_at: row.expires_at,
@@ -323,14 +322,14 @@ async fn create_order(
     }
     let order = check(body)?;
     match insert(&state, &order, key.as_deref(), &hash).await {
-        Ok((id, created)) if order.method != "card" => {
-            crate::wallet::quote(&state, id).await?;
+        Ok((created, view)) if order.method != "card" => {
+            crate::wallet::quote(&state, created.id).await?;
             let mut conn = state.db().acquire().await?;
-            Ok((StatusCode::CREATED, Json(load(&mut conn, created.id).await?)).into_response())
+            Ok((StatusCode::CREATED, Json(load(&mut conn, view.id).await?)).into_response())
         }
-        Ok((id, mut created)) => {
-            created.card_payment = Some(crate::card::start(&state, id).await?);
-            Ok((StatusCode::CREATED, Json(created)).into_response())
+        Ok((created, mut view)) => {
+            view.card_payment = Some(crate::card::start(&state, &created).await?);
+            Ok((StatusCode::CREATED, Json(view)).into_response())
         }
         // Two retries raced: the other one created it.
         Err(ApiError::Conflict { code: "idempotency-race", .. }) => {
@@ -358,8 +357,16 @@ async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Ord
     }
 }
 
-/// Creates the order; returns its internal id and its view.
-async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str) -> ApiResult<(i64, Order)> {
+/// A new order as its payment starts from it.
+pub(crate) struct Created {
+    pub(crate) id: i64,
+    pub(crate) public_id: Uuid,
+    pub(crate) brand_id: i64,
+    pub(crate) total: Money,
+}
+
+/// Creates the order; returns what its payment needs and its view.
+async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str) -> ApiResult<(Created, Order)> {
     let mut tx = state.db().begin().await?;
     let item = offer(&mut tx, order).await?;
     let currency: Currency =
@@ -375,6 +382,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         }
         None => (None, 0),
     };
+    let total = Money::new(subtotal.minor() - discount, currency);
     let ttl = chrono::Duration::from_std(ORDER_TTL).unwrap_or_default();
     let created = sqlx::query!(
         "INSERT INTO orders (brand_id, campaign_id, item_id, quantity, method, currency, subtotal_minor, discount_minor,
@@ -389,7 +397,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         item.currency,
         subtotal.minor(),
         discount,
-        subtotal.minor() - discount,
+        total.minor(),
         order.email,
         order.wallet.as_slice(),
         voucher,
@@ -412,7 +420,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         payload: json!({
             "brand_id": item.brand_id, "campaign_id": item.campaign_id, "order": created.public_id,
             "item_id": order.item, "quantity": order.quantity, "method": order.method,
-            "total_minor": subtotal.minor() - discount, "currency": item.currency,
+            "total_minor": total.minor(), "currency": item.currency,
         }),
         correlation_id: Some(created.public_id.to_string()),
     };
@@ -457,7 +465,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
     tx.commit().await?;
     let mut conn = state.db().acquire().await?;
     let view = load(&mut conn, created.public_id).await?;
-    Ok((created.id, view))
+    Ok((Created { id: created.id, public_id: created.public_id, brand_id: item.brand_id, total }, view))
 }
 
 /// An order's status.

@@ -100,7 +100,7 @@ impl Receipts {
         .await?;
         let currency: shared::money::Currency = order.currency.parse()?;
         let total = shared::money::Money::new(order.total_minor, currency);
-        let wallet = alloy::primitives::Address::try_from(order.wallet_address.as_slice())?.to_checksum(None);
+        let wallet = shared::chain::checksummed(&order.wallet_address);
         let body = format!(
             "Thank you for your order with {brand}.\n\n\
              Order: {id}\nItem: {quantity} × {item} ({campaign})\nPaid: {total} by {method}\n\

@@ -199,10 +199,6 @@ pub(crate) struct QuoteView {
     deadline: i64,
 }
 
-fn checksum(bytes: &[u8]) -> String {
-    alloy::primitives::Address::try_from(bytes).map_or_else(|_| String::new(), |a| a.to_checksum(None))
-}
-
 /// The wallet payment of order `id`, if it has one.
 pub(crate) async fn view(conn: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<Option<WalletPayment>> {
     let row = sqlx::query!(
@@ -215,14 +211,14 @@ pub(crate) async fn view(conn: &mut sqlx::PgConnection, id: i64) -> sqlx::Result
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|q| WalletPayment {
-        checkout: checksum(&q.checkout),
+        checkout: shared::chain::checksummed(&q.checkout),
         chain_id: q.chain_id,
         quote: QuoteView {
             order_id: chain_order_id(q.public_id).to_string(),
-            buyer: checksum(&q.wallet_address),
-            collection: checksum(&q.collection),
+            buyer: shared::chain::checksummed(&q.wallet_address),
+            collection: shared::chain::checksummed(&q.collection),
             quantity: q.quantity,
-            pay_token: checksum(&q.pay_token),
+            pay_token: shared::chain::checksummed(&q.pay_token),
             amount: q.amount,
             deadline: q.expires_at.timestamp(),
         },
@@ -273,7 +269,7 @@ pub(crate) async fn quote(state: &shared::AppState, id: i64) -> shared::http::Ap
         order.chain_id.and_then(|c| u64::try_from(c).ok()),
     );
     let (Some(checkout), Some(key), Some(pay_token), Some(collection), Some(chain_id)) = setup else {
-        fail(state, id, "wallet payments are not configured on this platform").await?;
+        crate::expiry::fail(state, id, "wallet payments are not configured on this platform").await?;
         return Err(unavailable(
             "wallet payments are not available: the platform has no Checkout contract or quote signer".into(),
         ));
@@ -283,7 +279,7 @@ pub(crate) async fn quote(state: &shared::AppState, id: i64) -> shared::http::Ap
     let fx = match state.fx().quote(Money::new(order.total_minor, currency), asset).await {
         Ok(fx) => fx,
         Err(e) => {
-            fail(state, id, &e.to_string()).await?;
+            crate::expiry::fail(state, id, &e.to_string()).await?;
             return Err(match e {
                 FxError::UnsupportedCurrency(_) | FxError::InvalidPrice(_) => {
                     ApiError::Validation(vec![shared::http::FieldError::new("method", e.to_string())])
@@ -333,22 +329,6 @@ pub(crate) async fn quote(state: &shared::AppState, id: i64) -> shared::http::Ap
     sqlx::query!("UPDATE orders SET expires_at = $2 WHERE id = $1", id, fx.expires_at + WATCH_GRACE)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Fails a pending order that cannot be paid, releasing what it holds.
-pub(crate) async fn fail(state: &shared::AppState, id: i64, reason: &str) -> shared::http::ApiResult<()> {
-    let mut tx = state.db().begin().await?;
-    let brand =
-        sqlx::query_scalar!("UPDATE orders SET failure_reason = $2 WHERE id = $1 RETURNING brand_id", id, reason)
-            .fetch_one(&mut *tx)
-            .await?;
-    let cause = format!("unpayable:{id}");
-    let transition = Transition::<Order>::new(id, OrderEvent::Fail, &cause, "payment")
-        .with_payload(json!({ "brand_id": brand, "reason": reason }));
-    apply(&mut tx, transition).await.map_err(|e| shared::http::ApiError::Internal(e.into()))?;
-    crate::expiry::release(&mut tx, id).await?;
     tx.commit().await?;
     Ok(())
 }

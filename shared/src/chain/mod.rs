@@ -59,6 +59,13 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// The EIP-55 form of an address stored as 20 bytes (the hex of whatever else is stored, so a
+/// malformed value still shows).
+pub fn checksummed(bytes: &[u8]) -> String {
+    alloy::primitives::Address::try_from(bytes)
+        .map_or_else(|_| format!("0x{}", alloy::hex::encode(bytes)), |a| a.to_checksum(None))
+}
+
 /// Parses an address typed by a person: `0x` and 40 hex digits in the EIP-55 checksummed form,
 /// so a mistyped character is caught instead of sending tokens or money to a stranger.
 pub fn parse_address(text: &str) -> Result<alloy::primitives::Address, String> {
