@@ -11,7 +11,8 @@
 
 use alloy::{
     primitives::{Address, U256},
-    sol_types::SolCall,
+    providers::Provider,
+    sol_types::{SolCall, SolEvent},
 };
 use axum::{
     body::Bytes,
@@ -404,7 +405,14 @@ impl Mints {
                 // A cause of its own: the same cause twice on one order is a replay (a no-op).
                 let cause = format!("{cause}:capture");
                 step(conn, &order, OrderEvent::Capture, &cause, json!({ "amount": captured.amount_received })).await?;
-                sqlx::query!("UPDATE orders SET fulfilled_at = now() WHERE id = $1", id).execute(&mut *conn).await?;
+                let first = self.first_minted(&event.payload["tx_hash"], &order).await?;
+                sqlx::query!(
+                    "UPDATE orders SET fulfilled_at = now(), first_token_id = $2 WHERE id = $1",
+                    id,
+                    first.map(|first| first.to_string().parse::<bigdecimal::BigDecimal>()).transpose()?
+                )
+                .execute(&mut *conn)
+                .await?;
             }
         } else {
             let reason = event.payload["revert_reason"]
@@ -420,6 +428,32 @@ impl Mints {
             }
         }
         Ok(())
+    }
+}
+
+impl Mints {
+    /// The first token the confirmed mint `tx_hash` created for `order`'s wallet: the lowest id
+    /// its receipt shows minted there by the collection (the batch is consecutive).
+    async fn first_minted(&self, tx_hash: &serde_json::Value, order: &CardOrder) -> anyhow::Result<Option<U256>> {
+        let Some(hash) = tx_hash.as_str() else { return Ok(None) };
+        let (Some(collection), Ok(wallet)) = (order.collection.as_deref(), Address::try_from(order.wallet.as_slice()))
+        else {
+            return Ok(None);
+        };
+        let provider = self.resources.chain().provider();
+        let receipt = provider
+            .get_transaction_receipt(hash.parse()?)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no receipt for the confirmed mint {hash}"))?;
+        Ok(receipt
+            .inner
+            .logs()
+            .iter()
+            .filter(|log| log.address().as_slice() == collection)
+            .filter_map(|log| CampaignNFT::Transfer::decode_log(&log.inner).ok())
+            .filter(|transfer| transfer.from.is_zero() && transfer.to == wallet)
+            .map(|transfer| transfer.tokenId)
+            .min())
     }
 }
 

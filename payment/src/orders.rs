@@ -39,8 +39,6 @@ use uuid::Uuid;
 
 /// Most units one order can hold.
 const MAX_QUANTITY: i64 = 100;
-/// How long a pending order holds its units.
-pub(crate) const ORDER_TTL: Duration = Duration::from_secs(15 * 60);
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -383,12 +381,12 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         None => (None, 0),
     };
     let total = Money::new(subtotal.minor() - discount, currency);
-    let ttl = chrono::Duration::from_std(ORDER_TTL).unwrap_or_default();
+    let hold = chrono::Duration::from_std(state.config().orders.hold).map_err(|e| ApiError::Internal(e.into()))?;
     let created = sqlx::query!(
         "INSERT INTO orders (brand_id, campaign_id, item_id, quantity, method, currency, subtotal_minor, discount_minor,
              total_minor, buyer_email, wallet_address, voucher_id, expires_at, idempotency_key, request_hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now() + $13::interval, $14, $15)
-         RETURNING id, public_id",
+         RETURNING id, public_id, expires_at, created_at",
         item.brand_id,
         item.campaign_id,
         order.item,
@@ -401,7 +399,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         order.email,
         order.wallet.as_slice(),
         voucher,
-        sqlx::postgres::types::PgInterval::try_from(ttl).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
+        sqlx::postgres::types::PgInterval::try_from(hold).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
         key,
         hash
     )
@@ -463,8 +461,27 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         }
     }
     tx.commit().await?;
-    let mut conn = state.db().acquire().await?;
-    let view = load(&mut conn, created.public_id).await?;
+    // The view from what this transaction wrote: a fresh order has no payment yet.
+    let view = Order {
+        id: created.public_id,
+        state: "pending".into(),
+        campaign_id: item.campaign_id,
+        item_id: order.item,
+        quantity: order.quantity,
+        method: order.method.clone(),
+        currency: item.currency,
+        subtotal_minor: subtotal.minor(),
+        discount_minor: discount,
+        total_minor: total.minor(),
+        wallet_address: order.wallet.to_checksum(None),
+        email: order.email.clone(),
+        voucher_code: voucher.and(order.voucher.clone()),
+        expires_at: created.expires_at,
+        failure_reason: None,
+        created_at: created.created_at,
+        wallet_payment: None,
+        card_payment: None,
+    };
     Ok((Created { id: created.id, public_id: created.public_id, brand_id: item.brand_id, total }, view))
 }
 

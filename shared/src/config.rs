@@ -171,6 +171,11 @@ pub const FX_SECOND_SOURCE_URL: Variable = optional(
     "Coinbase Exchange public API, the FX quotes' second source (used when Binance fails, and as a cross-check)",
     "https://api.exchange.coinbase.com",
 );
+pub const ORDER_HOLD_SECS: Variable = optional(
+    "ORDER_HOLD_SECS",
+    "how long a pending order holds its units for its buyer; unpaid by then, it expires and they go back on sale",
+    "900",
+);
 pub const FX_QUOTE_TTL_SECS: Variable =
     optional("FX_QUOTE_TTL_SECS", "how long a wallet checkout's FX quote can be paid", "300");
 pub const FX_SPREAD_BPS: Variable = optional(
@@ -272,6 +277,7 @@ pub const VARIABLES: &[Variable] = &[
     REWARD_VAULT_ADDRESS,
     STABLECOIN_ADDRESS,
     PUBLIC_BASE_URL,
+    ORDER_HOLD_SECS,
     BINANCE_API_URL,
     FX_SECOND_SOURCE_URL,
     FX_QUOTE_TTL_SECS,
@@ -333,8 +339,16 @@ pub struct Config {
     pub kyc: KycConfig,
     pub webhooks: WebhooksConfig,
     pub alerts: AlertsConfig,
+    pub orders: OrdersConfig,
     pub fx: FxConfig,
     pub stripe: StripeConfig,
+}
+
+/// How buyers' orders behave.
+#[derive(Debug, Clone)]
+pub struct OrdersConfig {
+    /// How long a pending order holds its units.
+    pub hold: Duration,
 }
 
 /// Where wallet checkout's FX quotes come from and how careful they are (see [`crate::fx`]).
@@ -658,6 +672,7 @@ impl Config {
                 },
             },
             alerts: AlertsConfig { telegram: telegram(&env)? },
+            orders: OrdersConfig { hold: positive_secs(&env, ORDER_HOLD_SECS)? },
             fx: fx(&env, environment)?,
             stripe: stripe(&env, environment)?,
         })
@@ -997,6 +1012,17 @@ mod tests {
         assert!(err.contains("FX_SPREAD_BPS"), "{err}");
         let err = with(&[("FX_QUOTE_TTL_SECS", "0")]).unwrap_err().to_string();
         assert!(err.contains("FX_QUOTE_TTL_SECS"), "{err}");
+    }
+
+    #[test]
+    fn orders_hold_their_units_fifteen_minutes_unless_configured() {
+        assert_eq!(load(MINIMAL).unwrap().orders.hold, Duration::from_secs(900));
+        let with = |pairs: &[(&'static str, &'static str)]| load(&[MINIMAL, pairs].concat());
+        assert_eq!(with(&[("ORDER_HOLD_SECS", "120")]).unwrap().orders.hold, Duration::from_secs(120));
+        for bad in ["0", "-5", "15m"] {
+            let err = with(&[("ORDER_HOLD_SECS", bad)]).unwrap_err().to_string();
+            assert!(err.contains("ORDER_HOLD_SECS"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -20,11 +20,12 @@
 //! the platform does not follow the SDK's release-candidate churn.
 
 mod error;
+mod http;
 mod webhook;
 
 use std::{collections::HashMap, fmt, str::FromStr, time::Duration};
 
-use ::stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
+use ::stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use stripe_checkout::checkout_session::{
@@ -52,7 +53,7 @@ use crate::{
     money::{Currency, Money},
 };
 
-/// How long one call to Stripe may take (async-stripe has no default timeout).
+/// How long one call to Stripe may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why a string is not a Stripe id of the expected kind.
@@ -385,7 +386,7 @@ pub struct EventSummary {
 /// The Stripe API client the payment service uses; cheap to clone.
 #[derive(Clone)]
 pub struct Stripe {
-    client: Option<Client>,
+    client: Option<http::Http>,
     webhooks: Option<WebhookVerifier>,
 }
 
@@ -408,22 +409,18 @@ impl Stripe {
             .secret_key
             .as_ref()
             .map(|key| {
-                // async-stripe appends `v1/…` to the base as written: it needs the trailing slash.
+                // Paths are appended as `v1/…`: the base needs its trailing slash.
                 let mut base = config.api_base.to_string();
                 if !base.ends_with('/') {
                     base.push('/');
                 }
-                ClientBuilder::new(key.expose_secret())
-                    .url(base)
-                    .timeout(REQUEST_TIMEOUT)
-                    .app_info("brandmint", Some(env!("CARGO_PKG_VERSION").to_owned()), None)
-                    .build()
+                http::Http::new(key.expose_secret(), base, REQUEST_TIMEOUT)
             })
             .transpose()?;
         Ok(Self { client, webhooks: config.webhook_secret.clone().map(WebhookVerifier::new) })
     }
 
-    fn client(&self) -> Result<&Client> {
+    fn client(&self) -> Result<&http::Http> {
         self.client.as_ref().ok_or(Error::NotConfigured)
     }
 

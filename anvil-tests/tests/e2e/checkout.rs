@@ -355,7 +355,19 @@ async fn a_thousand_buyers_of_a_hundred_units_pay_and_exactly_a_hundred_are_mint
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     let collection = fulfilled_collection(&setup, item).await;
-    assert_eq!(setup.platform.collection(collection).totalMinted().call().await.unwrap(), U256::from(100));
+    let nft = setup.platform.collection(collection);
+    assert_eq!(nft.totalMinted().call().await.unwrap(), U256::from(100));
+    // Each order knows its token (read from its mint's receipt), and the chain agrees.
+    let tokens: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT first_token_id::bigint, wallet_address FROM orders ORDER BY first_token_id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(tokens.iter().map(|(id, _)| *id).collect::<Vec<_>>(), (1..=100).collect::<Vec<_>>());
+    for (id, wallet) in &tokens {
+        let owner = nft.ownerOf(U256::from(*id)).call().await.unwrap();
+        assert_eq!(owner.as_slice(), wallet.as_slice(), "token {id}");
+    }
     let (mints, moves): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM chain_transactions WHERE idempotency_key LIKE 'order-mint:%'),
                 (SELECT count(*) FROM state_transitions WHERE machine = 'order')",

@@ -207,3 +207,30 @@ async fn the_per_wallet_limit_and_voucher_caps_hold_and_expiry_gives_everything_
         .unwrap();
     assert_eq!(expired, 4);
 }
+
+#[tokio::test]
+async fn the_creation_answer_is_the_stored_order_held_for_the_configured_time() {
+    let (app, _stripe) = crate::payment_app(&[("ORDER_HOLD_SECS", "120")]).await;
+    let (brand, item) = live_item(&app, 10, None).await;
+    sqlx::query("INSERT INTO vouchers (brand_id, code, kind, amount_minor, currency) VALUES ($1, 'FIVE', 'fixed', 500, 'EUR')")
+        .bind(brand)
+        .execute(app.resources.db())
+        .await
+        .unwrap();
+    let mut body = order(item, 2, 7);
+    body["voucher_code"] = json!(" five ");
+    let (status, mut created) = post(&app, &body, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created["card_payment"]["client_secret"].as_str().is_some_and(|s| s.contains("_secret_")), "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let stored: Value = app.get(&format!("/orders/{id}")).await.json().await.unwrap();
+    // The client secret is for the buyer's page once; everything else is what is stored.
+    created["card_payment"]["client_secret"] = Value::Null;
+    assert_eq!(created, stored);
+    assert_eq!((stored["total_minor"].as_i64(), stored["voucher_code"].as_str()), (Some(4500), Some("FIVE")));
+    let held: f64 = sqlx::query_scalar("SELECT extract(epoch FROM expires_at - created_at)::float8 FROM orders")
+        .fetch_one(app.resources.db())
+        .await
+        .unwrap();
+    assert!((held - 120.0).abs() < 1.0, "held {held} s");
+}

@@ -52,26 +52,25 @@ pub struct OutboxEvent {
 
 /// Appends an event in the caller's transaction; returns its id.
 pub async fn append(conn: &mut PgConnection, event: NewEvent) -> sqlx::Result<i64> {
+    // One statement (one round trip): the event, its deliveries, the wake-up.
     let id = sqlx::query_scalar!(
-        "INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "WITH event AS (
+             INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id
+         ), deliveries AS (
+             INSERT INTO outbox_deliveries (event_id, subscriber)
+             SELECT event.id, s.subscriber FROM event, outbox_subscriptions s WHERE s.event_type = $1
+         )
+         SELECT event.id AS \"id!\" FROM event, pg_notify($6, $1)",
         event.event_type,
         event.aggregate_type,
         event.aggregate_id,
         event.payload,
-        event.correlation_id
+        event.correlation_id,
+        CHANNEL
     )
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query!(
-        "INSERT INTO outbox_deliveries (event_id, subscriber)
-         SELECT $1, subscriber FROM outbox_subscriptions WHERE event_type = $2",
-        id,
-        event.event_type
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, event.event_type).execute(&mut *conn).await?;
     Ok(id)
 }
 

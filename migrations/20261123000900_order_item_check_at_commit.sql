@@ -1,0 +1,11 @@
+-- An order's reference to its item is checked at commit instead of at INSERT.
+--
+-- A foreign-key check locks the referenced row FOR KEY SHARE. Checked at INSERT, every
+-- concurrent buyer of one item share-locks its row while another buyer's reservation UPDATE
+-- holds it, so the hot row's xmax becomes a MultiXact of up to one member per connection; every
+-- later read of that row and of its HOT chain must then resolve those members
+-- (GetMultiXactIdMembers was the largest single cost of `cargo xtask bench checkout`).
+-- Checked at commit, the check comes after the transaction's own reservation UPDATE, when it
+-- holds the row alone, and the lock is its own: no MultiXact. The guarantee is the same: no
+-- transaction commits an order whose item does not exist.
+ALTER TABLE orders ALTER CONSTRAINT orders_brand_id_item_id_fkey DEFERRABLE INITIALLY DEFERRED;
