@@ -9,8 +9,10 @@
 //! a second round offers fewer units than buyers and counts the orders.
 //!
 //! Needs `DATABASE_URL` (a server where it may create a database) and `RPC_URL`; `pgbench` on
-//! `PATH` for the baseline. `CHECKOUT_BENCH_SECS` (default 10) and `CHECKOUT_BENCH_CLIENTS`
-//! (default 32) tune the load.
+//! `PATH` for the baseline. `CHECKOUT_BENCH_SECS` (default 10) is each round's length;
+//! `CHECKOUT_BENCH_CLIENTS` (default `8,16,32`) the concurrent buyers of each round: at full load a
+//! closed loop's latency is its concurrency over its throughput (Little's law), so both are
+//! printed; `CHECKOUT_BENCH_DB_CONNECTIONS` (default 16) the service's pool.
 
 #![allow(clippy::print_stdout, clippy::float_arithmetic)] // a benchmark reports figures on stdout
 
@@ -128,7 +130,12 @@ fn pgbench(url: &str, item: i64, clients: u64, secs: u64) -> Result<String> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let secs = env_or("CHECKOUT_BENCH_SECS", 10)?;
-    let clients = env_or("CHECKOUT_BENCH_CLIENTS", 32)?;
+    let rounds: Vec<u64> = std::env::var("CHECKOUT_BENCH_CLIENTS")
+        .unwrap_or_else(|_| "8,16,32".into())
+        .split(',')
+        .map(|n| n.trim().parse().context("CHECKOUT_BENCH_CLIENTS: comma-separated client counts"))
+        .collect::<Result<_>>()?;
+    let pool = env_or("CHECKOUT_BENCH_DB_CONNECTIONS", 16)?.to_string();
     let db = TestDb::create().await;
     // Card orders create their PaymentIntent at the local Stripe emulator, over loopback too.
     let stripe = shared::fakes::stripe::StripeEmulator::start("sk_test_bench").await?;
@@ -136,7 +143,7 @@ async fn main() -> Result<()> {
         &db.url,
         &required_env("RPC_URL"),
         &[
-            ("DATABASE_MAX_CONNECTIONS", "16"),
+            ("DATABASE_MAX_CONNECTIONS", &pool),
             ("RATE_LIMIT_IP_PER_MINUTE", "0"),
             ("RUST_LOG", "error"),
             ("STRIPE_SECRET_KEY", "sk_test_bench"),
@@ -144,23 +151,25 @@ async fn main() -> Result<()> {
         ],
     );
     let app = TestApp::spawn_with(payment::SERVICE, config).await;
-    println!("checkout: {clients} clients creating card orders of one hot item for {secs} s over loopback");
-
-    let item = hot_item(&app, 10_000_000).await?;
-    let (mut latencies, _, elapsed) = load(&app, item, clients, Duration::from_secs(secs), u64::MAX).await;
-    latencies.sort();
-    let orders = latencies.len();
-    println!("| orders | orders/s | p50 | p99 |");
-    println!("|---|---|---|---|");
-    println!(
-        "| {orders} | {:.0} | {:.1} ms | {:.1} ms |",
-        orders as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
-    );
+    println!("checkout: card orders of one hot item over loopback, {secs} s per round, a pool of {pool} connections");
+    println!("| clients | orders | orders/s | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    for &clients in &rounds {
+        let item = hot_item(&app, 10_000_000).await?;
+        let (mut latencies, _, elapsed) = load(&app, item, clients, Duration::from_secs(secs), u64::MAX).await;
+        latencies.sort();
+        let orders = latencies.len();
+        println!(
+            "| {clients} | {orders} | {:.0} | {:.1} ms | {:.1} ms |",
+            orders as f64 / elapsed.as_secs_f64(),
+            percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+            percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        );
+    }
 
     // No oversell: 2,000 buyers for 500 units.
     let scarce = hot_item(&app, 500).await?;
+    let clients = rounds.iter().copied().max().unwrap_or(32);
     let (created, sold_out, _) = load(&app, scarce, clients, Duration::from_secs(600), 2_000).await;
     let (reserved, rows): (i32, i64) = sqlx::query_as(
         "SELECT i.reserved, (SELECT count(*) FROM orders o WHERE o.item_id = i.id) FROM campaign_items i WHERE i.id = $1",

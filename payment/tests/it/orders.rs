@@ -212,11 +212,13 @@ async fn the_per_wallet_limit_and_voucher_caps_hold_and_expiry_gives_everything_
 async fn the_creation_answer_is_the_stored_order_held_for_the_configured_time() {
     let (app, _stripe) = crate::payment_app(&[("ORDER_HOLD_SECS", "120")]).await;
     let (brand, item) = live_item(&app, 10, None).await;
-    sqlx::query("INSERT INTO vouchers (brand_id, code, kind, amount_minor, currency) VALUES ($1, 'FIVE', 'fixed', 500, 'EUR')")
-        .bind(brand)
-        .execute(app.resources.db())
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO vouchers (brand_id, code, kind, amount_minor, currency) VALUES ($1, 'FIVE', 'fixed', 500, 'EUR')",
+    )
+    .bind(brand)
+    .execute(app.resources.db())
+    .await
+    .unwrap();
     let mut body = order(item, 2, 7);
     body["voucher_code"] = json!(" five ");
     let (status, mut created) = post(&app, &body, None).await;
