@@ -399,13 +399,15 @@ impl Mints {
             let order = lock_order(conn, OrderFilter::Id(id)).await?.ok_or_else(|| anyhow::anyhow!("order gone"))?;
             if order.state == "minted" {
                 let intent = intent.ok_or_else(|| anyhow::anyhow!("card order {id} without a PaymentIntent"))?;
+                // What the chain minted is read before the money moves: a node that cannot answer
+                // retries the delivery without calling Stripe.
+                let first = self.first_minted(&event.payload["tx_hash"], &order).await?;
                 // An error here rolls the delivery back and retries it; the key makes the
                 // capture happen once at Stripe whatever the number of attempts.
                 let captured = stripe.capture(&reference, &intent).await?;
                 // A cause of its own: the same cause twice on one order is a replay (a no-op).
                 let cause = format!("{cause}:capture");
                 step(conn, &order, OrderEvent::Capture, &cause, json!({ "amount": captured.amount_received })).await?;
-                let first = self.first_minted(&event.payload["tx_hash"], &order).await?;
                 sqlx::query!(
                     "UPDATE orders SET fulfilled_at = now(), first_token_id = $2 WHERE id = $1",
                     id,
@@ -429,9 +431,7 @@ impl Mints {
         }
         Ok(())
     }
-}
 
-impl Mints {
     /// The first token the confirmed mint `tx_hash` created for `order`'s wallet: the lowest id
     /// its receipt shows minted there by the collection (the batch is consecutive).
     async fn first_minted(&self, tx_hash: &serde_json::Value, order: &CardOrder) -> anyhow::Result<Option<U256>> {

@@ -381,7 +381,6 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         None => (None, 0),
     };
     let total = Money::new(subtotal.minor() - discount, currency);
-    let hold = chrono::Duration::from_std(state.config().orders.hold).map_err(|e| ApiError::Internal(e.into()))?;
     let created = sqlx::query!(
         "INSERT INTO orders (brand_id, campaign_id, item_id, quantity, method, currency, subtotal_minor, discount_minor,
              total_minor, buyer_email, wallet_address, voucher_id, expires_at, idempotency_key, request_hash)
@@ -399,7 +398,8 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         order.email,
         order.wallet.as_slice(),
         voucher,
-        sqlx::postgres::types::PgInterval::try_from(hold).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
+        sqlx::postgres::types::PgInterval::try_from(state.config().orders.hold)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
         key,
         hash
     )
