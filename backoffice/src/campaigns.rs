@@ -20,7 +20,8 @@ use shared::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Body, Json, Path},
     },
-    money::{Bps, Currency},
+    money::{Bps, Currency, Money},
+    orders::{PaymentMethod, PriceError},
     workflow::{
         Transition, apply,
         machines::{Campaign as CampaignMachine, CampaignEvent, CampaignState},
@@ -36,8 +37,6 @@ use crate::deploy::{self, DeploymentView};
 pub(crate) const MAX_ARTWORK_BYTES: usize = 10 * 1024 * 1024;
 /// Largest accepted artwork side, in pixels.
 const MAX_ARTWORK_SIDE: u32 = 8192;
-/// Payment methods an item can accept.
-const PAYMENT_METHODS: [&str; 3] = ["card", "eth", "stablecoin"];
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     let artwork = OpenApiRouter::new()
@@ -162,18 +161,8 @@ pub(crate) struct StateChange {
     action: String,
 }
 
-/// Collects field errors so one answer names every problem.
-#[derive(Debug, Default)]
-pub(crate) struct Errors(Vec<FieldError>);
-
-impl Errors {
-    pub(crate) fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
-    }
-    pub(crate) fn finish(self) -> ApiResult<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
-    }
-}
+/// The core's field-error collector, by the name this crate's validators use.
+pub(crate) use shared::http::FieldErrors as Errors;
 
 pub(crate) fn check_text(errors: &mut Errors, field: &str, value: &str, max: usize) -> String {
     let value = value.trim();
@@ -226,14 +215,11 @@ pub(crate) struct ItemInput {
 fn check_item(errors: &mut Errors, prefix: &str, item: NewItem) -> ItemInput {
     let field = |name: &str| format!("{prefix}{name}");
     let name = check_text(errors, &field("name"), &item.name, 100);
-    if item.price_minor < 0 {
-        errors.add(field("price_minor"), "must not be negative");
-    }
     let currency = match item.currency.trim().to_ascii_uppercase().parse::<Currency>() {
-        Ok(currency) => currency.code().to_owned(),
+        Ok(currency) => Some(currency),
         Err(_) => {
             errors.add(field("currency"), "must be an ISO 4217 currency code such as EUR");
-            String::new()
+            None
         }
     };
     let supply = match i32::try_from(item.supply) {
@@ -255,26 +241,39 @@ fn check_item(errors: &mut Errors, prefix: &str, item: NewItem) -> ItemInput {
     {
         errors.add(field("sale_ends_at"), "must be after sale_starts_at");
     }
-    let mut methods: Vec<String> = Vec::new();
+    let mut methods: Vec<PaymentMethod> = Vec::new();
     for method in &item.payment_methods {
-        if !PAYMENT_METHODS.contains(&method.as_str()) {
-            errors.add(field("payment_methods"), format!("unknown method `{method}` (card, eth or stablecoin)"));
-        } else if !methods.contains(method) {
-            methods.push(method.clone());
+        match method.parse::<PaymentMethod>() {
+            Ok(method) if !methods.contains(&method) => methods.push(method),
+            Ok(_) => {}
+            Err(e) => errors.add(field("payment_methods"), e.to_string()),
         }
     }
     if item.payment_methods.is_empty() {
         errors.add(field("payment_methods"), "must name at least one of card, eth, stablecoin");
     }
+    // Every accepted method must be able to take this price, or buyers could order what can
+    // never be paid. Without a usable currency only the sign and the maximum can be checked.
+    let price = Money::new(item.price_minor, currency.unwrap_or(Currency::USD));
+    let refusals: Vec<PriceError> = match currency {
+        Some(_) => methods.iter().filter_map(|method| method.check_price(price).err()).collect(),
+        None => PaymentMethod::Stablecoin.check_price(price).err().into_iter().collect(),
+    };
+    if let Some(refusal) = refusals.iter().find(|r| matches!(r, PriceError::Amount(_))) {
+        errors.add(field("price_minor"), refusal.to_string());
+    }
+    if let Some(refusal) = refusals.iter().find(|r| matches!(r, PriceError::Currency(_))) {
+        errors.add(field("currency"), refusal.to_string());
+    }
     ItemInput {
         name,
         price_minor: item.price_minor,
-        currency,
+        currency: currency.map(|c| c.code().to_owned()).unwrap_or_default(),
         supply,
         per_wallet_limit,
         sale_starts_at: item.sale_starts_at,
         sale_ends_at: item.sale_ends_at,
-        payment_methods: methods,
+        payment_methods: methods.iter().map(|m| m.as_str().to_owned()).collect(),
     }
 }
 

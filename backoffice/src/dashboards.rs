@@ -75,10 +75,13 @@ pub(crate) struct ItemSales {
     campaign_id: i64,
     name: String,
     supply: i32,
-    /// Held by pending and paid orders.
+    /// Held by pending and paid orders (refunded ones included: their tokens exist).
     reserved: i32,
-    /// Minted to buyers.
+    /// Minted to buyers and paid for.
     sold: i64,
+    /// Minted to buyers whose orders were refunded afterwards: the tokens stay with those buyers
+    /// (a refund does not take an NFT back), so they are out of supply but not sold.
+    refunded: i64,
 }
 
 /// Royalties of secondary sales in one payment token (`ETH` or its address).
@@ -111,7 +114,12 @@ async fn dashboard(
 ) -> ApiResult<Json<Dashboard>> {
     let brand = caller.brand()?.id;
     let to = query.to.unwrap_or_else(Utc::now);
-    let from = query.from.unwrap_or(to - Duration::days(30));
+    let from = match query.from {
+        Some(from) => from,
+        None => to
+            .checked_sub_signed(Duration::days(30))
+            .ok_or_else(|| ApiError::validation("to", "is too far in the past"))?,
+    };
     if from >= to {
         return Err(ApiError::Validation(vec![FieldError::new("from", "must be before to")]));
     }
@@ -151,7 +159,8 @@ async fn dashboard(
     let items = sqlx::query_as!(
         ItemSales,
         "SELECT i.id AS item_id, i.campaign_id, i.name, i.supply, i.reserved,
-                COALESCE(sum(o.quantity) FILTER (WHERE o.state IN ('minted', 'fulfilled', 'refunded')), 0)::bigint AS \"sold!\"
+                COALESCE(sum(o.quantity) FILTER (WHERE o.state IN ('minted', 'fulfilled')), 0)::bigint AS \"sold!\",
+                COALESCE(sum(o.quantity) FILTER (WHERE o.state = 'refunded'), 0)::bigint AS \"refunded!\"
          FROM campaign_items i LEFT JOIN orders o ON o.item_id = i.id
          WHERE i.brand_id = $1 AND ($2::bigint IS NULL OR i.campaign_id = $2)
          GROUP BY i.id ORDER BY i.id",

@@ -135,7 +135,7 @@ async fn produce(
         match kind.as_str() {
             "orders" => {
                 let rows = sqlx::query!(
-                    "SELECT id, created_at, state, campaign_id, item_id, quantity, method, currency, subtotal_minor,
+                    "SELECT public_id, created_at, state, campaign_id, item_id, quantity, method, currency, subtotal_minor,
                             discount_minor, total_minor, buyer_email, wallet_address
                      FROM orders WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) ORDER BY id",
                     brand,
@@ -146,7 +146,8 @@ async fn produce(
                     rows,
                     |r| {
                         vec![
-                            r.id.into(),
+                            // The id the API and the buyer know the order by.
+                            r.public_id.to_string().into(),
                             r.created_at.into(),
                             r.state.into(),
                             r.campaign_id.into(),

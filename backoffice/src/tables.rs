@@ -33,6 +33,17 @@ impl Cell {
             Cell::Empty => String::new(),
         }
     }
+
+    /// The cell as CSV text. Text that a spreadsheet would read as a formula (starting with `=`,
+    /// `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, OWASP's rule against CSV
+    /// injection: a buyer's e-mail never becomes a live formula in a brand's spreadsheet.
+    /// Numbers and times are ours and never start that way except for a minus sign.
+    fn to_csv(&self) -> String {
+        match self {
+            Cell::Text(text) if text.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{text}"),
+            other => other.to_text(),
+        }
+    }
 }
 
 impl From<String> for Cell {
@@ -132,7 +143,7 @@ fn csv_body(columns: &'static [&'static str], rows: Rows) -> Body {
     let header = futures_util::stream::once(async move { line(columns.iter().map(|c| (*c).to_owned())) });
     let body = futures_util::stream::unfold(rows, |mut rows| async move {
         let next = rows.recv().await?;
-        let chunk = next.map_err(std::io::Error::other).and_then(|cells| line(cells.iter().map(Cell::to_text)));
+        let chunk = next.map_err(std::io::Error::other).and_then(|cells| line(cells.iter().map(Cell::to_csv)));
         Some((chunk, rows))
     });
     Body::from_stream(futures_util::StreamExt::chain(header, body))

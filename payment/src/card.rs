@@ -33,7 +33,7 @@ use shared::{
     },
     money::{Currency, Money},
     service::Resources,
-    stripe::{self, IntentStatus, OrderRef, PaymentIntentId},
+    stripe::{self, CheckoutSessionId, IntentStatus, OrderRef, PaymentIntentId},
     workflow::{
         BoxFuture, OutboxEvent, Subscriber, Transition, WorkflowError, apply,
         machines::{Order, OrderEvent},
@@ -58,7 +58,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CardPayment {
     payment_intent_id: String,
-    /// For Stripe.js (`confirmCardPayment`); only in the creation answer.
+    /// For Stripe.js (`confirmCardPayment`): in the creation answer, and again when the creation is
+    /// retried with the same `Idempotency-Key` while the order is pending.
     client_secret: Option<String>,
 }
 
@@ -69,10 +70,35 @@ impl CardPayment {
     }
 }
 
-/// A Stripe failure as the buyer sees it: the card service cannot be reached or refused the
-/// request, so card payment is unavailable (503); card declines come later, at confirmation.
-fn stripe_error(e: stripe::Error) -> ApiError {
-    ApiError::Unavailable { detail: format!("card payments are unavailable: {e}"), checks: None }
+/// A Stripe failure as the buyer sees it: a request Stripe refused because of what it asked
+/// (an amount or currency it does not take, a state that does not allow it) is a 409 with
+/// Stripe's reason; Stripe unreachable, failing or not configured is a 503.
+pub(crate) fn stripe_error(e: stripe::Error) -> ApiError {
+    use stripe::Error as E;
+    match e {
+        E::InvalidRequest { message, .. }
+        | E::UnexpectedState { message, .. }
+        | E::NotFound { message }
+        | E::CardDeclined { message, .. }
+        | E::InsufficientFunds { message, .. }
+        | E::Card { message, .. } => {
+            ApiError::Conflict { code: "card-payment-refused", detail: format!("the card service refused: {message}") }
+        }
+        E::NotConfigured => {
+            ApiError::Unavailable { detail: "card payments are not available on this platform".into(), checks: None }
+        }
+        e @ (E::IdempotencyConflict { .. }
+        | E::Authentication { .. }
+        | E::RateLimited { .. }
+        | E::Unavailable { .. }
+        | E::Network(_)
+        | E::Timeout
+        | E::Decode(_)
+        | E::Config(_)) => {
+            tracing::warn!(error = %e, "Stripe call failed");
+            ApiError::Unavailable { detail: "card payments are unavailable right now; try again".into(), checks: None }
+        }
+    }
 }
 
 /// The order's Stripe reference (metadata and idempotency keys).
@@ -80,20 +106,28 @@ fn order_ref(public_id: Uuid, brand: i64) -> ApiResult<OrderRef> {
     OrderRef::new(public_id, brand).map_err(|e| ApiError::Internal(e.into()))
 }
 
-/// Creates the manual-capture PaymentIntent of a new card order. Without it the order cannot be
-/// paid: it fails at once (its units released) and the buyer gets a 503.
+/// Gives a new card order its manual-capture PaymentIntent and announces the order
+/// (`order.created`) in the same transaction that records the intent. Idempotent: Stripe's key
+/// `order-{id}-pi` returns the same PaymentIntent (with its client secret) to a retried creation,
+/// and only the first caller announces. On an error nothing is announced; the caller withdraws
+/// a fresh order.
 pub(crate) async fn start(state: &AppState, order: &crate::orders::Created) -> ApiResult<CardPayment> {
-    let (id, reference) = (order.id, order_ref(order.public_id, order.brand_id)?);
-    let intent = match state.stripe().create_payment_intent(&reference, order.total, None).await {
-        Ok(intent) => intent,
-        Err(e) => {
-            crate::expiry::fail(state, id, &format!("no PaymentIntent: {e}")).await?;
-            return Err(stripe_error(e));
-        }
-    };
-    sqlx::query!("UPDATE orders SET payment_intent_id = $2 WHERE id = $1", id, intent.id.as_str())
-        .execute(state.db())
-        .await?;
+    let reference = order_ref(order.public_id, order.brand_id)?;
+    let intent = state.stripe().create_payment_intent(&reference, order.total, None).await.map_err(stripe_error)?;
+    let mut tx = state.db().begin().await?;
+    let attached = sqlx::query!(
+        "WITH attached AS (UPDATE orders SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL RETURNING id)
+         INSERT INTO order_payment_intents (payment_intent_id, order_id) SELECT $2, id FROM attached",
+        order.id,
+        intent.id.as_str()
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if attached == 1 {
+        crate::orders::announce(&mut tx, order).await?;
+    }
+    tx.commit().await?;
     Ok(CardPayment {
         payment_intent_id: intent.id.as_str().to_owned(),
         client_secret: intent.client_secret.map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned()),
@@ -110,9 +144,15 @@ pub(crate) struct HostedCheckout {
 
 /// A Stripe-hosted payment page for a pending card order (for buyers without a custom front
 /// end). Manual capture as well: the card is charged only after the mint.
+///
+/// Stripe Checkout always makes a PaymentIntent of its own when the buyer pays on the page, so
+/// the order then has two: whichever is authorised first pays for the order and the other is
+/// cancelled (and the page is closed once the order is paid another way or is over). One page
+/// per order: asking again returns the same page while it is open.
 #[utoipa::path(post, path = "/orders/{order_id}/checkout-session", tag = "orders", params(("order_id" = Uuid, Path)),
     responses(
         (status = 201, body = HostedCheckout),
+        (status = 200, description = "The order's page, created before and still open", body = HostedCheckout),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not a pending card order", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
@@ -123,7 +163,7 @@ async fn checkout_session(
     Path(OrderPath { order_id }): Path<OrderPath>,
 ) -> ApiResult<(StatusCode, Json<HostedCheckout>)> {
     let row = sqlx::query!(
-        "SELECT o.id, o.brand_id, o.state, o.method, o.total_minor, o.currency, o.expires_at, c.name
+        "SELECT o.id, o.brand_id, o.state, o.method, o.total_minor, o.currency, o.expires_at, o.checkout_session_id, c.name
          FROM orders o JOIN campaigns c ON c.id = o.campaign_id WHERE o.public_id = $1",
         order_id
     )
@@ -135,6 +175,19 @@ async fn checkout_session(
             code: "not-payable",
             detail: format!("a {} {} order", row.state, row.method),
         });
+    }
+    if let Some(existing) = row.checkout_session_id.as_deref() {
+        let id: CheckoutSessionId = existing.parse().map_err(|e: stripe::IdError| ApiError::Internal(e.into()))?;
+        let session = state.stripe().checkout_session(&id).await.map_err(stripe_error)?;
+        return match (session.status, session.url) {
+            (Some(stripe::SessionStatus::Open), Some(url)) => {
+                Ok((StatusCode::OK, Json(HostedCheckout { url, session_id: existing.to_owned() })))
+            }
+            (status, _) => Err(ApiError::Conflict {
+                code: "not-payable",
+                detail: format!("this order's hosted page is {status:?}, no longer open").to_lowercase(),
+            }),
+        };
     }
     let currency: Currency =
         row.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
@@ -153,9 +206,13 @@ async fn checkout_session(
         expires_at: expires,
     };
     let session = state.stripe().create_checkout_session(&request).await.map_err(stripe_error)?;
-    sqlx::query!("UPDATE orders SET checkout_session_id = $2 WHERE id = $1", row.id, session.id.as_str())
-        .execute(state.db())
-        .await?;
+    sqlx::query!(
+        "UPDATE orders SET checkout_session_id = $2 WHERE id = $1 AND checkout_session_id IS NULL",
+        row.id,
+        session.id.as_str()
+    )
+    .execute(state.db())
+    .await?;
     let url = session.url.clone().unwrap_or_default();
     Ok((StatusCode::CREATED, Json(HostedCheckout { url, session_id: session.id.as_str().to_owned() })))
 }
@@ -213,22 +270,33 @@ struct CardOrder {
     wallet: Vec<u8>,
     collection: Option<Vec<u8>>,
     chain_id: Option<i64>,
+    /// The PaymentIntent the order is paid with: its own until another is authorised first.
     payment_intent_id: Option<String>,
+    checkout_session_id: Option<String>,
+}
+
+impl CardOrder {
+    fn reference(&self) -> anyhow::Result<OrderRef> {
+        Ok(OrderRef::new(self.public_id, self.brand_id)?)
+    }
 }
 
 async fn lock_order(conn: &mut PgConnection, filter: OrderFilter<'_>) -> sqlx::Result<Option<CardOrder>> {
-    let (by_id, by_intent) = match filter {
-        OrderFilter::Id(id) => (Some(id), None),
-        OrderFilter::Intent(intent) => (None, Some(intent)),
+    let (by_id, by_public, by_intent) = match filter {
+        OrderFilter::Id(id) => (Some(id), None, None),
+        OrderFilter::Public(public) => (None, Some(public), None),
+        OrderFilter::Intent(intent) => (None, None, Some(intent)),
     };
     sqlx::query_as!(
         CardOrder,
         "SELECT o.id, o.public_id, o.brand_id, o.state, o.quantity, o.wallet_address AS wallet,
-                c.collection_address AS collection, c.chain_id, o.payment_intent_id
+                c.collection_address AS collection, c.chain_id, o.payment_intent_id, o.checkout_session_id
          FROM orders o JOIN campaigns c ON c.id = o.campaign_id
-         WHERE o.id = $1 OR o.payment_intent_id = $2
+         WHERE o.id = $1 OR o.public_id = $2
+            OR o.id = (SELECT order_id FROM order_payment_intents WHERE payment_intent_id = $3)
          FOR UPDATE OF o",
         by_id,
+        by_public,
         by_intent
     )
     .fetch_optional(conn)
@@ -237,6 +305,7 @@ async fn lock_order(conn: &mut PgConnection, filter: OrderFilter<'_>) -> sqlx::R
 
 enum OrderFilter<'a> {
     Id(i64),
+    Public(Uuid),
     Intent(&'a str),
 }
 
@@ -275,22 +344,17 @@ impl StripeEvents {
         let stripe = self.resources.stripe();
         let object = event.payload["object_id"].as_str().unwrap_or_default();
         let intent_id = if object.starts_with("cs_") {
+            // A hosted page: what matters is the PaymentIntent it made when the buyer paid.
             let session = stripe.checkout_session(&object.parse()?).await?;
-            let Some(intent) = session.payment_intent else { return Ok(()) };
-            sqlx::query!(
-                "UPDATE orders SET payment_intent_id = $2 WHERE checkout_session_id = $1 AND payment_intent_id IS NULL",
-                object,
-                intent.as_str()
-            )
-            .execute(&mut *conn)
-            .await?;
-            intent
+            session.payment_intent
         } else if object.starts_with("pi_") {
-            object.parse::<PaymentIntentId>()?
+            Some(object.parse::<PaymentIntentId>()?)
         } else {
-            return Ok(());
+            None
         };
-        drive(&self.resources, conn, &stripe.payment_intent(&intent_id).await?).await?;
+        if let Some(intent_id) = intent_id {
+            drive(&self.resources, conn, &stripe.payment_intent(&intent_id).await?).await?;
+        }
         sqlx::query!("UPDATE stripe_events SET processed_at = now() WHERE id = $1", event.payload["id"].as_str())
             .execute(&mut *conn)
             .await?;
@@ -298,28 +362,70 @@ impl StripeEvents {
     }
 }
 
-/// Moves the order of `intent` to match Stripe's truth: authorised → mint requested; cancelled
-/// → failed. Anything else waits.
+/// Moves the order of `intent` to match Stripe's truth. The order is found by the intent's
+/// metadata (every intent the platform makes, directly or through a hosted page, names its order),
+/// so a PaymentIntent the order did not start with is handled the same way:
+/// - authorised while the order is pending → it pays for the order: mint requested, and every
+///   other way of paying this order is closed;
+/// - authorised for an order that is already paid another way, or is over, or that does not
+///   exist → cancelled at once (the buyer's card is released, nothing is charged);
+/// - the order's own intent cancelled → the order fails.
+///
+/// Anything else waits. Safe to repeat: the order row is locked, every step is idempotent.
 pub(crate) async fn drive(
     resources: &Resources,
     conn: &mut PgConnection,
     intent: &stripe::PaymentIntent,
 ) -> anyhow::Result<()> {
-    let Some(order) = lock_order(conn, OrderFilter::Intent(intent.id.as_str())).await? else {
-        tracing::warn!(intent = %intent.id.as_str(), "a PaymentIntent of no order");
+    let named = intent.order_id().and_then(|id| id.parse::<Uuid>().ok());
+    let order = match named {
+        Some(public) => lock_order(conn, OrderFilter::Public(public)).await?,
+        None => lock_order(conn, OrderFilter::Intent(intent.id.as_str())).await?,
+    };
+    let Some(order) = order else {
+        if intent.status == IntentStatus::RequiresCapture
+            && let Some(public) = named
+        {
+            tracing::warn!(intent = %intent.id, order = %public, "an authorised PaymentIntent of no order: cancelling it");
+            let brand = intent.metadata.get("brand_id").and_then(|b| b.parse().ok()).unwrap_or(0);
+            resources.stripe().cancel(&OrderRef::new(public, brand)?, &intent.id).await?;
+        } else {
+            tracing::warn!(intent = %intent.id, "a PaymentIntent of no order");
+        }
         return Ok(());
     };
+    sqlx::query!(
+        "INSERT INTO order_payment_intents (payment_intent_id, order_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        intent.id.as_str(),
+        order.id
+    )
+    .execute(&mut *conn)
+    .await?;
+    let pays_for_order = order.payment_intent_id.as_deref() == Some(intent.id.as_str());
     let cause = format!("pi:{}:{:?}", intent.id.as_str(), intent.status);
     match intent.status {
         IntentStatus::RequiresCapture if order.state == "pending" => {
+            if !pays_for_order {
+                sqlx::query!("UPDATE orders SET payment_intent_id = $2 WHERE id = $1", order.id, intent.id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
             let authorized =
                 step(conn, &order, OrderEvent::Authorize, &cause, json!({ "amount": intent.amount_capturable }))
                     .await?;
             if authorized {
                 request_mint(resources, conn, &order).await?;
+                close_payments(resources, conn, &order, Some(&intent.id)).await?;
             }
         }
-        IntentStatus::Canceled if matches!(order.state.as_str(), "pending" | "authorized") => {
+        IntentStatus::RequiresCapture if pays_for_order => {}
+        IntentStatus::RequiresCapture => {
+            // Paid twice (its own intent and the hosted page), or paid after the order ended.
+            tracing::info!(intent = %intent.id, order = %order.public_id, state = %order.state,
+                "a second or late authorisation for an order: cancelling it");
+            resources.stripe().cancel(&order.reference()?, &intent.id).await?;
+        }
+        IntentStatus::Canceled if pays_for_order && matches!(order.state.as_str(), "pending" | "authorized") => {
             let failed =
                 step(conn, &order, OrderEvent::Fail, &cause, json!({ "reason": "the payment was cancelled" })).await?;
             if failed {
@@ -327,6 +433,50 @@ pub(crate) async fn drive(
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Closes every way of paying `order` but `keep`: each of its PaymentIntents that is not yet
+/// captured or cancelled is cancelled, and its hosted page, if still open, is expired (a page
+/// that was paid already has its intent cancelled here too). With `keep = None` (the order
+/// expired or failed) nothing stays open.
+async fn close_payments(
+    resources: &Resources,
+    conn: &mut PgConnection,
+    order: &CardOrder,
+    keep: Option<&PaymentIntentId>,
+) -> anyhow::Result<()> {
+    let stripe = resources.stripe();
+    let reference = order.reference()?;
+    let mut intents: Vec<String> = sqlx::query_scalar!(
+        "SELECT payment_intent_id FROM order_payment_intents WHERE order_id = $1 ORDER BY created_at",
+        order.id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if let Some(session) = order.checkout_session_id.as_deref() {
+        let session = session.parse::<CheckoutSessionId>()?;
+        let page = stripe.checkout_session(&session).await?;
+        if page.status == Some(stripe::SessionStatus::Open) {
+            match stripe.expire_checkout_session(&reference, &session).await {
+                // Paid or expired meanwhile: its intent, if any, is handled below.
+                Ok(_) | Err(stripe::Error::UnexpectedState { .. } | stripe::Error::InvalidRequest { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let page = stripe.checkout_session(&session).await?;
+        if let Some(intent) = page.payment_intent {
+            intents.push(intent.as_str().to_owned());
+        }
+    }
+    intents.dedup();
+    for intent in intents.iter().filter(|i| keep.is_none_or(|keep| keep.as_str() != i.as_str())) {
+        let intent: PaymentIntentId = intent.parse()?;
+        let current = stripe.payment_intent(&intent).await?;
+        if !matches!(current.status, IntentStatus::Canceled | IntentStatus::Succeeded) {
+            stripe.cancel(&reference, &intent).await?;
+        }
     }
     Ok(())
 }
@@ -424,9 +574,7 @@ impl Mints {
             sqlx::query!("UPDATE orders SET failure_reason = $2 WHERE id = $1", id, reason).execute(&mut *conn).await?;
             if step(conn, &order, OrderEvent::MintFailed, &cause, json!({ "reason": reason })).await? {
                 crate::expiry::release(conn, id).await?;
-                if let Some(intent) = intent {
-                    stripe.cancel(&reference, &intent).await?;
-                }
+                close_payments(&self.resources, conn, &order, None).await?;
             }
         }
         Ok(())
@@ -469,7 +617,8 @@ impl Subscriber for Mints {
     }
 }
 
-/// Cancels the PaymentIntent of an order that expired or failed before it was charged.
+/// Closes every way of paying an order that expired or failed before it was charged: its
+/// PaymentIntents are cancelled and its hosted page expired.
 pub(crate) struct Cancellations {
     resources: Resources,
 }
@@ -490,14 +639,7 @@ impl Subscriber for Cancellations {
     fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let Some(order) = lock_order(conn, OrderFilter::Id(event.aggregate_id)).await? else { return Ok(()) };
-            let Some(intent) = order.payment_intent_id.as_deref() else { return Ok(()) };
-            let stripe = self.resources.stripe();
-            let intent: PaymentIntentId = intent.parse()?;
-            let current = stripe.payment_intent(&intent).await?;
-            if !matches!(current.status, IntentStatus::Canceled | IntentStatus::Succeeded) {
-                stripe.cancel(&OrderRef::new(order.public_id, order.brand_id)?, &intent).await?;
-            }
-            Ok(())
+            close_payments(&self.resources, conn, &order, None).await
         })
     }
 }

@@ -1,12 +1,13 @@
 //! Giving back what an order holds: [`release`] returns its units and its voucher use exactly
-//! once; [`fail`] fails an order that cannot be paid and releases it; the [`Expiry`] daemon expires pending orders past `expires_at` and releases them (an
-//! open PaymentIntent is cancelled by the card saga on `order.expired`).
+//! once; [`withdraw`] takes back a new order whose payment could not be set up; the [`Expiry`]
+//! daemon expires pending orders past `expires_at` and releases them (its open PaymentIntents and
+//! hosted page are closed by the card saga on `order.expired`).
 
 use serde_json::json;
 use shared::{
     AppState,
     daemon::{Daemon, RunContext, Schedule},
-    http::{ApiError, ApiResult},
+    http::ApiResult,
     workflow::{
         BoxFuture, Transition, apply,
         machines::{Order, OrderEvent},
@@ -43,18 +44,13 @@ pub(crate) async fn release(conn: &mut PgConnection, order: i64) -> sqlx::Result
     Ok(true)
 }
 
-/// Fails a pending order that cannot be paid, releasing what it holds.
-pub(crate) async fn fail(state: &AppState, id: i64, reason: &str) -> ApiResult<()> {
+/// Takes back a new order whose payment could not be set up (the buyer was answered with the
+/// refusal): its units and voucher use are returned and the row removed, in one transaction. It
+/// was never announced, so nothing downstream knew of it.
+pub(crate) async fn withdraw(state: &AppState, id: i64) -> ApiResult<()> {
     let mut tx = state.db().begin().await?;
-    let brand =
-        sqlx::query_scalar!("UPDATE orders SET failure_reason = $2 WHERE id = $1 RETURNING brand_id", id, reason)
-            .fetch_one(&mut *tx)
-            .await?;
-    let cause = format!("unpayable:{id}");
-    let transition = Transition::<Order>::new(id, OrderEvent::Fail, &cause, "payment")
-        .with_payload(json!({ "brand_id": brand, "reason": reason }));
-    apply(&mut tx, transition).await.map_err(|e| ApiError::Internal(e.into()))?;
     release(&mut tx, id).await?;
+    sqlx::query!("DELETE FROM orders WHERE id = $1 AND state = 'pending'", id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
 //! `brandmint` binary and the tests build it the same way.
 
+mod brand_orders;
 mod card;
 mod catalog;
 mod expiry;
@@ -31,7 +32,11 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(catalog::router()).merge(orders::router()).merge(card::router())
+    OpenApiRouter::new()
+        .merge(catalog::router())
+        .merge(orders::router())
+        .merge(card::router())
+        .merge(brand_orders::router())
 }
 
 /// Expires every pending order past its `expires_at` now (what the expiry daemon does every 15

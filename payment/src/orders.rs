@@ -30,6 +30,7 @@ use shared::{
         extract::{Json, Path},
     },
     money::{Bps, Currency, Money, Rounding},
+    orders::{MAX_ORDER_QUANTITY as MAX_QUANTITY, PaymentMethod},
     workflow::outbox::{self, NewEvent},
 };
 use sqlx::PgConnection;
@@ -37,8 +38,6 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-/// Most units one order can hold.
-const MAX_QUANTITY: i64 = 100;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -142,7 +141,7 @@ struct Checked {
     quantity: i32,
     email: String,
     wallet: Address,
-    method: String,
+    method: PaymentMethod,
     voucher: Option<String>,
 }
 
@@ -164,12 +163,10 @@ fn check(body: NewOrder) -> ApiResult<Checked> {
     };
     let wallet =
         parse_address(&body.wallet_address).map_err(|reason| errors.push(FieldError::new("wallet_address", reason)));
-    if !["card", "eth", "stablecoin"].contains(&body.method.as_str()) {
-        errors.push(FieldError::new("method", "must be card, eth or stablecoin"));
-    }
+    let method = body.method.parse::<PaymentMethod>().map_err(|e| errors.push(FieldError::new("method", e.to_string())));
     let voucher = body.voucher_code.map(|code| code.trim().to_ascii_uppercase()).filter(|code| !code.is_empty());
-    match (errors.is_empty(), wallet) {
-        (true, Ok(wallet)) => Ok(Checked { item: body.item_id, quantity, email, wallet, method: body.method, voucher }),
+    match (errors.is_empty(), wallet, method) {
+        (true, Ok(wallet), Ok(method)) => Ok(Checked { item: body.item_id, quantity, email, wallet, method, voucher }),
         _ => Err(ApiError::Validation(errors)),
     }
 }
@@ -203,11 +200,19 @@ async fn offer(conn: &mut PgConnection, order: &Checked) -> ApiResult<Offer> {
         Some(ApiError::Conflict { code: "not-on-sale", detail: "the sale has not started".into() })
     } else if item.sale_ends_at.is_some_and(|ends| now >= ends) {
         Some(ApiError::Conflict { code: "not-on-sale", detail: "the sale has ended".into() })
-    } else if !item.payment_methods.contains(&order.method) {
+    } else if !item.payment_methods.iter().any(|m| m == order.method.as_str()) {
         Some(ApiError::Validation(vec![FieldError::new(
             "method",
             format!("this item accepts {}", item.payment_methods.join(", ")),
         )]))
+    } else if let Err(refusal) = item
+        .currency
+        .parse::<Currency>()
+        .map_err(|e| e.to_string())
+        .and_then(|currency| order.method.check_price(Money::new(item.price_minor, currency)).map_err(|e| e.to_string()))
+    {
+        // An item configured before today's rules: it cannot be paid this way.
+        Some(ApiError::Validation(vec![FieldError::new("method", format!("this item cannot be paid by {}: its price {refusal}", order.method))]))
     } else if item.supply - item.reserved < order.quantity {
         Some(sold_out(item.supply - item.reserved))
     } else {
@@ -320,15 +325,14 @@ async fn create_order(
     }
     let order = check(body)?;
     match insert(&state, &order, key.as_deref(), &hash).await {
-        Ok((created, view)) if order.method != "card" => {
-            crate::wallet::quote(&state, created.id).await?;
-            let mut conn = state.db().acquire().await?;
-            Ok((StatusCode::CREATED, Json(load(&mut conn, view.id).await?)).into_response())
-        }
-        Ok((created, mut view)) => {
-            view.card_payment = Some(crate::card::start(&state, &created).await?);
-            Ok((StatusCode::CREATED, Json(view)).into_response())
-        }
+        Ok((created, view)) => match pay(&state, &created, view).await {
+            Ok(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+            Err(refused) => {
+                // The buyer is told no: the order did not happen (no units held, nothing announced).
+                crate::expiry::withdraw(&state, created.id).await?;
+                Err(refused)
+            }
+        },
         // Two retries raced: the other one created it.
         Err(ApiError::Conflict { code: "idempotency-race", .. }) => {
             let key = key.as_deref().unwrap_or_default();
@@ -340,6 +344,21 @@ async fn create_order(
     }
 }
 
+/// Sets up how the new order is paid: a PaymentIntent for a card, a signed FX quote for a wallet.
+async fn pay(state: &AppState, created: &Created, mut view: Order) -> ApiResult<Order> {
+    match created.method {
+        PaymentMethod::Card => {
+            view.card_payment = Some(crate::card::start(state, created).await?);
+            Ok(view)
+        }
+        PaymentMethod::Eth | PaymentMethod::Stablecoin => {
+            crate::wallet::quote(state, created).await?;
+            let mut conn = state.db().acquire().await?;
+            load(&mut conn, view.id).await
+        }
+    }
+}
+
 async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Order>> {
     let mut conn = state.db().acquire().await?;
     let found = sqlx::query!("SELECT public_id, request_hash FROM orders WHERE idempotency_key = $1", key)
@@ -347,7 +366,19 @@ async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Ord
         .await?;
     match found {
         None => Ok(None),
-        Some(row) if row.request_hash.as_deref() == Some(hash) => Ok(Some(load(&mut conn, row.public_id).await?)),
+        Some(row) if row.request_hash.as_deref() == Some(hash) => {
+            let mut order = load(&mut conn, row.public_id).await?;
+            // The same buyer retrying (their first answer was lost): a pending card order needs
+            // its client secret again, or it cannot be paid. Stripe's idempotency key returns the
+            // same PaymentIntent; a first creation still under way is completed here.
+            if order.method == PaymentMethod::Card.as_str()
+                && let Some(created) = Created::pending(&mut conn, row.public_id).await?
+            {
+                drop(conn);
+                order.card_payment = Some(crate::card::start(state, &created).await?);
+            }
+            Ok(Some(order))
+        }
         Some(_) => Err(ApiError::Conflict {
             code: "idempotency-key-reused",
             detail: "this Idempotency-Key was used for a different order".into(),
@@ -360,7 +391,55 @@ pub(crate) struct Created {
     pub(crate) id: i64,
     pub(crate) public_id: Uuid,
     pub(crate) brand_id: i64,
+    pub(crate) campaign_id: i64,
+    pub(crate) item_id: i64,
+    pub(crate) quantity: i32,
+    pub(crate) method: PaymentMethod,
     pub(crate) total: Money,
+}
+
+impl Created {
+    /// The pending order `public_id` created before (a retried creation), if it still is one.
+    async fn pending(conn: &mut PgConnection, public_id: Uuid) -> ApiResult<Option<Created>> {
+        let row = sqlx::query!(
+            "SELECT id, brand_id, campaign_id, item_id, quantity, method, total_minor, currency
+             FROM orders WHERE public_id = $1 AND state = 'pending'",
+            public_id
+        )
+        .fetch_optional(conn)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let internal = |e: String| ApiError::Internal(anyhow::anyhow!("order {public_id}: {e}"));
+        let currency: Currency = row.currency.parse().map_err(|e: shared::money::MoneyError| internal(e.to_string()))?;
+        Ok(Some(Created {
+            id: row.id,
+            public_id,
+            brand_id: row.brand_id,
+            campaign_id: row.campaign_id,
+            item_id: row.item_id,
+            quantity: row.quantity,
+            method: row.method.parse().map_err(|e: shared::orders::UnknownMethod| internal(e.to_string()))?,
+            total: Money::new(row.total_minor, currency),
+        }))
+    }
+}
+
+/// Announces a new order (`order.created`, for brand webhooks and alerts) once its payment is
+/// set up, in the transaction that records it: a creation the buyer saw refused announces nothing.
+pub(crate) async fn announce(conn: &mut PgConnection, order: &Created) -> ApiResult<()> {
+    let event = NewEvent {
+        event_type: "order.created".into(),
+        aggregate_type: "order",
+        aggregate_id: order.id,
+        payload: json!({
+            "brand_id": order.brand_id, "campaign_id": order.campaign_id, "order": order.public_id,
+            "item_id": order.item_id, "quantity": order.quantity, "method": order.method,
+            "total_minor": order.total.minor(), "currency": order.total.currency().code(),
+        }),
+        correlation_id: Some(order.public_id.to_string()),
+    };
+    outbox::append(conn, event).await?;
+    Ok(())
 }
 
 /// Creates the order; returns what its payment needs and its view.
@@ -369,9 +448,16 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
     let item = offer(&mut tx, order).await?;
     let currency: Currency =
         item.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
+    let too_much = || {
+        let max = Money::new(order.method.max_total_minor(), currency);
+        ApiError::validation("quantity", format!("a {} payment can be at most {max}; order fewer units", order.method))
+    };
     let subtotal = Money::new(item.price_minor, currency)
         .checked_mul(u32::try_from(order.quantity).unwrap_or(0))
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|_| too_much())?;
+    if subtotal.minor() > order.method.max_total_minor() {
+        return Err(too_much());
+    }
     let (voucher, discount) = match &order.voucher {
         Some(code) => {
             let (id, discount) =
@@ -390,7 +476,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         item.campaign_id,
         order.item,
         order.quantity,
-        order.method,
+        order.method.as_str(),
         item.currency,
         subtotal.minor(),
         discount,
@@ -411,18 +497,6 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         }
         _ => e.into(),
     })?;
-    let event = NewEvent {
-        event_type: "order.created".into(),
-        aggregate_type: "order",
-        aggregate_id: created.id,
-        payload: json!({
-            "brand_id": item.brand_id, "campaign_id": item.campaign_id, "order": created.public_id,
-            "item_id": order.item, "quantity": order.quantity, "method": order.method,
-            "total_minor": total.minor(), "currency": item.currency,
-        }),
-        correlation_id: Some(created.public_id.to_string()),
-    };
-    outbox::append(&mut tx, event).await?;
     // The hot row last: its lock is held only from here to the commit. The conditional UPDATE
     // is what makes overselling impossible; the lock it takes serialises buyers of this item,
     // so the wallet's count below sees every order committed before this one.
@@ -468,8 +542,8 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         campaign_id: item.campaign_id,
         item_id: order.item,
         quantity: order.quantity,
-        method: order.method.clone(),
-        currency: item.currency,
+        method: order.method.as_str().to_owned(),
+        currency: item.currency.clone(),
         subtotal_minor: subtotal.minor(),
         discount_minor: discount,
         total_minor: total.minor(),
@@ -482,7 +556,17 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         wallet_payment: None,
         card_payment: None,
     };
-    Ok((Created { id: created.id, public_id: created.public_id, brand_id: item.brand_id, total }, view))
+    let created = Created {
+        id: created.id,
+        public_id: created.public_id,
+        brand_id: item.brand_id,
+        campaign_id: item.campaign_id,
+        item_id: order.item,
+        quantity: order.quantity,
+        method: order.method,
+        total,
+    };
+    Ok((created, view))
 }
 
 /// An order's status.

@@ -1,8 +1,10 @@
 //! Keeping the card path honest when webhooks go missing, and telling buyers.
 //!
-//! [`Reconciliation`] re-reads from Stripe the PaymentIntent of every card order that has waited
-//! too long (pending or authorised past a few minutes) and drives it as a webhook would have;
-//! it also lists the events Stripe reports as undelivered. [`Receipts`] mails the buyer when an
+//! [`Reconciliation`] re-reads from Stripe the PaymentIntents of every card order that has waited
+//! too long (pending or authorised past a few minutes: its own and its hosted page's) and drives
+//! them as a webhook would have; then it sweeps every authorised PaymentIntent of the account that
+//! names an order, cancelling any that belongs to no live order; and it lists the events Stripe
+//! reports as undelivered. [`Receipts`] mails the buyer when an
 //! order is fulfilled.
 
 use std::time::Duration;
@@ -17,6 +19,8 @@ use sqlx::PgConnection;
 
 /// How long an order may wait for Stripe's news before it is re-checked.
 const STUCK_AFTER: &str = "5 minutes";
+/// Pages of 100 authorised PaymentIntents swept per run at most (the rest wait for the next run).
+const MAX_SWEEP_PAGES: usize = 10;
 
 /// Re-checks card orders stuck waiting for Stripe.
 pub(crate) struct Reconciliation {
@@ -28,11 +32,12 @@ impl Reconciliation {
         Self { resources: resources.clone() }
     }
 
-    /// One pass; returns how many orders it re-checked.
+    /// One pass; returns how many PaymentIntents it re-checked.
     pub(crate) async fn pass(&self) -> anyhow::Result<u64> {
         let stuck = sqlx::query!(
-            "SELECT payment_intent_id AS \"intent!\" FROM orders
-             WHERE method = 'card' AND payment_intent_id IS NOT NULL AND state IN ('pending', 'authorized')
+            "SELECT id, payment_intent_id, checkout_session_id FROM orders
+             WHERE method = 'card' AND state IN ('pending', 'authorized')
+               AND (payment_intent_id IS NOT NULL OR checkout_session_id IS NOT NULL)
                AND updated_at < now() - $1::text::interval
              ORDER BY updated_at LIMIT 100",
             STUCK_AFTER
@@ -41,18 +46,25 @@ impl Reconciliation {
         .await?;
         let stripe = self.resources.stripe();
         let mut checked = 0;
-        for row in stuck {
-            let intent = stripe.payment_intent(&row.intent.parse::<PaymentIntentId>()?).await?;
-            if matches!(intent.status, IntentStatus::RequiresCapture | IntentStatus::Canceled) {
-                let mut tx = self.resources.db().begin().await?;
-                crate::card::drive(&self.resources, &mut tx, &intent).await?;
-                tx.commit().await?;
+        for order in stuck {
+            // Its own PaymentIntent and the one its hosted page made, if the buyer paid there.
+            let mut intents: Vec<PaymentIntentId> =
+                order.payment_intent_id.as_deref().map(str::parse).transpose()?.into_iter().collect();
+            if let Some(session) = order.checkout_session_id.as_deref() {
+                intents.extend(stripe.checkout_session(&session.parse()?).await?.payment_intent);
             }
-            sqlx::query!("UPDATE orders SET updated_at = now() WHERE payment_intent_id = $1", row.intent)
+            for intent in intents {
+                let intent = stripe.payment_intent(&intent).await?;
+                if matches!(intent.status, IntentStatus::RequiresCapture | IntentStatus::Canceled) {
+                    self.drive(&intent).await?;
+                }
+                checked += 1;
+            }
+            sqlx::query!("UPDATE orders SET updated_at = now() WHERE id = $1", order.id)
                 .execute(self.resources.db())
                 .await?;
-            checked += 1;
         }
+        checked += self.sweep_authorised().await?;
         match stripe.events(&[], true, 100).await {
             Ok(undelivered) if !undelivered.is_empty() => {
                 let ids: Vec<&str> = undelivered.iter().map(|e| e.id.as_str()).collect();
@@ -62,6 +74,38 @@ impl Reconciliation {
             Err(e) => tracing::warn!(error = %e, "cannot list Stripe's undelivered events"),
         }
         Ok(checked)
+    }
+
+    /// The safety net for every path: each authorised PaymentIntent at Stripe that names one of
+    /// our orders is driven as its webhook would be, so one that belongs to no live order (the
+    /// order is over, was paid another way, or does not exist) is cancelled, and one whose
+    /// webhook was lost pays for its pending order. Intents without our metadata are not ours.
+    async fn sweep_authorised(&self) -> anyhow::Result<u64> {
+        let stripe = self.resources.stripe();
+        let (mut swept, mut page) = (0, None::<String>);
+        for _ in 0..MAX_SWEEP_PAGES {
+            let (intents, next) = match stripe.authorised_intents(page.as_deref()).await {
+                Ok(found) => found,
+                Err(shared::stripe::Error::NotConfigured) => return Ok(swept),
+                Err(e) => return Err(e.into()),
+            };
+            for intent in intents.iter().filter(|intent| intent.order_id().is_some()) {
+                self.drive(intent).await?;
+                swept += 1;
+            }
+            match next {
+                Some(next) => page = Some(next),
+                None => break,
+            }
+        }
+        Ok(swept)
+    }
+
+    async fn drive(&self, intent: &shared::stripe::PaymentIntent) -> anyhow::Result<()> {
+        let mut tx = self.resources.db().begin().await?;
+        crate::card::drive(&self.resources, &mut tx, intent).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -237,9 +237,11 @@ pub(crate) async fn view(conn: &mut sqlx::PgConnection, id: i64) -> sqlx::Result
 /// just before the deadline is still seen by the watcher before the order expires.
 const WATCH_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
 
-/// Prices a pending wallet order in crypto and signs its quote. Without a fresh, agreeing rate
-/// the order fails at once (its units released) and the buyer gets a 503 problem.
-pub(crate) async fn quote(state: &shared::AppState, id: i64) -> shared::http::ApiResult<()> {
+/// Prices a new wallet order in crypto, signs its quote and announces the order, in one
+/// transaction. Without a fresh, agreeing rate the buyer gets a 503 problem (and the caller
+/// withdraws the order).
+pub(crate) async fn quote(state: &shared::AppState, created: &crate::orders::Created) -> shared::http::ApiResult<()> {
+    let id = created.id;
     use alloy::primitives::U256;
     use shared::{
         contracts::{Checkout::Quote, ETH, QuoteSigner},
@@ -269,7 +271,6 @@ pub(crate) async fn quote(state: &shared::AppState, id: i64) -> shared::http::Ap
         order.chain_id.and_then(|c| u64::try_from(c).ok()),
     );
     let (Some(checkout), Some(key), Some(pay_token), Some(collection), Some(chain_id)) = setup else {
-        crate::expiry::fail(state, id, "wallet payments are not configured on this platform").await?;
         return Err(unavailable(
             "wallet payments are not available: the platform has no Checkout contract or quote signer".into(),
         ));
@@ -279,7 +280,6 @@ pub(crate) async fn quote(state: &shared::AppState, id: i64) -> shared::http::Ap
     let fx = match state.fx().quote(Money::new(order.total_minor, currency), asset).await {
         Ok(fx) => fx,
         Err(e) => {
-            crate::expiry::fail(state, id, &e.to_string()).await?;
             return Err(match e {
                 FxError::UnsupportedCurrency(_) | FxError::InvalidPrice(_) => {
                     ApiError::Validation(vec![shared::http::FieldError::new("method", e.to_string())])
@@ -329,6 +329,7 @@ pub(crate) async fn quote(state: &shared::AppState, id: i64) -> shared::http::Ap
     sqlx::query!("UPDATE orders SET expires_at = $2 WHERE id = $1", id, fx.expires_at + WATCH_GRACE)
         .execute(&mut *tx)
         .await?;
+    crate::orders::announce(&mut tx, created).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -30,14 +30,14 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionPaymentIntentDataCaptureMethod, ProductData,
-    RetrieveCheckoutSession,
+    CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionPaymentIntentDataCaptureMethod, ExpireCheckoutSession,
+    ProductData, RetrieveCheckoutSession,
 };
 use stripe_core::{
     event::ListEvent,
     payment_intent::{
         CancelPaymentIntent, CapturePaymentIntent, CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
-        CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, RetrievePaymentIntent,
+        CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, RetrievePaymentIntent, SearchPaymentIntent,
     },
     refund::CreateRefund,
 };
@@ -468,13 +468,40 @@ impl Stripe {
         PaymentIntent::from_stripe(pi)
     }
 
-    /// Cancels the PaymentIntent (key `order-{id}-cancel`): an authorisation is released and the
-    /// buyer is never charged. Fails with [`Error::UnexpectedState`] once captured (refund instead).
+    /// Cancels the PaymentIntent (key `order-{id}-cancel-{pi}`: an order may have more than one,
+    /// e.g. its own and its hosted page's): an authorisation is released and the buyer is never
+    /// charged. Fails with [`Error::UnexpectedState`] once captured (refund instead).
     #[tracing::instrument(skip_all, fields(order.id = %order.order_id, stripe.pi = %id), err)]
     pub async fn cancel(&self, order: &OrderRef, id: &PaymentIntentId) -> Result<PaymentIntent> {
         let request = CancelPaymentIntent::new(id.as_str());
-        let pi = request.customize().request_strategy(order.strategy("cancel")?).send(self.client()?).await?;
+        let strategy = order.strategy(&format!("cancel-{id}"))?;
+        let pi = request.customize().request_strategy(strategy).send(self.client()?).await?;
         PaymentIntent::from_stripe(pi)
+    }
+
+    /// One page (up to 100) of the account's PaymentIntents that are authorised and neither
+    /// captured nor cancelled, with the cursor of the next page: the reconciliation's safety net
+    /// looks for any that belongs to no live order. Search is eventually consistent (Stripe
+    /// indexes within about a minute), which is fine for a sweep that runs every minute.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn authorised_intents(&self, page: Option<&str>) -> Result<(Vec<PaymentIntent>, Option<String>)> {
+        let mut search = SearchPaymentIntent::new("status:'requires_capture'").limit(100);
+        if let Some(page) = page {
+            search = search.page(page);
+        }
+        let found = search.send(self.client()?).await?;
+        let intents = found.data.into_iter().map(PaymentIntent::from_stripe).collect::<Result<Vec<_>>>()?;
+        Ok((intents, found.next_page.filter(|_| found.has_more)))
+    }
+
+    /// Closes an open hosted page (key `order-{id}-checkout-expire`) so it can no longer be paid:
+    /// the order was paid another way, or is over. Expiring a session that is already complete or
+    /// expired fails with [`Error::UnexpectedState`], which callers treat as done.
+    #[tracing::instrument(skip_all, fields(order.id = %order.order_id, stripe.session = %id), err)]
+    pub async fn expire_checkout_session(&self, order: &OrderRef, id: &CheckoutSessionId) -> Result<CheckoutSession> {
+        let request = ExpireCheckoutSession::new(id.as_str());
+        let strategy = order.strategy("checkout-expire")?;
+        CheckoutSession::from_stripe(request.customize().request_strategy(strategy).send(self.client()?).await?)
     }
 
     /// Refunds a captured PaymentIntent in full (key `order-{id}-refund`, so one refund per order).

@@ -10,8 +10,14 @@
 //!
 //! Endpoints: `POST /v1/payment_intents`, `GET /v1/payment_intents/{id}`,
 //! `POST /v1/payment_intents/{id}/{confirm,capture,cancel}`, `POST /v1/refunds`,
+//! `GET /v1/payment_intents/search` (exact `status:` and `metadata[…]:` clauses),
 //! `GET /v1/refunds/{id}`, `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`,
-//! `GET /v1/events`, `GET /v1/events/{id}`, and the hosted page `GET|POST /pay/{session}`.
+//! `POST /v1/checkout/sessions/{id}/expire`, `GET /v1/events`, `GET /v1/events/{id}`, and the
+//! hosted page `GET|POST /pay/{session}`.
+//!
+//! Like Stripe, it takes the account's publishable key ([`StripeEmulator::publishable_key`]) where
+//! Stripe.js uses it: retrieving and confirming a PaymentIntent together with that intent's
+//! `client_secret`, so a buyer's page never needs the secret key.
 //!
 //! Test cards: `pm_card_visa` and `pm_card_mastercard` succeed (manual capture →
 //! `requires_capture`), `pm_card_chargeDeclined` is declined (`generic_decline`),
@@ -36,7 +42,7 @@ use std::{
 use axum::{
     Router,
     body::Bytes,
-    extract::{Path, Query, Request, State as AxumState},
+    extract::{Extension, Path, Query, Request, State as AxumState},
     http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
     response::{Html, IntoResponse, Redirect, Response},
@@ -93,9 +99,20 @@ struct Endpoint {
     secret: String,
 }
 
+/// How a request to the API authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// The account's secret key: everything.
+    Secret,
+    /// The publishable key (as Stripe.js sends it, in the `Authorization` header or the `key`
+    /// parameter): only a PaymentIntent's retrieval and confirmation, with its `client_secret`.
+    Publishable,
+}
+
 #[derive(Debug)]
 struct Inner {
     secret_key: String,
+    publishable_key: String,
     state: Mutex<State>,
     endpoint: Mutex<Option<Endpoint>>,
     paused: AtomicBool,
@@ -181,8 +198,10 @@ impl StripeEmulator {
             .map_err(std::io::Error::other)?;
         let (outbox, mut queue) = mpsc::unbounded_channel::<String>();
         let state = State::new(base_url.clone());
+        let publishable_key = format!("pk_test_{}", secret_key.trim_start_matches("sk_test_").trim_start_matches("sk_"));
         let inner = Arc::new(Inner {
             secret_key: secret_key.to_owned(),
+            publishable_key,
             state: Mutex::new(state),
             endpoint: Mutex::new(None),
             paused: AtomicBool::new(false),
@@ -222,6 +241,12 @@ impl StripeEmulator {
     /// The secret key it accepts.
     pub fn secret_key(&self) -> &str {
         &self.inner.secret_key
+    }
+
+    /// The account's publishable key (`pk_test_…`): what a buyer's page hands Stripe.js, enough to
+    /// confirm a PaymentIntent whose `client_secret` it holds and nothing else.
+    pub fn publishable_key(&self) -> &str {
+        &self.inner.publishable_key
     }
 
     /// Where events are delivered, and the `whsec_…` secret they are signed with.
@@ -284,6 +309,7 @@ type App = Arc<Inner>;
 fn router(inner: App) -> Router {
     let api = Router::new()
         .route("/payment_intents", post(create_payment_intent))
+        .route("/payment_intents/search", get(search_payment_intents))
         .route("/payment_intents/{id}", get(retrieve_payment_intent))
         .route("/payment_intents/{id}/confirm", post(confirm_payment_intent))
         .route("/payment_intents/{id}/capture", post(capture_payment_intent))
@@ -292,6 +318,7 @@ fn router(inner: App) -> Router {
         .route("/refunds/{id}", get(retrieve_refund))
         .route("/checkout/sessions", post(create_session))
         .route("/checkout/sessions/{id}", get(retrieve_session))
+        .route("/checkout/sessions/{id}/expire", post(expire_session))
         .route("/events", get(list_events))
         .route("/events/{id}", get(retrieve_event))
         .fallback(unknown_endpoint)
@@ -299,12 +326,59 @@ fn router(inner: App) -> Router {
     Router::new().nest("/v1", api).route("/pay/{id}", get(show_page).post(pay_page)).with_state(inner)
 }
 
-async fn authenticate(AxumState(app): AxumState<App>, request: Request, next: Next) -> Response {
-    let expected = format!("Bearer {}", app.secret_key);
+async fn authenticate(AxumState(app): AxumState<App>, mut request: Request, next: Next) -> Response {
     let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match given {
-        Some(given) if !app.secret_key.is_empty() && given == expected => next.run(request).await,
-        _ => answer(Err(ApiError::unauthorized()), "", false),
+    let bearer = given.and_then(|v| v.strip_prefix("Bearer "));
+    let access = match bearer {
+        Some(key) if !app.secret_key.is_empty() && key == app.secret_key => Some(Access::Secret),
+        // Stripe.js's calls: the key in the header or in the `key` parameter, which the handler checks.
+        Some(key) if key == app.publishable_key => Some(Access::Publishable),
+        None if client_secret_route(&request) => Some(Access::Publishable),
+        _ => None,
+    };
+    match access {
+        Some(Access::Publishable) if !client_secret_route(&request) => {
+            let message = "This API call cannot be made with a publishable API key. Please use a secret API key.";
+            answer(Err(ApiError::invalid("secret_key_required", message, None).with_status(401)), "", false)
+        }
+        Some(access) => {
+            request.extensions_mut().insert(access);
+            next.run(request).await
+        }
+        None => answer(Err(ApiError::unauthorized()), "", false),
+    }
+}
+
+/// `GET /v1/payment_intents/{id}` and `POST /v1/payment_intents/{id}/confirm`: what Stripe.js
+/// may call with a publishable key and the intent's client secret.
+fn client_secret_route(request: &Request) -> bool {
+    let path = request.uri().path();
+    let segments: Vec<&str> = path.trim_start_matches("/v1").trim_matches('/').split('/').collect();
+    match (request.method().as_str(), segments.as_slice()) {
+        ("GET", ["payment_intents", id]) => *id != "search",
+        ("POST", ["payment_intents", _, "confirm"]) => true,
+        _ => false,
+    }
+}
+
+/// A publishable-key request must name the account's publishable key (header or `key`) and the
+/// PaymentIntent's own client secret.
+fn publishable_allowed(app: &App, headers: &HeaderMap, params: &Form, intent: &str) -> Result<(), ApiError> {
+    let in_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.strip_prefix("Bearer ") == Some(app.publishable_key.as_str()));
+    if !in_header && params.get("key") != Some(&app.publishable_key) {
+        return Err(ApiError::unauthorized());
+    }
+    match app.state().client_secret_matches(intent, params.get("client_secret").map(String::as_str)) {
+        true => Ok(()),
+        false => Err(ApiError::invalid(
+            "resource_missing",
+            format!("No such payment_intent: '{intent}'; a publishable key needs the intent's client_secret"),
+            Some("client_secret"),
+        )
+        .with_status(404)),
     }
 }
 
@@ -391,16 +465,45 @@ async fn create_payment_intent(AxumState(app): AxumState<App>, headers: HeaderMa
     mutate(&app, &headers, "/v1/payment_intents".into(), &body, State::create_payment_intent)
 }
 
-async fn retrieve_payment_intent(AxumState(app): AxumState<App>, Path(id): Path<String>) -> Response {
+async fn retrieve_payment_intent(
+    AxumState(app): AxumState<App>,
+    Path(id): Path<String>,
+    Extension(access): Extension<Access>,
+    headers: HeaderMap,
+    Query(query): Query<Form>,
+) -> Response {
+    if access == Access::Publishable
+        && let Err(refused) = publishable_allowed(&app, &headers, &query, &id)
+    {
+        return answer(Err(refused), "", false);
+    }
     read(&app, |state| state.payment_intent_json(&id))
+}
+
+async fn search_payment_intents(AxumState(app): AxumState<App>, Query(query): Query<Vec<(String, String)>>) -> Response {
+    read(&app, |state| state.search_payment_intents(&query))
 }
 
 async fn confirm_payment_intent(
     AxumState(app): AxumState<App>,
     Path(id): Path<String>,
+    Extension(access): Extension<Access>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if access == Access::Publishable {
+        let mut form = parse_form(&body);
+        if let Err(refused) = publishable_allowed(&app, &headers, &form, &id) {
+            return answer(Err(refused), "", false);
+        }
+        // What identified the caller is not part of the confirmation itself.
+        form.remove("key");
+        form.remove("client_secret");
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form.iter()).finish();
+        return mutate(&app, &headers, format!("/v1/payment_intents/{id}/confirm"), body.as_bytes(), |state, form| {
+            state.confirm(&id, Some(form))
+        });
+    }
     mutate(&app, &headers, format!("/v1/payment_intents/{id}/confirm"), &body, |state, form| {
         state.confirm(&id, Some(form))
     })
@@ -438,6 +541,15 @@ async fn create_session(AxumState(app): AxumState<App>, headers: HeaderMap, body
 
 async fn retrieve_session(AxumState(app): AxumState<App>, Path(id): Path<String>) -> Response {
     read(&app, |state| state.session_json(&id))
+}
+
+async fn expire_session(
+    AxumState(app): AxumState<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    mutate(&app, &headers, format!("/v1/checkout/sessions/{id}/expire"), &body, |state, _| state.expire_session(&id))
 }
 
 async fn list_events(AxumState(app): AxumState<App>, Query(query): Query<Vec<(String, String)>>) -> Response {

@@ -26,6 +26,27 @@ impl FieldError {
     }
 }
 
+/// Collects field errors so one 422 names every problem of a request.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// Notes that `field` is unacceptable, and why.
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// Whether nothing was noted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` when nothing was noted, else the 422 naming every field.
+    pub fn finish(self) -> ApiResult<()> {
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
+    }
+}
+
 /// An RFC 9457 problem document as sent on the wire.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {

@@ -696,6 +696,72 @@ impl State {
         Ok(redirect)
     }
 
+    /// `POST /v1/checkout/sessions/{id}/expire`: an open session can no longer be paid.
+    pub(super) fn expire_session(&mut self, id: &str) -> Reply {
+        let session = self.sessions.get_mut(id).ok_or_else(|| ApiError::missing("checkout.session", id))?;
+        if session.status != "open" {
+            let message = format!("Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".", session.status);
+            return Err(ApiError::invalid("checkout_session_unexpected_state", message, None));
+        }
+        session.status = "expired";
+        let json = self.render_session(self.session(id)?);
+        self.emit("checkout.session.expired", json.clone());
+        Ok(json)
+    }
+
+    /// `GET /v1/payment_intents/search`: Stripe's search query language, the subset of exact
+    /// matches joined by `AND`: `status:'requires_capture'`, `metadata['order_id']:'…'`.
+    pub(super) fn search_payment_intents(&self, query: &[(String, String)]) -> Reply {
+        let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let invalid = |message: String| ApiError::invalid("parameter_invalid_string", message, Some("query"));
+        let raw = get("query").ok_or_else(|| {
+            ApiError::invalid("parameter_missing", "Missing required param: query.", Some("query"))
+        })?;
+        let mut clauses = Vec::new();
+        for clause in raw.split(" AND ") {
+            let (field, value) = clause.trim().split_once(':').ok_or_else(|| invalid(format!("Invalid query: {raw}")))?;
+            let value = value.trim_matches(|c| c == '\'' || c == '"').to_owned();
+            let field = match field {
+                "status" => None,
+                other => Some(
+                    other
+                        .strip_prefix("metadata[")
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .map(|key| key.trim_matches(|c| c == '\'' || c == '"').to_owned())
+                        .ok_or_else(|| invalid(format!("The emulator cannot search on `{other}`")))?,
+                ),
+            };
+            clauses.push((field, value));
+        }
+        let limit = get("limit").map_or(Ok(10), str::parse::<usize>).map_err(|_| {
+            ApiError::invalid("parameter_invalid_integer", "limit must be an integer", Some("limit"))
+        })?;
+        let offset = get("page").map_or(Ok(0), str::parse::<usize>).map_err(|_| invalid("Invalid page".into()))?;
+        let mut matching: Vec<&PaymentIntent> = self
+            .payment_intents
+            .values()
+            .filter(|pi| {
+                clauses.iter().all(|(field, value)| match field {
+                    None => pi.status == value,
+                    Some(key) => pi.metadata.get(key) == Some(value),
+                })
+            })
+            .collect();
+        matching.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
+        let limit = limit.clamp(1, 100);
+        let page: Vec<Value> = matching.iter().skip(offset).take(limit).map(|pi| self.render_pi(pi)).collect();
+        let has_more = matching.len() > offset + limit;
+        Ok(json!({
+            "object": "search_result", "url": "/v1/payment_intents/search", "data": page, "has_more": has_more,
+            "next_page": has_more.then(|| (offset + limit).to_string()), "total_count": matching.len(),
+        }))
+    }
+
+    /// Whether `client_secret` is the PaymentIntent's own (what a publishable key must show).
+    pub(super) fn client_secret_matches(&self, id: &str, client_secret: Option<&str>) -> bool {
+        self.pi(id).is_ok_and(|pi| client_secret == Some(pi.client_secret.as_str()))
+    }
+
     /// `GET /v1/events`: newest first; `type`, `types[]`, `delivery_success`, `starting_after`, `limit`.
     pub(super) fn list_events(&self, query: &[(String, String)]) -> Reply {
         let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
