@@ -118,6 +118,7 @@ pub(crate) struct NewCampaign {
     #[serde(default)]
     description: String,
     /// EIP-2981 royalty in basis points (0–10,000).
+    #[schema(minimum = 0, maximum = 10_000)]
     royalty_bps: i64,
     /// EIP-55 address receiving royalties; the brand's treasury if absent.
     royalty_receiver: Option<String>,
@@ -132,6 +133,7 @@ pub(crate) struct CampaignChanges {
     name: Option<String>,
     symbol: Option<String>,
     description: Option<String>,
+    #[schema(minimum = 0, maximum = 10_000)]
     royalty_bps: Option<i64>,
     royalty_receiver: Option<String>,
 }
@@ -141,11 +143,15 @@ pub(crate) struct CampaignChanges {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewItem {
     name: String,
-    /// In minor units of `currency`.
+    /// In minor units of `currency`: 1 to 99,999,999 (Stripe's largest charge), and at least Stripe's
+    /// minimum charge when `card` is accepted.
+    #[schema(minimum = 1, maximum = 99_999_999)]
     price_minor: i64,
     /// ISO 4217 code.
     currency: String,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     supply: i64,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     per_wallet_limit: Option<i64>,
     sale_starts_at: Option<DateTime<Utc>>,
     sale_ends_at: Option<DateTime<Utc>>,
@@ -215,13 +221,34 @@ pub(crate) struct ItemInput {
 fn check_item(errors: &mut Errors, prefix: &str, item: NewItem) -> ItemInput {
     let field = |name: &str| format!("{prefix}{name}");
     let name = check_text(errors, &field("name"), &item.name, 100);
-    let currency = match item.currency.trim().to_ascii_uppercase().parse::<Currency>() {
-        Ok(currency) => Some(currency),
-        Err(_) => {
-            errors.add(field("currency"), "must be an ISO 4217 currency code such as EUR");
-            None
+    let currency = item.currency.trim().to_ascii_uppercase().parse::<Currency>().ok();
+    let mut methods: Vec<PaymentMethod> = Vec::new();
+    let mut method_errors: Vec<String> = Vec::new();
+    for method in &item.payment_methods {
+        match method.parse::<PaymentMethod>() {
+            Ok(method) if !methods.contains(&method) => methods.push(method),
+            Ok(_) => {}
+            Err(e) => method_errors.push(e.to_string()),
         }
+    }
+    if item.payment_methods.is_empty() {
+        method_errors.push("must name at least one of card, eth, stablecoin".into());
+    }
+    // Every accepted method must be able to take this price, or buyers could order what can
+    // never be paid. Without a usable currency only the sign and the maximum can be checked.
+    let price = Money::new(item.price_minor, currency.unwrap_or(Currency::USD));
+    let refusals: Vec<PriceError> = match currency {
+        Some(_) => methods.iter().filter_map(|method| method.check_price(price).err()).collect(),
+        None => PaymentMethod::Stablecoin.check_price(price).err().into_iter().collect(),
     };
+    if let Some(refusal) = refusals.iter().find(|r| matches!(r, PriceError::Amount(_))) {
+        errors.add(field("price_minor"), refusal.to_string());
+    }
+    match (currency, refusals.iter().find(|r| matches!(r, PriceError::Currency(_)))) {
+        (None, _) => errors.add(field("currency"), "must be an ISO 4217 currency code such as EUR"),
+        (Some(_), Some(refusal)) => errors.add(field("currency"), refusal.to_string()),
+        (Some(_), None) => {}
+    }
     let supply = match i32::try_from(item.supply) {
         Ok(supply) if (1..=1_000_000).contains(&supply) => supply,
         _ => {
@@ -241,29 +268,8 @@ fn check_item(errors: &mut Errors, prefix: &str, item: NewItem) -> ItemInput {
     {
         errors.add(field("sale_ends_at"), "must be after sale_starts_at");
     }
-    let mut methods: Vec<PaymentMethod> = Vec::new();
-    for method in &item.payment_methods {
-        match method.parse::<PaymentMethod>() {
-            Ok(method) if !methods.contains(&method) => methods.push(method),
-            Ok(_) => {}
-            Err(e) => errors.add(field("payment_methods"), e.to_string()),
-        }
-    }
-    if item.payment_methods.is_empty() {
-        errors.add(field("payment_methods"), "must name at least one of card, eth, stablecoin");
-    }
-    // Every accepted method must be able to take this price, or buyers could order what can
-    // never be paid. Without a usable currency only the sign and the maximum can be checked.
-    let price = Money::new(item.price_minor, currency.unwrap_or(Currency::USD));
-    let refusals: Vec<PriceError> = match currency {
-        Some(_) => methods.iter().filter_map(|method| method.check_price(price).err()).collect(),
-        None => PaymentMethod::Stablecoin.check_price(price).err().into_iter().collect(),
-    };
-    if let Some(refusal) = refusals.iter().find(|r| matches!(r, PriceError::Amount(_))) {
-        errors.add(field("price_minor"), refusal.to_string());
-    }
-    if let Some(refusal) = refusals.iter().find(|r| matches!(r, PriceError::Currency(_))) {
-        errors.add(field("currency"), refusal.to_string());
+    for message in method_errors {
+        errors.add(field("payment_methods"), message);
     }
     ItemInput {
         name,

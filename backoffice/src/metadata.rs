@@ -14,7 +14,7 @@ use axum::{
 use serde::Serialize;
 use shared::{
     AppState,
-    auth::public,
+    auth::{Permission, public},
     contracts::CampaignNFT,
     http::{ApiError, ApiResult, Problem, extract::Path},
 };
@@ -108,7 +108,8 @@ async fn token_metadata(
     Ok(with_cache(axum::Json(metadata).into_response(), MINTED_CACHE))
 }
 
-/// The campaign's artwork, with an ETag (its SHA-256) for conditional requests.
+/// The campaign's artwork, with an ETag (its SHA-256) for conditional requests. Before the
+/// campaign is deployed, only for a bearer token that may read the brand's campaigns.
 #[utoipa::path(get, path = "/metadata/{campaign_id}/image", tag = "metadata",
     params(("campaign_id" = i64, Path)),
     responses(
@@ -123,19 +124,26 @@ async fn campaign_image(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let row = sqlx::query!(
-        "SELECT artwork_key, artwork_content_type, artwork_sha256 FROM campaigns
-         WHERE id = $1 AND artwork_key IS NOT NULL",
+        "SELECT brand_id, artwork_key, artwork_content_type, artwork_sha256, collection_address IS NOT NULL AS \"deployed!\"
+         FROM campaigns WHERE id = $1 AND artwork_key IS NOT NULL",
         campaign
     )
     .fetch_optional(state.db())
     .await?;
-    let Some((Some(key), Some(content_type), Some(sha256))) =
-        row.map(|r| (r.artwork_key, r.artwork_content_type, r.artwork_sha256))
+    let Some((brand, Some(key), Some(content_type), Some(sha256), deployed)) =
+        row.map(|r| (r.brand_id, r.artwork_key, r.artwork_content_type, r.artwork_sha256, r.deployed))
     else {
         return Ok(not_found(format!("campaign {campaign} has no artwork")));
     };
+    // Until the collection is deployed the artwork is the brand's unreleased work: only its own
+    // people (and platform staff who may read campaigns) see it; everyone else gets the same 404
+    // as for a campaign without artwork.
+    if !deployed && !shared::auth::may(&state, &headers, Permission::CampaignsRead, brand).await {
+        return Ok(not_found(format!("campaign {campaign} has no artwork")));
+    }
     let etag = format!("\"{sha256}\"");
-    let cache = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, "public, max-age=86400".to_owned())];
+    let visibility = if deployed { "public, max-age=86400" } else { "private, no-store" };
+    let cache = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, visibility.to_owned())];
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }

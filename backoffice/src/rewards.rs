@@ -105,8 +105,10 @@ pub(crate) struct NewReward {
     /// token: decimal string in wei / base units, per NFT and redemption.
     amount_per_redemption: Option<String>,
     /// token: how often each NFT can redeem (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
     redemptions_per_nft: Option<i64>,
     /// royalty_share: 1–10,000.
+    #[schema(minimum = 1, maximum = 10_000)]
     share_bps: Option<i64>,
 }
 
@@ -117,7 +119,9 @@ pub(crate) struct RewardChanges {
     name: Option<String>,
     description: Option<String>,
     amount_per_redemption: Option<String>,
+    #[schema(minimum = 1, maximum = 1000)]
     redemptions_per_nft: Option<i64>,
+    #[schema(minimum = 1, maximum = 10_000)]
     share_bps: Option<i64>,
 }
 
@@ -322,6 +326,11 @@ async fn list_rewards(
 ) -> ApiResult<Json<Vec<Reward>>> {
     let brand = caller.brand()?.id;
     let mut conn = state.db().acquire().await?;
+    // Another brand's campaign, or none: 404 like every other route, not an empty list.
+    sqlx::query_scalar!("SELECT id FROM campaigns WHERE brand_id = $1 AND id = $2", brand, campaign_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no campaign {campaign_id}")))?;
     let ids = sqlx::query_scalar!(
         "SELECT id FROM campaign_rewards WHERE brand_id = $1 AND campaign_id = $2 ORDER BY id",
         brand,
@@ -370,26 +379,28 @@ async fn update_reward(
         (per_nft.is_some(), "redemptions_per_nft"),
         (share.is_some(), "share_bps"),
     ];
-    if let Some((_, field)) = money.iter().find(|(given, _)| *given) {
-        if !before_deployment(campaign_state) {
-            return Err(ApiError::Conflict {
-                code: "reward-accruing",
-                detail: format!(
-                    "`{field}` cannot change once the campaign is deployed: money may have accrued against it"
-                ),
-            });
-        }
-        let applies = match *field {
+    // Every field given is checked (each against the reward's kind), so no combination reaches
+    // the database's constraints.
+    let given: Vec<&str> = money.iter().filter(|(given, _)| *given).map(|(_, field)| *field).collect();
+    if let Some(field) = given.first()
+        && !before_deployment(campaign_state)
+    {
+        return Err(ApiError::Conflict {
+            code: "reward-accruing",
+            detail: format!("`{field}` cannot change once the campaign is deployed: money may have accrued against it"),
+        });
+    }
+    let mut errors = Errors::default();
+    for field in given {
+        let applies = match field {
             "share_bps" => before.kind == "royalty_share",
             _ => before.kind == "token",
         };
         if !applies {
-            return Err(ApiError::Validation(vec![FieldError::new(
-                *field,
-                format!("does not apply to a {} reward", before.kind),
-            )]));
+            errors.add(field, format!("does not apply to a {} reward", before.kind));
         }
     }
+    errors.finish()?;
     sqlx::query!(
         "UPDATE campaign_rewards SET name = COALESCE($3, name), description = COALESCE($4, description),
              amount_per_redemption = COALESCE($5, amount_per_redemption),

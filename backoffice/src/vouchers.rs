@@ -14,6 +14,7 @@ use shared::{
         extract::{Json, Path},
     },
     money::Currency,
+    orders::MAX_ORDER_TOTAL_MINOR,
 };
 use sqlx::PgConnection;
 use utoipa::ToSchema;
@@ -61,16 +62,21 @@ pub(crate) struct NewVoucher {
     /// percent or fixed.
     kind: String,
     /// percent: 1–10,000 basis points off.
+    #[schema(minimum = 1, maximum = 10_000)]
     percent_bps: Option<i64>,
-    /// fixed: minor units off, in `currency`.
+    /// fixed: minor units off, in `currency` (at most the largest order total).
+    #[schema(minimum = 1, maximum = 9_999_999_900_i64)]
     amount_minor: Option<i64>,
     /// Required for fixed vouchers and for a minimum order.
     currency: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9_999_999_900_i64)]
     min_order_minor: i64,
     starts_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
     max_uses: Option<i64>,
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
     max_uses_per_buyer: Option<i64>,
 }
 
@@ -80,7 +86,9 @@ pub(crate) struct NewVoucher {
 pub(crate) struct VoucherChanges {
     active: Option<bool>,
     ends_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
     max_uses: Option<i64>,
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
     max_uses_per_buyer: Option<i64>,
 }
 
@@ -144,8 +152,11 @@ async fn create_voucher(
         },
         "fixed" => {
             match body.amount_minor {
-                Some(minor) if minor > 0 => amount = Some(minor),
-                _ => errors.add("amount_minor", "must be a positive amount in minor units"),
+                Some(minor) if (1..=MAX_ORDER_TOTAL_MINOR).contains(&minor) => amount = Some(minor),
+                _ => errors.add(
+                    "amount_minor",
+                    format!("must be a positive amount in minor units, at most {MAX_ORDER_TOTAL_MINOR}"),
+                ),
             }
             if body.currency.is_none() {
                 errors.add("currency", "is required for a fixed amount");
@@ -153,8 +164,8 @@ async fn create_voucher(
         }
         _ => errors.add("kind", "must be percent or fixed"),
     }
-    if body.min_order_minor < 0 {
-        errors.add("min_order_minor", "must not be negative");
+    if !(0..=MAX_ORDER_TOTAL_MINOR).contains(&body.min_order_minor) {
+        errors.add("min_order_minor", format!("must be between 0 and {MAX_ORDER_TOTAL_MINOR}"));
     } else if body.min_order_minor > 0 && body.currency.is_none() {
         errors.add("currency", "is required with a minimum order");
     }

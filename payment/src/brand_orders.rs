@@ -113,7 +113,10 @@ async fn list_orders(
     let brand = caller.brand()?.id;
     let mut errors = shared::http::FieldErrors::default();
     if let Some(s) = filter.state.as_deref().filter(|s| !ORDER_STATES.contains(s)) {
-        errors.add("state", format!("`{}` is not one of {}", s.chars().take(32).collect::<String>(), ORDER_STATES.join(", ")));
+        errors.add(
+            "state",
+            format!("`{}` is not one of {}", s.chars().take(32).collect::<String>(), ORDER_STATES.join(", ")),
+        );
     }
     if let Some(Err(e)) = filter.method.as_deref().map(str::parse::<PaymentMethod>) {
         errors.add("method", e.to_string());
@@ -132,8 +135,16 @@ async fn list_orders(
         errors.add("from", "must be before to");
     }
     errors.finish()?;
-    let query = Filter { campaign: filter.campaign_id, state: filter.state, method: filter.method, from: filter.from,
-        to: filter.to, after: cursor.and_then(Result::ok), order: None, limit: limit + 1 };
+    let query = Filter {
+        campaign: filter.campaign_id,
+        state: filter.state,
+        method: filter.method,
+        from: filter.from,
+        to: filter.to,
+        after: cursor.and_then(Result::ok),
+        order: None,
+        limit: limit + 1,
+    };
     let mut orders = fetch(&mut *state.db().acquire().await?, brand, query).await?;
     let more = orders.len() as i64 > limit;
     orders.truncate(limit as usize);

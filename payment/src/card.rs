@@ -15,7 +15,6 @@ use alloy::{
     sol_types::{SolCall, SolEvent},
 };
 use axum::{
-    body::Bytes,
     extract::State,
     http::{HeaderMap, StatusCode},
 };
@@ -29,7 +28,7 @@ use shared::{
     contracts::CampaignNFT,
     http::{
         ApiError, ApiResult, Problem,
-        extract::{Json, Path},
+        extract::{Body, Json, Path},
     },
     money::{Currency, Money},
     service::Resources,
@@ -115,15 +114,17 @@ pub(crate) async fn start(state: &AppState, order: &crate::orders::Created) -> A
     let reference = order_ref(order.public_id, order.brand_id)?;
     let intent = state.stripe().create_payment_intent(&reference, order.total, None).await.map_err(stripe_error)?;
     let mut tx = state.db().begin().await?;
-    let attached = sqlx::query!(
-        "WITH attached AS (UPDATE orders SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL RETURNING id)
-         INSERT INTO order_payment_intents (payment_intent_id, order_id) SELECT $2, id FROM attached",
+    // Stripe's `payment_intent.created` webhook may have recorded the intent already.
+    let attached = sqlx::query_scalar!(
+        "WITH attached AS (UPDATE orders SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL RETURNING id),
+              recorded AS (INSERT INTO order_payment_intents (payment_intent_id, order_id) SELECT $2, id FROM attached
+                           ON CONFLICT DO NOTHING)
+         SELECT count(*) AS \"attached!\" FROM attached",
         order.id,
         intent.id.as_str()
     )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .fetch_one(&mut *tx)
+    .await?;
     if attached == 1 {
         crate::orders::announce(&mut tx, order).await?;
     }
@@ -228,7 +229,7 @@ async fn checkout_session(
         (status = 400, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
-async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<StatusCode> {
+async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, Body(body): Body) -> ApiResult<StatusCode> {
     let signature = headers.get(stripe::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let event = state.stripe().verify_webhook(&body, signature, Utc::now()).map_err(|e| {
         tracing::warn!(error = %e, "Stripe webhook refused");

@@ -52,6 +52,13 @@ pub async fn expire_due(conn: &mut sqlx::PgConnection) -> anyhow::Result<u64> {
     }
 }
 
+/// One pass of the Stripe reconciliation (what its daemon does every minute): stuck card orders
+/// re-read, authorised PaymentIntents of no live order cancelled; returns how many intents it
+/// re-checked.
+pub async fn reconcile(resources: &Resources) -> anyhow::Result<u64> {
+    reconcile::Reconciliation::new(resources).pass().await
+}
+
 /// The card saga's steps and the buyers' receipts.
 fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
     vec![

@@ -38,7 +38,6 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(public(routes!(create_order)))
@@ -51,6 +50,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewOrder {
     item_id: i64,
+    #[schema(minimum = 1, maximum = 100)]
     quantity: i64,
     /// Receipts go here.
     email: String,
@@ -78,6 +78,8 @@ pub(crate) struct Order {
     discount_minor: i64,
     total_minor: i64,
     wallet_address: String,
+    /// The buyer's e-mail, masked (`b***@example.com`): anyone holding the order's id can read
+    /// this view. The brand sees it whole (`GET /brands/{brand_id}/orders/{id}`).
     email: String,
     voucher_code: Option<String>,
     /// Until then the units are held for this order.
@@ -122,12 +124,21 @@ pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> 
         discount_minor: row.discount_minor,
         total_minor: row.total_minor,
         wallet_address: shared::chain::checksummed(&row.wallet_address),
-        email: row.buyer_email,
+        email: masked(&row.buyer_email),
         voucher_code: row.voucher_code,
         expires_at: row.expires_at,
         failure_reason: row.failure_reason,
         created_at: row.created_at,
     })
+}
+
+/// `buyer@example.com` → `b***@example.com`: enough for the buyer to recognise, too little to
+/// harvest.
+fn masked(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
+        None => "***".to_owned(),
+    }
 }
 
 fn sold_out(left: i32) -> ApiError {
@@ -163,7 +174,8 @@ fn check(body: NewOrder) -> ApiResult<Checked> {
     };
     let wallet =
         parse_address(&body.wallet_address).map_err(|reason| errors.push(FieldError::new("wallet_address", reason)));
-    let method = body.method.parse::<PaymentMethod>().map_err(|e| errors.push(FieldError::new("method", e.to_string())));
+    let method =
+        body.method.parse::<PaymentMethod>().map_err(|e| errors.push(FieldError::new("method", e.to_string())));
     let voucher = body.voucher_code.map(|code| code.trim().to_ascii_uppercase()).filter(|code| !code.is_empty());
     match (errors.is_empty(), wallet, method) {
         (true, Ok(wallet), Ok(method)) => Ok(Checked { item: body.item_id, quantity, email, wallet, method, voucher }),
@@ -205,14 +217,14 @@ async fn offer(conn: &mut PgConnection, order: &Checked) -> ApiResult<Offer> {
             "method",
             format!("this item accepts {}", item.payment_methods.join(", ")),
         )]))
-    } else if let Err(refusal) = item
-        .currency
-        .parse::<Currency>()
-        .map_err(|e| e.to_string())
-        .and_then(|currency| order.method.check_price(Money::new(item.price_minor, currency)).map_err(|e| e.to_string()))
-    {
+    } else if let Err(refusal) = item.currency.parse::<Currency>().map_err(|e| e.to_string()).and_then(|currency| {
+        order.method.check_price(Money::new(item.price_minor, currency)).map_err(|e| e.to_string())
+    }) {
         // An item configured before today's rules: it cannot be paid this way.
-        Some(ApiError::Validation(vec![FieldError::new("method", format!("this item cannot be paid by {}: its price {refusal}", order.method))]))
+        Some(ApiError::Validation(vec![FieldError::new(
+            "method",
+            format!("this item cannot be paid by {}: its price {refusal}", order.method),
+        )]))
     } else if item.supply - item.reserved < order.quantity {
         Some(sold_out(item.supply - item.reserved))
     } else {
@@ -410,7 +422,8 @@ impl Created {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let internal = |e: String| ApiError::Internal(anyhow::anyhow!("order {public_id}: {e}"));
-        let currency: Currency = row.currency.parse().map_err(|e: shared::money::MoneyError| internal(e.to_string()))?;
+        let currency: Currency =
+            row.currency.parse().map_err(|e: shared::money::MoneyError| internal(e.to_string()))?;
         Ok(Some(Created {
             id: row.id,
             public_id,
@@ -548,7 +561,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         discount_minor: discount,
         total_minor: total.minor(),
         wallet_address: order.wallet.to_checksum(None),
-        email: order.email.clone(),
+        email: masked(&order.email),
         voucher_code: voucher.and(order.voucher.clone()),
         expires_at: created.expires_at,
         failure_reason: None,
@@ -625,4 +638,14 @@ async fn order_events(
             }
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_order_view_shows_the_buyers_email_masked() {
+        assert_eq!(super::masked("buyer@example.com"), "b***@example.com");
+        assert_eq!(super::masked("é@exämple.de"), "é***@exämple.de");
+        assert_eq!(super::masked("not-an-email"), "***");
+    }
 }

@@ -17,6 +17,9 @@ pub const MAX_PRICE_MINOR: i64 = 99_999_999;
 /// The most units one order can hold.
 pub const MAX_ORDER_QUANTITY: i64 = 100;
 
+/// The largest total any order can reach, in minor units (vouchers' amounts are bounded by it).
+pub const MAX_ORDER_TOTAL_MINOR: i64 = MAX_PRICE_MINOR * MAX_ORDER_QUANTITY;
+
 /// How a buyer pays for an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -80,7 +83,7 @@ impl PaymentMethod {
         match self {
             // Stripe's largest single charge.
             PaymentMethod::Card => MAX_PRICE_MINOR,
-            PaymentMethod::Eth | PaymentMethod::Stablecoin => MAX_PRICE_MINOR * MAX_ORDER_QUANTITY,
+            PaymentMethod::Eth | PaymentMethod::Stablecoin => MAX_ORDER_TOTAL_MINOR,
         }
     }
 }

@@ -133,12 +133,15 @@ pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_v4(v4);
-            }
             let s = v6.segments();
             let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
             match s {
+                // IPv4-mapped (::ffff:a.b.c.d) and IPv4-translated (::ffff:0:a.b.c.d, RFC 2765):
+                // an IPv4 address in IPv6 clothing, which some stacks connect to as IPv4. No
+                // public webhook receiver is published this way: refused whatever they embed.
+                [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => false,
+                // Local-use NAT64 (64:ff9b:1::/48, RFC 8215) translates to private networks.
+                [0x64, 0xff9b, 1, ..] => false,
                 // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach the embedded IPv4 address.
                 [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => is_public_v4(embedded(hi, lo)),
                 [0x2002, hi, lo, ..] => is_public_v4(embedded(hi, lo)),
@@ -328,10 +331,16 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
             "::127.0.0.1",
+            // IPv4-translated and IPv4-mapped forms, whatever they embed; local-use NAT64.
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:101:101",
+            "::ffff:1.1.1.1",
+            "64:ff9b:1::a00:1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "::ffff:1.1.1.1"] {
+        for public in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::101:101"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

@@ -394,3 +394,169 @@ async fn a_thousand_buyers_of_a_hundred_units_pay_and_exactly_a_hundred_are_mint
     assert_eq!(receipts.iter().filter(|m| m.contains("Subject: Your Acme order is complete")).count(), 100);
     setup.stop().await;
 }
+
+/// The card platform for these tests: the emulator delivers to the payment service.
+async fn card_platform(stripe: &StripeEmulator) -> Platformed {
+    let secret = "whsec_dGVzdHMtb25seS13ZWJob29rLXNlY3JldA";
+    let setup = platformed(
+        |anvil| anvil.addresses()[0],
+        &[
+            ("STRIPE_SECRET_KEY", "sk_test_brandmint"),
+            ("STRIPE_API_BASE", stripe.base_url()),
+            ("STRIPE_WEBHOOK_SECRET", secret),
+        ],
+    )
+    .await;
+    stripe.set_webhook(setup.payment.url("/webhooks/stripe").parse().unwrap(), secret);
+    setup
+}
+
+/// Opens the order's hosted page; returns its URL.
+async fn hosted_page(setup: &Platformed, order: &str) -> String {
+    let response = setup
+        .payment
+        .client
+        .post(setup.payment.url(&format!("/orders/{order}/checkout-session")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let session: Value = response.json().await.unwrap();
+    session["url"].as_str().unwrap().to_owned()
+}
+
+/// The buyer submits the hosted page with a test card; the page's answer.
+async fn pay_on_page(url: &str, card: &str) -> StatusCode {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("payment_method={card}"))
+        .send()
+        .await
+        .unwrap();
+    response.status()
+}
+
+/// Every PaymentIntent of the account in `status`, as Stripe's search reports it.
+async fn intents_in(stripe: &StripeEmulator, status: &str) -> Vec<Value> {
+    let found: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/payment_intents/search?limit=100&query=status%3A%27{status}%27",
+            stripe.base_url().trim_end_matches('/')
+        ))
+        .bearer_auth("sk_test_brandmint")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    found["data"].as_array().unwrap().clone()
+}
+
+/// Waits until no PaymentIntent of `order` (its own and its page's) is still open.
+async fn settled_intents(stripe: &StripeEmulator, order: &str) -> Vec<Value> {
+    let mut intents = Vec::new();
+    for _ in 0..100 {
+        intents.clear();
+        for status in ["requires_payment_method", "requires_capture", "succeeded", "canceled"] {
+            intents
+                .extend(intents_in(stripe, status).await.into_iter().filter(|pi| pi["metadata"]["order_id"] == order));
+        }
+        if intents.iter().all(|pi| matches!(pi["status"].as_str(), Some("succeeded" | "canceled"))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    intents
+}
+
+fn statuses(intents: &[Value]) -> Vec<&str> {
+    let mut statuses: Vec<&str> = intents.iter().map(|pi| pi["status"].as_str().unwrap()).collect();
+    statuses.sort_unstable();
+    statuses
+}
+
+#[tokio::test]
+async fn a_hosted_page_pays_like_the_payment_intent_and_no_card_is_left_authorised() {
+    let stripe = StripeEmulator::start("sk_test_brandmint").await.unwrap();
+    let setup = card_platform(&stripe).await;
+    let (_, item) = card_campaign(&setup, "hosted", 10).await;
+    let collection = fulfilled_collection(&setup, item).await;
+    let nft = setup.platform.collection(collection);
+
+    // 1. Paid only on the hosted page: minted to the buyer's wallet and captured, like a
+    //    PaymentIntent confirmed by Stripe.js; the order's own intent is cancelled.
+    let buyer = setup.anvil.addresses()[8];
+    let (_, order) = place(&setup, item, buyer, "card").await;
+    let id = order["id"].as_str().unwrap();
+    let page = hosted_page(&setup, id).await;
+    assert_eq!(pay_on_page(&page, "pm_card_visa").await, StatusCode::SEE_OTHER);
+    let fulfilled = order_state(&setup, id, |s| s == "fulfilled").await;
+    assert_eq!(fulfilled["state"], "fulfilled", "{fulfilled}");
+    assert_eq!(nft.balanceOf(buyer).call().await.unwrap(), U256::from(2));
+    let intents = settled_intents(&stripe, id).await;
+    assert_eq!(statuses(&intents), ["canceled", "succeeded"], "{intents:?}");
+    let paid = intents.iter().find(|pi| pi["status"] == "succeeded").unwrap();
+    assert_ne!(paid["id"], order["card_payment"]["payment_intent_id"], "the page's own PaymentIntent paid");
+    assert_eq!(paid["amount_received"], 5_000);
+    assert_eq!(fulfilled["card_payment"]["payment_intent_id"], paid["id"], "the order names what paid it");
+
+    // 2. Paid on both paths before either webhook arrives: one capture, one cancellation, one mint.
+    stripe.pause_delivery(true);
+    let twice = setup.anvil.addresses()[7];
+    let (_, order) = place(&setup, item, twice, "card").await;
+    let id = order["id"].as_str().unwrap();
+    let page = hosted_page(&setup, id).await;
+    let intent = order["card_payment"]["payment_intent_id"].as_str().unwrap();
+    assert_eq!(confirm(&stripe, intent, "pm_card_visa").await, StatusCode::OK);
+    assert_eq!(pay_on_page(&page, "pm_card_visa").await, StatusCode::SEE_OTHER);
+    assert_eq!(intents_in(&stripe, "requires_capture").await.len(), 2, "both authorised");
+    for event in stripe.events() {
+        stripe.redeliver(&event.id, Signing::Genuine).await.unwrap();
+    }
+    stripe.pause_delivery(false);
+    let fulfilled = order_state(&setup, id, |s| s == "fulfilled").await;
+    assert_eq!(fulfilled["state"], "fulfilled", "{fulfilled}");
+    let intents = settled_intents(&stripe, id).await;
+    assert_eq!(statuses(&intents), ["canceled", "succeeded"], "{intents:?}");
+    assert_eq!(nft.balanceOf(twice).call().await.unwrap(), U256::from(2), "minted once");
+
+    // 3. Abandoned on the hosted page: at expiry the order's intent is cancelled and the page
+    //    closed, so a late payment there is refused.
+    let gone = setup.anvil.addresses()[6];
+    let (_, order) = place(&setup, item, gone, "card").await;
+    let id = order["id"].as_str().unwrap();
+    let page = hosted_page(&setup, id).await;
+    let db = setup.payment.resources.db();
+    sqlx::query("UPDATE orders SET expires_at = now() - interval '1 second' WHERE public_id = $1")
+        .bind(id.parse::<uuid::Uuid>().unwrap())
+        .execute(db)
+        .await
+        .unwrap();
+    payment::expire_due(&mut db.acquire().await.unwrap()).await.unwrap();
+    let intents = settled_intents(&stripe, id).await;
+    assert_eq!(statuses(&intents), ["canceled"], "{intents:?}");
+    for _ in 0..50 {
+        if reqwest::get(&page).await.unwrap().status() == StatusCode::GONE {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_ne!(pay_on_page(&page, "pm_card_visa").await, StatusCode::SEE_OTHER, "the page is closed");
+    assert_eq!(order_state(&setup, id, |s| s == "expired").await["state"], "expired");
+
+    // Whatever the path, no buyer's card is left authorised, and the safety net finds nothing.
+    assert_eq!(intents_in(&stripe, "requires_capture").await, Vec::<Value>::new());
+    payment::reconcile(&setup.payment.resources).await.unwrap();
+    let (mints, orders): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM chain_transactions WHERE idempotency_key LIKE 'order-mint:%'),
+                (SELECT count(*) FROM orders WHERE state = 'fulfilled')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!((mints, orders), (2, 2));
+    setup.stop().await;
+}

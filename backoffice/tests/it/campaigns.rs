@@ -89,6 +89,25 @@ async fn bad_campaigns_are_refused_field_by_field_and_nothing_is_stored() {
     let (_, list) = owner.call(Method::GET, &path, Value::Null).await;
     assert_eq!(list, json!([]), "nothing was stored");
 
+    // What could never be paid is refused where it is set up: free items, prices beyond Stripe's
+    // largest charge, below its minimum for cards, and currencies a wallet quote cannot price.
+    for (price, currency, methods, field, says) in [
+        (0, "EUR", json!(["card"]), "items[0].price_minor", "at least 1"),
+        (0, "EUR", json!(["eth"]), "items[0].price_minor", "at least 1"),
+        (100_000_000, "USD", json!(["card", "eth"]), "items[0].price_minor", "at most 99999999"),
+        (49, "USD", json!(["card"]), "items[0].price_minor", "0.50 USD"),
+        (5_000, "JPY", json!(["card", "eth"]), "items[0].currency", "USD or EUR"),
+        (5_000, "GBP", json!(["stablecoin"]), "items[0].currency", "USD or EUR"),
+    ] {
+        let item = json!({ "name": "Pass", "price_minor": price, "currency": currency, "supply": 1, "payment_methods": methods });
+        let body = json!({ "name": "Drop", "slug": "never", "royalty_bps": 0, "items": [item] });
+        let (status, problem) = owner.call(Method::POST, &path, body).await;
+        assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec![field.to_owned()]), "{problem}");
+        assert!(problem["errors"][0]["message"].as_str().unwrap().contains(says), "{problem}");
+    }
+    let (_, list) = owner.call(Method::GET, &path, Value::Null).await;
+    assert_eq!(list, json!([]), "nothing was stored");
+
     // A slug is unique within the brand.
     owner.campaign("drop").await;
     let (status, problem) =
@@ -249,6 +268,8 @@ async fn exports_read_back_as_the_database_rows_and_dashboards_add_them_up() {
         ("fulfilled", "eth", "EUR", 1_800, "b@example.com"),
         ("pending", "card", "EUR", 2_000, "c@example.com"),
         ("fulfilled", "card", "USD", 2_500, "d@example.com"),
+        // Refunded after minting; the buyer's address reads as a spreadsheet formula.
+        ("refunded", "card", "EUR", 2_000, "=2+3+0*len(\"@example.com\")"),
     ];
     orders(&owner.app, owner.brand, campaign, &rows).await;
     // Another brand's orders never show.
@@ -273,8 +294,8 @@ async fn exports_read_back_as_the_database_rows_and_dashboards_add_them_up() {
     let sheet: Vec<Vec<Data>> = sheet.rows().map(<[Data]>::to_vec).collect();
     assert_eq!(sheet[0][0], Data::String("order_id".into()));
     assert_eq!(sheet.len(), 1 + rows.len(), "a header and this brand's rows only");
-    let stored: Vec<(i64, String, String, String, i64, String)> = sqlx::query_as(
-        "SELECT id, state, method, currency, total_minor, buyer_email FROM orders WHERE brand_id = $1 ORDER BY id",
+    let stored: Vec<(uuid::Uuid, String, String, String, i64, String)> = sqlx::query_as(
+        "SELECT public_id, state, method, currency, total_minor, buyer_email FROM orders WHERE brand_id = $1 ORDER BY id",
     )
     .bind(owner.brand)
     .fetch_all(owner.app.resources.db())
@@ -283,7 +304,7 @@ async fn exports_read_back_as_the_database_rows_and_dashboards_add_them_up() {
     for (row, (id, state, method, currency, total, email)) in sheet[1..].iter().zip(&stored) {
         #[allow(clippy::cast_precision_loss)]
         let number = |n: i64| Data::Float(n as f64);
-        assert_eq!(row[0], number(*id));
+        assert_eq!(row[0], Data::String(id.to_string()), "the id the API knows the order by");
         assert!(matches!(row[1], Data::DateTime(_)), "{:?}", row[1]);
         assert_eq!(row[2], Data::String(state.clone()));
         assert_eq!(row[6], Data::String(method.clone()));
@@ -298,7 +319,11 @@ async fn exports_read_back_as_the_database_rows_and_dashboards_add_them_up() {
     let text = csv.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let emails: Vec<String> = reader.records().map(|r| r.unwrap()[11].to_owned()).collect();
-    assert_eq!(emails, ["a@example.com", "b@example.com", "c@example.com", "d@example.com"]);
+    assert_eq!(
+        emails,
+        ["a@example.com", "b@example.com", "c@example.com", "d@example.com", "'=2+3+0*len(\"@example.com\")"],
+        "a cell that would be a formula is neutralised"
+    );
     let (status, _) = owner.call(Method::GET, &format!("/brands/{}/exports/secrets", owner.brand), Value::Null).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -312,9 +337,13 @@ async fn exports_read_back_as_the_database_rows_and_dashboards_add_them_up() {
             { "currency": "USD", "method": "card", "orders": 1, "amount_minor": 2_500 },
         ])
     );
-    assert_eq!(dashboard["orders"], json!([{ "state": "fulfilled", "count": 3 }, { "state": "pending", "count": 1 }]));
+    assert_eq!(
+        dashboard["orders"],
+        json!([{ "state": "fulfilled", "count": 3 }, { "state": "pending", "count": 1 }, { "state": "refunded", "count": 1 }])
+    );
     assert_eq!(dashboard["items"][0]["sold"], 6, "three fulfilled orders of two");
+    assert_eq!(dashboard["items"][0]["refunded"], 2, "refunded tokens stay with their buyer, apart from sales");
     assert_eq!(dashboard["items"][0]["supply"], 100);
     let today = dashboard["daily"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!((today["orders"].as_i64(), today["fulfilled"].as_i64()), (Some(4), Some(3)));
+    assert_eq!((today["orders"].as_i64(), today["fulfilled"].as_i64()), (Some(5), Some(3)));
 }

@@ -236,3 +236,63 @@ async fn the_creation_answer_is_the_stored_order_held_for_the_configured_time() 
         .unwrap();
     assert!((held - 120.0).abs() < 1.0, "held {held} s");
 }
+
+#[tokio::test]
+async fn a_brand_lists_and_reads_its_own_orders_and_no_one_elses() {
+    use shared::auth::BrandRole;
+    let (app, _stripe) = crate::payment_app(&[]).await;
+    let (brand, item) = live_item(&app, 100, None).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let (status, created) = post(&app, &order(item, 1, n), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (owner, owner_token) = app.account("owner@acme.example", None).await;
+    app.member(brand, owner, BrandRole::Owner, &[]).await;
+    let (staff, staff_token) = app.account("staff@acme.example", None).await;
+    app.member(brand, staff, BrandRole::Staff, &[]).await;
+    let other = app.brand("Other").await;
+    let (stranger, stranger_token) = app.account("owner@other.example", None).await;
+    app.member(other, stranger, BrandRole::Owner, &[]).await;
+
+    // Newest first, two per page, every order exactly once across the pages.
+    let mut seen = Vec::new();
+    let mut path = format!("/brands/{brand}/orders?limit=2&method=card&state=pending");
+    loop {
+        let (status, page) = app.call(reqwest::Method::GET, &path, &owner_token, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(page["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/brands/{brand}/orders?limit=2&method=card&state=pending&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+    let (_, none) =
+        app.call(reqwest::Method::GET, &format!("/brands/{brand}/orders?state=fulfilled"), &owner_token, None).await;
+    assert_eq!(none["orders"], json!([]));
+    let (status, bad) = app
+        .call(reqwest::Method::GET, &format!("/brands/{brand}/orders?state=lost&limit=0&cursor=x"), &owner_token, None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    let fields: Vec<&str> = bad["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["state", "limit", "cursor"]);
+
+    let (status, one) =
+        app.call(reqwest::Method::GET, &format!("/brands/{brand}/orders/{}", ids[0]), &owner_token, None).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!((one["id"].as_str(), one["buyer_email"].as_str()), (Some(ids[0].as_str()), Some("buyer0@example.com")));
+    // Another brand's order is not there for them, and staff do not see finances.
+    let (status, _) =
+        app.call(reqwest::Method::GET, &format!("/brands/{other}/orders/{}", ids[0]), &stranger_token, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, theirs) = app.call(reqwest::Method::GET, &format!("/brands/{other}/orders"), &stranger_token, None).await;
+    assert_eq!(theirs["orders"], json!([]));
+    let (status, _) = app.call(reqwest::Method::GET, &format!("/brands/{brand}/orders"), &stranger_token, None).await;
+    assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{status}");
+    let (status, _) = app.call(reqwest::Method::GET, &format!("/brands/{brand}/orders"), &staff_token, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -42,13 +42,17 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self> {
+        // Bounded before anything else is done with it (RFC 5321: 254 characters at most).
+        if raw.len() > 320 {
+            return Err(Error::InvalidEmail("must be at most 254 characters"));
+        }
         let email = raw.trim().to_lowercase();
         let valid_shape = email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@') && domain.contains('.')
         });
         if email.len() > 254 {
             Err(Error::InvalidEmail("must be at most 254 characters"))
-        } else if !valid_shape || email.chars().any(char::is_whitespace) {
+        } else if !valid_shape || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             Err(Error::InvalidEmail("must be an email address"))
         } else {
             Ok(Self(email))

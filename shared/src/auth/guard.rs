@@ -264,6 +264,18 @@ async fn authorize(permission: Permission, request: Request) -> ApiResult<Reques
     Ok(Request::from_parts(parts, body))
 }
 
+/// Whether the request's credentials (if any) may use `permission` on `brand`: for a public
+/// route that shows more to the brand's own people (e.g. a draft campaign's artwork).
+pub async fn may(state: &AppState, headers: &HeaderMap, permission: Permission, brand: BrandId) -> bool {
+    if bearer(headers).is_none() {
+        return false;
+    }
+    match authenticate(state, headers).await {
+        Ok((principal, _)) => brand_access(state, &principal, permission, brand).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
 fn no_such_brand() -> ApiError {
     ApiError::NotFound("no such brand".into())
 }

@@ -26,7 +26,7 @@ pub use account::{Account, AccountId, Email, create_account, find_account, sign_
 pub use acl::{BrandRole, Permission, PlatformRole};
 pub use guard::{
     BrandAccess, BrandId, Caller, Principal, RequestMeta, SECURITY_SCHEME, X_PERMISSION, X_PUBLIC, authenticate,
-    client_ip, public, random_token, require, token_hash,
+    client_ip, may, public, random_token, require, token_hash,
 };
 pub use session::{TokenPair, logout, refresh};
 

@@ -5,7 +5,7 @@ use std::{sync::OnceLock, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request},
-    http::header,
+    http::{Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -33,7 +33,14 @@ pub fn handle() -> &'static PrometheusHandle {
 /// Counts and times every request by service, method, route template and status.
 pub async fn track(service: &'static str, request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = request.method().as_str().to_owned();
+    // Methods are standard or `other`: a made-up method (anyone can send one) must not add a
+    // series; with routes labelled by template only, the series count stays bounded.
+    let method = match *request.method() {
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::OPTIONS => {
+            request.method().as_str().to_owned()
+        }
+        _ => "other".to_owned(),
+    };
     // The route template, not the raw path, so ids do not explode the label space.
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());

@@ -118,10 +118,35 @@ pub enum ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl From<sqlx::Error> for ApiError {
+    /// The database's refusals of what a request asked are client errors, by SQLSTATE class: a
+    /// constraint (23: unique, foreign key, check) is a 409, bad data (22: out of range, invalid
+    /// text) or a value too large for an index (54000) a 422. Handlers check first and name the
+    /// field; reaching here means a check is missing, so it is logged — never a 500 for the client.
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => {
                 ApiError::Unavailable { detail: "the database is unavailable".into(), checks: None }
+            }
+            sqlx::Error::Database(db) => {
+                let class = db.code().map(|code| code.into_owned()).unwrap_or_default();
+                let constraint = db.constraint().unwrap_or("a rule of the data").to_owned();
+                match class.get(..2) {
+                    Some("23") => {
+                        tracing::warn!(sqlstate = %class, %constraint, "a constraint refused a request no check caught");
+                        ApiError::Conflict {
+                            code: "constraint-violated",
+                            detail: format!("the request conflicts with the stored data ({constraint})"),
+                        }
+                    }
+                    Some("22") | Some("54") => {
+                        tracing::warn!(sqlstate = %class, error = %db.message(), "the database refused a value no check caught");
+                        ApiError::Validation(vec![FieldError::new(
+                            "body",
+                            "a value is out of the range or size the platform can store",
+                        )])
+                    }
+                    _ => ApiError::Internal(sqlx::Error::Database(db).into()),
+                }
             }
             other => ApiError::Internal(other.into()),
         }

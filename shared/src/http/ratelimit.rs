@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use super::{ApiError, ApiResult};
 use crate::config::RateLimitConfig;
 
-/// Counts one attempt in each bucket (`sign-in:ip:1.2.3.4`, `sign-in:email:a@b.c`) and refuses
+/// Counts one attempt in each bucket (`sign-in:ip:1.2.3.4`, `sign-in:account:<sha-256>`) and refuses
 /// it with 429 when any bucket has had more than `auth_max` attempts in the current window.
 pub async fn check(db: &PgPool, config: &RateLimitConfig, buckets: &[String]) -> ApiResult<()> {
     let window = i64::try_from(config.auth_window.as_secs()).unwrap_or(i64::MAX);
@@ -53,7 +53,11 @@ pub async fn check(db: &PgPool, config: &RateLimitConfig, buckets: &[String]) ->
 }
 
 /// Counts one attempt at `action` against the client IP's budget (`<action>:ip:<ip>`) and, when
-/// given, the account's (`<action>:account:<key>`), with the configured authentication limits.
+/// given, the account's (`<action>:account:<hash>`), with the configured authentication limits.
+///
+/// The account's key (an e-mail, a token's digest, a wallet) is whatever the client sent, of any
+/// length: the bucket holds its SHA-256 instead, so every bucket name has a fixed size (it is an
+/// index key) and no e-mail reaches the table or the log.
 pub async fn attempt(
     state: &crate::AppState,
     action: &str,
@@ -61,8 +65,14 @@ pub async fn attempt(
     account: Option<&str>,
 ) -> ApiResult<()> {
     let mut buckets = vec![format!("{action}:ip:{}", meta.ip_key())];
-    buckets.extend(account.map(|key| format!("{action}:account:{key}")));
+    buckets.extend(account.map(|key| format!("{action}:account:{}", account_key(key))));
     check(state.db(), &state.config().auth.rate_limits, &buckets).await
+}
+
+/// The fixed-size name of an account's bucket: the hex SHA-256 of its key, case-folded.
+fn account_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    alloy::hex::encode(Sha256::digest(key.trim().to_lowercase().as_bytes()))
 }
 
 /// Deletes windows that ended more than a day ago (called by the identity cleanup daemon).
