@@ -5,6 +5,7 @@
 
 mod auth;
 mod campaigns;
+mod hardening;
 mod identity;
 mod kyc;
 mod webhooks;

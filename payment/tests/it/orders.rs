@@ -296,3 +296,42 @@ async fn a_brand_lists_and_reads_its_own_orders_and_no_one_elses() {
     let (status, _) = app.call(reqwest::Method::GET, &format!("/brands/{brand}/orders"), &staff_token, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn strangers_get_problems_for_bad_input_and_see_the_buyers_email_masked() {
+    let (app, _stripe) = crate::payment_app(&[]).await;
+    let (_, item) = live_item(&app, 10, None).await;
+    // NUL and control characters in any text: named, nothing stored.
+    let mut body = order(item, 1, 1);
+    body["email"] = json!("n\u{0}ul@example.com");
+    body["voucher_code"] = json!("SAVE\u{7}");
+    let (status, problem) = post(&app, &body, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let fields: Vec<&str> =
+        problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["email", "voucher_code"]);
+    let mut huge = order(item, 1, 2);
+    huge["quantity"] = json!(i64::MAX);
+    let (status, problem) = post(&app, &huge, None).await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("quantity")));
+    // A body beyond the limit, even on the Stripe webhook: a problem document.
+    let response = app
+        .client
+        .post(app.url("/webhooks/stripe"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(app.resources.db()).await.unwrap();
+    assert_eq!(orders, 0);
+
+    // Whoever holds an order's id sees the buyer's e-mail masked.
+    let (status, created) = post(&app, &order(item, 1, 3), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["email"], "b***@example.com");
+    let seen: Value = app.get(&format!("/orders/{}", created["id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(seen["email"], "b***@example.com");
+}
