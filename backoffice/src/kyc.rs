@@ -58,6 +58,9 @@ pub(crate) struct QueuePage {
     next_offset: Option<i64>,
 }
 
+/// The deepest page of the queue a client may ask for (far beyond any real queue).
+const MAX_OFFSET: i64 = 1_000_000_000;
+
 impl QueueParams {
     fn parse(&self) -> ApiResult<(Option<KycState>, i64, i64)> {
         let mut errors = Vec::new();
@@ -74,8 +77,8 @@ impl QueueParams {
             errors.push(FieldError::new("limit", "must be between 1 and 200"));
         }
         let offset = self.offset.unwrap_or(0);
-        if offset < 0 {
-            errors.push(FieldError::new("offset", "must not be negative"));
+        if !(0..=MAX_OFFSET).contains(&offset) {
+            errors.push(FieldError::new("offset", format!("must be between 0 and {MAX_OFFSET}")));
         }
         match errors.is_empty() {
             true => Ok((status, limit, offset)),
@@ -98,7 +101,7 @@ async fn queue(
     let (status, limit, offset) = params.parse()?;
     let mut conn = state.db().acquire().await?;
     let items = kyc::submission::queue(&mut conn, status, limit, offset).await?;
-    let next_offset = (items.len() as i64 == limit).then_some(offset + limit);
+    let next_offset = (items.len() as i64 == limit).then(|| offset.saturating_add(limit));
     Ok(Json(QueuePage { items, limit, offset, next_offset }))
 }
 

@@ -277,6 +277,18 @@ async fn create_reward(
         "perk" => {}
         _ => errors.add("kind", "must be token, perk or royalty_share"),
     }
+    // Fields of another kind of reward are refused, not silently dropped.
+    let given = [
+        ("token", body.token.is_some(), "token"),
+        ("amount_per_redemption", body.amount_per_redemption.is_some(), "token"),
+        ("redemptions_per_nft", body.redemptions_per_nft.is_some(), "token"),
+        ("share_bps", body.share_bps.is_some(), "royalty_share"),
+    ];
+    if ["token", "perk", "royalty_share"].contains(&body.kind.as_str()) {
+        for (field, _, kind) in given.iter().filter(|(_, present, kind)| *present && *kind != body.kind) {
+            errors.add(*field, format!("belongs to a {kind} reward, not a {}", body.kind));
+        }
+    }
     errors.finish()?;
     let mut tx = state.db().begin().await?;
     let campaign_state = campaigns::lock(&mut tx, brand, campaign_id).await?;

@@ -164,6 +164,12 @@ async fn create_voucher(
         }
         _ => errors.add("kind", "must be percent or fixed"),
     }
+    // The other kind's amount is refused, not silently dropped.
+    match body.kind.as_str() {
+        "percent" if body.amount_minor.is_some() => errors.add("amount_minor", "belongs to a fixed voucher"),
+        "fixed" if body.percent_bps.is_some() => errors.add("percent_bps", "belongs to a percent voucher"),
+        _ => {}
+    }
     if !(0..=MAX_ORDER_TOTAL_MINOR).contains(&body.min_order_minor) {
         errors.add("min_order_minor", format!("must be between 0 and {MAX_ORDER_TOTAL_MINOR}"));
     } else if body.min_order_minor > 0 && body.currency.is_none() {

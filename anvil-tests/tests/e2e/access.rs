@@ -33,7 +33,7 @@ enum Outcome {
 }
 
 #[derive(Debug, Clone)]
-enum Who {
+pub(crate) enum Who {
     Anonymous,
     Platform(PlatformRole),
     Member(BrandRole),
@@ -81,16 +81,16 @@ async fn observe(response: reqwest::Response) -> (Outcome, StatusCode) {
 }
 
 /// Brand A (with stores A1, A2) and brand B (store B1); one principal of every kind.
-struct World {
-    brand_a: i64,
-    brand_b: i64,
-    store_a1: i64,
-    store_a2: i64,
-    store_b1: i64,
-    principals: Vec<(Who, Option<String>)>,
+pub(crate) struct World {
+    pub(crate) brand_a: i64,
+    pub(crate) brand_b: i64,
+    pub(crate) store_a1: i64,
+    pub(crate) store_a2: i64,
+    pub(crate) store_b1: i64,
+    pub(crate) principals: Vec<(Who, Option<String>)>,
 }
 
-async fn world(app: &TestApp) -> World {
+pub(crate) async fn world(app: &TestApp) -> World {
     let (brand_a, brand_b) = (app.brand("A").await, app.brand("B").await);
     let (store_a1, store_a2, store_b1) =
         (app.store(brand_a, "A1").await, app.store(brand_a, "A2").await, app.store(brand_b, "B1").await);
@@ -132,7 +132,7 @@ async fn world(app: &TestApp) -> World {
 }
 
 /// Every operation of a service: (method, path template, permission or None for public).
-fn operations(spec: shared::ServiceSpec) -> Vec<(Method, String, Option<Permission>)> {
+pub(crate) fn operations(spec: shared::ServiceSpec) -> Vec<(Method, String, Option<Permission>)> {
     let api = shared::service::openapi(spec);
     let mut found = Vec::new();
     for (path, item) in &api.paths.paths {

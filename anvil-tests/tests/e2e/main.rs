@@ -6,6 +6,7 @@
 mod access;
 mod checkout;
 mod contracts;
+mod fuzz;
 mod kyc;
 mod operator;
 mod platform;
