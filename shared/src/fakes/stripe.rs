@@ -198,7 +198,8 @@ impl StripeEmulator {
             .map_err(std::io::Error::other)?;
         let (outbox, mut queue) = mpsc::unbounded_channel::<String>();
         let state = State::new(base_url.clone());
-        let publishable_key = format!("pk_test_{}", secret_key.trim_start_matches("sk_test_").trim_start_matches("sk_"));
+        let publishable_key =
+            format!("pk_test_{}", secret_key.trim_start_matches("sk_test_").trim_start_matches("sk_"));
         let inner = Arc::new(Inner {
             secret_key: secret_key.to_owned(),
             publishable_key,
@@ -480,7 +481,10 @@ async fn retrieve_payment_intent(
     read(&app, |state| state.payment_intent_json(&id))
 }
 
-async fn search_payment_intents(AxumState(app): AxumState<App>, Query(query): Query<Vec<(String, String)>>) -> Response {
+async fn search_payment_intents(
+    AxumState(app): AxumState<App>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
     read(&app, |state| state.search_payment_intents(&query))
 }
 

@@ -700,7 +700,10 @@ impl State {
     pub(super) fn expire_session(&mut self, id: &str) -> Reply {
         let session = self.sessions.get_mut(id).ok_or_else(|| ApiError::missing("checkout.session", id))?;
         if session.status != "open" {
-            let message = format!("Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".", session.status);
+            let message = format!(
+                "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".",
+                session.status
+            );
             return Err(ApiError::invalid("checkout_session_unexpected_state", message, None));
         }
         session.status = "expired";
@@ -714,12 +717,12 @@ impl State {
     pub(super) fn search_payment_intents(&self, query: &[(String, String)]) -> Reply {
         let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let invalid = |message: String| ApiError::invalid("parameter_invalid_string", message, Some("query"));
-        let raw = get("query").ok_or_else(|| {
-            ApiError::invalid("parameter_missing", "Missing required param: query.", Some("query"))
-        })?;
+        let raw = get("query")
+            .ok_or_else(|| ApiError::invalid("parameter_missing", "Missing required param: query.", Some("query")))?;
         let mut clauses = Vec::new();
         for clause in raw.split(" AND ") {
-            let (field, value) = clause.trim().split_once(':').ok_or_else(|| invalid(format!("Invalid query: {raw}")))?;
+            let (field, value) =
+                clause.trim().split_once(':').ok_or_else(|| invalid(format!("Invalid query: {raw}")))?;
             let value = value.trim_matches(|c| c == '\'' || c == '"').to_owned();
             let field = match field {
                 "status" => None,
@@ -733,9 +736,9 @@ impl State {
             };
             clauses.push((field, value));
         }
-        let limit = get("limit").map_or(Ok(10), str::parse::<usize>).map_err(|_| {
-            ApiError::invalid("parameter_invalid_integer", "limit must be an integer", Some("limit"))
-        })?;
+        let limit = get("limit")
+            .map_or(Ok(10), str::parse::<usize>)
+            .map_err(|_| ApiError::invalid("parameter_invalid_integer", "limit must be an integer", Some("limit")))?;
         let offset = get("page").map_or(Ok(0), str::parse::<usize>).map_err(|_| invalid("Invalid page".into()))?;
         let mut matching: Vec<&PaymentIntent> = self
             .payment_intents
