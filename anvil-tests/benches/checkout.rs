@@ -24,7 +24,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use shared::testing::{self, TestApp, TestDb, required_env};
+use testkit::{self as testing, TestApp, TestDb, required_env};
 use tokio::sync::Mutex;
 
 fn env_or(name: &str, default: u64) -> Result<u64> {
@@ -138,7 +138,7 @@ async fn main() -> Result<()> {
     let pool = env_or("CHECKOUT_BENCH_DB_CONNECTIONS", 16)?.to_string();
     let db = TestDb::create().await;
     // Card orders create their PaymentIntent at the local Stripe emulator, over loopback too.
-    let stripe = shared::fakes::stripe::StripeEmulator::start("sk_test_bench").await?;
+    let stripe = fakes::stripe::StripeEmulator::start("sk_test_bench").await?;
     let config = testing::config(
         &db.url,
         &required_env("RPC_URL"),

@@ -9,13 +9,11 @@ use alloy::{
     providers::DynProvider,
     rpc::types::TransactionReceipt,
 };
-use shared::{
-    contracts::{
-        BaselineERC721, CampaignParams, Checkout, ETH, Platform, PlatformRoles, QuoteSigner, RewardVault,
-        VoucherSigner, compact_voucher,
-    },
-    testing,
+use shared::contracts::{
+    BaselineERC721, CampaignParams, Checkout, ETH, Platform, PlatformRoles, QuoteSigner, RewardVault, VoucherSigner,
+    compact_voucher,
 };
+use testkit as testing;
 
 fn fresh(n: u64) -> Address {
     Address::from_word(keccak256(n.to_be_bytes()))

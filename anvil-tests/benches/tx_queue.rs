@@ -22,9 +22,9 @@ use shared::{
     chain::txqueue::{self, IdempotencyKey, SenderConfig, TxRequest, TxSender},
     db,
     money::Wei,
-    testing::{TestDb, required_env},
 };
 use sqlx::{PgPool, postgres::PgPoolOptions};
+use testkit::{TestDb, required_env};
 use tokio_util::sync::CancellationToken;
 
 /// Concurrent requesters.

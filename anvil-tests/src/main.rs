@@ -29,10 +29,10 @@ async fn main() -> anyhow::Result<()> {
         ["fakes", payment] => {
             use std::io::Write;
             shared::chain::install_crypto_provider();
-            let stripe = shared::fakes::stripe::StripeEmulator::start(LOCAL_STRIPE_KEY).await?;
+            let stripe = fakes::stripe::StripeEmulator::start(LOCAL_STRIPE_KEY).await?;
             let webhook = format!("{}/webhooks/stripe", payment.trim_end_matches('/'));
             stripe.set_webhook(webhook.parse()?, LOCAL_WEBHOOK_SECRET);
-            let fx = shared::fakes::fx::FxStub::start().await?;
+            let fx = fakes::fx::FxStub::start().await?;
             println!("STRIPE_API_BASE={}", stripe.base_url());
             println!("STRIPE_SECRET_KEY={LOCAL_STRIPE_KEY}");
             println!("STRIPE_WEBHOOK_SECRET={LOCAL_WEBHOOK_SECRET}");

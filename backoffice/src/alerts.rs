@@ -11,11 +11,10 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use shared::{
-    config::TelegramConfig,
-    workflow::{BoxFuture, OutboxEvent, Subscriber},
-};
+use shared::workflow::{BoxFuture, OutboxEvent, Subscriber};
 use sqlx::PgConnection;
+
+use crate::config::TelegramConfig;
 
 /// The events operators hear about.
 const EVENTS: &[&str] = &["order.created", "deployment.failed"];

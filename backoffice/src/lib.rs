@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod brands;
 mod campaigns;
+pub mod config;
 mod dashboards;
 mod deploy;
 mod exports;
@@ -22,7 +23,13 @@ mod webhooks;
 
 use std::sync::Arc;
 
-use shared::{AppState, ServiceSpec, config::HttpConfig, daemon::Daemon, service::Resources, workflow::Subscriber};
+use shared::{
+    AppState, ServiceSpec,
+    config::HttpConfig,
+    daemon::Daemon,
+    service::{Part, Resources},
+    workflow::Subscriber,
+};
 use utoipa_axum::router::OpenApiRouter;
 
 /// How the backoffice service is assembled.
@@ -33,7 +40,24 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     addr,
     subscribers,
     daemons,
+    prepare,
 };
+
+impl Part for config::BackofficeConfig {
+    fn build(resources: &Resources) -> anyhow::Result<Self> {
+        Ok(Self::load(resources.config())?)
+    }
+}
+
+/// Reads the back office's own configuration section (webhook delivery, alerts).
+fn prepare(resources: &Resources) -> anyhow::Result<()> {
+    resources.part::<config::BackofficeConfig>().map(drop)
+}
+
+/// The back office's configuration section, read when the service was prepared.
+fn settings(resources: &Resources) -> anyhow::Result<Arc<config::BackofficeConfig>> {
+    resources.part::<config::BackofficeConfig>()
+}
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {
     http.backoffice_addr
@@ -62,19 +86,19 @@ fn routes() -> OpenApiRouter<AppState> {
 fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
     let mut subscribers: Vec<Arc<dyn Subscriber>> =
         vec![Arc::new(deploy::DeploymentWatcher::new(resources)), Arc::new(webhooks::Fanout)];
-    match alerts::TelegramAlerts::new(resources.config().alerts.telegram.as_ref()) {
+    match settings(resources).and_then(|s| Ok(alerts::TelegramAlerts::new(s.alerts.telegram.as_ref())?)) {
         Ok(alerts) => subscribers.push(Arc::new(alerts)),
-        Err(e) => tracing::error!(error = %e, "Telegram alerts are off: no HTTP client"),
+        Err(e) => tracing::error!(error = %e, "Telegram alerts are off"),
     }
     subscribers
 }
 
 /// The webhook sender.
 fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
-    match webhooks::Sender::new(&resources.config().webhooks) {
+    match settings(resources).and_then(|s| Ok(webhooks::Sender::new(&s.webhooks)?)) {
         Ok(sender) => vec![Arc::new(sender)],
         Err(e) => {
-            tracing::error!(error = %e, "webhooks are not sent: no HTTP client");
+            tracing::error!(error = %e, "webhooks are not sent");
             Vec::new()
         }
     }

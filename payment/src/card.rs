@@ -32,7 +32,6 @@ use shared::{
     },
     money::{Currency, Money},
     service::Resources,
-    stripe::{self, CheckoutSessionId, IntentStatus, OrderRef, PaymentIntentId},
     workflow::{
         BoxFuture, OutboxEvent, Subscriber, Transition, WorkflowError, apply,
         machines::{Order, OrderEvent},
@@ -40,11 +39,13 @@ use shared::{
     },
 };
 use sqlx::PgConnection;
+
+use crate::stripe::{self, CheckoutSessionId, IntentStatus, OrderRef, PaymentIntentId};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::orders::OrderPath;
+use crate::{Payments, orders::OrderPath};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,7 +113,12 @@ fn order_ref(public_id: Uuid, brand: i64) -> ApiResult<OrderRef> {
 /// a fresh order.
 pub(crate) async fn start(state: &AppState, order: &crate::orders::Created) -> ApiResult<CardPayment> {
     let reference = order_ref(order.public_id, order.brand_id)?;
-    let intent = state.stripe().create_payment_intent(&reference, order.total, None).await.map_err(stripe_error)?;
+    let intent = state
+        .part::<Payments>()?
+        .stripe
+        .create_payment_intent(&reference, order.total, None)
+        .await
+        .map_err(stripe_error)?;
     let mut tx = state.db().begin().await?;
     // Stripe's `payment_intent.created` webhook may have recorded the intent already.
     let attached = sqlx::query_scalar!(
@@ -179,7 +185,7 @@ async fn checkout_session(
     }
     if let Some(existing) = row.checkout_session_id.as_deref() {
         let id: CheckoutSessionId = existing.parse().map_err(|e: stripe::IdError| ApiError::Internal(e.into()))?;
-        let session = state.stripe().checkout_session(&id).await.map_err(stripe_error)?;
+        let session = state.part::<Payments>()?.stripe.checkout_session(&id).await.map_err(stripe_error)?;
         return match (session.status, session.url) {
             (Some(stripe::SessionStatus::Open), Some(url)) => {
                 Ok((StatusCode::OK, Json(HostedCheckout { url, session_id: existing.to_owned() })))
@@ -206,7 +212,7 @@ async fn checkout_session(
         cancel_url: &cancel,
         expires_at: expires,
     };
-    let session = state.stripe().create_checkout_session(&request).await.map_err(stripe_error)?;
+    let session = state.part::<Payments>()?.stripe.create_checkout_session(&request).await.map_err(stripe_error)?;
     sqlx::query!(
         "UPDATE orders SET checkout_session_id = $2 WHERE id = $1 AND checkout_session_id IS NULL",
         row.id,
@@ -231,7 +237,7 @@ async fn checkout_session(
 #[tracing::instrument(skip_all)]
 async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, Body(body): Body) -> ApiResult<StatusCode> {
     let signature = headers.get(stripe::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let event = state.stripe().verify_webhook(&body, signature, Utc::now()).map_err(|e| {
+    let event = state.part::<Payments>()?.stripe.verify_webhook(&body, signature, Utc::now()).map_err(|e| {
         tracing::warn!(error = %e, "Stripe webhook refused");
         ApiError::BadRequest(format!("webhook refused: {e}"))
     })?;
@@ -342,7 +348,8 @@ impl StripeEvents {
     }
 
     async fn handle_event(&self, event: &OutboxEvent, conn: &mut PgConnection) -> anyhow::Result<()> {
-        let stripe = self.resources.stripe();
+        let payments = self.resources.part::<Payments>()?;
+        let stripe = &payments.stripe;
         let object = event.payload["object_id"].as_str().unwrap_or_default();
         let intent_id = if object.starts_with("cs_") {
             // A hosted page: what matters is the PaymentIntent it made when the buyer paid.
@@ -389,7 +396,7 @@ pub(crate) async fn drive(
         {
             tracing::warn!(intent = %intent.id, order = %public, "an authorised PaymentIntent of no order: cancelling it");
             let brand = intent.metadata.get("brand_id").and_then(|b| b.parse().ok()).unwrap_or(0);
-            resources.stripe().cancel(&OrderRef::new(public, brand)?, &intent.id).await?;
+            resources.part::<Payments>()?.stripe.cancel(&OrderRef::new(public, brand)?, &intent.id).await?;
         } else {
             tracing::warn!(intent = %intent.id, "a PaymentIntent of no order");
         }
@@ -424,7 +431,7 @@ pub(crate) async fn drive(
             // Paid twice (its own intent and the hosted page), or paid after the order ended.
             tracing::info!(intent = %intent.id, order = %order.public_id, state = %order.state,
                 "a second or late authorisation for an order: cancelling it");
-            resources.stripe().cancel(&order.reference()?, &intent.id).await?;
+            resources.part::<Payments>()?.stripe.cancel(&order.reference()?, &intent.id).await?;
         }
         IntentStatus::Canceled if pays_for_order && matches!(order.state.as_str(), "pending" | "authorized") => {
             let failed =
@@ -448,7 +455,8 @@ async fn close_payments(
     order: &CardOrder,
     keep: Option<&PaymentIntentId>,
 ) -> anyhow::Result<()> {
-    let stripe = resources.stripe();
+    let payments = resources.part::<Payments>()?;
+    let stripe = &payments.stripe;
     let reference = order.reference()?;
     let mut intents: Vec<String> = sqlx::query_scalar!(
         "SELECT payment_intent_id FROM order_payment_intents WHERE order_id = $1 ORDER BY created_at",
@@ -541,7 +549,8 @@ impl Mints {
         let Some(id) = event.payload["context"]["order_id"].as_i64() else { return Ok(()) };
         let Some(order) = lock_order(conn, OrderFilter::Id(id)).await? else { return Ok(()) };
         let cause = format!("event:{}", event.id);
-        let stripe = self.resources.stripe();
+        let payments = self.resources.part::<Payments>()?;
+        let stripe = &payments.stripe;
         let reference = OrderRef::new(order.public_id, order.brand_id)?;
         let intent: Option<PaymentIntentId> = order.payment_intent_id.as_deref().map(str::parse).transpose()?;
         if event.event_type == "tx.confirmed" {
@@ -688,7 +697,8 @@ async fn refund(
         return Err(ApiError::Conflict { code: "not-refundable", detail: format!("a {} {method} order", order.state) });
     };
     let intent: PaymentIntentId = intent.parse().map_err(|e: stripe::IdError| ApiError::Internal(e.into()))?;
-    let refund = state.stripe().refund(&order_ref(order_id, brand)?, &intent).await.map_err(stripe_error)?;
+    let refund =
+        state.part::<Payments>()?.stripe.refund(&order_ref(order_id, brand)?, &intent).await.map_err(stripe_error)?;
     let cause = format!("refund:{}", refund.id.as_str());
     step(&mut tx, &order, OrderEvent::Refund, &cause, json!({ "refund": refund.id.as_str() }))
         .await

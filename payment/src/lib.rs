@@ -6,14 +6,24 @@
 mod brand_orders;
 mod card;
 mod catalog;
+pub mod config;
 mod expiry;
+pub mod fx;
 mod orders;
 mod reconcile;
+pub mod stripe;
 mod wallet;
 
 use std::sync::Arc;
 
-use shared::{AppState, ServiceSpec, config::HttpConfig, daemon::Daemon, service::Resources, workflow::Subscriber};
+use anyhow::Context;
+use shared::{
+    AppState, ServiceSpec,
+    config::HttpConfig,
+    daemon::Daemon,
+    service::{Part, Resources},
+    workflow::Subscriber,
+};
 use utoipa_axum::router::OpenApiRouter;
 
 /// How the payment service is assembled.
@@ -24,7 +34,30 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     addr,
     subscribers,
     daemons,
+    prepare,
 };
+
+/// What only the payment service uses: its configuration section and its clients of Stripe and
+/// of the FX sources, built once per process.
+#[derive(Debug)]
+pub(crate) struct Payments {
+    pub(crate) config: config::PaymentConfig,
+    pub(crate) stripe: stripe::Stripe,
+    pub(crate) fx: fx::FxClient,
+}
+
+impl Part for Payments {
+    fn build(resources: &Resources) -> anyhow::Result<Self> {
+        let config = config::PaymentConfig::load(resources.config())?;
+        let stripe = stripe::Stripe::new(&config.stripe).context("Stripe client")?;
+        let fx = fx::FxClient::new(config.fx.clone()).context("FX client")?;
+        Ok(Self { config, stripe, fx })
+    }
+}
+
+fn prepare(resources: &Resources) -> anyhow::Result<()> {
+    resources.part::<Payments>().map(drop)
+}
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {
     http.payment_addr

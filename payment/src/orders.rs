@@ -497,7 +497,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         order.email,
         order.wallet.as_slice(),
         voucher,
-        sqlx::postgres::types::PgInterval::try_from(state.config().orders.hold)
+        sqlx::postgres::types::PgInterval::try_from(state.part::<crate::Payments>()?.config.hold)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
         key,
         hash

@@ -12,10 +12,11 @@ use std::time::Duration;
 use shared::{
     daemon::{Daemon, RunContext, Schedule},
     service::Resources,
-    stripe::{IntentStatus, PaymentIntentId},
     workflow::{BoxFuture, OutboxEvent, Subscriber},
 };
 use sqlx::PgConnection;
+
+use crate::stripe::{IntentStatus, PaymentIntentId};
 
 /// How long an order may wait for Stripe's news before it is re-checked.
 const STUCK_AFTER: &str = "5 minutes";
@@ -44,7 +45,8 @@ impl Reconciliation {
         )
         .fetch_all(self.resources.db())
         .await?;
-        let stripe = self.resources.stripe();
+        let payments = self.resources.part::<crate::Payments>()?;
+        let stripe = &payments.stripe;
         let mut checked = 0;
         for order in stuck {
             // Its own PaymentIntent and the one its hosted page made, if the buyer paid there.
@@ -70,7 +72,7 @@ impl Reconciliation {
                 let ids: Vec<&str> = undelivered.iter().map(|e| e.id.as_str()).collect();
                 tracing::warn!(count = ids.len(), ?ids, "Stripe reports undelivered webhook events");
             }
-            Ok(_) | Err(shared::stripe::Error::NotConfigured) => {}
+            Ok(_) | Err(crate::stripe::Error::NotConfigured) => {}
             Err(e) => tracing::warn!(error = %e, "cannot list Stripe's undelivered events"),
         }
         Ok(checked)
@@ -81,12 +83,13 @@ impl Reconciliation {
     /// order is over, was paid another way, or does not exist) is cancelled, and one whose
     /// webhook was lost pays for its pending order. Intents without our metadata are not ours.
     async fn sweep_authorised(&self) -> anyhow::Result<u64> {
-        let stripe = self.resources.stripe();
+        let payments = self.resources.part::<crate::Payments>()?;
+        let stripe = &payments.stripe;
         let (mut swept, mut page) = (0, None::<String>);
         for _ in 0..MAX_SWEEP_PAGES {
             let (intents, next) = match stripe.authorised_intents(page.as_deref()).await {
                 Ok(found) => found,
-                Err(shared::stripe::Error::NotConfigured) => return Ok(swept),
+                Err(crate::stripe::Error::NotConfigured) => return Ok(swept),
                 Err(e) => return Err(e.into()),
             };
             for intent in intents.iter().filter(|intent| intent.order_id().is_some()) {
@@ -101,7 +104,7 @@ impl Reconciliation {
         Ok(swept)
     }
 
-    async fn drive(&self, intent: &shared::stripe::PaymentIntent) -> anyhow::Result<()> {
+    async fn drive(&self, intent: &crate::stripe::PaymentIntent) -> anyhow::Result<()> {
         let mut tx = self.resources.db().begin().await?;
         crate::card::drive(&self.resources, &mut tx, intent).await?;
         tx.commit().await?;

@@ -242,10 +242,10 @@ const WATCH_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
 /// withdraws the order).
 pub(crate) async fn quote(state: &shared::AppState, created: &crate::orders::Created) -> shared::http::ApiResult<()> {
     let id = created.id;
+    use crate::fx::{Asset, FxError};
     use alloy::primitives::U256;
     use shared::{
         contracts::{Checkout::Quote, ETH, QuoteSigner},
-        fx::{Asset, FxError},
         http::ApiError,
         money::{Currency, Money},
     };
@@ -277,7 +277,7 @@ pub(crate) async fn quote(state: &shared::AppState, created: &crate::orders::Cre
     };
     let currency: Currency =
         order.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
-    let fx = match state.fx().quote(Money::new(order.total_minor, currency), asset).await {
+    let fx = match state.part::<crate::Payments>()?.fx.quote(Money::new(order.total_minor, currency), asset).await {
         Ok(fx) => fx,
         Err(e) => {
             return Err(match e {

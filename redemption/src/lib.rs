@@ -17,6 +17,7 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     addr,
     subscribers: ServiceSpec::none,
     daemons: ServiceSpec::none,
+    prepare: ServiceSpec::nothing_to_prepare,
 };
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {

@@ -21,16 +21,16 @@ pub struct Variable {
     pub secret: bool,
 }
 
-const fn required(name: &'static str, help: &'static str, secret: bool) -> Variable {
+pub const fn required(name: &'static str, help: &'static str, secret: bool) -> Variable {
     Variable { name, help, default: None, secret }
 }
 
-const fn optional(name: &'static str, help: &'static str, default: &'static str) -> Variable {
+pub const fn optional(name: &'static str, help: &'static str, default: &'static str) -> Variable {
     Variable { name, help, default: Some(default), secret: false }
 }
 
 /// A secret that may be left empty (the feature it enables is then off).
-const fn optional_secret(name: &'static str, help: &'static str) -> Variable {
+pub const fn optional_secret(name: &'static str, help: &'static str) -> Variable {
     Variable { name, help, default: Some(""), secret: true }
 }
 
@@ -161,77 +161,11 @@ pub const PUBLIC_BASE_URL: Variable = optional(
     "the back office's public address; collections' token metadata lives at <this>/metadata/<campaign>/<token>",
     "http://127.0.0.1:8081",
 );
-pub const BINANCE_API_URL: Variable = optional(
-    "BINANCE_API_URL",
-    "Binance public market data (FX quotes' primary source; the market-data-only host needs no key)",
-    "https://data-api.binance.vision",
-);
-pub const FX_SECOND_SOURCE_URL: Variable = optional(
-    "FX_SECOND_SOURCE_URL",
-    "Coinbase Exchange public API, the FX quotes' second source (used when Binance fails, and as a cross-check)",
-    "https://api.exchange.coinbase.com",
-);
-pub const ORDER_HOLD_SECS: Variable = optional(
-    "ORDER_HOLD_SECS",
-    "how long a pending order holds its units for its buyer; unpaid by then, it expires and they go back on sale",
-    "900",
-);
-pub const FX_QUOTE_TTL_SECS: Variable =
-    optional("FX_QUOTE_TTL_SECS", "how long a wallet checkout's FX quote can be paid", "300");
-pub const FX_SPREAD_BPS: Variable = optional(
-    "FX_SPREAD_BPS",
-    "the most a crypto price is above the mid rate, in basis points (the platform's conversion buffer)",
-    "100",
-);
-pub const FX_MAX_AGE_SECS: Variable =
-    optional("FX_MAX_AGE_SECS", "a rate whose source last traded longer ago than this is stale and refused", "60");
-pub const FX_SANITY_BAND_BPS: Variable = optional(
-    "FX_SANITY_BAND_BPS",
-    "a source whose average (or book mid) and last trade differ by more than this is not used",
-    "100",
-);
-pub const FX_MAX_DIVERGENCE_BPS: Variable = optional(
-    "FX_MAX_DIVERGENCE_BPS",
-    "when both FX sources answer and differ by more than this, no quote is given",
-    "200",
-);
-pub const WEBHOOK_ALLOW_PRIVATE_TARGETS: Variable = optional(
-    "WEBHOOK_ALLOW_PRIVATE_TARGETS",
-    "`true` lets brand webhooks call private, loopback and link-local addresses (local development only; refused in production)",
-    "false",
-);
-pub const WEBHOOK_RETRY_BASE_SECS: Variable = optional(
-    "WEBHOOK_RETRY_BASE_SECS",
-    "wait after a webhook delivery's first failed attempt; doubles with each further failure (with jitter, at most 6 hours)",
-    "30",
-);
-pub const WEBHOOK_MAX_ATTEMPTS: Variable =
-    optional("WEBHOOK_MAX_ATTEMPTS", "attempts before a webhook delivery is marked failed (it can be replayed)", "10");
-pub const TELEGRAM_BOT_TOKEN: Variable = optional_secret(
-    "TELEGRAM_BOT_TOKEN",
-    "Telegram bot token for admin alerts (new orders, failed deployments); empty: no alerts",
-);
-pub const TELEGRAM_CHAT_ID: Variable =
-    optional("TELEGRAM_CHAT_ID", "the Telegram chat the admin alerts go to (needed with TELEGRAM_BOT_TOKEN)", "");
-pub const TELEGRAM_API_URL: Variable =
-    optional("TELEGRAM_API_URL", "base URL of the Telegram Bot API", "https://api.telegram.org");
-pub const STRIPE_SECRET_KEY: Variable = optional_secret(
-    "STRIPE_SECRET_KEY",
-    "Stripe secret API key, sk_live_… or sk_test_… (required in production; empty locally: card payments are refused)",
-);
-pub const STRIPE_API_BASE: Variable = optional(
-    "STRIPE_API_BASE",
-    "base URL of the Stripe API (https:// in production; the local Stripe emulator's address in development and tests)",
-    "https://api.stripe.com",
-);
-pub const STRIPE_WEBHOOK_SECRET: Variable = optional_secret(
-    "STRIPE_WEBHOOK_SECRET",
-    "signing secret (whsec_…) of the Stripe webhook endpoint (required in production; empty locally: Stripe webhooks are refused)",
-);
 pub const RUST_LOG: Variable =
     optional("RUST_LOG", "tracing filter directives, e.g. info,sqlx=warn,shared=debug", "info,sqlx=warn");
 
-/// Every variable, in the order `.env.example` lists them.
+/// Every variable of the core, in the order `.env.example` lists them (before the services'
+/// own sections).
 pub const VARIABLES: &[Variable] = &[
     APP_ENV,
     DATABASE_URL,
@@ -277,23 +211,6 @@ pub const VARIABLES: &[Variable] = &[
     REWARD_VAULT_ADDRESS,
     STABLECOIN_ADDRESS,
     PUBLIC_BASE_URL,
-    ORDER_HOLD_SECS,
-    BINANCE_API_URL,
-    FX_SECOND_SOURCE_URL,
-    FX_QUOTE_TTL_SECS,
-    FX_SPREAD_BPS,
-    FX_MAX_AGE_SECS,
-    FX_SANITY_BAND_BPS,
-    FX_MAX_DIVERGENCE_BPS,
-    WEBHOOK_ALLOW_PRIVATE_TARGETS,
-    WEBHOOK_RETRY_BASE_SECS,
-    WEBHOOK_MAX_ATTEMPTS,
-    TELEGRAM_BOT_TOKEN,
-    TELEGRAM_CHAT_ID,
-    TELEGRAM_API_URL,
-    STRIPE_SECRET_KEY,
-    STRIPE_API_BASE,
-    STRIPE_WEBHOOK_SECRET,
     RUST_LOG,
 ];
 
@@ -337,82 +254,16 @@ pub struct Config {
     pub mail: MailConfig,
     pub storage: StorageConfig,
     pub kyc: KycConfig,
-    pub webhooks: WebhooksConfig,
-    pub alerts: AlertsConfig,
-    pub orders: OrdersConfig,
-    pub fx: FxConfig,
-    pub stripe: StripeConfig,
+    /// The variables everything above was read from; a service reads its own section from it
+    /// (e.g. payment's Stripe settings), so a process reads only what the services it runs need.
+    pub env: Env,
 }
 
-/// How buyers' orders behave.
-#[derive(Debug, Clone)]
-pub struct OrdersConfig {
-    /// How long a pending order holds its units.
-    pub hold: Duration,
-}
-
-/// Where wallet checkout's FX quotes come from and how careful they are (see [`crate::fx`]).
-#[derive(Debug, Clone)]
-pub struct FxConfig {
-    /// Binance's public market data, the primary source.
-    pub binance_url: url::Url,
-    /// Coinbase Exchange's public API, the second source.
-    pub second_source_url: url::Url,
-    /// How long a quote can be paid.
-    pub quote_ttl: Duration,
-    /// The conversion buffer above the mid rate, in the platform's favour.
-    pub spread: crate::money::Bps,
-    /// A rate whose source's last trade is older than this is stale.
-    pub max_age: Duration,
-    /// The most a source's price may differ from its own last trade.
-    pub sanity_band: crate::money::Bps,
-    /// The most the two sources may differ when both answer.
-    pub max_divergence: crate::money::Bps,
-    /// Per request to a source; a checkout waits for at most this (both sources are asked at once).
-    pub request_timeout: Duration,
-}
-
-/// A quote is asked for while a buyer waits: a source slower than this is treated as down.
-pub const FX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How brand webhooks are delivered.
-#[derive(Debug, Clone, Copy)]
-pub struct WebhooksConfig {
-    /// Whether endpoints may be private, loopback, link-local or unspecified addresses (never
-    /// in production).
-    pub allow_private_targets: bool,
-    /// Whether endpoints must be `https://` (in production).
-    pub require_https: bool,
-    /// Backoff after the first failed attempt; doubles with each further failure.
-    pub retry_base: Duration,
-    /// Attempts before a delivery is marked failed.
-    pub max_attempts: u32,
-}
-
-/// The Stripe account card payments go through (see [`crate::stripe`]).
-#[derive(Debug, Clone)]
-pub struct StripeConfig {
-    /// The secret API key; `None` locally when unset, and card payments are then refused.
-    pub secret_key: Option<SecretString>,
-    /// Where the Stripe API is: api.stripe.com, or the local emulator.
-    pub api_base: url::Url,
-    /// The webhook endpoint's signing secret (`whsec_…`); `None` locally when unset.
-    pub webhook_secret: Option<SecretString>,
-}
-
-/// Notifications to the platform's operators.
-#[derive(Debug, Clone)]
-pub struct AlertsConfig {
-    /// Telegram alerts, when a bot token and chat are configured.
-    pub telegram: Option<TelegramConfig>,
-}
-
-/// A Telegram bot and the chat it posts to.
-#[derive(Debug, Clone)]
-pub struct TelegramConfig {
-    pub bot_token: SecretString,
-    pub chat_id: String,
-    pub api_url: url::Url,
+impl Config {
+    /// Whether this is a production deployment (stricter defaults, no developer conveniences).
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
 }
 
 /// How KYC documents are kept.
@@ -546,8 +397,8 @@ impl Config {
     }
 
     /// Loads the configuration from any name → value lookup (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let env = Reader { lookup: &lookup };
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Self> {
+        let env = Env { lookup: std::sync::Arc::new(lookup) };
         let environment = match env.string(APP_ENV)?.as_str() {
             "local" => Environment::Local,
             "production" => Environment::Production,
@@ -657,53 +508,12 @@ impl Config {
                 },
             },
             kyc: kyc(&env, environment)?,
-            webhooks: WebhooksConfig {
-                allow_private_targets: match env.parse(WEBHOOK_ALLOW_PRIVATE_TARGETS)? {
-                    true if environment == Environment::Production => {
-                        return Err(invalid(WEBHOOK_ALLOW_PRIVATE_TARGETS, "must be false in production".into()));
-                    }
-                    allow => allow,
-                },
-                require_https: environment == Environment::Production,
-                retry_base: positive_secs(&env, WEBHOOK_RETRY_BASE_SECS)?,
-                max_attempts: match env.parse(WEBHOOK_MAX_ATTEMPTS)? {
-                    0 => return Err(invalid(WEBHOOK_MAX_ATTEMPTS, "must be at least 1".into())),
-                    max => max,
-                },
-            },
-            alerts: AlertsConfig { telegram: telegram(&env)? },
-            orders: OrdersConfig { hold: positive_secs(&env, ORDER_HOLD_SECS)? },
-            fx: fx(&env, environment)?,
-            stripe: stripe(&env, environment)?,
+            env: env.clone(),
         })
     }
 }
 
-/// Production needs both Stripe secrets and an `https://` API; locally each may be left empty.
-fn stripe(env: &Reader<'_>, environment: Environment) -> Result<StripeConfig> {
-    let production = environment == Environment::Production;
-    let secret = |var: Variable| -> Result<Option<SecretString>> {
-        match env.secret(var)? {
-            value if !value.expose_secret().is_empty() => Ok(Some(value)),
-            _ if production => Err(ConfigError::Missing { name: var.name, help: var.help }),
-            _ => Ok(None),
-        }
-    };
-    let api_base: url::Url = env.parse(STRIPE_API_BASE)?;
-    match api_base.scheme() {
-        "https" => {}
-        "http" if !production => {}
-        "http" => return Err(invalid(STRIPE_API_BASE, "must be https:// in production".into())),
-        other => return Err(invalid(STRIPE_API_BASE, format!("unsupported scheme `{other}`"))),
-    }
-    Ok(StripeConfig {
-        secret_key: secret(STRIPE_SECRET_KEY)?,
-        api_base,
-        webhook_secret: secret(STRIPE_WEBHOOK_SECRET)?,
-    })
-}
-
-fn kyc(env: &Reader<'_>, environment: Environment) -> Result<KycConfig> {
+fn kyc(env: &Env, environment: Environment) -> Result<KycConfig> {
     use sha2::Digest;
     let raw = env.secret(KYC_ENCRYPTION_KEY)?;
     let (key, dev_only_key) = match raw.expose_secret() {
@@ -726,31 +536,6 @@ fn kyc(env: &Reader<'_>, environment: Environment) -> Result<KycConfig> {
     })
 }
 
-fn fx(env: &Reader<'_>, environment: Environment) -> Result<FxConfig> {
-    let source_url = |var: Variable| -> Result<url::Url> {
-        let url: url::Url = env.parse(var)?;
-        match url.scheme() {
-            "https" => Ok(url),
-            "http" if environment == Environment::Local => Ok(url),
-            "http" => Err(invalid(var, "must be https:// in production".into())),
-            other => Err(invalid(var, format!("unsupported scheme `{other}`"))),
-        }
-    };
-    let bps = |var: Variable| -> Result<crate::money::Bps> {
-        crate::money::Bps::new(env.parse(var)?).map_err(|e| invalid(var, e.to_string()))
-    };
-    Ok(FxConfig {
-        binance_url: source_url(BINANCE_API_URL)?,
-        second_source_url: source_url(FX_SECOND_SOURCE_URL)?,
-        quote_ttl: positive_secs(env, FX_QUOTE_TTL_SECS)?,
-        spread: bps(FX_SPREAD_BPS)?,
-        max_age: positive_secs(env, FX_MAX_AGE_SECS)?,
-        sanity_band: bps(FX_SANITY_BAND_BPS)?,
-        max_divergence: bps(FX_MAX_DIVERGENCE_BPS)?,
-        request_timeout: FX_REQUEST_TIMEOUT,
-    })
-}
-
 /// 32 bytes written as 64 hex digits or as base64 (standard or URL-safe, padded or not).
 fn parse_key(text: &str) -> Option<[u8; 32]> {
     use base64::Engine;
@@ -763,31 +548,21 @@ fn parse_key(text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-fn invalid(var: Variable, reason: String) -> ConfigError {
+/// The error for `var` holding an unusable value.
+pub fn invalid(var: Variable, reason: String) -> ConfigError {
     ConfigError::Invalid { name: var.name, help: var.help, reason }
 }
 
 /// An optional contract address; mixed-case input must carry a valid EIP-55 checksum.
-fn address(env: &Reader<'_>, var: Variable) -> Result<Option<alloy::primitives::Address>> {
+fn address(env: &Env, var: Variable) -> Result<Option<alloy::primitives::Address>> {
     match env.string(var)?.trim() {
         "" => Ok(None),
         text => crate::chain::parse_address(text).map(Some).map_err(|reason| invalid(var, reason)),
     }
 }
 
-/// Telegram alerts are on when a bot token is set; the chat must then be set too.
-fn telegram(env: &Reader<'_>) -> Result<Option<TelegramConfig>> {
-    let bot_token = env.secret(TELEGRAM_BOT_TOKEN)?;
-    let chat_id = env.string(TELEGRAM_CHAT_ID)?;
-    match (bot_token.expose_secret().is_empty(), chat_id.is_empty()) {
-        (true, true) => Ok(None),
-        (true, false) => Err(invalid(TELEGRAM_BOT_TOKEN, "needed when TELEGRAM_CHAT_ID is set".into())),
-        (false, true) => Err(invalid(TELEGRAM_CHAT_ID, "needed when TELEGRAM_BOT_TOKEN is set".into())),
-        (false, false) => Ok(Some(TelegramConfig { bot_token, chat_id, api_url: env.parse(TELEGRAM_API_URL)? })),
-    }
-}
-
-fn positive_secs(env: &Reader<'_>, var: Variable) -> Result<Duration> {
+/// A number of seconds, at least 1.
+pub fn positive_secs(env: &Env, var: Variable) -> Result<Duration> {
     match env.parse::<u64>(var)? {
         0 => Err(invalid(var, "must be at least 1".into())),
         secs => Ok(Duration::from_secs(secs)),
@@ -824,12 +599,25 @@ fn check_rpc_url(url: &str) -> Result<()> {
     }
 }
 
-struct Reader<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
+/// Where variables are read from (the process environment, or a map in tests). Services read
+/// their own sections through it ([`Config::env`]); values never show in `Debug`.
+#[derive(Clone)]
+pub struct Env {
+    lookup: std::sync::Arc<Lookup>,
 }
 
-impl Reader<'_> {
-    fn string(&self, var: Variable) -> Result<String> {
+/// A name → value source of variables.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Env(<variables>)")
+    }
+}
+
+impl Env {
+    /// The variable's value (trimmed), its default when unset or empty, or [`ConfigError::Missing`].
+    pub fn string(&self, var: Variable) -> Result<String> {
         match ((self.lookup)(var.name), var.default) {
             (Some(v), _) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
             (_, Some(default)) => Ok(default.to_owned()),
@@ -837,11 +625,13 @@ impl Reader<'_> {
         }
     }
 
-    fn secret(&self, var: Variable) -> Result<SecretString> {
+    /// As [`Env::string`], kept secret.
+    pub fn secret(&self, var: Variable) -> Result<SecretString> {
         self.string(var).map(SecretString::from)
     }
 
-    fn parse<T: FromStr>(&self, var: Variable) -> Result<T>
+    /// The value parsed; a value that does not parse is named (secrets are not echoed).
+    pub fn parse<T: FromStr>(&self, var: Variable) -> Result<T>
     where
         T::Err: fmt::Display,
     {
@@ -854,6 +644,21 @@ impl Reader<'_> {
     }
 }
 
+/// The variables `.env.example` documents in its section `name` (`# ==== name ====`), in order:
+/// the core and each service check their own against the code.
+pub fn documented<'a>(example: &'a str, name: &str) -> Vec<&'a str> {
+    let header = format!("# ==== {name} ====");
+    example
+        .lines()
+        .skip_while(|line| line.trim() != header)
+        .skip(1)
+        .take_while(|line| !line.starts_with("# ===="))
+        .filter_map(|line| line.trim_start_matches('#').trim().split_once('='))
+        .map(|(name, _)| name.trim())
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -862,7 +667,7 @@ mod tests {
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Config::from_lookup(|name| map.get(name).cloned())
+        Config::from_lookup(move |name| map.get(name).cloned())
     }
 
     const MINIMAL: &[(&str, &str)] = &[
@@ -871,12 +676,11 @@ mod tests {
         ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
     ];
 
-    /// What production needs on top of [`MINIMAL`]: its own KYC key and the Stripe secrets.
+    /// What production needs on top of [`MINIMAL`]: its own KYC key (no service's own section:
+    /// the core starts without, say, Stripe's keys).
     const PRODUCTION: &[(&str, &str)] = &[
         ("APP_ENV", "production"),
         ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"),
-        ("STRIPE_SECRET_KEY", "sk_live_hunter2"),
-        ("STRIPE_WEBHOOK_SECRET", "whsec_hunter2"),
     ];
 
     #[test]
@@ -966,63 +770,13 @@ mod tests {
     }
 
     #[test]
-    fn private_webhook_targets_are_for_local_development_only() {
-        let config = load(MINIMAL).unwrap();
-        assert!(!config.webhooks.allow_private_targets && !config.webhooks.require_https);
-        assert_eq!(config.webhooks.retry_base, Duration::from_secs(30));
-        let mut local = MINIMAL.to_vec();
-        local.push(("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"));
-        assert!(load(&local).unwrap().webhooks.allow_private_targets);
-        local.push(("APP_ENV", "production"));
-        local.push(("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"));
-        let err = load(&local).unwrap_err().to_string();
-        assert!(err.contains("WEBHOOK_ALLOW_PRIVATE_TARGETS"), "{err}");
-        // Production also needs its own KYC key and Stripe secrets.
-        let production = [MINIMAL, PRODUCTION].concat();
-        assert!(load(&production).unwrap().webhooks.require_https);
-    }
-
-    #[test]
-    fn telegram_alerts_need_both_token_and_chat() {
-        assert!(load(MINIMAL).unwrap().alerts.telegram.is_none());
-        let mut half = MINIMAL.to_vec();
-        half.push(("TELEGRAM_BOT_TOKEN", "123:secret-token"));
-        let err = load(&half).unwrap_err().to_string();
-        assert!(err.contains("TELEGRAM_CHAT_ID") && !err.contains("secret-token"), "{err}");
-        half.push(("TELEGRAM_CHAT_ID", "-1001"));
-        let telegram = load(&half).unwrap().alerts.telegram.unwrap();
-        assert_eq!((telegram.chat_id.as_str(), telegram.api_url.as_str()), ("-1001", "https://api.telegram.org/"));
-        assert!(!format!("{telegram:?}").contains("secret-token"));
-    }
-
-    #[test]
-    fn fx_quotes_default_to_the_public_sources_and_need_https_in_production() {
-        let fx = load(MINIMAL).unwrap().fx;
-        assert_eq!(fx.binance_url.as_str(), "https://data-api.binance.vision/");
-        assert_eq!(fx.second_source_url.as_str(), "https://api.exchange.coinbase.com/");
-        assert_eq!((fx.quote_ttl, fx.max_age), (Duration::from_secs(300), Duration::from_secs(60)));
-        assert_eq!((fx.spread.get(), fx.sanity_band.get(), fx.max_divergence.get()), (100, 100, 200));
-        assert_eq!(fx.request_timeout, FX_REQUEST_TIMEOUT);
-        let with = |pairs: &[(&'static str, &'static str)]| load(&[MINIMAL, pairs].concat());
-        assert_eq!(with(&[("BINANCE_API_URL", "http://127.0.0.1:9")]).unwrap().fx.binance_url.port(), Some(9));
-        let key = ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f");
-        let err = with(&[("APP_ENV", "production"), key, ("FX_SECOND_SOURCE_URL", "http://127.0.0.1:9")]).unwrap_err();
-        assert!(err.to_string().contains("FX_SECOND_SOURCE_URL") && err.to_string().contains("https"), "{err}");
-        let err = with(&[("FX_SPREAD_BPS", "10001")]).unwrap_err().to_string();
-        assert!(err.contains("FX_SPREAD_BPS"), "{err}");
-        let err = with(&[("FX_QUOTE_TTL_SECS", "0")]).unwrap_err().to_string();
-        assert!(err.contains("FX_QUOTE_TTL_SECS"), "{err}");
-    }
-
-    #[test]
-    fn orders_hold_their_units_fifteen_minutes_unless_configured() {
-        assert_eq!(load(MINIMAL).unwrap().orders.hold, Duration::from_secs(900));
-        let with = |pairs: &[(&'static str, &'static str)]| load(&[MINIMAL, pairs].concat());
-        assert_eq!(with(&[("ORDER_HOLD_SECS", "120")]).unwrap().orders.hold, Duration::from_secs(120));
-        for bad in ["0", "-5", "15m"] {
-            let err = with(&[("ORDER_HOLD_SECS", bad)]).unwrap_err().to_string();
-            assert!(err.contains("ORDER_HOLD_SECS"), "{bad}: {err}");
-        }
+    fn a_service_reads_its_own_section_through_the_same_variables() {
+        let config = load(&[MINIMAL, &[("ORDER_HOLD_SECS", "120")]].concat()).unwrap();
+        let hold = optional("ORDER_HOLD_SECS", "how long", "900");
+        assert_eq!(config.env.parse::<u64>(hold).unwrap(), 120);
+        assert!(!format!("{config:?}").contains("120"), "values stay out of Debug");
+        let production = load(&[MINIMAL, PRODUCTION].concat()).unwrap();
+        assert!(production.is_production() && !config.is_production());
     }
 
     #[test]
@@ -1055,37 +809,9 @@ mod tests {
     }
 
     #[test]
-    fn stripe_is_optional_locally_but_complete_and_https_in_production() {
-        let local = load(MINIMAL).unwrap().stripe;
-        assert!(local.secret_key.is_none() && local.webhook_secret.is_none());
-        assert_eq!(local.api_base.as_str(), "https://api.stripe.com/");
-        let emulator = load(&[MINIMAL, &[("STRIPE_API_BASE", "http://127.0.0.1:12111")]].concat()).unwrap();
-        assert_eq!(emulator.stripe.api_base.as_str(), "http://127.0.0.1:12111/");
-
-        let production = load(&[MINIMAL, PRODUCTION].concat()).unwrap();
-        assert!(production.stripe.secret_key.is_some() && production.stripe.webhook_secret.is_some());
-        assert!(!format!("{production:?}").contains("hunter2"), "Stripe secrets stay out of Debug");
-        for missing in ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"] {
-            let pairs: Vec<_> = [MINIMAL, PRODUCTION].concat().into_iter().filter(|(k, _)| *k != missing).collect();
-            assert!(matches!(load(&pairs).unwrap_err(), ConfigError::Missing { name, .. } if name == missing));
-        }
-        let plain = [MINIMAL, PRODUCTION, &[("STRIPE_API_BASE", "http://stripe.internal")]].concat();
-        let err = load(&plain).unwrap_err().to_string();
-        assert!(err.contains("STRIPE_API_BASE") && err.contains("https"), "{err}");
-        let err = load(&[MINIMAL, &[("STRIPE_API_BASE", "ftp://stripe")]].concat()).unwrap_err().to_string();
-        assert!(err.contains("STRIPE_API_BASE"), "{err}");
-    }
-
-    #[test]
     fn env_example_documents_exactly_the_declared_variables() {
-        let example = include_str!("../../.env.example");
-        let documented: Vec<&str> = example
-            .lines()
-            .filter_map(|l| l.trim_start_matches('#').trim().split_once('='))
-            .map(|(name, _)| name.trim())
-            .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
-            .collect();
+        let documented = documented(include_str!("../../.env.example"), "core");
         let declared: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
-        assert_eq!(documented, declared, ".env.example is out of step with config::VARIABLES");
+        assert_eq!(documented, declared, ".env.example's core section is out of step with config::VARIABLES");
     }
 }

@@ -13,9 +13,6 @@ pub mod contracts;
 pub mod daemon;
 pub mod db;
 pub mod errors;
-#[cfg(any(test, feature = "fakes"))]
-pub mod fakes;
-pub mod fx;
 pub mod http;
 pub mod kyc;
 pub mod mail;
@@ -23,11 +20,7 @@ pub mod money;
 pub mod orders;
 pub mod service;
 pub mod storage;
-pub mod stripe;
 pub mod telemetry;
-#[cfg(feature = "test-support")]
-pub mod testing;
-pub mod webhooks;
 pub mod workflow;
 
 pub use config::Config;

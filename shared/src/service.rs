@@ -2,6 +2,8 @@
 //! `main` and the tests, and the process lifecycle (migrations, signals, graceful shutdown).
 
 use std::{
+    any::{Any, TypeId},
+    collections::HashMap,
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -33,7 +35,6 @@ use crate::{
     config::{Config, HttpConfig},
     daemon::{Daemon, DaemonRunner},
     db, errors,
-    fx::FxClient,
     http::{
         self,
         health::{Check, CheckStatus},
@@ -41,7 +42,6 @@ use crate::{
     },
     mail::Mailer,
     storage::Storage,
-    stripe::Stripe,
     telemetry,
     workflow::{Dispatcher, Subscriber, outbox::DispatchPolicy},
 };
@@ -61,6 +61,11 @@ pub struct ServiceSpec {
     pub subscribers: fn(&Resources) -> Vec<Arc<dyn Subscriber>>,
     /// The daemons it runs (under leases, so every replica can offer them).
     pub daemons: fn(&Resources) -> Vec<Arc<dyn Daemon>>,
+    /// Builds what only this service uses (its configuration section, its clients of third
+    /// parties) as [`Part`]s of the resources, before it serves: a process that runs the service
+    /// refuses to start, naming the variable, when its section is wrong; one that does not run it
+    /// never reads it.
+    pub prepare: fn(&Resources) -> anyhow::Result<()>,
 }
 
 impl ServiceSpec {
@@ -68,6 +73,20 @@ impl ServiceSpec {
     pub fn none<T: ?Sized>(_: &Resources) -> Vec<Arc<T>> {
         Vec::new()
     }
+
+    /// For services with nothing of their own to prepare.
+    pub fn nothing_to_prepare(_: &Resources) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Something one service owns and builds from the resources (its configuration section, a
+/// client of a third party), held once per process by [`Resources::part`].
+pub trait Part: Send + Sync + 'static {
+    /// Builds it; an error names the configuration variable at fault.
+    fn build(resources: &Resources) -> anyhow::Result<Self>
+    where
+        Self: Sized;
 }
 
 /// Whether the embedded migrations have been applied to the database.
@@ -118,13 +137,9 @@ impl AppState {
     pub fn storage(&self) -> &Storage {
         &self.resources.storage
     }
-    /// Exchange rates for wallet payments.
-    pub fn fx(&self) -> &FxClient {
-        &self.resources.fx
-    }
-    /// Card payments.
-    pub fn stripe(&self) -> &Stripe {
-        &self.resources.stripe
+    /// A service's own part (see [`Resources::part`]).
+    pub fn part<P: Part>(&self) -> anyhow::Result<Arc<P>> {
+        self.resources.part()
     }
 }
 
@@ -136,8 +151,7 @@ pub struct Resources {
     chain: Chain,
     mailer: Mailer,
     storage: Storage,
-    fx: Arc<FxClient>,
-    stripe: Stripe,
+    parts: Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
     migrations: Arc<Migrations>,
 }
 
@@ -152,9 +166,30 @@ impl Resources {
         if config.kyc.dev_only_key {
             tracing::warn!("KYC_ENCRYPTION_KEY is not set: KYC documents are encrypted with a public dev-only key");
         }
-        let fx = Arc::new(FxClient::new(config.fx.clone()).context("FX client")?);
-        let stripe = Stripe::new(&config.stripe).context("Stripe client")?;
-        Ok(Self { config: Arc::new(config), db, chain, mailer, storage, fx, stripe, migrations: Arc::default() })
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            chain,
+            mailer,
+            storage,
+            parts: Arc::default(),
+            migrations: Arc::default(),
+        })
+    }
+
+    /// The process's one `P`, built on first use (services build theirs in
+    /// [`ServiceSpec::prepare`], so a bad section stops the process at start).
+    pub fn part<P: Part>(&self) -> anyhow::Result<Arc<P>> {
+        let id = TypeId::of::<P>();
+        let cached = self.parts.lock().map_err(|_| anyhow::anyhow!("parts lock poisoned"))?.get(&id).cloned();
+        if let Some(part) = cached {
+            return part.downcast::<P>().map_err(|_| anyhow::anyhow!("part of another type under its id"));
+        }
+        // Built outside the lock (it may take a while); a racing builder's copy is dropped.
+        let built: Arc<dyn Any + Send + Sync> = Arc::new(P::build(self)?);
+        let part =
+            self.parts.lock().map_err(|_| anyhow::anyhow!("parts lock poisoned"))?.entry(id).or_insert(built).clone();
+        part.downcast::<P>().map_err(|_| anyhow::anyhow!("part of another type under its id"))
     }
 
     pub fn config(&self) -> &Config {
@@ -171,10 +206,6 @@ impl Resources {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
-    }
-
-    pub fn stripe(&self) -> &Stripe {
-        &self.stripe
     }
 
     pub fn mailer(&self) -> &Mailer {
@@ -225,6 +256,7 @@ pub struct App {
 impl App {
     /// Builds the service and binds `addr` (port 0 picks a free port; see [`App::address`]).
     pub async fn build(spec: ServiceSpec, resources: &Resources, addr: SocketAddr) -> anyhow::Result<Self> {
+        (spec.prepare)(resources).with_context(|| format!("{}: configuration", spec.name))?;
         let listener =
             TcpListener::bind(addr).await.with_context(|| format!("{}: cannot listen on {addr}", spec.name))?;
         let router = router(spec, resources.clone());

@@ -13,14 +13,12 @@ use alloy::{
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::{
-    auth::{
-        BrandRole, Permission, PlatformRole,
-        access::{self, Subject},
-        acl::{self, Scope},
-    },
-    testing::{self, TestApp, TestDb},
+use shared::auth::{
+    BrandRole, Permission, PlatformRole,
+    access::{self, Subject},
+    acl::{self, Scope},
 };
+use testkit::{self as testing, TestApp, TestDb};
 
 /// How the wall answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -6,16 +6,14 @@ use alloy::{
     primitives::{Address, Bytes, U256},
     providers::{Provider, ext::AnvilApi},
 };
+use fakes::{
+    fx::{Failure, FxStub, Venue},
+    stripe::{Signing, StripeEmulator},
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::{
-    contracts::Checkout,
-    fakes::{
-        fx::{Failure, FxStub, Venue},
-        stripe::{Signing, StripeEmulator},
-    },
-    testing,
-};
+use shared::contracts::Checkout;
+use testkit as testing;
 
 use crate::operator::{PNG, Platformed, platformed};
 

@@ -8,13 +8,11 @@ use alloy::{
     rpc::types::TransactionReceipt,
     sol_types::SolEvent,
 };
-use shared::{
-    contracts::{
-        CampaignFactory, CampaignNFT, CampaignParams, Checkout, ETH, Platform, PlatformRoles, QuoteSigner, RewardVault,
-        TestStablecoin, VoucherSigner, compact_voucher,
-    },
-    testing,
+use shared::contracts::{
+    CampaignFactory, CampaignNFT, CampaignParams, Checkout, ETH, Platform, PlatformRoles, QuoteSigner, RewardVault,
+    TestStablecoin, VoucherSigner, compact_voucher,
 };
+use testkit as testing;
 
 /// The one event of type `E` in a receipt.
 fn event<E: SolEvent>(receipt: &TransactionReceipt) -> E {

@@ -17,10 +17,8 @@ use alloy::primitives::Address;
 use futures_util::{StreamExt, stream};
 use reqwest::{Method, StatusCode, header::HeaderValue};
 use serde_json::{Value, json};
-use shared::{
-    auth::{Permission, PlatformRole},
-    testing::{self, TestApp, TestDb},
-};
+use shared::auth::{Permission, PlatformRole};
+use testkit::{self as testing, TestApp, TestDb};
 
 use crate::access::{self, Who};
 

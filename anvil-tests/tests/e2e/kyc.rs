@@ -4,10 +4,8 @@
 use alloy::primitives::Address;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::{
-    auth::PlatformRole,
-    testing::{self, TestApp, TestDb},
-};
+use shared::auth::PlatformRole;
+use testkit::{self as testing, TestApp, TestDb};
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0 a passport's photo page";
 

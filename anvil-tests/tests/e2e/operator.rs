@@ -12,8 +12,8 @@ use shared::{
     auth::BrandRole,
     contracts::{Platform, PlatformRoles},
     service::background,
-    testing::{self, TEST_PASSWORD, TestApp, TestDb},
 };
+use testkit::{self as testing, TEST_PASSWORD, TestApp, TestDb};
 use tokio_util::sync::CancellationToken;
 
 /// A 1×1 PNG.

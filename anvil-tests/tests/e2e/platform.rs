@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::testing::{self, TestApp, TestDb};
+use testkit::{self as testing, TestApp, TestDb};
 
 #[tokio::test]
 async fn every_service_boots_and_is_ready_on_one_database() {

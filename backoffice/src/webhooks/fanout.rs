@@ -7,11 +7,10 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use shared::{
-    webhooks::{EVENT_TYPES, TEST_EVENT},
-    workflow::{BoxFuture, OutboxEvent, Subscriber},
-};
+use shared::workflow::{BoxFuture, OutboxEvent, Subscriber};
 use sqlx::PgConnection;
+
+use super::standard::{EVENT_TYPES, TEST_EVENT};
 
 /// Every brand event type, and the test event.
 static SUBSCRIBED: LazyLock<Vec<&'static str>> =

@@ -5,6 +5,7 @@
 
 mod fanout;
 mod sender;
+mod standard;
 
 use axum::{extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
@@ -14,17 +15,18 @@ use shared::{
     AppState,
     audit::{self, Entry},
     auth::{BrandId, Caller, Permission, require},
-    config::WebhooksConfig,
     http::{
         ApiError, ApiResult, Problem,
         extract::{Json, Path},
     },
-    webhooks::{EVENT_TYPES, ROTATION_GRACE, Secret, TEST_EVENT, TargetPolicy},
     workflow::{NewEvent, outbox},
 };
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
+
+use self::standard::{EVENT_TYPES, ROTATION_GRACE, Secret, TEST_EVENT, TargetPolicy};
+use crate::config::{BackofficeConfig, WebhooksConfig};
 
 pub(crate) use fanout::Fanout;
 pub(crate) use sender::Sender;
@@ -226,7 +228,7 @@ async fn create_endpoint(
     Json(body): Json<NewEndpoint>,
 ) -> ApiResult<(StatusCode, Json<CreatedEndpoint>)> {
     let brand = caller.brand()?.id;
-    let url = check_url(&state.config().webhooks, &body.url).await?;
+    let url = check_url(&state.part::<BackofficeConfig>()?.webhooks, &body.url).await?;
     let event_types = check_event_types(&body.event_types)?;
     let description = check_description(&body.description)?;
     let secret = Secret::generate();
@@ -303,7 +305,7 @@ async fn update_endpoint(
 ) -> ApiResult<Json<Endpoint>> {
     let brand = caller.brand()?.id;
     let url = match &body.url {
-        Some(url) => Some(check_url(&state.config().webhooks, url).await?),
+        Some(url) => Some(check_url(&state.part::<BackofficeConfig>()?.webhooks, url).await?),
         None => None,
     };
     let event_types = body.event_types.as_deref().map(check_event_types).transpose()?;

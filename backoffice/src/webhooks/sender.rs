@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shared::{
-    config::WebhooksConfig,
     daemon::{Daemon, RunContext, Schedule},
-    webhooks::{self, Secret, TargetPolicy},
     workflow::{BoxFuture, outbox::DispatchPolicy},
 };
 use sqlx::PgPool;
 use tokio::task::JoinSet;
+
+use super::standard::{self as webhooks, Secret, TargetPolicy};
+use crate::config::WebhooksConfig;
 
 /// Per-attempt timeout (connect, send, response).
 const TIMEOUT: Duration = Duration::from_secs(10);

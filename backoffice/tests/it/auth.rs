@@ -7,7 +7,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::testing::{TEST_JWT_SECRET, TestApp};
+use testkit::{TEST_JWT_SECRET, TestApp};
 
 const EMAIL: &str = "Staff@Brand.example";
 const PASSWORD: &str = "correct horse battery staple";

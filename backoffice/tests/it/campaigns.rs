@@ -6,7 +6,8 @@ use std::io::Cursor;
 use calamine::{Data, Reader, Xlsx};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::{auth::BrandRole, testing::TestApp};
+use shared::auth::BrandRole;
+use testkit::TestApp;
 
 struct Owner {
     app: TestApp,

@@ -3,7 +3,8 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::{auth::BrandRole, testing::TestApp};
+use shared::auth::BrandRole;
+use testkit::TestApp;
 
 struct Owner {
     app: TestApp,

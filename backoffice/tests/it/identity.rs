@@ -2,10 +2,8 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::{
-    auth::{BrandRole, PlatformRole},
-    testing::{TEST_PASSWORD, TestApp},
-};
+use shared::auth::{BrandRole, PlatformRole};
+use testkit::{TEST_PASSWORD, TestApp};
 
 #[tokio::test]
 async fn an_admin_creates_a_brand_whose_owner_accepts_by_mail_and_invites_a_verifier() {

@@ -12,8 +12,8 @@ use shared::{
         documents::{self, NewDocument},
     },
     storage::Storage,
-    testing::TestApp,
 };
+use testkit::TestApp;
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0 the front of a passport";
 

@@ -2,12 +2,10 @@
 //! verified on the raw body and stored once per event, whatever the number of deliveries;
 //! forged and stale deliveries get 400 and store nothing.
 
+use fakes::stripe::{Signing, StripeEmulator};
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::{
-    fakes::stripe::{Signing, StripeEmulator},
-    testing::TestApp,
-};
+use testkit::TestApp;
 
 use crate::orders::{live_item, order, post};
 

@@ -4,12 +4,12 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod card;
+mod fx;
 mod orders;
+mod stripe;
 
-use shared::{
-    fakes::stripe::StripeEmulator,
-    testing::{self, TestApp, TestDb},
-};
+use fakes::stripe::StripeEmulator;
+use testkit::{self as testing, TestApp, TestDb};
 
 /// The Stripe webhook secret tests configure.
 pub(crate) const WEBHOOK_SECRET: &str = "whsec_dGVzdHMtb25seS13ZWJob29rLXNlY3JldA";

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::testing::TestApp;
+use testkit::TestApp;
 
 /// A live campaign with one item; returns (brand, item).
 pub(crate) async fn live_item(app: &TestApp, supply: i32, per_wallet: Option<i32>) -> (i64, i64) {

@@ -8,8 +8,8 @@ use shared::{
     auth::PlatformRole,
     kyc::{self, Decision, DocumentVault, SubmissionId},
     storage::Storage,
-    testing::TestApp,
 };
+use testkit::TestApp;
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0 a 1x1 test image";
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF\0 a test photo of a document's back";

@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 use shared::{
     daemon::{Daemon, DaemonRunner, RunContext, RunOutcome, Schedule},
     db, errors,
-    testing::TestDb,
     workflow::BoxFuture,
 };
 use sqlx::PgPool;
+use testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
 async fn pool() -> PgPool {

@@ -1,8 +1,9 @@
 //! Migrations and the money column types against a real PostgreSQL.
 
 use alloy::primitives::U256;
-use shared::{db, money::Wei, testing::TestDb};
+use shared::{db, money::Wei};
 use sqlx::{Connection, PgConnection};
+use testkit::TestDb;
 
 async fn connect(db: &TestDb) -> PgConnection {
     PgConnection::connect(&db.url).await.unwrap()

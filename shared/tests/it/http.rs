@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
-use shared::testing::{self, TestApp, TestDb};
+use testkit::{self as testing, TestApp, TestDb};
 
 use super::SPEC;
 

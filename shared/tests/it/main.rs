@@ -5,11 +5,9 @@
 
 mod daemons;
 mod database;
-mod fx;
 mod http;
 mod outbox;
 mod readiness;
-mod stripe;
 mod tx_queue;
 mod workflow;
 
@@ -61,4 +59,5 @@ const SPEC: ServiceSpec = ServiceSpec {
     addr,
     subscribers: ServiceSpec::none,
     daemons: ServiceSpec::none,
+    prepare: ServiceSpec::nothing_to_prepare,
 };

@@ -13,13 +13,13 @@ use std::{
 use serde_json::json;
 use shared::{
     db,
-    testing::TestDb,
     workflow::{
         BoxFuture, Dispatcher, NewEvent, OutboxEvent, Subscriber,
         outbox::{self, DispatchPolicy},
     },
 };
 use sqlx::{PgConnection, PgPool};
+use testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
 async fn pool() -> PgPool {

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::testing::{self, TestApp, TestDb};
+use testkit::{self as testing, TestApp, TestDb};
 
 use super::SPEC;
 

@@ -25,10 +25,10 @@ use shared::{
     chain::txqueue::{self, ChainTxId, ChainTxView, IdempotencyKey, SenderConfig, TxQueueError, TxRequest, TxSender},
     db,
     money::Wei,
-    testing::{TestDb, required_env},
     workflow::machines::TxState,
 };
 use sqlx::{PgPool, postgres::PgPoolOptions};
+use testkit::{TestDb, required_env};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -5,7 +5,6 @@ use proptest::{prelude::*, test_runner::TestRunner};
 use serde_json::json;
 use shared::{
     db,
-    testing::TestDb,
     workflow::{
         Applied, Machine, Transition, WorkflowError, apply,
         machines::{Campaign, ChainTx, Deployment, Order, OrderEvent, OrderState, Redemption, RewardBatch},
@@ -13,6 +12,7 @@ use shared::{
 };
 use sqlx::{Acquire, PgPool};
 use strum::VariantArray;
+use testkit::TestDb;
 
 async fn pool() -> PgPool {
     let test_db = TestDb::create().await;

@@ -20,11 +20,10 @@ use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 /// The event types a brand can subscribe an endpoint to. Each carries `brand_id` in its
 /// payload; the payload is delivered as `data`.
-pub const EVENT_TYPES: &[&str] = &[
+pub(crate) const EVENT_TYPES: &[&str] = &[
     "order.created",
     "order.authorized",
     "order.fulfilled",
@@ -40,10 +39,10 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 /// The event a brand sends itself to try an endpoint ("send test event").
-pub const TEST_EVENT: &str = "webhook.test";
+pub(crate) const TEST_EVENT: &str = "webhook.test";
 
 /// How long a rotated-out secret keeps signing deliveries next to the new one.
-pub const ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 const SECRET_PREFIX: &str = "whsec_";
 /// 32 bytes: the HMAC-SHA256 block-size sweet spot, inside the spec's 24..=64.
@@ -51,7 +50,7 @@ const SECRET_LEN: usize = 32;
 
 /// An endpoint's signing secret. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
+pub(crate) struct Secret(Vec<u8>);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,18 +61,18 @@ impl std::fmt::Debug for Secret {
 /// A secret that is not `whsec_<base64 of 24 to 64 bytes>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not a webhook secret (whsec_<base64>)")]
-pub struct InvalidSecret;
+pub(crate) struct InvalidSecret;
 
 impl Secret {
     /// A fresh random secret.
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         let mut key = vec![0; SECRET_LEN];
         rand::rng().fill_bytes(&mut key);
         Self(key)
     }
 
     /// Reads `whsec_<base64>`.
-    pub fn parse(text: &str) -> Result<Self, InvalidSecret> {
+    pub(crate) fn parse(text: &str) -> Result<Self, InvalidSecret> {
         let key = text.strip_prefix(SECRET_PREFIX).ok_or(InvalidSecret)?;
         let key = BASE64.decode(key).map_err(|_| InvalidSecret)?;
         if !(24..=64).contains(&key.len()) {
@@ -83,12 +82,12 @@ impl Secret {
     }
 
     /// `whsec_<base64>`: shown to the brand once, stored for signing.
-    pub fn expose(&self) -> String {
+    pub(crate) fn expose(&self) -> String {
         format!("{SECRET_PREFIX}{}", BASE64.encode(&self.0))
     }
 
     /// One `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` signature.
-    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+    pub(crate) fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
         format!("v1,{}", BASE64.encode(self.mac(id, timestamp, body)))
     }
 
@@ -103,8 +102,11 @@ impl Secret {
     }
 
     /// Whether a `webhook-signature` header (space-separated signatures) holds a valid `v1`
-    /// signature by this secret. Constant-time per signature. What a receiver does.
-    pub fn verify(&self, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+    /// signature by this secret. Constant-time per signature. What a receiver does: the platform
+    /// only signs, so this checks its signatures in the tests.
+    #[cfg(test)]
+    pub(crate) fn verify(&self, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+        use subtle::ConstantTimeEq;
         let expected = self.mac(id, timestamp, body);
         header
             .split(' ')
@@ -117,7 +119,13 @@ impl Secret {
 /// The `webhook-signature` header: by the current secret and, during a rotation's grace
 /// period, by the previous one too (space-separated, as the spec allows), so a receiver that
 /// has not switched yet keeps verifying.
-pub fn signature_header(current: &Secret, previous: Option<&Secret>, id: &str, timestamp: i64, body: &[u8]) -> String {
+pub(crate) fn signature_header(
+    current: &Secret,
+    previous: Option<&Secret>,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
     let mut header = current.sign(id, timestamp, body);
     if let Some(previous) = previous {
         header.push(' ');
@@ -129,7 +137,7 @@ pub fn signature_header(current: &Secret, previous: Option<&Secret>, id: &str, t
 /// Whether an address is on the public internet: not private, loopback, link-local,
 /// unspecified, shared (CGNAT), multicast, documentation or reserved, including IPv4
 /// addresses embedded in IPv6 (mapped, NAT64, 6to4).
-pub fn is_public(ip: IpAddr) -> bool {
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => {
@@ -179,7 +187,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 
 /// Why a webhook target is refused; the message is for the brand.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("must be an absolute http(s) URL")]
     NotAUrl,
     #[error("must use https://")]
@@ -194,7 +202,7 @@ pub enum TargetError {
 
 /// Which webhook targets are acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TargetPolicy {
+pub(crate) struct TargetPolicy {
     /// Local development: private and loopback addresses are fine.
     pub allow_private: bool,
     /// Production: plain http is refused.
@@ -203,7 +211,7 @@ pub struct TargetPolicy {
 
 impl TargetPolicy {
     /// What can be decided without DNS: scheme, credentials, an IP literal host.
-    pub fn check_url(&self, url: &url::Url) -> Result<(), TargetError> {
+    pub(crate) fn check_url(&self, url: &url::Url) -> Result<(), TargetError> {
         match url.scheme() {
             "https" => {}
             "http" if !self.require_https => {}
@@ -222,7 +230,7 @@ impl TargetPolicy {
     }
 
     /// [`Self::check_url`], then every address the host name resolves to.
-    pub async fn check(&self, url: &url::Url) -> Result<(), TargetError> {
+    pub(crate) async fn check(&self, url: &url::Url) -> Result<(), TargetError> {
         self.check_url(url)?;
         let Some(url::Host::Domain(host)) = url.host() else { return Ok(()) };
         let port = url.port_or_known_default().unwrap_or(443);
@@ -260,7 +268,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
 
 /// The client deliveries go through: the policy's resolver, no redirects (a 3xx is a failed
 /// attempt), no proxy from the environment, and a per-attempt timeout.
-pub fn client(policy: TargetPolicy, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+pub(crate) fn client(policy: TargetPolicy, timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver(policy)))
         .redirect(reqwest::redirect::Policy::none())

@@ -7,7 +7,7 @@ use reqwest::{StatusCode, Url, header::RETRY_AFTER};
 use rust_decimal::Decimal;
 use serde::{Deserialize, de::DeserializeOwned};
 
-use crate::money::Bps;
+use shared::money::Bps;
 
 /// Why one source gave no usable rate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -26,10 +26,7 @@ use serde_json::json;
 use tokio::{net::TcpListener, task::JoinHandle};
 use url::Url;
 
-use crate::{
-    config::FxConfig,
-    money::{Bps, Currency},
-};
+use shared::money::Currency;
 
 /// Which fake exchange a setting is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,22 +121,6 @@ impl FxStub {
     /// The base URL of both venues (their paths do not overlap).
     pub fn url(&self) -> Url {
         self.url.clone()
-    }
-
-    /// The platform's default FX settings with both sources pointed here and a 1-second
-    /// request timeout (so [`Failure::Timeout`] costs a test one second, not three).
-    pub fn config(&self) -> FxConfig {
-        let bps = |v| Bps::new(v).unwrap_or(Bps::ZERO);
-        FxConfig {
-            binance_url: self.url(),
-            second_source_url: self.url(),
-            quote_ttl: Duration::from_secs(300),
-            spread: bps(100),
-            max_age: Duration::from_secs(60),
-            sanity_band: bps(100),
-            max_divergence: bps(200),
-            request_timeout: Duration::from_secs(1),
-        }
     }
 
     /// Sets ETH's price in `currency` on `venue`: its average (or book mid) and last trade.

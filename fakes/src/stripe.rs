@@ -54,7 +54,20 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use self::state::{ApiError, Form, Reply, Saved, State};
-use crate::stripe::signature_header;
+
+/// The header Stripe signs webhook deliveries in.
+pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
+
+/// The `Stripe-Signature` value Stripe sends for `payload` at `timestamp`:
+/// `t={timestamp},v1={hex HMAC-SHA256(secret, "{timestamp}.{payload}")}` (Stripe's documented
+/// scheme, implemented here from the documentation, not shared with the platform's verifier).
+pub fn signature_header(secret: &str, timestamp: i64, payload: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(payload);
+    format!("t={timestamp},v1={}", alloy::hex::encode(mac.finalize().into_bytes()))
+}
 
 /// How a (re)delivery is signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +169,7 @@ impl Inner {
             .http
             .post(endpoint.url)
             .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-            .header(crate::stripe::SIGNATURE_HEADER, signature)
+            .header(SIGNATURE_HEADER, signature)
             .body(payload)
             .send()
             .await;
@@ -187,7 +200,7 @@ impl StripeEmulator {
 
     /// Starts an emulator on `addr` (the run command uses a fixed port).
     pub async fn start_on(addr: SocketAddr, secret_key: &str) -> std::io::Result<Self> {
-        crate::chain::install_crypto_provider();
+        shared::chain::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let base_url = format!("http://{}/", listener.local_addr()?);
         let http = reqwest::Client::builder()

@@ -3,18 +3,16 @@
 
 use std::time::Duration;
 
+use fakes::fx::{Failure, FxStub, Venue};
+use payment::fx::{Asset, FxClient, FxError, FxQuote, RoundingRule, Source, SourceError, SourceFailure};
 use rust_decimal::Decimal;
-use shared::{
-    fakes::fx::{Failure, FxStub, Venue},
-    fx::{Asset, FxClient, FxError, FxQuote, RoundingRule, Source, SourceError, SourceFailure},
-    money::{Bps, Currency, Money, Wei},
-};
+use shared::money::{Bps, Currency, Money, Wei};
 
 const TEN_MINUTES: Duration = Duration::from_secs(600);
 
 async fn stub_and_client() -> (FxStub, FxClient) {
     let stub = FxStub::start().await.unwrap();
-    let client = FxClient::new(stub.config()).unwrap();
+    let client = FxClient::new(config(&stub)).unwrap();
     (stub, client)
 }
 
@@ -226,4 +224,20 @@ async fn other_currencies_and_non_positive_prices_are_refused_before_any_request
     let zero = client.quote(eur(0), Asset::Eth).await.unwrap_err();
     assert_eq!(zero, FxError::InvalidPrice(eur(0)));
     assert_eq!((stub.requests(Venue::Binance), stub.requests(Venue::Coinbase)), (0, 0));
+}
+
+/// The platform's default FX settings with both sources pointed at `stub` and a 1-second request
+/// timeout (so a timeout costs a test one second, not three).
+fn config(stub: &FxStub) -> payment::config::FxConfig {
+    let bps = |v| shared::money::Bps::new(v).unwrap();
+    payment::config::FxConfig {
+        binance_url: stub.url(),
+        second_source_url: stub.url(),
+        quote_ttl: std::time::Duration::from_secs(300),
+        spread: bps(100),
+        max_age: std::time::Duration::from_secs(60),
+        sanity_band: bps(100),
+        max_divergence: bps(200),
+        request_timeout: std::time::Duration::from_secs(1),
+    }
 }

@@ -1,5 +1,6 @@
-//! Test support (feature `test-support`): a fresh database per test and a service running on
-//! port 0 against the real PostgreSQL and anvil that `cargo xtask test` starts.
+//! Test support for every crate's tests: a fresh database per test, a service running on port 0
+//! against the real PostgreSQL and anvil that `cargo xtask test` starts, and signed-in principals
+//! of every kind. Never a dependency of production code.
 
 use std::{collections::HashMap, net::SocketAddr, str::FromStr};
 
@@ -7,7 +8,7 @@ use sqlx::{Connection, Executor, PgConnection, postgres::PgConnectOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
+use shared::{
     config::Config,
     service::{App, Resources, ServiceSpec},
 };
@@ -28,7 +29,7 @@ pub fn anvil() -> alloy::node_bindings::AnvilInstance {
 /// A provider that signs with anvil's `index`-th funded account.
 pub fn wallet(anvil: &alloy::node_bindings::AnvilInstance, index: usize) -> alloy::providers::DynProvider {
     use alloy::providers::{Provider, ProviderBuilder};
-    crate::chain::install_crypto_provider();
+    shared::chain::install_crypto_provider();
     // Nonces from the node on every send: alloy's cached nonce manager advances on a send that
     // fails estimation (alloy#2385), which would strand every later transaction behind a gap.
     ProviderBuilder::new()
@@ -96,7 +97,7 @@ pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Conf
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
     }
-    Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration")
+    Config::from_lookup(move |name| vars.get(name).cloned()).expect("test configuration")
 }
 
 /// A service running in the background of a test.
@@ -119,7 +120,7 @@ impl TestApp {
     /// Starts `spec` with the given configuration; migrations are applied first when the
     /// database is reachable (a test of an unreachable database does not wait for them).
     pub async fn spawn_with(spec: ServiceSpec, config: Config) -> Self {
-        crate::telemetry::init(&config.log);
+        shared::telemetry::init(&config.log);
         let resources = Resources::new(config).expect("resources");
         let shutdown = CancellationToken::new();
         if resources.db().acquire().await.is_ok() {
@@ -128,7 +129,7 @@ impl TestApp {
         let app = App::build(spec, &resources, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
         let address = app.address();
         let server = tokio::spawn(app.run(shutdown.clone()));
-        crate::chain::install_crypto_provider();
+        shared::chain::install_crypto_provider();
         Self { address, client: reqwest::Client::new(), resources, shutdown, server: Some(server) }
     }
 
@@ -189,9 +190,10 @@ impl TestApp {
     }
 
     /// Creates an account with [`TEST_PASSWORD`] and signs it in; returns its id and access token.
-    pub async fn account(&self, email: &str, role: Option<crate::auth::PlatformRole>) -> (i64, String) {
+    pub async fn account(&self, email: &str, role: Option<shared::auth::PlatformRole>) -> (i64, String) {
         let mut conn = self.resources.db().acquire().await.expect("connection");
-        let account = crate::auth::create_account(&mut conn, email, TEST_PASSWORD.into(), role).await.expect("account");
+        let account =
+            shared::auth::create_account(&mut conn, email, TEST_PASSWORD.into(), role).await.expect("account");
         (account.id.get(), self.sign_in(email).await)
     }
 
@@ -199,8 +201,8 @@ impl TestApp {
     /// limits are not disturbed) and returns the access token.
     pub async fn sign_in(&self, email: &str) -> String {
         use secrecy::ExposeSecret;
-        let meta = crate::auth::RequestMeta { ip: None, request_id: None, user_agent: Some("test".into()) };
-        let pair = crate::auth::sign_in(
+        let meta = shared::auth::RequestMeta { ip: None, request_id: None, user_agent: Some("test".into()) };
+        let pair = shared::auth::sign_in(
             self.resources.db(),
             &self.resources.config().auth,
             email,
@@ -231,8 +233,8 @@ impl TestApp {
         .execute(db)
         .await
         .expect("customer session");
-        let subject = crate::auth::access::Subject::Customer(customer);
-        let (token, _) = crate::auth::access::issue(&self.resources.config().auth, subject, session).expect("token");
+        let subject = shared::auth::access::Subject::Customer(customer);
+        let (token, _) = shared::auth::access::issue(&self.resources.config().auth, subject, session).expect("token");
         (customer, token)
     }
 
@@ -246,7 +248,7 @@ impl TestApp {
     }
 
     /// Makes `account` a member of `brand` with `role` (verifiers: at `stores`).
-    pub async fn member(&self, brand: i64, account: i64, role: crate::auth::BrandRole, stores: &[i64]) {
+    pub async fn member(&self, brand: i64, account: i64, role: shared::auth::BrandRole, stores: &[i64]) {
         sqlx::query("INSERT INTO brand_members (brand_id, account_id, role) VALUES ($1, $2, $3)")
             .bind(brand)
             .bind(account)

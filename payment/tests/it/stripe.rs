@@ -9,15 +9,13 @@ use std::{
 
 use axum::{Router, body::Bytes, http::HeaderMap, http::StatusCode, routing::post};
 use chrono::Utc;
-use shared::{
-    config::StripeConfig,
-    fakes::stripe::{Signing, StripeEmulator},
-    money::{Currency, Money},
-    stripe::{
-        CheckoutRequest, Error, EventType, IntentStatus, OrderRef, RefundStatus, SIGNATURE_HEADER, SessionStatus,
-        Stripe, WebhookError, WebhookEvent,
-    },
+use fakes::stripe::{Signing, StripeEmulator};
+use payment::config::StripeConfig;
+use payment::stripe::{
+    CheckoutRequest, Error, EventType, IntentStatus, OrderRef, RefundStatus, SIGNATURE_HEADER, SessionStatus, Stripe,
+    WebhookError, WebhookEvent,
 };
+use shared::money::{Currency, Money};
 
 const KEY: &str = "sk_test_brandmint_emulator";
 const WHSEC: &str = "whsec_brandmint_emulator";

@@ -47,11 +47,12 @@ pub use webhook::{
     EventType, SIGNATURE_HEADER, TOLERANCE_SECS, WebhookError, WebhookEvent, WebhookVerifier, signature_header,
 };
 
-use crate::{
+use shared::{
     auth::BrandId,
-    config::StripeConfig,
     money::{Currency, Money},
 };
+
+use crate::config::StripeConfig;
 
 /// How long one call to Stripe may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -404,7 +405,7 @@ impl Stripe {
     /// only) every call fails with [`Error::NotConfigured`]; without a webhook secret every
     /// delivery fails with [`WebhookError::NotConfigured`].
     pub fn new(config: &StripeConfig) -> Result<Self> {
-        crate::chain::install_crypto_provider();
+        shared::chain::install_crypto_provider();
         let client = config
             .secret_key
             .as_ref()

@@ -4,7 +4,7 @@ use alloy::primitives::U256;
 use rust_decimal::Decimal;
 
 use super::{Asset, FxError, Result};
-use crate::money::{Bps, Money, Wei};
+use shared::money::{Bps, Money, Wei};
 
 /// `price` in `asset`'s smallest unit at `rate` (units of the price's currency per whole unit of
 /// the asset), plus `spread`, rounded up.
@@ -43,7 +43,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::money::Currency;
+    use shared::money::Currency;
 
     fn dec(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()

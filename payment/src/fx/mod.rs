@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::money::{Bps, Currency, Money, Wei};
+use shared::money::{Bps, Currency, Money, Wei};
 
 pub use client::FxClient;
 pub use convert::convert;

@@ -13,10 +13,9 @@ use super::{
     Asset, FxError, FxQuote, Result, RoundingRule, Source, SourceFailure, convert, eth_market,
     sources::{self, Checks, Observation, SourceError, deviation_bps},
 };
-use crate::{
-    config::FxConfig,
-    money::{Bps, Currency, Money},
-};
+use shared::money::{Bps, Currency, Money};
+
+use crate::config::FxConfig;
 
 /// How long a source that answered 429/418 without `Retry-After` is left alone.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -53,7 +52,7 @@ impl FxClient {
     /// A client with a per-request timeout of `config.request_timeout` that follows no
     /// redirects (a source that redirects is treated as failing).
     pub fn new(config: FxConfig) -> reqwest::Result<Self> {
-        crate::chain::install_crypto_provider();
+        shared::chain::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout)

@@ -1,0 +1,168 @@
+//! The back office's own configuration: how brand webhooks are delivered, and the operators'
+//! Telegram alerts. Read only by a process that runs the back office (see `.env.example`,
+//! section `backoffice`).
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use shared::config::{Config, Env, Result, Variable, invalid, optional, optional_secret, positive_secs};
+
+pub const WEBHOOK_ALLOW_PRIVATE_TARGETS: Variable = optional(
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+    "`true` lets brand webhooks call private, loopback and link-local addresses (local development only; refused in production)",
+    "false",
+);
+pub const WEBHOOK_RETRY_BASE_SECS: Variable = optional(
+    "WEBHOOK_RETRY_BASE_SECS",
+    "wait after a webhook delivery's first failed attempt; doubles with each further failure (with jitter, at most 6 hours)",
+    "30",
+);
+pub const WEBHOOK_MAX_ATTEMPTS: Variable =
+    optional("WEBHOOK_MAX_ATTEMPTS", "attempts before a webhook delivery is marked failed (it can be replayed)", "10");
+pub const TELEGRAM_BOT_TOKEN: Variable = optional_secret(
+    "TELEGRAM_BOT_TOKEN",
+    "Telegram bot token for admin alerts (new orders, failed deployments); empty: no alerts",
+);
+pub const TELEGRAM_CHAT_ID: Variable =
+    optional("TELEGRAM_CHAT_ID", "the Telegram chat the admin alerts go to (needed with TELEGRAM_BOT_TOKEN)", "");
+pub const TELEGRAM_API_URL: Variable =
+    optional("TELEGRAM_API_URL", "base URL of the Telegram Bot API", "https://api.telegram.org");
+
+/// Every variable of the back office, in the order `.env.example` lists them.
+pub const VARIABLES: &[Variable] = &[
+    WEBHOOK_ALLOW_PRIVATE_TARGETS,
+    WEBHOOK_RETRY_BASE_SECS,
+    WEBHOOK_MAX_ATTEMPTS,
+    TELEGRAM_BOT_TOKEN,
+    TELEGRAM_CHAT_ID,
+    TELEGRAM_API_URL,
+];
+
+/// What the back office reads on top of the core's configuration.
+#[derive(Debug, Clone)]
+pub struct BackofficeConfig {
+    pub webhooks: WebhooksConfig,
+    pub alerts: AlertsConfig,
+}
+
+impl BackofficeConfig {
+    /// Reads the back office's section.
+    pub fn load(config: &Config) -> Result<Self> {
+        let env = &config.env;
+        Ok(Self {
+            webhooks: WebhooksConfig {
+                allow_private_targets: match env.parse(WEBHOOK_ALLOW_PRIVATE_TARGETS)? {
+                    true if config.is_production() => {
+                        return Err(invalid(WEBHOOK_ALLOW_PRIVATE_TARGETS, "must be false in production".into()));
+                    }
+                    allow => allow,
+                },
+                require_https: config.is_production(),
+                retry_base: positive_secs(env, WEBHOOK_RETRY_BASE_SECS)?,
+                max_attempts: match env.parse(WEBHOOK_MAX_ATTEMPTS)? {
+                    0 => return Err(invalid(WEBHOOK_MAX_ATTEMPTS, "must be at least 1".into())),
+                    max => max,
+                },
+            },
+            alerts: AlertsConfig { telegram: telegram(env)? },
+        })
+    }
+}
+
+/// How brand webhooks are delivered.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhooksConfig {
+    /// Whether endpoints may be private, loopback, link-local or unspecified addresses (never
+    /// in production).
+    pub allow_private_targets: bool,
+    /// Whether endpoints must be `https://` (in production).
+    pub require_https: bool,
+    /// Backoff after the first failed attempt; doubles with each further failure.
+    pub retry_base: Duration,
+    /// Attempts before a delivery is marked failed.
+    pub max_attempts: u32,
+}
+
+/// Notifications to the platform's operators.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Telegram alerts, when a bot token and chat are configured.
+    pub telegram: Option<TelegramConfig>,
+}
+
+/// A Telegram bot and the chat it posts to.
+#[derive(Debug, Clone)]
+pub struct TelegramConfig {
+    pub bot_token: SecretString,
+    pub chat_id: String,
+    pub api_url: url::Url,
+}
+
+/// Telegram alerts are on when a bot token is set; the chat must then be set too.
+fn telegram(env: &Env) -> Result<Option<TelegramConfig>> {
+    let bot_token = env.secret(TELEGRAM_BOT_TOKEN)?;
+    let chat_id = env.string(TELEGRAM_CHAT_ID)?;
+    match (bot_token.expose_secret().is_empty(), chat_id.is_empty()) {
+        (true, true) => Ok(None),
+        (true, false) => Err(invalid(TELEGRAM_BOT_TOKEN, "needed when TELEGRAM_CHAT_ID is set".into())),
+        (false, true) => Err(invalid(TELEGRAM_CHAT_ID, "needed when TELEGRAM_BOT_TOKEN is set".into())),
+        (false, false) => Ok(Some(TelegramConfig { bot_token, chat_id, api_url: env.parse(TELEGRAM_API_URL)? })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("DATABASE_URL", "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint"),
+        ("RPC_URL", "http://127.0.0.1:8545"),
+        ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
+    ];
+
+    fn load(pairs: &[(&str, &str)]) -> Result<BackofficeConfig> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        BackofficeConfig::load(&Config::from_lookup(move |name| map.get(name).cloned())?)
+    }
+
+    #[test]
+    fn private_webhook_targets_are_for_local_development_only() {
+        let config = load(MINIMAL).unwrap();
+        assert!(!config.webhooks.allow_private_targets && !config.webhooks.require_https);
+        assert_eq!(config.webhooks.retry_base, Duration::from_secs(30));
+        let mut local = MINIMAL.to_vec();
+        local.push(("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"));
+        assert!(load(&local).unwrap().webhooks.allow_private_targets);
+        local.push(("APP_ENV", "production"));
+        local.push(("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"));
+        let err = load(&local).unwrap_err().to_string();
+        assert!(err.contains("WEBHOOK_ALLOW_PRIVATE_TARGETS"), "{err}");
+        // Production needs no Stripe or FX setting to run the back office.
+        let production = [MINIMAL, &[("APP_ENV", "production"), local[4]]].concat();
+        assert!(load(&production).unwrap().webhooks.require_https);
+    }
+
+    #[test]
+    fn telegram_alerts_need_both_token_and_chat() {
+        assert!(load(MINIMAL).unwrap().alerts.telegram.is_none());
+        let mut half = MINIMAL.to_vec();
+        half.push(("TELEGRAM_BOT_TOKEN", "123:secret-token"));
+        let err = load(&half).unwrap_err().to_string();
+        assert!(err.contains("TELEGRAM_CHAT_ID") && !err.contains("secret-token"), "{err}");
+        half.push(("TELEGRAM_CHAT_ID", "-1001"));
+        let telegram = load(&half).unwrap().alerts.telegram.unwrap();
+        assert_eq!((telegram.chat_id.as_str(), telegram.api_url.as_str()), ("-1001", "https://api.telegram.org/"));
+        assert!(!format!("{telegram:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn env_example_documents_exactly_the_backoffice_variables() {
+        let documented = shared::config::documented(include_str!("../../.env.example"), "backoffice");
+        let declared: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        assert_eq!(documented, declared, ".env.example's backoffice section is out of step with backoffice::config");
+    }
+}
