@@ -1,13 +1,4 @@
-//! The whole platform in one process.
-//!
-//! Production runs each service as its own process; locally (`cargo xtask dev`) and in the
-//! end-to-end tests the four run side by side in one, sharing one pool and one chain client.
-//! They still only talk through the database, exactly as when they are apart.
-
-use shared::ServiceSpec;
-
-pub mod demo;
-pub mod local;
-
-/// Every service of the platform.
-pub const SERVICES: [ServiceSpec; 4] = [backoffice::SERVICE, payment::SERVICE, redemption::SERVICE, indexer::SERVICE];
+//! End-to-end tests and benchmarks of the whole platform against PostgreSQL and anvil: the real
+//! services (`tests/e2e/`, one module per journey) and the benchmarks `cargo xtask bench` runs
+//! (`benches/`). The code under test is in the service crates and `cli` (the `brandmint`
+//! binary); this crate holds none of its own.

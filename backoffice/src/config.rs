@@ -142,7 +142,8 @@ mod tests {
         let err = load(&local).unwrap_err().to_string();
         assert!(err.contains("WEBHOOK_ALLOW_PRIVATE_TARGETS"), "{err}");
         // Production needs no Stripe or FX setting to run the back office.
-        let production = [MINIMAL, &[("APP_ENV", "production"), local[4]]].concat();
+        let kyc = ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f");
+        let production = [MINIMAL, &[("APP_ENV", "production"), kyc]].concat();
         assert!(load(&production).unwrap().webhooks.require_https);
     }
 

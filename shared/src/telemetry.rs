@@ -12,7 +12,11 @@ pub fn init(config: &LogConfig) {
         LogFormat::Json => registry
             .with(fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false))
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
+        // Colours only for a terminal: a log piped or written to a file stays plain text.
+        LogFormat::Pretty => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            registry.with(fmt::layer().compact().with_ansi(ansi)).try_init()
+        }
     };
     // Already installed is fine; anything else cannot be reported anywhere but stderr.
     drop(result);

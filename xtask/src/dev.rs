@@ -63,7 +63,7 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
         "build",
         "--locked",
         "-p",
-        "anvil-tests",
+        "cli",
         "--bin",
         "brandmint",
     ]))?;

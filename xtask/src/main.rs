@@ -20,27 +20,74 @@ mod sqlx_prepare;
 mod test;
 mod util;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
 
-const USAGE: &str =
-    "usage: cargo xtask <dev | test | bench <name> | infra up|down|status [dev|test] | sqlx-prepare [--check]>";
+/// Developer commands for the Brandmint workspace.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about, long_about = None)]
+struct Xtask {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Runs the whole platform locally: PostgreSQL, anvil, contracts, every service, demo data
+    /// (Ctrl-C stops all of it).
+    Dev,
+    /// Every check and test CI runs, with timings.
+    Test,
+    /// A benchmark that prints a table; without a name, lists them.
+    Bench {
+        /// checkout, gas, tx-queue, …
+        name: Option<String>,
+    },
+    /// The throwaway PostgreSQL cluster and anvil node on their own.
+    Infra {
+        action: InfraAction,
+        #[arg(value_enum, default_value = "dev")]
+        instance: InstanceArg,
+    },
+    /// Refreshes (or, with --check, verifies) the committed .sqlx query data.
+    SqlxPrepare {
+        /// Fail if .sqlx is stale instead of rewriting it.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InfraAction {
+    Up,
+    Down,
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InstanceArg {
+    Dev,
+    Test,
+}
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
-        ["dev"] => dev::run(),
-        ["test"] => test::run(),
-        ["bench"] => bench::run(None),
-        ["bench", name] => bench::run(Some(name)),
-        ["infra", action] => infra::command(action, infra::Instance::Dev),
-        ["infra", action, instance] => infra::command(action, instance.parse()?),
-        ["sqlx-prepare"] => sqlx_prepare::run(false),
-        ["sqlx-prepare", "--check"] => sqlx_prepare::run(true),
-        ["help" | "--help" | "-h"] => {
-            println!("{USAGE}");
-            Ok(())
+    // A usage mistake prints the usage and exits 2 (clap's convention); `--help` at every level.
+    match Xtask::parse().command {
+        Task::Dev => dev::run(),
+        Task::Test => test::run(),
+        Task::Bench { name } => bench::run(name.as_deref()),
+        Task::Infra { action, instance } => {
+            let action = match action {
+                InfraAction::Up => "up",
+                InfraAction::Down => "down",
+                InfraAction::Status => "status",
+            };
+            let instance = match instance {
+                InstanceArg::Dev => infra::Instance::Dev,
+                InstanceArg::Test => infra::Instance::Test,
+            };
+            infra::command(action, instance)
         }
-        _ => bail!("{USAGE}"),
+        Task::SqlxPrepare { check } => sqlx_prepare::run(check),
     }
 }

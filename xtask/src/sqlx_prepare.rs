@@ -111,7 +111,8 @@ fn touch_sources() -> Result<()> {
         Ok(())
     }
     let now = SystemTime::now();
-    for member in ["shared", "backoffice", "payment", "redemption", "indexer", "anvil-tests"] {
+    for member in ["shared", "backoffice", "payment", "redemption", "indexer", "fakes", "testkit", "cli", "anvil-tests"]
+    {
         for sub in ["src", "tests"] {
             let dir = root().join(member).join(sub);
             if dir.is_dir() {

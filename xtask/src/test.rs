@@ -31,6 +31,24 @@ pub fn run() -> Result<()> {
         util::run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
     })?;
 
+    // The compose-environment test starts the binaries the Dockerfile ships.
+    timed("cargo build (the shipped binaries)", &mut || {
+        util::run(cargo().args([
+            "build",
+            "--locked",
+            "-p",
+            "backoffice",
+            "-p",
+            "payment",
+            "-p",
+            "redemption",
+            "-p",
+            "indexer",
+            "-p",
+            "cli",
+        ]))
+    })?;
+
     step("infrastructure (PostgreSQL + anvil, test instance)");
     let endpoints = infra::up(Instance::Test)?;
     let outcome = (|| {

@@ -162,7 +162,7 @@ async fn every_route_of_every_service_answers_every_principal_as_the_permission_
     let db = TestDb::create().await;
     let rpc = testing::required_env("RPC_URL");
     let mut apps = Vec::new();
-    for spec in anvil_tests::SERVICES {
+    for spec in cli::SERVICES {
         apps.push((spec, TestApp::spawn_with(spec, testing::config(&db.url, &rpc, &[])).await));
     }
     let world = world(&apps[0].1).await;

@@ -215,14 +215,14 @@ async fn the_contract_suite_works_end_to_end_through_the_bindings() {
 #[tokio::test]
 async fn the_local_deployment_is_complete_and_recognised_when_run_again() {
     let anvil = testing::anvil();
-    let first = anvil_tests::local::deploy(anvil.endpoint_url().as_str()).await.unwrap();
+    let first = cli::local::deploy(anvil.endpoint_url().as_str()).await.unwrap();
     for name in ["CAMPAIGN_FACTORY_ADDRESS", "CHECKOUT_ADDRESS", "REWARD_VAULT_ADDRESS", "STABLECOIN_ADDRESS"] {
         let line = first.lines().find(|l| l.starts_with(&format!("{name}="))).unwrap_or_else(|| panic!("{first}"));
         let address = line.split_once('=').unwrap().1;
         assert_eq!(shared::chain::parse_address(address).unwrap().to_checksum(None), address, "checksummed");
     }
     // A reused node is found as it is, not deployed to again.
-    let second = anvil_tests::local::deploy(anvil.endpoint_url().as_str()).await.unwrap();
+    let second = cli::local::deploy(anvil.endpoint_url().as_str()).await.unwrap();
     assert_eq!(first, second);
     let provider = testing::wallet(&anvil, 0);
     assert_eq!(

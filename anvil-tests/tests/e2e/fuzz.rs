@@ -723,7 +723,7 @@ async fn every_field_of_every_route_refuses_bad_input_without_a_5xx() {
         ("STRIPE_WEBHOOK_SECRET", "whsec_ZnV6emluZy1vbmx5LXNlY3JldA"),
     ];
     let mut apps = Vec::new();
-    for spec in anvil_tests::SERVICES {
+    for spec in cli::SERVICES {
         apps.push((spec, TestApp::spawn_with(spec, testing::config(&db.url, &rpc, &extra)).await));
     }
     let app = |name: &str| &apps.iter().find(|(spec, _)| spec.name == name).unwrap().1;

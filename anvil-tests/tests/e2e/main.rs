@@ -5,6 +5,7 @@
 
 mod access;
 mod checkout;
+mod compose;
 mod contracts;
 mod fuzz;
 mod kyc;

@@ -10,7 +10,7 @@ async fn every_service_boots_and_is_ready_on_one_database() {
     let db = TestDb::create().await;
     let rpc = testing::required_env("RPC_URL");
     let mut apps = Vec::new();
-    for spec in anvil_tests::SERVICES {
+    for spec in cli::SERVICES {
         // Each service migrates on boot; the second and later find the schema current.
         apps.push((
             spec.name,
@@ -59,7 +59,7 @@ async fn the_platform_process_sends_queued_transactions() {
     resources.migrate(shutdown.clone()).await;
     let running = tokio::spawn({
         let (resources, shutdown) = (resources.clone(), shutdown.clone());
-        async move { background(&resources, &anvil_tests::SERVICES, shutdown).await }
+        async move { background(&resources, &cli::SERVICES, shutdown).await }
     });
 
     let mut conn = resources.db().acquire().await.unwrap();

@@ -419,7 +419,7 @@ async fn the_sender_refuses_private_targets_at_send_time_also_behind_a_host_name
         )
         .bind(brand)
         .bind(url)
-        .bind("whsec_dGVzdHMtb25seS13ZWJob29rLXNlY3JldA")
+        .bind("whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3")
         .fetch_one(app.resources.db())
         .await
         .unwrap();
