@@ -114,8 +114,6 @@ fn telegram(env: &Env) -> Result<Option<TelegramConfig>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::collections::HashMap;
-
     use super::*;
 
     const MINIMAL: &[(&str, &str)] = &[
@@ -125,8 +123,7 @@ mod tests {
     ];
 
     fn load(pairs: &[(&str, &str)]) -> Result<BackofficeConfig> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        BackofficeConfig::load(&Config::from_lookup(move |name| map.get(name).cloned())?)
+        BackofficeConfig::load(&Config::from_pairs(pairs)?)
     }
 
     #[test]

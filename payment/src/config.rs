@@ -183,8 +183,6 @@ fn fx(env: &Env, environment: Environment) -> Result<FxConfig> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::collections::HashMap;
-
     use super::*;
 
     const MINIMAL: &[(&str, &str)] = &[
@@ -200,8 +198,7 @@ mod tests {
     ];
 
     fn load(pairs: &[(&str, &str)]) -> Result<PaymentConfig> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        PaymentConfig::load(&Config::from_lookup(move |name| map.get(name).cloned())?)
+        PaymentConfig::load(&Config::from_pairs(pairs)?)
     }
 
     #[test]

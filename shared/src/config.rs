@@ -396,6 +396,13 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// Loads the configuration from name/value pairs (tests and tools).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Self> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Self::from_lookup(move |name| map.get(name).cloned())
+    }
+
     /// Loads the configuration from any name → value lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Self> {
         let env = Env { lookup: std::sync::Arc::new(lookup) };
@@ -661,13 +668,11 @@ pub fn documented<'a>(example: &'a str, name: &str) -> Vec<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Config::from_lookup(move |name| map.get(name).cloned())
+        Config::from_pairs(pairs)
     }
 
     const MINIMAL: &[(&str, &str)] = &[

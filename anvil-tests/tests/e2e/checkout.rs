@@ -185,17 +185,7 @@ async fn order_state(setup: &Platformed, id: &str, done: impl Fn(&str) -> bool) 
 #[tokio::test]
 async fn card_webhooks_in_any_order_and_number_charge_and_mint_once_and_a_failed_mint_charges_nothing() {
     let stripe = StripeEmulator::start("sk_test_brandmint").await.unwrap();
-    let secret = "whsec_dGVzdHMtb25seS13ZWJob29rLXNlY3JldA";
-    let setup = platformed(
-        |anvil| anvil.addresses()[0],
-        &[
-            ("STRIPE_SECRET_KEY", "sk_test_brandmint"),
-            ("STRIPE_API_BASE", stripe.base_url()),
-            ("STRIPE_WEBHOOK_SECRET", secret),
-        ],
-    )
-    .await;
-    stripe.set_webhook(setup.payment.url("/webhooks/stripe").parse().unwrap(), secret);
+    let setup = card_platform(&stripe).await;
     stripe.pause_delivery(true);
     let (_, item) = card_campaign(&setup, "card", 3).await;
     let buyer = setup.anvil.addresses()[8];

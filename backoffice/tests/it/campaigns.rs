@@ -9,14 +9,15 @@ use serde_json::{Value, json};
 use shared::auth::BrandRole;
 use testkit::TestApp;
 
-struct Owner {
-    app: TestApp,
-    token: String,
-    brand: i64,
+/// A brand owner signed in to a back office of its own; every 4xx checked to be a problem document.
+pub(crate) struct Owner {
+    pub(crate) app: TestApp,
+    pub(crate) token: String,
+    pub(crate) brand: i64,
 }
 
 impl Owner {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let app = TestApp::spawn(backoffice::SERVICE).await;
         let brand = app.brand("Acme").await;
         let (owner, token) = app.account("owner@acme.example", None).await;
@@ -24,21 +25,33 @@ impl Owner {
         Self { app, token, brand }
     }
 
-    async fn send(&self, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let request = self.app.client.request(method, self.app.url(path)).bearer_auth(&self.token);
         let response = request.header("content-type", content_type).body(body).send().await.unwrap();
         let status = response.status();
+        assert!(!status.is_server_error(), "{path}: {status}");
         if status.is_client_error() {
             assert_eq!(response.headers()["content-type"], "application/problem+json");
         }
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn call(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(method, path, "application/json", serde_json::to_vec(&body).unwrap()).await
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    /// Sends `body` as raw JSON text (so it may hold what serde_json would not write).
+    pub(crate) async fn raw(&self, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
+        self.send(method, path, "application/json", body.as_bytes().to_vec()).await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.app.client.get(self.app.url(path)).bearer_auth(&self.token).send().await.unwrap()
     }
 
@@ -51,8 +64,11 @@ impl Owner {
     }
 }
 
-fn fields(problem: &Value) -> Vec<String> {
-    problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect()
+/// The fields a 422 names, in order.
+pub(crate) fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"].as_array().map_or_else(Vec::new, |errors| {
+        errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect()
+    })
 }
 
 #[tokio::test]

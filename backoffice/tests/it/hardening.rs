@@ -3,54 +3,8 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::auth::BrandRole;
-use testkit::TestApp;
 
-struct Owner {
-    app: TestApp,
-    token: String,
-    brand: i64,
-}
-
-impl Owner {
-    async fn new() -> Self {
-        let app = TestApp::spawn(backoffice::SERVICE).await;
-        let brand = app.brand("Acme").await;
-        let (owner, token) = app.account("owner@acme.example", None).await;
-        app.member(brand, owner, BrandRole::Owner, &[]).await;
-        Self { app, token, brand }
-    }
-
-    /// Sends `body` as raw JSON text (so it may hold what serde_json would not write).
-    async fn raw(&self, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
-        let response = self
-            .app
-            .client
-            .request(method, self.app.url(path))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        assert!(!status.is_server_error(), "{path}: {status}");
-        if status.is_client_error() {
-            assert_eq!(response.headers()["content-type"], "application/problem+json", "{path}");
-        }
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-        self.raw(method, path, &body.to_string()).await
-    }
-}
-
-fn fields(problem: &Value) -> Vec<String> {
-    problem["errors"].as_array().map_or_else(Vec::new, |errors| {
-        errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect()
-    })
-}
+use crate::campaigns::{Owner, fields};
 
 fn campaign(name: &str, item: Value) -> Value {
     json!({ "name": name, "slug": "drop", "royalty_bps": 0, "items": [item] })
