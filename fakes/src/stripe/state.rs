@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 /// A form-encoded request body, by raw key (`metadata[order_id]`, `line_items[0][quantity]`).
 pub(super) type Form = BTreeMap<String, String>;
 
+/// The Stripe API version the emulator speaks: the one the platform's pinned SDK is generated for
+/// (payment's tests check the two agree).
+pub(super) const API_VERSION: &str = "2026-09-30.endive";
+
 /// An error answer: its status and Stripe's `{"error": {…}}` body.
 #[derive(Debug, Clone)]
 pub(super) struct ApiError {
@@ -188,7 +192,7 @@ impl Event {
             "id": self.id,
             "object": "event",
             "account": null,
-            "api_version": stripe_shared::version::VERSION.as_str(),
+            "api_version": API_VERSION,
             "context": null,
             "created": self.created,
             "data": { "object": self.object, "previous_attributes": null },

@@ -135,6 +135,32 @@ async fn a_refund_is_made_once_per_order_for_the_full_amount() {
     assert!(matches!(err, Error::InvalidRequest { .. }) && !err.is_retryable(), "cancel, not refund: {err}");
 }
 
+/// The emulator must speak the API version the SDK is generated for, and every event it records
+/// (PaymentIntents, charges, refunds, sessions) must parse as the SDK parses Stripe's.
+#[tokio::test]
+async fn every_object_the_emulator_sends_parses_through_the_sdk() {
+    let (emulator, stripe) = stripe().await;
+    let order = order("o-sdk");
+    let pi = stripe.create_payment_intent(&order, usd(2500), Some("pm_card_visa")).await.unwrap();
+    stripe.capture(&order, &pi.id).await.unwrap();
+    stripe.refund(&order, &pi.id).await.unwrap();
+    drop(stripe.create_payment_intent(&self::order("o-declined"), usd(2500), Some("pm_card_chargeDeclined")).await);
+    let events = emulator.events();
+    assert!(events.len() >= 8, "{} events", events.len());
+    for event in &events {
+        let text = event.json.to_string();
+        let parsed: stripe_shared::Event = miniserde::json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} does not deserialise: {e}", event.event_type));
+        assert_eq!(parsed.id.as_str(), event.id);
+        assert_eq!(event.json["api_version"], stripe_shared::version::VERSION.as_str());
+        if event.event_type == "charge.refunded" {
+            let charge: stripe_shared::Charge =
+                miniserde::json::from_str(&event.json["data"]["object"].to_string()).unwrap();
+            assert!(charge.refunded && charge.amount_refunded == 2500);
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_order_key_reused_with_other_parameters_is_an_idempotency_conflict() {
     let (_emulator, stripe) = stripe().await;
