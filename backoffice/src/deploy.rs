@@ -20,7 +20,7 @@ use shared::{
     AppState,
     audit::{self, Entry},
     auth::{Caller, Permission, require},
-    chain::txqueue::{self, IdempotencyKey, TxRequest},
+    chain::txqueue::{self, IdempotencyKey, Requester, TxRequest},
     contracts::{CampaignFactory, Checkout, RewardVault, campaign_factory::CampaignNFT},
     http::{
         ApiError, ApiResult, FieldError, Problem,
@@ -194,6 +194,7 @@ async fn deploy(
     let key =
         IdempotencyKey::new(format!("campaign-deploy:{id}:{attempt}")).map_err(|e| ApiError::Internal(e.into()))?;
     let request = TxRequest::call(key, chain_id, relayer, factory, call.abi_encode().into())
+        .requested_by(Requester::CampaignDeployment)
         .with_context(json!({ "deployment_id": deployment, "campaign_id": id, "brand_id": brand }));
     let queued = txqueue::enqueue(&mut tx, &request).await.map_err(|e| ApiError::Internal(e.into()))?;
     sqlx::query!("UPDATE contract_deployments SET chain_tx_id = $2 WHERE id = $1", deployment, queued.id.get())
@@ -296,6 +297,7 @@ impl DeploymentWatcher {
         for (what, to, data) in setup {
             let key = IdempotencyKey::new(format!("campaign-setup:{}:{what}", row.campaign_id))?;
             let request = TxRequest::call(key, chain_id, relayer, to, data.into())
+                .requested_by(Requester::CampaignSetup)
                 .with_context(json!({ "campaign_id": row.campaign_id, "brand_id": row.brand_id, "setup": what }));
             txqueue::enqueue(conn, &request).await?;
         }
@@ -353,14 +355,13 @@ impl Subscriber for DeploymentWatcher {
     }
 
     fn event_types(&self) -> &'static [&'static str] {
-        &["tx.confirmed", "tx.failed"]
+        Requester::CampaignDeployment.outcomes()
     }
 
     fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            // Other requesters' transactions are not ours.
             let Some(deployment) = event.payload["context"]["deployment_id"].as_i64() else {
-                return Ok(());
+                anyhow::bail!("deployment transaction {} without its deployment id", event.aggregate_id);
             };
             // The transaction of an older attempt is stale news.
             let current = sqlx::query_scalar!("SELECT chain_tx_id FROM contract_deployments WHERE id = $1", deployment)
@@ -370,9 +371,9 @@ impl Subscriber for DeploymentWatcher {
             if current != Some(event.aggregate_id) {
                 return Ok(());
             }
-            match event.event_type.as_str() {
-                "tx.confirmed" => self.confirmed(conn, deployment, event).await,
-                _ => self.failed(conn, deployment, event).await,
+            match Requester::is_confirmed(&event.event_type) {
+                true => self.confirmed(conn, deployment, event).await,
+                false => self.failed(conn, deployment, event).await,
             }
         })
     }

@@ -494,11 +494,13 @@ async fn fund_reward(
     } else {
         let approve = TestStablecoin::approveCall { spender: vault, value: wei.get() };
         let approval = TxRequest::call(key("approve")?, chain_id, relayer, token_address, approve.abi_encode().into())
+            .requested_by(txqueue::Requester::RewardFunding)
             .with_context(context.clone());
         txqueue::enqueue(&mut tx, &approval).await.map_err(|e| ApiError::Internal(e.into()))?;
         TxRequest::call(key("fund")?, chain_id, relayer, vault, fund.abi_encode().into()).with_gas_limit(FUND_GAS_LIMIT)
     };
-    let queued = txqueue::enqueue(&mut tx, &request.with_context(context)).await.map_err(|e| match e {
+    let request = request.requested_by(txqueue::Requester::RewardFunding).with_context(context);
+    let queued = txqueue::enqueue(&mut tx, &request).await.map_err(|e| match e {
         txqueue::TxQueueError::KeyReused(_) => ApiError::Conflict {
             code: "idempotency-key-reused",
             detail: "this Idempotency-Key was used for another amount".into(),

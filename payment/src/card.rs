@@ -24,7 +24,7 @@ use serde_json::json;
 use shared::{
     AppState,
     auth::{Caller, Permission, public, require},
-    chain::txqueue::{self, IdempotencyKey, TxRequest},
+    chain::txqueue::{self, IdempotencyKey, Requester, TxRequest},
     contracts::CampaignNFT,
     http::{
         ApiError, ApiResult, Problem,
@@ -511,6 +511,7 @@ async fn request_mint(resources: &Resources, conn: &mut PgConnection, order: &Ca
         collection,
         call.abi_encode().into(),
     )
+    .requested_by(Requester::OrderMint)
     .with_context(json!({ "order_id": order.id, "brand_id": order.brand_id }));
     let queued = txqueue::enqueue(conn, &request).await?;
     sqlx::query!("UPDATE orders SET mint_tx_id = $2 WHERE id = $1", order.id, queued.id.get())
@@ -546,14 +547,16 @@ impl Mints {
     }
 
     async fn handle_event(&self, event: &OutboxEvent, conn: &mut PgConnection) -> anyhow::Result<()> {
-        let Some(id) = event.payload["context"]["order_id"].as_i64() else { return Ok(()) };
+        let Some(id) = event.payload["context"]["order_id"].as_i64() else {
+            anyhow::bail!("mint transaction {} without its order id", event.aggregate_id);
+        };
         let Some(order) = lock_order(conn, OrderFilter::Id(id)).await? else { return Ok(()) };
         let cause = format!("event:{}", event.id);
         let payments = self.resources.part::<Payments>()?;
         let stripe = &payments.stripe;
         let reference = OrderRef::new(order.public_id, order.brand_id)?;
         let intent: Option<PaymentIntentId> = order.payment_intent_id.as_deref().map(str::parse).transpose()?;
-        if event.event_type == "tx.confirmed" {
+        if Requester::is_confirmed(&event.event_type) {
             step(conn, &order, OrderEvent::MintConfirmed, &cause, json!({ "tx_hash": event.payload["tx_hash"] }))
                 .await?;
             let order = lock_order(conn, OrderFilter::Id(id)).await?.ok_or_else(|| anyhow::anyhow!("order gone"))?;
@@ -620,7 +623,7 @@ impl Subscriber for Mints {
         "payment.mints"
     }
     fn event_types(&self) -> &'static [&'static str] {
-        &["tx.confirmed", "tx.failed"]
+        Requester::OrderMint.outcomes()
     }
     fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(self.handle_event(event, conn))

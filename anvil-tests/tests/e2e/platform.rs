@@ -80,7 +80,7 @@ async fn the_platform_process_sends_queued_transactions() {
         assert!(std::time::Instant::now() < deadline, "not confirmed: {view:?}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let confirmed: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE event_type = 'tx.confirmed'")
+    let confirmed: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE event_type LIKE 'tx.confirmed%'")
         .fetch_one(&mut *conn)
         .await
         .unwrap();

@@ -69,11 +69,20 @@ pub struct Transition<'a, M: Machine> {
     pub actor: &'a str,
     /// Extra members for the outbox event's payload.
     pub payload: Value,
+    /// Whom the outbox event is for: `Some("order-mint")` makes it `<machine>.<state>.order-mint`,
+    /// so the one subscriber that asked receives it (see `chain::txqueue::Requester`).
+    pub addressee: Option<&'a str>,
 }
 
 impl<'a, M: Machine> Transition<'a, M> {
     pub fn new(id: i64, event: M::Event, cause: &'a str, actor: &'a str) -> Self {
-        Self { id, event, cause, actor, payload: Value::Null }
+        Self { id, event, cause, actor, payload: Value::Null, addressee: None }
+    }
+
+    /// Addresses the outbox event to one kind of subscriber (its type gets `.<addressee>`).
+    pub fn addressed_to(mut self, addressee: &'a str) -> Self {
+        self.addressee = Some(addressee);
+        self
     }
 
     pub fn with_payload(mut self, payload: Value) -> Self {
@@ -107,7 +116,7 @@ pub async fn apply<M: Machine>(
     transition: Transition<'_, M>,
 ) -> Result<Applied<M::State>, WorkflowError> {
     let mut tx = conn.begin().await?;
-    let Transition { id, event, cause, actor, payload } = transition;
+    let Transition { id, event, cause, actor, payload, addressee } = transition;
     // Lock first: concurrent transitions of one entity queue up here, and the replay check
     // below then sees whatever the previous one committed.
     let current: Option<String> =
@@ -171,7 +180,10 @@ pub async fn apply<M: Machine>(
     let event_id = outbox::append(
         &mut tx,
         NewEvent {
-            event_type: format!("{}.{to_name}", M::NAME),
+            event_type: match addressee {
+                Some(addressee) => format!("{}.{to_name}.{addressee}", M::NAME),
+                None => format!("{}.{to_name}", M::NAME),
+            },
             aggregate_type: M::NAME,
             aggregate_id: id,
             payload: body,

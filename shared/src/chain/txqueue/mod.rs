@@ -134,6 +134,49 @@ pub struct TxRequest {
     pub confirmations: u32,
     /// Anything the requester wants back in the `tx.*` events (ids of its own entities).
     pub context: Value,
+    /// Who asked: the outcome events are addressed to it (`tx.confirmed.order-mint`).
+    pub requester: Requester,
+}
+
+/// The kinds of business that queue chain calls. A transaction's outcome events carry its kind in
+/// their type (`tx.confirmed.<kind>`, `tx.failed.<kind>`), so each requester's subscriber receives
+/// exactly its own outcomes ([`Requester::outcomes`]). A new requester is a variant here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
+pub enum Requester {
+    /// Nobody listens for the outcome (tests, operator tools); events are plain `tx.<state>`.
+    None,
+    /// A campaign's collection deployed through the factory (back office).
+    CampaignDeployment,
+    /// The calls that set a deployed campaign up (vault admin, checkout treasury).
+    CampaignSetup,
+    /// A token reward funded into the vault (back office).
+    RewardFunding,
+    /// A paid card order's tokens minted to the buyer (payment).
+    OrderMint,
+}
+
+impl Requester {
+    /// The kind's name, as stored and in event types.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The outcome event types of this requester's transactions, for its subscriber.
+    pub fn outcomes(self) -> &'static [&'static str] {
+        match self {
+            Requester::None => &["tx.confirmed", "tx.failed"],
+            Requester::CampaignDeployment => &["tx.confirmed.campaign-deployment", "tx.failed.campaign-deployment"],
+            Requester::CampaignSetup => &["tx.confirmed.campaign-setup", "tx.failed.campaign-setup"],
+            Requester::RewardFunding => &["tx.confirmed.reward-funding", "tx.failed.reward-funding"],
+            Requester::OrderMint => &["tx.confirmed.order-mint", "tx.failed.order-mint"],
+        }
+    }
+
+    /// Whether `event_type` is a confirmation (else a failure) of a transaction.
+    pub fn is_confirmed(event_type: &str) -> bool {
+        event_type == "tx.confirmed" || event_type.starts_with("tx.confirmed.")
+    }
 }
 
 impl TxRequest {
@@ -149,7 +192,14 @@ impl TxRequest {
             gas_limit: None,
             confirmations: 1,
             context: Value::Object(serde_json::Map::new()),
+            requester: Requester::None,
         }
+    }
+
+    /// Addresses the outcome events to `requester`.
+    pub fn requested_by(mut self, requester: Requester) -> Self {
+        self.requester = requester;
+        self
     }
 
     pub fn with_value(mut self, value: Wei) -> Self {

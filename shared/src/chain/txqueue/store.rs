@@ -8,7 +8,7 @@ use alloy::primitives::{Address, B256, Bytes};
 use serde_json::{Map, Value, json};
 use sqlx::{Acquire, PgConnection};
 
-use super::{Result, TxQueueError, sign::Fees, sign::Signed};
+use super::{Requester, Result, TxQueueError, sign::Fees, sign::Signed};
 use crate::{
     money::Wei,
     workflow::{
@@ -97,6 +97,8 @@ pub(crate) struct Head {
     pub(crate) revision: i32,
     pub(crate) key: String,
     pub(crate) kind: String,
+    /// The [`super::Requester`] its outcome events are addressed to, by name.
+    pub(crate) requester: String,
     pub(crate) context: Value,
     pub(crate) nonce: Option<u64>,
 }
@@ -295,7 +297,7 @@ pub(crate) async fn hand_over_nonce(conn: &mut PgConnection, lane: &Lane, nonce:
 /// Requests waiting for a signature: those holding a handed-over nonce first, then by age.
 pub(crate) async fn queued(conn: &mut PgConnection, lane: &Lane, limit: usize) -> Result<Vec<Queued>> {
     let rows = sqlx::query!(
-        r#"SELECT id, revision, idempotency_key, kind, context, nonce, to_address,
+        r#"SELECT id, revision, idempotency_key, kind, requester, context, nonce, to_address,
                   value AS "value: Wei", calldata, gas_limit
            FROM chain_transactions
            WHERE chain_id = $1 AND signer = $2 AND state = 'queued'
@@ -315,6 +317,7 @@ pub(crate) async fn queued(conn: &mut PgConnection, lane: &Lane, limit: usize) -
                     revision: r.revision,
                     key: r.idempotency_key,
                     kind: r.kind,
+                    requester: r.requester,
                     context: r.context,
                     nonce: r.nonce.map(|n| to_u64(r.id, n)).transpose()?,
                 },
@@ -332,7 +335,7 @@ pub(crate) async fn queued(conn: &mut PgConnection, lane: &Lane, limit: usize) -
 /// Signed requests whose current attempt has not been handed to the node, by nonce.
 pub(crate) async fn unsent(conn: &mut PgConnection, lane: &Lane, limit: usize) -> Result<Vec<Unsent>> {
     let rows = sqlx::query!(
-        r#"SELECT id, revision, idempotency_key, kind, context, nonce AS "nonce!", tx_hash AS "tx_hash!",
+        r#"SELECT id, revision, idempotency_key, kind, requester, context, nonce AS "nonce!", tx_hash AS "tx_hash!",
                   raw_tx AS "raw_tx!", broadcast_at IS NOT NULL AS "was_broadcast!",
                   max_fee_per_gas AS "max_fee_per_gas: Wei",
                   max_priority_fee_per_gas AS "max_priority_fee_per_gas: Wei"
@@ -355,6 +358,7 @@ pub(crate) async fn unsent(conn: &mut PgConnection, lane: &Lane, limit: usize) -
                     revision: r.revision,
                     key: r.idempotency_key,
                     kind: r.kind,
+                    requester: r.requester,
                     context: r.context,
                     nonce: Some(nonce),
                 },
@@ -375,7 +379,7 @@ pub(crate) async fn watched(
     stuck_after: std::time::Duration,
 ) -> Result<Vec<Watched>> {
     let rows = sqlx::query!(
-        r#"SELECT id, revision, state, idempotency_key, kind, context, nonce AS "nonce!", tx_hash AS "tx_hash!",
+        r#"SELECT id, revision, state, idempotency_key, kind, requester, context, nonce AS "nonce!", tx_hash AS "tx_hash!",
                   max_fee_per_gas AS "max_fee_per_gas: Wei",
                   max_priority_fee_per_gas AS "max_priority_fee_per_gas: Wei",
                   (last_sent_at IS NULL OR last_sent_at < now() - make_interval(secs => $3)) AS "stale!",
@@ -412,6 +416,7 @@ pub(crate) async fn watched(
                     revision: r.revision,
                     key: r.idempotency_key,
                     kind: r.kind,
+                    requester: r.requester,
                     context: r.context,
                     nonce: Some(nonce),
                 },
@@ -480,7 +485,11 @@ pub(crate) async fn raw_txs(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<
 async fn transition(conn: &mut PgConnection, lane: &Lane, head: &Head, event: TxEvent, payload: Value) -> Result<()> {
     let cause = head.cause(event);
     let actor = lane.actor();
-    apply::<ChainTx>(conn, Transition::new(head.id, event, &cause, &actor).with_payload(payload)).await?;
+    let mut transition = Transition::new(head.id, event, &cause, &actor).with_payload(payload);
+    if head.requester != Requester::None.as_str() {
+        transition = transition.addressed_to(&head.requester);
+    }
+    apply::<ChainTx>(conn, transition).await?;
     Ok(())
 }
 

@@ -28,8 +28,9 @@ pub async fn enqueue(conn: &mut PgConnection, request: &TxRequest) -> Result<Enq
     let to = request.to.map(|a| a.to_vec());
     let inserted = sqlx::query_scalar!(
         "INSERT INTO chain_transactions
-             (idempotency_key, chain_id, signer, to_address, value, calldata, gas_limit, confirmations, context)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             (idempotency_key, chain_id, signer, to_address, value, calldata, gas_limit, confirmations, context,
+              requester)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (idempotency_key) DO NOTHING
          RETURNING id",
         request.idempotency_key.as_str(),
@@ -40,7 +41,8 @@ pub async fn enqueue(conn: &mut PgConnection, request: &TxRequest) -> Result<Enq
         request.data.as_ref(),
         gas_limit,
         confirmations,
-        request.context
+        request.context,
+        request.requester.as_str()
     )
     .fetch_optional(&mut *conn)
     .await?;
