@@ -16,6 +16,7 @@ use shared::{
     audit::{self, Entry},
     auth::{Caller, Permission, require},
     chain::{checksummed, parse_address},
+    http::OnConstraint,
     http::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Body, Json, Path},
@@ -368,13 +369,8 @@ pub(crate) fn artwork_url(state: &AppState, campaign: i64) -> String {
     format!("{base}/metadata/{campaign}/image")
 }
 
-fn slug_taken(e: sqlx::Error) -> ApiError {
-    match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("campaigns_slug_key") => {
-            ApiError::Validation(vec![FieldError::new("slug", "already used by another campaign of this brand")])
-        }
-        _ => e.into(),
-    }
+fn slug_taken() -> ApiError {
+    ApiError::validation("slug", "already used by another campaign of this brand")
 }
 
 /// Creates a campaign in draft, with its items.
@@ -425,7 +421,7 @@ async fn create_campaign(
     )
     .fetch_one(&mut *tx)
     .await
-    .map_err(slug_taken)?;
+    .on_constraint("campaigns_slug_key", slug_taken)?;
     for item in &items {
         insert_item(&mut tx, brand, id, item).await?;
     }
@@ -483,7 +479,7 @@ pub(crate) fn before_deployment(state: CampaignState) -> bool {
 
 fn locked_after_deployment(field: &str) -> ApiError {
     ApiError::Conflict {
-        code: "campaign-deployed",
+        code: shared::http::ConflictCode::CampaignDeployed,
         detail: format!("`{field}` is on chain and cannot change once the campaign is deployed"),
     }
 }
@@ -615,7 +611,7 @@ async fn change_state(
         .with_payload(serde_json::json!({ "brand_id": brand }));
     apply(&mut tx, transition).await.map_err(|e| match e {
         shared::workflow::WorkflowError::InvalidTransition { .. } => ApiError::Conflict {
-            code: "invalid-transition",
+            code: shared::http::ConflictCode::InvalidTransition,
             detail: format!("a campaign that is {} cannot {}", <&str>::from(from), body.action),
         },
         other => ApiError::Internal(other.into()),

@@ -101,7 +101,10 @@ async fn deploy(
     let mut tx = state.db().begin().await?;
     let current = campaigns::lock(&mut tx, brand, id).await?;
     let contracts = &state.config().chain.contracts;
-    let unavailable = |detail: &str| ApiError::Conflict { code: "deployment-unavailable", detail: detail.to_owned() };
+    let unavailable = |detail: &str| ApiError::Conflict {
+        code: shared::http::ConflictCode::DeploymentUnavailable,
+        detail: detail.to_owned(),
+    };
     let factory = contracts.campaign_factory.ok_or_else(|| unavailable("no CampaignFactory is configured"))?;
     let relayer = shared::chain::relayer(&state.config().chain)
         .ok_or_else(|| unavailable("no transaction signer is configured"))?;
@@ -116,7 +119,10 @@ async fn deploy(
 
     if !campaigns::before_deployment(current) {
         if current == CampaignState::Archived {
-            return Err(ApiError::Conflict { code: "campaign-archived", detail: "the campaign is archived".into() });
+            return Err(ApiError::Conflict {
+                code: shared::http::ConflictCode::CampaignArchived,
+                detail: "the campaign is archived".into(),
+            });
         }
         let campaign = campaigns::load(&mut tx, &state, brand, id).await?;
         return Ok((StatusCode::OK, Json(campaign)));

@@ -337,7 +337,10 @@ async fn accept_invite(
     .execute(&mut *tx)
     .await?;
     if joined.rows_affected() == 0 {
-        return Err(ApiError::Conflict { code: "already-a-member", detail: "the account is already a member".into() });
+        return Err(ApiError::Conflict {
+            code: shared::http::ConflictCode::AlreadyAMember,
+            detail: "the account is already a member".into(),
+        });
     }
     sqlx::query!(
         "INSERT INTO member_stores (brand_id, account_id, store_id)
@@ -385,7 +388,7 @@ async fn lock_member(
     let last_owner = owners == [account];
     if last_owner && new_role != Some(BrandRole::Owner) {
         return Err(ApiError::Conflict {
-            code: "last-owner",
+            code: shared::http::ConflictCode::LastOwner,
             detail: "a brand needs an owner: make someone else owner first".into(),
         });
     }

@@ -23,6 +23,7 @@ use shared::{
     auth::{Caller, Permission, require},
     chain::txqueue::{self, IdempotencyKey, TxRequest},
     contracts::{ETH, RewardVault, TestStablecoin},
+    http::OnConstraint,
     http::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Body, Json, Path},
@@ -294,7 +295,7 @@ async fn create_reward(
     let campaign_state = campaigns::lock(&mut tx, brand, campaign_id).await?;
     if body.kind != "perk" && !before_deployment(campaign_state) {
         return Err(ApiError::Conflict {
-            code: "campaign-deployed",
+            code: shared::http::ConflictCode::CampaignDeployed,
             detail: "token and royalty-share rewards are set before the campaign is deployed".into(),
         });
     }
@@ -314,11 +315,8 @@ async fn create_reward(
     )
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("campaign_rewards_one_share_idx") => {
-            ApiError::Validation(vec![FieldError::new("kind", "the campaign already has a royalty-share rule")])
-        }
-        _ => e.into(),
+    .on_constraint("campaign_rewards_one_share_idx", || {
+        ApiError::validation("kind", "the campaign already has a royalty-share rule")
     })?;
     let reward = load(&mut tx, &state, brand, campaign_id, id).await?;
     audit::record(&mut tx, &caller, Entry::new("reward.created", format!("reward:{id}")).after(&reward)).await?;
@@ -398,7 +396,7 @@ async fn update_reward(
         && !before_deployment(campaign_state)
     {
         return Err(ApiError::Conflict {
-            code: "reward-accruing",
+            code: shared::http::ConflictCode::RewardAccruing,
             detail: format!("`{field}` cannot change once the campaign is deployed: money may have accrued against it"),
         });
     }
@@ -459,7 +457,8 @@ async fn fund_reward(
     let value = amount(&mut errors, "amount", &body.amount);
     errors.finish()?;
     let wei: Wei = body.amount.trim().parse().map_err(|_| ApiError::BadRequest("amount".into()))?;
-    let conflict = |detail: &str| ApiError::Conflict { code: "cannot-fund", detail: detail.to_owned() };
+    let conflict =
+        |detail: &str| ApiError::Conflict { code: shared::http::ConflictCode::CannotFund, detail: detail.to_owned() };
     let vault = state.config().chain.contracts.reward_vault.ok_or_else(|| conflict("no RewardVault is configured"))?;
     let relayer =
         shared::chain::relayer(&state.config().chain).ok_or_else(|| conflict("no transaction signer is configured"))?;
@@ -502,7 +501,7 @@ async fn fund_reward(
     let request = request.requested_by(txqueue::Requester::RewardFunding).with_context(context);
     let queued = txqueue::enqueue(&mut tx, &request).await.map_err(|e| match e {
         txqueue::TxQueueError::KeyReused(_) => ApiError::Conflict {
-            code: "idempotency-key-reused",
+            code: shared::http::ConflictCode::IdempotencyKeyReused,
             detail: "this Idempotency-Key was used for another amount".into(),
         },
         other => ApiError::Internal(other.into()),
@@ -556,7 +555,10 @@ async fn import_codes(
     campaigns::lock(&mut tx, brand, path.campaign_id).await?;
     let reward = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
     if reward.kind != "perk" {
-        return Err(ApiError::Conflict { code: "not-a-perk", detail: "codes belong to perk rewards".into() });
+        return Err(ApiError::Conflict {
+            code: shared::http::ConflictCode::NotAPerk,
+            detail: "codes belong to perk rewards".into(),
+        });
     }
     let existing: Vec<String> = sqlx::query_scalar!(
         "SELECT code FROM reward_codes WHERE reward_id = $1 AND code = ANY($2)",

@@ -9,6 +9,7 @@ use shared::{
     AppState,
     audit::{self, Entry},
     auth::{Caller, Permission, require},
+    http::OnConstraint,
     http::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Json, Path},
@@ -208,12 +209,7 @@ async fn create_voucher(
     )
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("vouchers_code_key") => {
-            ApiError::Validation(vec![FieldError::new("code", "is already a voucher of this brand")])
-        }
-        _ => e.into(),
-    })?;
+    .on_constraint("vouchers_code_key", || ApiError::validation("code", "is already a voucher of this brand"))?;
     let voucher = load(&mut tx, brand, id).await?;
     audit::record(&mut tx, &caller, Entry::new("voucher.created", format!("voucher:{id}")).after(&voucher)).await?;
     tx.commit().await?;

@@ -81,9 +81,10 @@ pub(crate) fn stripe_error(e: stripe::Error) -> ApiError {
         | E::NotFound { message }
         | E::CardDeclined { message, .. }
         | E::InsufficientFunds { message, .. }
-        | E::Card { message, .. } => {
-            ApiError::Conflict { code: "card-payment-refused", detail: format!("the card service refused: {message}") }
-        }
+        | E::Card { message, .. } => ApiError::Conflict {
+            code: shared::http::ConflictCode::CardPaymentRefused,
+            detail: format!("the card service refused: {message}"),
+        },
         E::NotConfigured => {
             ApiError::Unavailable { detail: "card payments are not available on this platform".into(), checks: None }
         }
@@ -179,7 +180,7 @@ async fn checkout_session(
     .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
     if row.state != "pending" || row.method != "card" {
         return Err(ApiError::Conflict {
-            code: "not-payable",
+            code: shared::http::ConflictCode::NotPayable,
             detail: format!("a {} {} order", row.state, row.method),
         });
     }
@@ -191,7 +192,7 @@ async fn checkout_session(
                 Ok((StatusCode::OK, Json(HostedCheckout { url, session_id: existing.to_owned() })))
             }
             (status, _) => Err(ApiError::Conflict {
-                code: "not-payable",
+                code: shared::http::ConflictCode::NotPayable,
                 detail: format!("this order's hosted page is {status:?}, no longer open").to_lowercase(),
             }),
         };
@@ -697,7 +698,10 @@ async fn refund(
     let method = sqlx::query_scalar!("SELECT method FROM orders WHERE id = $1", id).fetch_one(&mut *tx).await?;
     let (true, Some(intent)) = (order.state == "fulfilled" && method == "card", order.payment_intent_id.as_deref())
     else {
-        return Err(ApiError::Conflict { code: "not-refundable", detail: format!("a {} {method} order", order.state) });
+        return Err(ApiError::Conflict {
+            code: shared::http::ConflictCode::NotRefundable,
+            detail: format!("a {} {method} order", order.state),
+        });
     };
     let intent: PaymentIntentId = intent.parse().map_err(|e: stripe::IdError| ApiError::Internal(e.into()))?;
     let refund =

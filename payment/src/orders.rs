@@ -25,6 +25,7 @@ use shared::{
     AppState,
     auth::public,
     chain::parse_address,
+    http::OnConstraint,
     http::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Json, Path},
@@ -143,7 +144,7 @@ fn masked(email: &str) -> String {
 
 fn sold_out(left: i32) -> ApiError {
     let detail = if left <= 0 { "sold out".to_owned() } else { format!("only {left} left") };
-    ApiError::Conflict { code: "sold-out", detail }
+    ApiError::Conflict { code: shared::http::ConflictCode::SoldOut, detail }
 }
 
 /// A validated order request.
@@ -207,11 +208,17 @@ async fn offer(conn: &mut PgConnection, order: &Checked) -> ApiResult<Offer> {
     };
     let now = Utc::now();
     let refusal = if item.state != "live" {
-        Some(ApiError::Conflict { code: "not-on-sale", detail: format!("the campaign is {}", item.state) })
+        Some(ApiError::Conflict {
+            code: shared::http::ConflictCode::NotOnSale,
+            detail: format!("the campaign is {}", item.state),
+        })
     } else if item.sale_starts_at.is_some_and(|starts| now < starts) {
-        Some(ApiError::Conflict { code: "not-on-sale", detail: "the sale has not started".into() })
+        Some(ApiError::Conflict {
+            code: shared::http::ConflictCode::NotOnSale,
+            detail: "the sale has not started".into(),
+        })
     } else if item.sale_ends_at.is_some_and(|ends| now >= ends) {
-        Some(ApiError::Conflict { code: "not-on-sale", detail: "the sale has ended".into() })
+        Some(ApiError::Conflict { code: shared::http::ConflictCode::NotOnSale, detail: "the sale has ended".into() })
     } else if !item.payment_methods.iter().any(|m| m == order.method.as_str()) {
         Some(ApiError::Validation(vec![FieldError::new(
             "method",
@@ -346,7 +353,7 @@ async fn create_order(
             }
         },
         // Two retries raced: the other one created it.
-        Err(ApiError::Conflict { code: "idempotency-race", .. }) => {
+        Err(ApiError::Conflict { code: shared::http::ConflictCode::IdempotencyRace, .. }) => {
             let key = key.as_deref().unwrap_or_default();
             let existing =
                 replay(&state, key, &hash).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("lost order")))?;
@@ -392,7 +399,7 @@ async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Ord
             Ok(Some(order))
         }
         Some(_) => Err(ApiError::Conflict {
-            code: "idempotency-key-reused",
+            code: shared::http::ConflictCode::IdempotencyKeyReused,
             detail: "this Idempotency-Key was used for a different order".into(),
         }),
     }
@@ -504,11 +511,9 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
     )
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("orders_idempotency_key") => {
-            ApiError::Conflict { code: "idempotency-race", detail: String::new() }
-        }
-        _ => e.into(),
+    .on_constraint("orders_idempotency_key", || ApiError::Conflict {
+        code: shared::http::ConflictCode::IdempotencyRace,
+        detail: String::new(),
     })?;
     // The hot row last: its lock is held only from here to the commit. The conditional UPDATE
     // is what makes overselling impossible; the lock it takes serialises buyers of this item,
@@ -539,7 +544,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         .await?;
         if held > i64::from(limit) {
             return Err(ApiError::Conflict {
-                code: "wallet-limit",
+                code: shared::http::ConflictCode::WalletLimit,
                 detail: format!(
                     "a wallet may hold {limit} of this item; this one has {} ordered",
                     held - i64::from(order.quantity)

@@ -427,7 +427,10 @@ async fn send_test_event(
     let brand = caller.brand()?.id;
     let mut tx = state.db().begin().await?;
     if !endpoint(&mut tx, brand, path.endpoint_id).await?.enabled {
-        return Err(ApiError::Conflict { code: "endpoint-disabled", detail: "enable the endpoint first".into() });
+        return Err(ApiError::Conflict {
+            code: shared::http::ConflictCode::EndpointDisabled,
+            detail: "enable the endpoint first".into(),
+        });
     }
     let event = NewEvent {
         event_type: TEST_EVENT.to_owned(),
@@ -485,7 +488,10 @@ async fn replay_delivery(
     let brand = caller.brand()?.id;
     let mut tx = state.db().begin().await?;
     if !endpoint(&mut tx, brand, path.endpoint_id).await?.enabled {
-        return Err(ApiError::Conflict { code: "endpoint-disabled", detail: "enable the endpoint first".into() });
+        return Err(ApiError::Conflict {
+            code: shared::http::ConflictCode::EndpointDisabled,
+            detail: "enable the endpoint first".into(),
+        });
     }
     let status = sqlx::query_scalar!(
         "SELECT status FROM webhook_deliveries WHERE brand_id = $1 AND endpoint_id = $2 AND id = $3
@@ -498,7 +504,10 @@ async fn replay_delivery(
     .await?
     .ok_or_else(|| ApiError::NotFound("no such delivery".into()))?;
     if status == "pending" {
-        return Err(ApiError::Conflict { code: "delivery-pending", detail: "the delivery is still being sent".into() });
+        return Err(ApiError::Conflict {
+            code: shared::http::ConflictCode::DeliveryPending,
+            detail: "the delivery is still being sent".into(),
+        });
     }
     sqlx::query!(
         "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL

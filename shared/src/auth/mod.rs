@@ -79,12 +79,13 @@ impl From<Error> for ApiError {
             Error::InvalidEmail(message) => ApiError::Validation(vec![FieldError::new("email", message)]),
             Error::UnacceptablePassword(message) => ApiError::Validation(vec![FieldError::new("password", message)]),
             Error::InvalidResetToken => ApiError::Conflict {
-                code: "invalid-reset-token",
+                code: crate::http::ConflictCode::InvalidResetToken,
                 detail: "this reset link is unknown, used or expired; ask for a new one".into(),
             },
-            Error::EmailTaken => {
-                ApiError::Conflict { code: "email-taken", detail: "an account with this email exists".into() }
-            }
+            Error::EmailTaken => ApiError::Conflict {
+                code: crate::http::ConflictCode::EmailTaken,
+                detail: "an account with this email exists".into(),
+            },
             Error::Database(e) => e.into(),
             Error::Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
         }

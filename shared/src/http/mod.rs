@@ -23,7 +23,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-pub use problem::{ApiError, ApiResult, FieldError, FieldErrors, PROBLEM_JSON, Problem};
+pub use problem::{ApiError, ApiResult, ConflictCode, FieldError, FieldErrors, OnConstraint, PROBLEM_JSON, Problem};
 
 /// Bodies above this are refused with 413 unless a route raises its own limit.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;

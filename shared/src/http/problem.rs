@@ -94,7 +94,7 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The request conflicts with the current state (duplicate, wrong state).
     #[error("conflict ({code}): {detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ConflictCode, detail: String },
     /// The body is larger than the route accepts.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -117,6 +117,92 @@ pub enum ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The stable, machine-readable codes of `409 Conflict` problems (`code` in the body): one list,
+/// so clients can rely on them and no handler invents a spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::Display, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
+pub enum ConflictCode {
+    /// `already-a-member`.
+    AlreadyAMember,
+    /// `campaign-archived`.
+    CampaignArchived,
+    /// `campaign-deployed`.
+    CampaignDeployed,
+    /// `cannot-fund`.
+    CannotFund,
+    /// `card-payment-refused`.
+    CardPaymentRefused,
+    /// `constraint-violated`.
+    ConstraintViolated,
+    /// `delivery-pending`.
+    DeliveryPending,
+    /// `deployment-unavailable`.
+    DeploymentUnavailable,
+    /// `email-taken`.
+    EmailTaken,
+    /// `endpoint-disabled`.
+    EndpointDisabled,
+    /// `idempotency-key-reused`.
+    IdempotencyKeyReused,
+    /// `idempotency-race`.
+    IdempotencyRace,
+    /// `invalid-reset-token`.
+    InvalidResetToken,
+    /// `invalid-transition`.
+    InvalidTransition,
+    /// `kyc-approved`.
+    KycApproved,
+    /// `kyc-awaiting-review`.
+    KycAwaitingReview,
+    /// `kyc-claimed`.
+    KycClaimed,
+    /// `kyc-no-draft`.
+    KycNoDraft,
+    /// `kyc-state`.
+    KycState,
+    /// `last-owner`.
+    LastOwner,
+    /// `not-a-perk`.
+    NotAPerk,
+    /// `not-on-sale`.
+    NotOnSale,
+    /// `not-payable`.
+    NotPayable,
+    /// `not-refundable`.
+    NotRefundable,
+    /// `reward-accruing`.
+    RewardAccruing,
+    /// `slug-taken`.
+    SlugTaken,
+    /// `sold-out`.
+    SoldOut,
+    /// `wallet-limit`.
+    WalletLimit,
+}
+
+impl ConflictCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Turns a named constraint's refusal into the client error it means, by constraint name (the
+/// database settles races a check beforehand could not): `.on_constraint("campaigns_slug_key",
+/// || ApiError::validation("slug", "is taken"))`. Any other database error converts as usual.
+pub trait OnConstraint<T> {
+    fn on_constraint(self, constraint: &str, error: impl FnOnce() -> ApiError) -> Result<T, ApiError>;
+}
+
+impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
+    fn on_constraint(self, constraint: &str, error: impl FnOnce() -> ApiError) -> Result<T, ApiError> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.constraint() == Some(constraint) => error(),
+            _ => e.into(),
+        })
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     /// The database's refusals of what a request asked are client errors, by SQLSTATE class: a
     /// constraint (23: unique, foreign key, check) is a 409, bad data (22: out of range, invalid
@@ -134,7 +220,7 @@ impl From<sqlx::Error> for ApiError {
                     Some("23") => {
                         tracing::warn!(sqlstate = %class, %constraint, "a constraint refused a request no check caught");
                         ApiError::Conflict {
-                            code: "constraint-violated",
+                            code: crate::http::ConflictCode::ConstraintViolated,
                             detail: format!("the request conflicts with the stored data ({constraint})"),
                         }
                     }
@@ -170,7 +256,7 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict with the current state"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code.as_str(), "Conflict with the current state"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
@@ -320,7 +406,8 @@ mod tests {
     #[tokio::test]
     async fn conflicts_use_their_own_stable_code() {
         let (status, _, body, _) =
-            render(ApiError::Conflict { code: "slug-taken", detail: "slug `x` exists".into() }).await;
+            render(ApiError::Conflict { code: crate::http::ConflictCode::SlugTaken, detail: "slug `x` exists".into() })
+                .await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(body["type"], "/problems/slug-taken");
         assert_eq!(body["code"], "slug-taken");

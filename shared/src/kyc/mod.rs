@@ -102,15 +102,23 @@ impl From<Error> for ApiError {
                 DocumentFormat::ALL.map(DocumentFormat::content_type).join(", ")
             )),
             Error::NotFound => ApiError::NotFound("no such KYC submission or document".into()),
-            Error::NoDraft => conflict("kyc-no-draft", "save your details first (PUT /customers/me/kyc)".into()),
-            Error::AwaitingReview => {
-                conflict("kyc-awaiting-review", "your submission is being reviewed; wait for the decision".into())
+            Error::NoDraft => conflict(
+                crate::http::ConflictCode::KycNoDraft,
+                "save your details first (PUT /customers/me/kyc)".into(),
+            ),
+            Error::AwaitingReview => conflict(
+                crate::http::ConflictCode::KycAwaitingReview,
+                "your submission is being reviewed; wait for the decision".into(),
+            ),
+            Error::AlreadyApproved => {
+                conflict(crate::http::ConflictCode::KycApproved, "you are already verified".into())
             }
-            Error::AlreadyApproved => conflict("kyc-approved", "you are already verified".into()),
             Error::WrongState { state } => {
-                conflict("kyc-state", format!("not allowed while the submission is {state}"))
+                conflict(crate::http::ConflictCode::KycState, format!("not allowed while the submission is {state}"))
             }
-            Error::ClaimedByOther => conflict("kyc-claimed", "another reviewer has claimed this submission".into()),
+            Error::ClaimedByOther => {
+                conflict(crate::http::ConflictCode::KycClaimed, "another reviewer has claimed this submission".into())
+            }
             Error::CallbacksUnsupported(provider) => {
                 ApiError::NotFound(format!("provider `{provider}` does not take callbacks"))
             }
