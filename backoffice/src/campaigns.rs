@@ -32,8 +32,6 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::deploy::{self, DeploymentView};
-
 /// Largest accepted artwork upload.
 pub(crate) const MAX_ARTWORK_BYTES: usize = 10 * 1024 * 1024;
 /// Largest accepted artwork side, in pixels.
@@ -357,7 +355,7 @@ pub(crate) async fn load(conn: &mut PgConnection, state: &AppState, brand: i64, 
         chain_id: row.chain_id,
         collection_address: row.collection_address.as_deref().map(checksummed),
         items,
-        deployment: deploy::view(&mut *conn, brand, id).await?,
+        deployment: deployment_view(&mut *conn, brand, id).await?,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -367,6 +365,45 @@ pub(crate) async fn load(conn: &mut PgConnection, state: &AppState, brand: i64, 
 pub(crate) fn artwork_url(state: &AppState, campaign: i64) -> String {
     let base = state.config().chain.contracts.public_base_url.as_str().trim_end_matches('/').to_owned();
     format!("{base}/metadata/{campaign}/image")
+}
+
+/// A campaign's deployment.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeploymentView {
+    id: i64,
+    /// requested, submitted, confirmed or failed.
+    state: String,
+    attempt: i32,
+    /// The queued transaction (see its hash and fees through the operations API).
+    chain_tx_id: Option<i64>,
+    tx_hash: Option<String>,
+    collection_address: Option<String>,
+    /// Why the last attempt failed (the revert reason when there is one).
+    error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The campaign's deployment as its view shows it (the deployment itself is `crate::deploy`).
+async fn deployment_view(conn: &mut PgConnection, brand: i64, campaign: i64) -> sqlx::Result<Option<DeploymentView>> {
+    let row = sqlx::query!(
+        "SELECT d.id, d.state, d.attempt, d.chain_tx_id, d.collection_address, d.error, d.updated_at, t.tx_hash
+         FROM contract_deployments d LEFT JOIN chain_transactions t ON t.id = d.chain_tx_id
+         WHERE d.brand_id = $1 AND d.campaign_id = $2",
+        brand,
+        campaign
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| DeploymentView {
+        id: row.id,
+        state: row.state,
+        attempt: row.attempt,
+        chain_tx_id: row.chain_tx_id,
+        tx_hash: row.tx_hash.map(|hash| format!("0x{}", alloy::hex::encode(hash))),
+        collection_address: row.collection_address.as_deref().map(shared::chain::checksummed),
+        error: row.error,
+        updated_at: row.updated_at,
+    }))
 }
 
 fn slug_taken() -> ApiError {

@@ -13,8 +13,6 @@ use alloy::{
     sol_types::SolCall,
 };
 use axum::{extract::State, http::StatusCode};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::{Value, json};
 use shared::{
     AppState,
@@ -33,51 +31,12 @@ use shared::{
     },
 };
 use sqlx::PgConnection;
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::campaigns::{self, Campaign, CampaignPath};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(require(Permission::CampaignsManage, routes!(deploy)))
-}
-
-/// A campaign's deployment.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DeploymentView {
-    id: i64,
-    /// requested, submitted, confirmed or failed.
-    state: String,
-    attempt: i32,
-    /// The queued transaction (see its hash and fees through the operations API).
-    chain_tx_id: Option<i64>,
-    tx_hash: Option<String>,
-    collection_address: Option<String>,
-    /// Why the last attempt failed (the revert reason when there is one).
-    error: Option<String>,
-    updated_at: DateTime<Utc>,
-}
-
-pub(crate) async fn view(conn: &mut PgConnection, brand: i64, campaign: i64) -> sqlx::Result<Option<DeploymentView>> {
-    let row = sqlx::query!(
-        "SELECT d.id, d.state, d.attempt, d.chain_tx_id, d.collection_address, d.error, d.updated_at, t.tx_hash
-         FROM contract_deployments d LEFT JOIN chain_transactions t ON t.id = d.chain_tx_id
-         WHERE d.brand_id = $1 AND d.campaign_id = $2",
-        brand,
-        campaign
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|row| DeploymentView {
-        id: row.id,
-        state: row.state,
-        attempt: row.attempt,
-        chain_tx_id: row.chain_tx_id,
-        tx_hash: row.tx_hash.map(|hash| format!("0x{}", alloy::hex::encode(hash))),
-        collection_address: row.collection_address.as_deref().map(shared::chain::checksummed),
-        error: row.error,
-        updated_at: row.updated_at,
-    }))
 }
 
 /// Deploys the campaign's collection (or retries a failed deployment). Answers 202 while the

@@ -23,6 +23,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use crate::new_order::BrandOrderPath;
+
 /// The most orders one page holds.
 const MAX_LIMIT: i64 = 200;
 
@@ -150,11 +152,6 @@ async fn list_orders(
     orders.truncate(limit as usize);
     let next_cursor = more.then(|| orders.last().map(|o| encode_cursor(o.created_at, o.id))).flatten();
     Ok(Json(OrderPage { orders, next_cursor }))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct BrandOrderPath {
-    order_id: Uuid,
 }
 
 /// One of the brand's orders.

@@ -45,7 +45,10 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::{Payments, orders::OrderPath};
+use crate::{
+    Payments,
+    new_order::{BrandOrderPath, OrderPath},
+};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,7 +115,7 @@ fn order_ref(public_id: Uuid, brand: i64) -> ApiResult<OrderRef> {
 /// `order-{id}-pi` returns the same PaymentIntent (with its client secret) to a retried creation,
 /// and only the first caller announces. On an error nothing is announced; the caller withdraws
 /// a fresh order.
-pub(crate) async fn start(state: &AppState, order: &crate::orders::Created) -> ApiResult<CardPayment> {
+pub(crate) async fn start(state: &AppState, order: &crate::new_order::Created) -> ApiResult<CardPayment> {
     let reference = order_ref(order.public_id, order.brand_id)?;
     let intent = state
         .part::<Payments>()?
@@ -133,7 +136,7 @@ pub(crate) async fn start(state: &AppState, order: &crate::orders::Created) -> A
     .fetch_one(&mut *tx)
     .await?;
     if attached == 1 {
-        crate::orders::announce(&mut tx, order).await?;
+        crate::new_order::announce(&mut tx, order).await?;
     }
     tx.commit().await?;
     Ok(CardPayment {
@@ -656,11 +659,6 @@ impl Subscriber for Cancellations {
             close_payments(&self.resources, conn, &order, None).await
         })
     }
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct BrandOrderPath {
-    order_id: Uuid,
 }
 
 /// The refund.

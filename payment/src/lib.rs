@@ -9,6 +9,7 @@ mod catalog;
 pub mod config;
 mod expiry;
 pub mod fx;
+mod new_order;
 mod orders;
 mod reconcile;
 pub mod stripe;

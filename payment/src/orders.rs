@@ -32,12 +32,13 @@ use shared::{
     },
     money::{Bps, Currency, Money, Rounding},
     orders::{MAX_ORDER_QUANTITY as MAX_QUANTITY, PaymentMethod},
-    workflow::outbox::{self, NewEvent},
 };
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
+
+use crate::new_order::{Created, OrderPath};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -91,11 +92,6 @@ pub(crate) struct Order {
     wallet_payment: Option<crate::wallet::WalletPayment>,
     /// Card orders: the PaymentIntent (its client secret only in the creation answer).
     card_payment: Option<crate::card::CardPayment>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct OrderPath {
-    pub(crate) order_id: Uuid,
 }
 
 /// The order with public id `id`.
@@ -403,63 +399,6 @@ async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Ord
             detail: "this Idempotency-Key was used for a different order".into(),
         }),
     }
-}
-
-/// A new order as its payment starts from it.
-pub(crate) struct Created {
-    pub(crate) id: i64,
-    pub(crate) public_id: Uuid,
-    pub(crate) brand_id: i64,
-    pub(crate) campaign_id: i64,
-    pub(crate) item_id: i64,
-    pub(crate) quantity: i32,
-    pub(crate) method: PaymentMethod,
-    pub(crate) total: Money,
-}
-
-impl Created {
-    /// The pending order `public_id` created before (a retried creation), if it still is one.
-    async fn pending(conn: &mut PgConnection, public_id: Uuid) -> ApiResult<Option<Created>> {
-        let row = sqlx::query!(
-            "SELECT id, brand_id, campaign_id, item_id, quantity, method, total_minor, currency
-             FROM orders WHERE public_id = $1 AND state = 'pending'",
-            public_id
-        )
-        .fetch_optional(conn)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let internal = |e: String| ApiError::Internal(anyhow::anyhow!("order {public_id}: {e}"));
-        let currency: Currency =
-            row.currency.parse().map_err(|e: shared::money::MoneyError| internal(e.to_string()))?;
-        Ok(Some(Created {
-            id: row.id,
-            public_id,
-            brand_id: row.brand_id,
-            campaign_id: row.campaign_id,
-            item_id: row.item_id,
-            quantity: row.quantity,
-            method: row.method.parse().map_err(|e: shared::orders::UnknownMethod| internal(e.to_string()))?,
-            total: Money::new(row.total_minor, currency),
-        }))
-    }
-}
-
-/// Announces a new order (`order.created`, for brand webhooks and alerts) once its payment is
-/// set up, in the transaction that records it: a creation the buyer saw refused announces nothing.
-pub(crate) async fn announce(conn: &mut PgConnection, order: &Created) -> ApiResult<()> {
-    let event = NewEvent {
-        event_type: "order.created".into(),
-        aggregate_type: "order",
-        aggregate_id: order.id,
-        payload: json!({
-            "brand_id": order.brand_id, "campaign_id": order.campaign_id, "order": order.public_id,
-            "item_id": order.item_id, "quantity": order.quantity, "method": order.method,
-            "total_minor": order.total.minor(), "currency": order.total.currency().code(),
-        }),
-        correlation_id: Some(order.public_id.to_string()),
-    };
-    outbox::append(conn, event).await?;
-    Ok(())
 }
 
 /// Creates the order; returns what its payment needs and its view.

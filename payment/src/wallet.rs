@@ -240,7 +240,10 @@ const WATCH_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
 /// Prices a new wallet order in crypto, signs its quote and announces the order, in one
 /// transaction. Without a fresh, agreeing rate the buyer gets a 503 problem (and the caller
 /// withdraws the order).
-pub(crate) async fn quote(state: &shared::AppState, created: &crate::orders::Created) -> shared::http::ApiResult<()> {
+pub(crate) async fn quote(
+    state: &shared::AppState,
+    created: &crate::new_order::Created,
+) -> shared::http::ApiResult<()> {
     let id = created.id;
     use crate::fx::{Asset, FxError};
     use alloy::primitives::U256;
@@ -329,7 +332,7 @@ pub(crate) async fn quote(state: &shared::AppState, created: &crate::orders::Cre
     sqlx::query!("UPDATE orders SET expires_at = $2 WHERE id = $1", id, fx.expires_at + WATCH_GRACE)
         .execute(&mut *tx)
         .await?;
-    crate::orders::announce(&mut tx, created).await?;
+    crate::new_order::announce(&mut tx, created).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -564,7 +564,7 @@ pub fn invalid(var: Variable, reason: String) -> ConfigError {
 fn address(env: &Env, var: Variable) -> Result<Option<alloy::primitives::Address>> {
     match env.string(var)?.trim() {
         "" => Ok(None),
-        text => crate::chain::parse_address(text).map(Some).map_err(|reason| invalid(var, reason)),
+        text => crate::address::parse_address(text).map(Some).map_err(|reason| invalid(var, reason)),
     }
 }
 

@@ -5,6 +5,7 @@
 //! access and the HTTP plumbing that gives every service the same health, metrics, OpenAPI
 //! and error format.
 
+pub mod address;
 pub mod audit;
 pub mod auth;
 pub mod chain;

@@ -406,7 +406,8 @@ pub async fn background(
     let retention = resources.config.observability.error_log_retention;
     let mut runner = DaemonRunner::new(resources.db.clone(), instance)
         .with(errors::ErrorLogCleanup { retention })
-        .with(auth::IdentityCleanup);
+        .with(auth::IdentityCleanup)
+        .with(http::ratelimit::RateLimitCleanup);
     for spec in specs {
         for subscriber in (spec.subscribers)(resources) {
             dispatcher = dispatcher.subscribe_arc(subscriber);

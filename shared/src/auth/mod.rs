@@ -118,8 +118,7 @@ impl crate::daemon::Daemon for IdentityCleanup {
             )
             .execute(&ctx.pool)
             .await?;
-            let windows = crate::http::ratelimit::cleanup(&ctx.pool).await?;
-            Ok(nonces.rows_affected() + resets.rows_affected() + sessions.rows_affected() + windows)
+            Ok(nonces.rows_affected() + resets.rows_affected() + sessions.rows_affected())
         })
     }
 }

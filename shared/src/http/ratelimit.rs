@@ -75,12 +75,30 @@ fn account_key(key: &str) -> String {
     alloy::hex::encode(Sha256::digest(key.trim().to_lowercase().as_bytes()))
 }
 
-/// Deletes windows that ended more than a day ago (called by the identity cleanup daemon).
+/// Deletes windows that ended more than a day ago.
 pub async fn cleanup(db: &PgPool) -> sqlx::Result<u64> {
     Ok(sqlx::query!("DELETE FROM rate_limit_windows WHERE window_start < now() - interval '1 day'")
         .execute(db)
         .await?
         .rows_affected())
+}
+
+/// Hourly [`cleanup`] of old rate-limit windows, run by every process.
+#[derive(Debug)]
+pub struct RateLimitCleanup;
+
+impl crate::daemon::Daemon for RateLimitCleanup {
+    fn name(&self) -> &'static str {
+        "rate-limit-cleanup"
+    }
+
+    fn schedule(&self) -> crate::daemon::Schedule {
+        crate::daemon::Schedule::Cron("0 29 * * * *")
+    }
+
+    fn run<'a>(&'a self, ctx: &'a crate::daemon::RunContext) -> crate::workflow::BoxFuture<'a, anyhow::Result<u64>> {
+        Box::pin(async move { Ok(cleanup(&ctx.pool).await?) })
+    }
 }
 
 /// The per-IP request budget of one process.
