@@ -118,9 +118,7 @@ async fn deploy(
         Some(existing) => {
             let attempt = existing.attempt + 1;
             let cause = format!("retry:{attempt}");
-            apply::<Deployment>(&mut tx, Transition::new(existing.id, DeploymentEvent::Retry, &cause, &actor))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
+            apply::<Deployment>(&mut tx, Transition::new(existing.id, DeploymentEvent::Retry, &cause, &actor)).await?;
             sqlx::query!(
                 "UPDATE contract_deployments SET attempt = $2, error = NULL WHERE id = $1",
                 existing.id,
@@ -156,23 +154,20 @@ async fn deploy(
             minters,
         },
     };
-    let key =
-        IdempotencyKey::new(format!("campaign-deploy:{id}:{attempt}")).map_err(|e| ApiError::Internal(e.into()))?;
+    let key = IdempotencyKey::new(format!("campaign-deploy:{id}:{attempt}"))?;
     let request = TxRequest::call(key, chain_id, relayer, factory, call.abi_encode().into())
         .requested_by(Requester::CampaignDeployment)
         .with_context(json!({ "deployment_id": deployment, "campaign_id": id, "brand_id": brand }));
-    let queued = txqueue::enqueue(&mut tx, &request).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let queued = txqueue::enqueue(&mut tx, &request).await?;
     sqlx::query!("UPDATE contract_deployments SET chain_tx_id = $2 WHERE id = $1", deployment, queued.id.get())
         .execute(&mut *tx)
         .await?;
     let cause = format!("tx:{}", queued.id.get());
-    apply::<Deployment>(&mut tx, Transition::new(deployment, DeploymentEvent::Submit, &cause, &actor))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    apply::<Deployment>(&mut tx, Transition::new(deployment, DeploymentEvent::Submit, &cause, &actor)).await?;
     let cause = format!("deploy:{attempt}");
     let transition = Transition::<CampaignMachine>::new(id, CampaignEvent::Deploy, &cause, &actor)
         .with_payload(json!({ "brand_id": brand, "attempt": attempt }));
-    apply(&mut tx, transition).await.map_err(|e| ApiError::Internal(e.into()))?;
+    apply(&mut tx, transition).await?;
     let campaign = campaigns::load(&mut tx, &state, brand, id).await?;
     let entry = Entry::new("campaign.deploy_requested", format!("campaign:{id}"))
         .after(json!({ "attempt": attempt, "chain_tx_id": queued.id.get(), "chain_id": chain_id }));

@@ -495,7 +495,7 @@ async fn fund_reward(
         let approval = TxRequest::call(key("approve")?, chain_id, relayer, token_address, approve.abi_encode().into())
             .requested_by(txqueue::Requester::RewardFunding)
             .with_context(context.clone());
-        txqueue::enqueue(&mut tx, &approval).await.map_err(|e| ApiError::Internal(e.into()))?;
+        txqueue::enqueue(&mut tx, &approval).await?;
         TxRequest::call(key("fund")?, chain_id, relayer, vault, fund.abi_encode().into()).with_gas_limit(FUND_GAS_LIMIT)
     };
     let request = request.requested_by(txqueue::Requester::RewardFunding).with_context(context);

@@ -200,8 +200,7 @@ async fn checkout_session(
             }),
         };
     }
-    let currency: Currency =
-        row.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
+    let currency: Currency = row.currency.parse()?;
     let reference = order_ref(order_id, row.brand_id)?;
     let base = state.config().mail.app_base_url.as_str().trim_end_matches('/').to_owned();
     let success = format!("{base}/orders/{order_id}?session={{CHECKOUT_SESSION_ID}}");

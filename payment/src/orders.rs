@@ -291,7 +291,7 @@ async fn apply_voucher(
     let discount = match (voucher.percent_bps, voucher.amount_minor) {
         // Rounded down: the discount is never more than the stated percentage.
         (Some(bps), _) => {
-            let bps = Bps::new(u32::try_from(bps).unwrap_or(0)).map_err(|e| ApiError::Internal(e.into()))?;
+            let bps = Bps::new(u32::try_from(bps).unwrap_or(0))?;
             subtotal.share(bps, Rounding::Floor).minor()
         }
         (None, Some(amount)) => amount.min(subtotal.minor()),
@@ -405,8 +405,7 @@ async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Ord
 async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str) -> ApiResult<(Created, Order)> {
     let mut tx = state.db().begin().await?;
     let item = offer(&mut tx, order).await?;
-    let currency: Currency =
-        item.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
+    let currency: Currency = item.currency.parse()?;
     let too_much = || {
         let max = Money::new(order.method.max_total_minor(), currency);
         ApiError::validation("quantity", format!("a {} payment can be at most {max}; order fewer units", order.method))

@@ -278,8 +278,7 @@ pub(crate) async fn quote(
             "wallet payments are not available: the platform has no Checkout contract or quote signer".into(),
         ));
     };
-    let currency: Currency =
-        order.currency.parse().map_err(|e: shared::money::MoneyError| ApiError::Internal(e.into()))?;
+    let currency: Currency = order.currency.parse()?;
     let fx = match state.part::<crate::Payments>()?.fx.quote(Money::new(order.total_minor, currency), asset).await {
         Ok(fx) => fx,
         Err(e) => {

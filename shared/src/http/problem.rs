@@ -187,6 +187,47 @@ impl ConflictCode {
     }
 }
 
+/// A transition the machine's table does not allow is a conflict with the entity's state; a
+/// missing entity is a 404; anything else is the platform's failure.
+impl From<crate::workflow::WorkflowError> for ApiError {
+    fn from(e: crate::workflow::WorkflowError) -> Self {
+        use crate::workflow::WorkflowError as W;
+        match e {
+            W::InvalidTransition { from, event, .. } => ApiError::Conflict {
+                code: ConflictCode::InvalidTransition,
+                detail: format!("`{event}` is not possible while it is {from}"),
+            },
+            W::NotFound { machine, id } => ApiError::NotFound(format!("no {machine} {id}")),
+            W::Database(e) => e.into(),
+            other @ W::UnknownState { .. } => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// A business key reused for another call is the client's conflict; the rest is the platform's.
+impl From<crate::chain::txqueue::TxQueueError> for ApiError {
+    fn from(e: crate::chain::txqueue::TxQueueError) -> Self {
+        use crate::chain::txqueue::TxQueueError as Q;
+        match e {
+            Q::KeyReused(key) => ApiError::Conflict {
+                code: ConflictCode::IdempotencyKeyReused,
+                detail: format!("`{key}` was used for another request"),
+            },
+            Q::Database(e) => e.into(),
+            Q::Workflow(e) => e.into(),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// Money the platform stored that does not read back (an unknown currency, an overflow in its
+/// own arithmetic) is the platform's failure: requests are bounded before money is computed.
+impl From<crate::money::MoneyError> for ApiError {
+    fn from(e: crate::money::MoneyError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
 /// Turns a named constraint's refusal into the client error it means, by constraint name (the
 /// database settles races a check beforehand could not): `.on_constraint("campaigns_slug_key",
 /// || ApiError::validation("slug", "is taken"))`. Any other database error converts as usual.
