@@ -1,8 +1,9 @@
 //! A brand's own orders, for its staff and its servers: a filtered, paginated list (newest first)
 //! and one order by its public id. Another brand's order answers 404, like a missing one.
 //!
-//! Permission `finance-read` (owners, managers, support, admins; API keys that carry it): the
-//! permission the access table gives for orders and revenue. Refunds need `refunds-issue`.
+//! The same access as refunds (permission `refunds-issue`: owners, support, admins, and API keys
+//! that carry it): whoever may refund an order may find it; staff and managers see totals on the
+//! dashboard instead.
 
 use axum::extract::State;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -30,8 +31,8 @@ const MAX_LIMIT: i64 = 200;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(require(Permission::FinanceRead, routes!(list_orders)))
-        .routes(require(Permission::FinanceRead, routes!(get_brand_order)))
+        .routes(require(Permission::RefundsIssue, routes!(list_orders)))
+        .routes(require(Permission::RefundsIssue, routes!(get_brand_order)))
 }
 
 /// Which orders, and which page.

@@ -293,7 +293,12 @@ async fn a_brand_lists_and_reads_its_own_orders_and_no_one_elses() {
     assert_eq!(theirs["orders"], json!([]));
     let (status, _) = app.call(reqwest::Method::GET, &format!("/brands/{brand}/orders"), &stranger_token, None).await;
     assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{status}");
+    // The same access as refunds: staff and managers are refused.
     let (status, _) = app.call(reqwest::Method::GET, &format!("/brands/{brand}/orders"), &staff_token, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (manager, manager_token) = app.account("manager@acme.example", None).await;
+    app.member(brand, manager, BrandRole::Manager, &[]).await;
+    let (status, _) = app.call(reqwest::Method::GET, &format!("/brands/{brand}/orders"), &manager_token, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
