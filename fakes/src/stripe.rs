@@ -508,19 +508,19 @@ async fn confirm_payment_intent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if access == Access::Publishable {
-        let mut form = parse_form(&body);
-        if let Err(refused) = publishable_allowed(&app, &headers, &form, &id) {
-            return answer(Err(refused), "", false);
+    let body = match access {
+        Access::Secret => body,
+        Access::Publishable => {
+            let mut form = parse_form(&body);
+            if let Err(refused) = publishable_allowed(&app, &headers, &form, &id) {
+                return answer(Err(refused), "", false);
+            }
+            // What identified the caller is not part of the confirmation itself.
+            form.remove("key");
+            form.remove("client_secret");
+            Bytes::from(url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form.iter()).finish())
         }
-        // What identified the caller is not part of the confirmation itself.
-        form.remove("key");
-        form.remove("client_secret");
-        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form.iter()).finish();
-        return mutate(&app, &headers, format!("/v1/payment_intents/{id}/confirm"), body.as_bytes(), |state, form| {
-            state.confirm(&id, Some(form))
-        });
-    }
+    };
     mutate(&app, &headers, format!("/v1/payment_intents/{id}/confirm"), &body, |state, form| {
         state.confirm(&id, Some(form))
     })

@@ -469,20 +469,23 @@ async fn close_payments(
     .await?;
     if let Some(session) = order.checkout_session_id.as_deref() {
         let session = session.parse::<CheckoutSessionId>()?;
-        let page = stripe.checkout_session(&session).await?;
+        let mut page = stripe.checkout_session(&session).await?;
         if page.status == Some(stripe::SessionStatus::Open) {
-            match stripe.expire_checkout_session(&reference, &session).await {
-                // Paid or expired meanwhile: its intent, if any, is handled below.
-                Ok(_) | Err(stripe::Error::UnexpectedState { .. } | stripe::Error::InvalidRequest { .. }) => {}
+            page = match stripe.expire_checkout_session(&reference, &session).await {
+                Ok(expired) => expired,
+                // Paid or expired meanwhile: read what it is now.
+                Err(stripe::Error::UnexpectedState { .. } | stripe::Error::InvalidRequest { .. }) => {
+                    stripe.checkout_session(&session).await?
+                }
                 Err(e) => return Err(e.into()),
-            }
+            };
         }
-        let page = stripe.checkout_session(&session).await?;
-        if let Some(intent) = page.payment_intent {
+        if let Some(intent) = page.payment_intent
+            && !intents.iter().any(|known| known == intent.as_str())
+        {
             intents.push(intent.as_str().to_owned());
         }
     }
-    intents.dedup();
     for intent in intents.iter().filter(|i| keep.is_none_or(|keep| keep.as_str() != i.as_str())) {
         let intent: PaymentIntentId = intent.parse()?;
         let current = stripe.payment_intent(&intent).await?;
