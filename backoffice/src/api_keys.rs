@@ -52,7 +52,7 @@ struct KeyPath {
 /// Creates an API key.
 #[utoipa::path(post, path = "/brands/{brand_id}/api-keys", tag = "api-keys", request_body = NewKey,
     params(("brand_id" = i64, Path)),
-    responses((status = 201, body = CreatedKey), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = CreatedKey), (status = 422, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn create_key(
     State(state): State<AppState>,
@@ -90,7 +90,7 @@ async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<J
 /// Revokes an API key; it stops working at once.
 #[utoipa::path(delete, path = "/brands/{brand_id}/api-keys/{key_id}", tag = "api-keys",
     params(("brand_id" = i64, Path), ("key_id" = i64, Path)),
-    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(path): Path<KeyPath>) -> ApiResult<StatusCode> {
     let brand = caller.brand()?.id;

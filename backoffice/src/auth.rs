@@ -112,9 +112,9 @@ pub(crate) struct PasswordResetConfirm {
 #[utoipa::path(post, path = "/auth/sign-in", tag = "auth", request_body = SignInRequest, responses(
     (status = 200, description = "Signed in", body = TokenResponse),
     (status = 401, description = "Unknown email, wrong password or disabled account (indistinguishable)",
-        body = Problem, content_type = "application/problem+json"),
+        body = Problem),
     (status = 429, description = "Too many attempts from this IP or for this account; see Retry-After",
-        body = Problem, content_type = "application/problem+json"),
+        body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn sign_in(
@@ -132,9 +132,8 @@ async fn sign_in(
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, description = "A new pair", body = TokenResponse),
     (status = 401, description = "Unknown, expired, revoked or reused refresh token",
-        body = Problem, content_type = "application/problem+json"),
-    (status = 429, description = "Too many attempts; see Retry-After", body = Problem,
-        content_type = "application/problem+json"),
+        body = Problem),
+    (status = 429, description = "Too many attempts; see Retry-After", body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn refresh(
@@ -163,7 +162,7 @@ async fn logout(State(state): State<AppState>, Json(body): Json<RefreshRequest>)
 /// The account the access token belongs to, with its brands.
 #[utoipa::path(get, path = "/auth/me", tag = "auth", responses(
     (status = 200, description = "The signed-in account", body = Me),
-    (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid access token", body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
@@ -192,7 +191,7 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Me>
 /// The account's live sessions (sign-ins), newest first.
 #[utoipa::path(get, path = "/auth/sessions", tag = "auth", responses(
     (status = 200, description = "Live sessions", body = Vec<SessionInfo>),
-    (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid access token", body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<SessionInfo>>> {
@@ -206,8 +205,7 @@ async fn sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     params(("session_id" = Uuid, Path, description = "A session id from GET /auth/sessions")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "No such live session of this account", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 404, description = "No such live session of this account", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn revoke_session(
@@ -234,8 +232,7 @@ async fn revoke_session(
 /// is the same either way.
 #[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = PasswordResetRequest, responses(
     (status = 202, description = "If the email has an account, a reset link is on its way"),
-    (status = 429, description = "Too many attempts; see Retry-After", body = Problem,
-        content_type = "application/problem+json"),
+    (status = 429, description = "Too many attempts; see Retry-After", body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn request_password_reset(
@@ -252,12 +249,9 @@ async fn request_password_reset(
 #[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirm,
     responses(
         (status = 204, description = "Password changed; every session was signed out"),
-        (status = 409, description = "The token is unknown, used or expired", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 422, description = "The new password is unacceptable", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts; see Retry-After", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 409, description = "The token is unknown, used or expired", body = Problem),
+        (status = 422, description = "The new password is unacceptable", body = Problem),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn confirm_password_reset(

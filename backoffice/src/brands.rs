@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
     audit::{self, Entry},
-    auth::{BrandRole, Caller, Permission, require},
+    auth::{BrandId, BrandRole, Caller, Permission, require},
     http::{ApiError, ApiResult, FieldError, Problem, extract::Json},
 };
 use utoipa::ToSchema;
@@ -31,7 +31,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 /// A brand.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Brand {
-    id: i64,
+    id: BrandId,
     name: String,
     description: String,
     website: Option<String>,
@@ -54,7 +54,7 @@ pub(crate) struct BrandChanges {
 
 /// A brand row as stored.
 struct BrandRow {
-    id: i64,
+    id: BrandId,
     name: String,
     description: String,
     website: Option<String>,
@@ -75,11 +75,11 @@ impl From<BrandRow> for Brand {
     }
 }
 
-async fn load(conn: &mut sqlx::PgConnection, id: i64) -> ApiResult<Brand> {
+async fn load(conn: &mut sqlx::PgConnection, id: BrandId) -> ApiResult<Brand> {
     let row = sqlx::query_as!(
         BrandRow,
-        "SELECT id, name, description, website, treasury_address, created_at FROM brands WHERE id = $1",
-        id
+        r#"SELECT id AS "id: BrandId", name, description, website, treasury_address, created_at FROM brands WHERE id = $1"#,
+        id.get()
     )
     .fetch_one(conn)
     .await?;
@@ -122,7 +122,7 @@ pub(crate) fn check_name(field: &'static str, name: &str, max: usize) -> ApiResu
 /// Creates a brand and mails its first owner an invitation.
 #[utoipa::path(post, path = "/brands", tag = "brands", request_body = NewBrand, responses(
     (status = 201, description = "Created; the owner is invited", body = Brand),
-    (status = 422, description = "Invalid name or email", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid name or email", body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn create_brand(
@@ -132,8 +132,9 @@ async fn create_brand(
 ) -> ApiResult<(StatusCode, Json<Brand>)> {
     let name = check_name("name", &body.name, 200)?;
     let mut tx = state.db().begin().await?;
-    let id =
-        sqlx::query_scalar!("INSERT INTO brands (name) VALUES ($1) RETURNING id", name).fetch_one(&mut *tx).await?;
+    let id = sqlx::query_scalar!(r#"INSERT INTO brands (name) VALUES ($1) RETURNING id AS "id: BrandId""#, name)
+        .fetch_one(&mut *tx)
+        .await?;
     let brand = load(&mut tx, id).await?;
     let entry = Entry::new("brand.created", format!("brand:{}", brand.id)).after(&name);
     audit::record_as(&mut tx, &caller.principal.actor(), Some(brand.id), &caller.meta, entry).await?;
@@ -150,7 +151,7 @@ async fn create_brand(
 async fn list_brands(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<Brand>>> {
     let brands = sqlx::query_as!(
         BrandRow,
-        "SELECT id, name, description, website, treasury_address, created_at FROM brands ORDER BY id"
+        r#"SELECT id AS "id: BrandId", name, description, website, treasury_address, created_at FROM brands ORDER BY id"#
     )
     .fetch_all(state.db())
     .await?;
@@ -160,7 +161,7 @@ async fn list_brands(State(state): State<AppState>, _caller: Caller) -> ApiResul
 /// One brand.
 #[utoipa::path(get, path = "/brands/{brand_id}", tag = "brands",
     params(("brand_id" = i64, Path)),
-    responses((status = 200, body = Brand), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Brand), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn get_brand(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Brand>> {
     let mut conn = state.db().acquire().await?;
@@ -170,7 +171,7 @@ async fn get_brand(State(state): State<AppState>, caller: Caller) -> ApiResult<J
 /// Changes the brand's profile and treasury address.
 #[utoipa::path(patch, path = "/brands/{brand_id}", tag = "brands", request_body = BrandChanges,
     params(("brand_id" = i64, Path)),
-    responses((status = 200, body = Brand), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Brand), (status = 422, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn update_brand(
     State(state): State<AppState>,
@@ -196,13 +197,13 @@ async fn update_brand(
     });
     errors.finish()?;
     let mut tx = state.db().begin().await?;
-    sqlx::query!("SELECT id FROM brands WHERE id = $1 FOR UPDATE", brand).fetch_one(&mut *tx).await?;
+    sqlx::query!("SELECT id FROM brands WHERE id = $1 FOR UPDATE", brand.get()).fetch_one(&mut *tx).await?;
     let before = load(&mut tx, brand).await?;
     sqlx::query!(
         "UPDATE brands SET name = COALESCE($2, name), description = COALESCE($3, description),
              website = COALESCE($4, website), treasury_address = COALESCE($5, treasury_address), updated_at = now()
          WHERE id = $1",
-        brand,
+        brand.get(),
         name,
         body.description.as_deref().map(str::trim),
         website,
@@ -224,7 +225,7 @@ async fn update_brand(
 /// Adds a store to the brand.
 #[utoipa::path(post, path = "/brands/{brand_id}/stores", tag = "brands", request_body = NewStore,
     params(("brand_id" = i64, Path)),
-    responses((status = 201, body = Store), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = Store), (status = 422, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn create_store(
     State(state): State<AppState>,
@@ -237,7 +238,7 @@ async fn create_store(
     let store = sqlx::query_as!(
         Store,
         "INSERT INTO stores (brand_id, name) VALUES ($1, $2) RETURNING id, brand_id, name, created_at",
-        brand,
+        brand.get(),
         name
     )
     .fetch_one(&mut *tx)
@@ -256,7 +257,7 @@ async fn list_stores(State(state): State<AppState>, caller: Caller) -> ApiResult
     let stores = sqlx::query_as!(
         Store,
         "SELECT id, brand_id, name, created_at FROM stores WHERE brand_id = $1 ORDER BY id",
-        brand
+        brand.get()
     )
     .fetch_all(state.db())
     .await?;

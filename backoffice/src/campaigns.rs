@@ -415,7 +415,7 @@ fn slug_taken() -> ApiError {
     params(("brand_id" = i64, Path)),
     responses(
         (status = 201, body = Campaign),
-        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn create_campaign(
@@ -448,7 +448,7 @@ async fn create_campaign(
     let id = sqlx::query_scalar!(
         "INSERT INTO campaigns (brand_id, name, slug, symbol, description, royalty_bps, royalty_receiver)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        brand,
+        brand.get(),
         name,
         slug,
         symbol,
@@ -460,9 +460,9 @@ async fn create_campaign(
     .await
     .on_constraint("campaigns_slug_key", slug_taken)?;
     for item in &items {
-        insert_item(&mut tx, brand, id, item).await?;
+        insert_item(&mut tx, brand.get(), id, item).await?;
     }
-    let campaign = load(&mut tx, &state, brand, id).await?;
+    let campaign = load(&mut tx, &state, brand.get(), id).await?;
     audit::record(&mut tx, &caller, Entry::new("campaign.created", format!("campaign:{id}")).after(&campaign)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(campaign)))
@@ -475,12 +475,12 @@ async fn create_campaign(
 async fn list_campaigns(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Campaign>>> {
     let brand = caller.brand()?.id;
     let mut conn = state.db().acquire().await?;
-    let ids = sqlx::query_scalar!("SELECT id FROM campaigns WHERE brand_id = $1 ORDER BY id DESC", brand)
+    let ids = sqlx::query_scalar!("SELECT id FROM campaigns WHERE brand_id = $1 ORDER BY id DESC", brand.get())
         .fetch_all(&mut *conn)
         .await?;
     let mut campaigns = Vec::with_capacity(ids.len());
     for id in ids {
-        campaigns.push(load(&mut conn, &state, brand, id).await?);
+        campaigns.push(load(&mut conn, &state, brand.get(), id).await?);
     }
     Ok(Json(campaigns))
 }
@@ -488,7 +488,7 @@ async fn list_campaigns(State(state): State<AppState>, caller: Caller) -> ApiRes
 /// One campaign, with its items and deployment.
 #[utoipa::path(get, path = "/brands/{brand_id}/campaigns/{campaign_id}", tag = "campaigns",
     params(("brand_id" = i64, Path), ("campaign_id" = i64, Path)),
-    responses((status = 200, body = Campaign), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Campaign), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn get_campaign(
     State(state): State<AppState>,
@@ -496,7 +496,7 @@ async fn get_campaign(
     Path(CampaignPath { campaign_id: id }): Path<CampaignPath>,
 ) -> ApiResult<Json<Campaign>> {
     let mut conn = state.db().acquire().await?;
-    Ok(Json(load(&mut conn, &state, caller.brand()?.id, id).await?))
+    Ok(Json(load(&mut conn, &state, caller.brand()?.id.get(), id).await?))
 }
 
 /// Locks the campaign row and returns its state (404 if not the brand's).
@@ -526,8 +526,8 @@ fn locked_after_deployment(field: &str) -> ApiError {
     request_body = CampaignChanges, params(("brand_id" = i64, Path), ("campaign_id" = i64, Path)),
     responses(
         (status = 200, body = Campaign),
-        (status = 409, description = "An on-chain field after deployment", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An on-chain field after deployment", body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn update_campaign(
@@ -548,7 +548,7 @@ async fn update_campaign(
     errors.finish()?;
 
     let mut tx = state.db().begin().await?;
-    let current = lock(&mut tx, brand, id).await?;
+    let current = lock(&mut tx, brand.get(), id).await?;
     if !before_deployment(current) {
         for (field, given) in [
             ("name", name.is_some()),
@@ -561,13 +561,13 @@ async fn update_campaign(
             }
         }
     }
-    let before = load(&mut tx, &state, brand, id).await?;
+    let before = load(&mut tx, &state, brand.get(), id).await?;
     sqlx::query!(
         "UPDATE campaigns SET name = COALESCE($3, name), symbol = COALESCE($4, symbol),
              description = COALESCE($5, description), royalty_bps = COALESCE($6, royalty_bps),
              royalty_receiver = COALESCE($7, royalty_receiver), updated_at = now()
          WHERE brand_id = $1 AND id = $2",
-        brand,
+        brand.get(),
         id,
         name,
         symbol,
@@ -577,7 +577,7 @@ async fn update_campaign(
     )
     .execute(&mut *tx)
     .await?;
-    let after = load(&mut tx, &state, brand, id).await?;
+    let after = load(&mut tx, &state, brand.get(), id).await?;
     let entry = Entry::new("campaign.updated", format!("campaign:{id}")).before(&before).after(&after);
     audit::record(&mut tx, &caller, entry).await?;
     tx.commit().await?;
@@ -589,8 +589,8 @@ async fn update_campaign(
     request_body = NewItem, params(("brand_id" = i64, Path), ("campaign_id" = i64, Path)),
     responses(
         (status = 201, body = Campaign),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn add_item(
@@ -604,11 +604,11 @@ async fn add_item(
     let item = check_item(&mut errors, "", body);
     errors.finish()?;
     let mut tx = state.db().begin().await?;
-    if !before_deployment(lock(&mut tx, brand, id).await?) {
+    if !before_deployment(lock(&mut tx, brand.get(), id).await?) {
         return Err(locked_after_deployment("items"));
     }
-    let item_id = insert_item(&mut tx, brand, id, &item).await?;
-    let campaign = load(&mut tx, &state, brand, id).await?;
+    let item_id = insert_item(&mut tx, brand.get(), id, &item).await?;
+    let campaign = load(&mut tx, &state, brand.get(), id).await?;
     let added = campaign.items.iter().find(|i| i.id == item_id);
     audit::record(&mut tx, &caller, Entry::new("campaign.item_added", format!("campaign:{id}")).after(added)).await?;
     tx.commit().await?;
@@ -620,8 +620,8 @@ async fn add_item(
     request_body = StateChange, params(("brand_id" = i64, Path), ("campaign_id" = i64, Path)),
     responses(
         (status = 200, body = Campaign),
-        (status = 409, description = "Not allowed from the current state", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed from the current state", body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn change_state(
@@ -641,7 +641,7 @@ async fn change_state(
         }
     };
     let mut tx = state.db().begin().await?;
-    let from = lock(&mut tx, brand, id).await?;
+    let from = lock(&mut tx, brand.get(), id).await?;
     let cause = format!("{}:{}", body.action, uuid::Uuid::new_v4());
     let actor = caller.principal.actor();
     let transition = Transition::<CampaignMachine>::new(id, event, &cause, &actor)
@@ -653,7 +653,7 @@ async fn change_state(
         },
         other => ApiError::Internal(other.into()),
     })?;
-    let campaign = load(&mut tx, &state, brand, id).await?;
+    let campaign = load(&mut tx, &state, brand.get(), id).await?;
     let entry = Entry::new("campaign.state_changed", format!("campaign:{id}"))
         .before(<&str>::from(from))
         .after(&campaign.state);
@@ -669,8 +669,8 @@ async fn change_state(
     request_body(content = Vec<u8>, content_type = "image/png"),
     responses(
         (status = 200, body = Campaign),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not an image", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem),
+        (status = 422, description = "Not an image", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn upload_artwork(
@@ -690,12 +690,12 @@ async fn upload_artwork(
     {
         // The campaign must exist (and be the brand's) before anything is stored.
         let mut conn = state.db().acquire().await?;
-        load(&mut conn, &state, brand, id).await?;
+        load(&mut conn, &state, brand.get(), id).await?;
     }
     let key = format!("campaigns/{id}/artwork-{sha256}");
     state.storage().put(&key, body).await.map_err(|e| ApiError::Internal(e.into()))?;
     let mut tx = state.db().begin().await?;
-    lock(&mut tx, brand, id).await?;
+    lock(&mut tx, brand.get(), id).await?;
     let previous =
         sqlx::query_scalar!("SELECT artwork_sha256 FROM campaigns WHERE id = $1", id).fetch_one(&mut *tx).await?;
     sqlx::query!(
@@ -708,7 +708,7 @@ async fn upload_artwork(
     )
     .execute(&mut *tx)
     .await?;
-    let campaign = load(&mut tx, &state, brand, id).await?;
+    let campaign = load(&mut tx, &state, brand.get(), id).await?;
     let entry = Entry::new("campaign.artwork_uploaded", format!("campaign:{id}"))
         .before(previous)
         .after(serde_json::json!({ "sha256": sha256, "content_type": content_type }));

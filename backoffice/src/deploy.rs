@@ -47,8 +47,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 202, description = "Deployment requested", body = Campaign),
         (status = 200, description = "Already deploying or deployed; nothing new was sent", body = Campaign),
-        (status = 409, description = "Archived, or the platform has no factory or signer", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not ready: what is missing, by field", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Archived, or the platform has no factory or signer", body = Problem),
+        (status = 422, description = "Not ready: what is missing, by field", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn deploy(
@@ -58,7 +58,7 @@ async fn deploy(
 ) -> ApiResult<(StatusCode, Json<Campaign>)> {
     let brand = caller.brand()?.id;
     let mut tx = state.db().begin().await?;
-    let current = campaigns::lock(&mut tx, brand, id).await?;
+    let current = campaigns::lock(&mut tx, brand.get(), id).await?;
     let contracts = &state.config().chain.contracts;
     let unavailable = |detail: &str| ApiError::Conflict {
         code: shared::http::ConflictCode::DeploymentUnavailable,
@@ -83,7 +83,7 @@ async fn deploy(
                 detail: "the campaign is archived".into(),
             });
         }
-        let campaign = campaigns::load(&mut tx, &state, brand, id).await?;
+        let campaign = campaigns::load(&mut tx, &state, brand.get(), id).await?;
         return Ok((StatusCode::OK, Json(campaign)));
     }
     let row = sqlx::query!(
@@ -131,7 +131,7 @@ async fn deploy(
         None => {
             let id = sqlx::query_scalar!(
                 "INSERT INTO contract_deployments (brand_id, campaign_id) VALUES ($1, $2) RETURNING id",
-                brand,
+                brand.get(),
                 id
             )
             .fetch_one(&mut *tx)
@@ -168,7 +168,7 @@ async fn deploy(
     let transition = Transition::<CampaignMachine>::new(id, CampaignEvent::Deploy, &cause, &actor)
         .with_payload(json!({ "brand_id": brand, "attempt": attempt }));
     apply(&mut tx, transition).await?;
-    let campaign = campaigns::load(&mut tx, &state, brand, id).await?;
+    let campaign = campaigns::load(&mut tx, &state, brand.get(), id).await?;
     let entry = Entry::new("campaign.deploy_requested", format!("campaign:{id}"))
         .after(json!({ "attempt": attempt, "chain_tx_id": queued.id.get(), "chain_id": chain_id }));
     audit::record(&mut tx, &caller, entry).await?;

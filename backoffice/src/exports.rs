@@ -76,8 +76,8 @@ pub(crate) const REDEMPTION_COLUMNS: &[&str] =
     params(("brand_id" = i64, Path), ("kind" = String, Path, description = "orders, sales or redemptions"), ExportQuery),
     responses(
         (status = 200, description = "The file", content_type = "text/csv"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn export(
@@ -99,7 +99,7 @@ async fn export(
         _ => return Err(ApiError::NotFound(format!("no export `{kind}` (orders, sales or redemptions)"))),
     };
     let (sender, rows) = mpsc::channel(256);
-    tokio::spawn(produce(state.db().clone(), kind.clone(), brand, query.campaign_id, sender));
+    tokio::spawn(produce(state.db().clone(), kind.clone(), brand.get(), query.campaign_id, sender));
     let name = match query.campaign_id {
         Some(campaign) => format!("brand-{brand}-campaign-{campaign}-{kind}"),
         None => format!("brand-{brand}-{kind}"),

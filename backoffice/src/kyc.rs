@@ -90,7 +90,7 @@ impl QueueParams {
 /// The review queue: submitted KYC cases, pending first, oldest first.
 #[utoipa::path(get, path = "/kyc/submissions", tag = "kyc", params(QueueParams), responses(
     (status = 200, body = QueuePage),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn queue(
@@ -119,7 +119,7 @@ pub(crate) struct DocumentPath {
 /// One submission with its details and document list. Audited (`kyc.viewed`).
 #[utoipa::path(get, path = "/kyc/submissions/{kyc_id}", tag = "kyc", params(("kyc_id" = i64, Path)), responses(
     (status = 200, body = Submission),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem),
 ))]
 #[tracing::instrument(skip_all, fields(kyc.id = path.kyc_id))]
 async fn detail(
@@ -141,7 +141,7 @@ async fn detail(
     responses(
         (status = 200, description = "The image", content(
             (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "application/pdf"))),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
 ))]
 #[tracing::instrument(skip_all, fields(kyc.id = path.kyc_id, document.id = path.document_id))]
 async fn document(
@@ -185,9 +185,8 @@ fn cause(caller: &Caller) -> String {
 #[utoipa::path(post, path = "/kyc/submissions/{kyc_id}/claim", tag = "kyc", params(("kyc_id" = i64, Path)),
     responses(
         (status = 200, body = Submission),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Claimed by someone else, or already decided", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 409, description = "Claimed by someone else, or already decided", body = Problem),
 ))]
 #[tracing::instrument(skip_all, fields(kyc.id = path.kyc_id))]
 async fn claim(
@@ -228,9 +227,8 @@ pub(crate) struct DecisionBody {
     request_body = DecisionBody,
     responses(
         (status = 200, body = Submission),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already decided, or claimed by someone else", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 409, description = "Already decided, or claimed by someone else", body = Problem),
 ))]
 #[tracing::instrument(skip_all, fields(kyc.id = path.kyc_id))]
 async fn approve(
@@ -248,10 +246,9 @@ async fn approve(
     request_body = DecisionBody,
     responses(
         (status = 200, body = Submission),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already decided, or claimed by someone else", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 422, description = "No reason given", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 409, description = "Already decided, or claimed by someone else", body = Problem),
+        (status = 422, description = "No reason given", body = Problem),
 ))]
 #[tracing::instrument(skip_all, fields(kyc.id = path.kyc_id))]
 async fn reject(

@@ -135,7 +135,7 @@ async fn check_stores(conn: &mut PgConnection, brand: BrandId, role: BrandRole, 
     }
     let known = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM stores WHERE brand_id = $1 AND id = ANY($2)"#,
-        brand,
+        brand.get(),
         stores
     )
     .fetch_one(conn)
@@ -164,7 +164,7 @@ pub(crate) async fn invite(
         "INSERT INTO brand_invites (brand_id, email, role, store_ids, token_hash, invited_by, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::bigint))
          RETURNING id",
-        brand,
+        brand.get(),
         email.as_str(),
         request.role.as_str(),
         &request.store_ids,
@@ -177,7 +177,7 @@ pub(crate) async fn invite(
     let after = serde_json::json!({ "role": request.role, "store_ids": request.store_ids });
     let entry = Entry::new("member.invited", format!("invite:{id}")).after(after);
     audit::record_as(conn, &caller.principal.actor(), Some(brand), &caller.meta, entry).await?;
-    let brand_name = sqlx::query_scalar!("SELECT name FROM brands WHERE id = $1", brand).fetch_one(conn).await?;
+    let brand_name = sqlx::query_scalar!("SELECT name FROM brands WHERE id = $1", brand.get()).fetch_one(conn).await?;
     let link = state.mailer().link("/invites/accept", &[("token", &token)]);
     Ok((
         id,
@@ -213,7 +213,7 @@ async fn members(conn: &mut PgConnection, brand: BrandId, account: Option<i64>) 
            FROM brand_members m JOIN accounts a ON a.id = m.account_id
            WHERE m.brand_id = $1 AND ($2::bigint IS NULL OR m.account_id = $2)
            ORDER BY m.created_at"#,
-        brand,
+        brand.get(),
         account
     )
     .fetch_all(conn)
@@ -226,7 +226,7 @@ async fn invites(conn: &mut PgConnection, brand: BrandId, invite: Option<i64>) -
         Invite,
         "SELECT id, email, role, store_ids, created_at, expires_at, accepted_at, revoked_at
          FROM brand_invites WHERE brand_id = $1 AND ($2::bigint IS NULL OR id = $2) ORDER BY id DESC",
-        brand,
+        brand.get(),
         invite
     )
     .fetch_all(conn)
@@ -236,7 +236,7 @@ async fn invites(conn: &mut PgConnection, brand: BrandId, invite: Option<i64>) -
 /// Invites someone by email; they get a link to accept.
 #[utoipa::path(post, path = "/brands/{brand_id}/invites", tag = "members", request_body = InviteRequest,
     params(("brand_id" = i64, Path)),
-    responses((status = 201, body = Invite), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = Invite), (status = 422, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn create_invite(
     State(state): State<AppState>,
@@ -265,7 +265,7 @@ async fn list_invites(State(state): State<AppState>, caller: Caller) -> ApiResul
 /// Withdraws an invitation that has not been accepted.
 #[utoipa::path(delete, path = "/brands/{brand_id}/invites/{invite_id}", tag = "members",
     params(("brand_id" = i64, Path), ("invite_id" = i64, Path)),
-    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn revoke_invite(
     State(state): State<AppState>,
@@ -277,7 +277,7 @@ async fn revoke_invite(
     let revoked = sqlx::query_scalar!(
         "UPDATE brand_invites SET revoked_at = now()
          WHERE brand_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id",
-        brand,
+        brand.get(),
         path.invite_id
     )
     .fetch_optional(&mut *tx)
@@ -292,13 +292,10 @@ async fn revoke_invite(
 /// or creating that account with the given password.
 #[utoipa::path(post, path = "/invites/accept", tag = "members", request_body = AcceptInvite, responses(
     (status = 200, description = "Now a member", body = Accepted),
-    (status = 401, description = "Wrong password for the existing account", body = Problem,
-        content_type = "application/problem+json"),
-    (status = 404, description = "Unknown, used, revoked or expired invitation", body = Problem,
-        content_type = "application/problem+json"),
-    (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
-    (status = 429, description = "Too many attempts; see Retry-After", body = Problem,
-        content_type = "application/problem+json"),
+    (status = 401, description = "Wrong password for the existing account", body = Problem),
+    (status = 404, description = "Unknown, used, revoked or expired invitation", body = Problem),
+    (status = 409, description = "Already a member", body = Problem),
+    (status = 429, description = "Too many attempts; see Retry-After", body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn accept_invite(
@@ -356,7 +353,7 @@ async fn accept_invite(
         .await?;
     let after = serde_json::json!({ "role": invite.role, "store_ids": invite.store_ids, "invite": invite.id });
     let entry = Entry::new("member.joined", format!("account:{account}")).after(after);
-    audit::record_as(&mut tx, &format!("account:{account}"), Some(invite.brand_id), &meta, entry).await?;
+    audit::record_as(&mut tx, &format!("account:{account}"), Some(BrandId::new(invite.brand_id)), &meta, entry).await?;
     tx.commit().await?;
     Ok(Json(Accepted { brand_id: invite.brand_id, account_id: account, role: invite.role }))
 }
@@ -370,7 +367,7 @@ async fn lock_member(
 ) -> ApiResult<(String, Vec<i64>)> {
     let owners = sqlx::query_scalar!(
         "SELECT account_id FROM brand_members WHERE brand_id = $1 AND role = 'owner' FOR UPDATE",
-        brand
+        brand.get()
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -379,7 +376,7 @@ async fn lock_member(
                               WHERE s.brand_id = m.brand_id AND s.account_id = m.account_id ORDER BY store_id)
                         AS "store_ids!"
            FROM brand_members m WHERE brand_id = $1 AND account_id = $2 FOR UPDATE"#,
-        brand,
+        brand.get(),
         account
     )
     .fetch_optional(&mut *conn)
@@ -400,9 +397,8 @@ async fn lock_member(
     params(("brand_id" = i64, Path), ("account_id" = i64, Path)),
     responses(
         (status = 200, body = Member),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It would leave the brand without an owner", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 409, description = "It would leave the brand without an owner", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn change_member(
@@ -417,19 +413,19 @@ async fn change_member(
     check_stores(&mut tx, brand, body.role, &body.store_ids).await?;
     sqlx::query!(
         "UPDATE brand_members SET role = $3 WHERE brand_id = $1 AND account_id = $2",
-        brand,
+        brand.get(),
         path.account_id,
         body.role.as_str()
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!("DELETE FROM member_stores WHERE brand_id = $1 AND account_id = $2", brand, path.account_id)
+    sqlx::query!("DELETE FROM member_stores WHERE brand_id = $1 AND account_id = $2", brand.get(), path.account_id)
         .execute(&mut *tx)
         .await?;
     sqlx::query!(
         "INSERT INTO member_stores (brand_id, account_id, store_id) SELECT $1, $2, unnest($3::bigint[])
          ON CONFLICT DO NOTHING",
-        brand,
+        brand.get(),
         path.account_id,
         &body.store_ids
     )
@@ -452,9 +448,8 @@ async fn change_member(
     params(("brand_id" = i64, Path), ("account_id" = i64, Path)),
     responses(
         (status = 204),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It is the brand's last owner", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 409, description = "It is the brand's last owner", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn remove_member(
@@ -465,7 +460,7 @@ async fn remove_member(
     let brand = caller.brand()?.id;
     let mut tx = state.db().begin().await?;
     let (role, stores) = lock_member(&mut tx, brand, path.account_id, None).await?;
-    sqlx::query!("DELETE FROM brand_members WHERE brand_id = $1 AND account_id = $2", brand, path.account_id)
+    sqlx::query!("DELETE FROM brand_members WHERE brand_id = $1 AND account_id = $2", brand.get(), path.account_id)
         .execute(&mut *tx)
         .await?;
     let entry = Entry::new("member.removed", format!("account:{}", path.account_id))

@@ -61,7 +61,7 @@ fn not_found(what: String) -> Response {
     params(("campaign_id" = i64, Path), ("token_id" = String, Path, description = "Decimal token id")),
     responses(
         (status = 200, body = TokenMetadata, headers(("Cache-Control" = String))),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
     ))]
 #[tracing::instrument(skip_all, fields(campaign, token))]
 async fn token_metadata(
@@ -115,7 +115,7 @@ async fn token_metadata(
     responses(
         (status = 200, description = "The image", content_type = "image/*"),
         (status = 304, description = "Not modified"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
     ))]
 #[tracing::instrument(skip_all, fields(campaign))]
 async fn campaign_image(
@@ -130,9 +130,9 @@ async fn campaign_image(
     )
     .fetch_optional(state.db())
     .await?;
-    let Some((brand, Some(key), Some(content_type), Some(sha256), deployed)) =
-        row.map(|r| (r.brand_id, r.artwork_key, r.artwork_content_type, r.artwork_sha256, r.deployed))
-    else {
+    let Some((brand, Some(key), Some(content_type), Some(sha256), deployed)) = row.map(|r| {
+        (shared::ids::BrandId::new(r.brand_id), r.artwork_key, r.artwork_content_type, r.artwork_sha256, r.deployed)
+    }) else {
         return Ok(not_found(format!("campaign {campaign} has no artwork")));
     };
     // Until the collection is deployed the artwork is the brand's unreleased work: only its own

@@ -241,8 +241,8 @@ async fn vault_balance(state: &AppState, campaign: i64, token: &str) -> Option<S
     request_body = NewReward, params(("brand_id" = i64, Path), ("campaign_id" = i64, Path)),
     responses(
         (status = 201, body = Reward),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn create_reward(
@@ -292,7 +292,7 @@ async fn create_reward(
     }
     errors.finish()?;
     let mut tx = state.db().begin().await?;
-    let campaign_state = campaigns::lock(&mut tx, brand, campaign_id).await?;
+    let campaign_state = campaigns::lock(&mut tx, brand.get(), campaign_id).await?;
     if body.kind != "perk" && !before_deployment(campaign_state) {
         return Err(ApiError::Conflict {
             code: shared::http::ConflictCode::CampaignDeployed,
@@ -303,7 +303,7 @@ async fn create_reward(
         "INSERT INTO campaign_rewards (brand_id, campaign_id, kind, name, description, token, amount_per_redemption,
              redemptions_per_nft, share_bps)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        brand,
+        brand.get(),
         campaign_id,
         body.kind,
         name,
@@ -318,7 +318,7 @@ async fn create_reward(
     .on_constraint("campaign_rewards_one_share_idx", || {
         ApiError::validation("kind", "the campaign already has a royalty-share rule")
     })?;
-    let reward = load(&mut tx, &state, brand, campaign_id, id).await?;
+    let reward = load(&mut tx, &state, brand.get(), campaign_id, id).await?;
     audit::record(&mut tx, &caller, Entry::new("reward.created", format!("reward:{id}")).after(&reward)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(reward)))
@@ -337,20 +337,20 @@ async fn list_rewards(
     let brand = caller.brand()?.id;
     let mut conn = state.db().acquire().await?;
     // Another brand's campaign, or none: 404 like every other route, not an empty list.
-    sqlx::query_scalar!("SELECT id FROM campaigns WHERE brand_id = $1 AND id = $2", brand, campaign_id)
+    sqlx::query_scalar!("SELECT id FROM campaigns WHERE brand_id = $1 AND id = $2", brand.get(), campaign_id)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no campaign {campaign_id}")))?;
     let ids = sqlx::query_scalar!(
         "SELECT id FROM campaign_rewards WHERE brand_id = $1 AND campaign_id = $2 ORDER BY id",
-        brand,
+        brand.get(),
         campaign_id
     )
     .fetch_all(&mut *conn)
     .await?;
     let mut rewards = Vec::with_capacity(ids.len());
     for id in ids {
-        rewards.push(load(&mut conn, &state, brand, campaign_id, id).await?);
+        rewards.push(load(&mut conn, &state, brand.get(), campaign_id, id).await?);
     }
     Ok(Json(rewards))
 }
@@ -361,8 +361,8 @@ async fn list_rewards(
     params(("brand_id" = i64, Path), ("campaign_id" = i64, Path), ("reward_id" = i64, Path)),
     responses(
         (status = 200, body = Reward),
-        (status = 409, description = "Money may have accrued", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Money may have accrued", body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn update_reward(
@@ -382,8 +382,8 @@ async fn update_reward(
     let share = body.share_bps.map(|bps| positive_i32(&mut errors, "share_bps", bps, 10_000));
     errors.finish()?;
     let mut tx = state.db().begin().await?;
-    let campaign_state = campaigns::lock(&mut tx, brand, path.campaign_id).await?;
-    let before = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    let campaign_state = campaigns::lock(&mut tx, brand.get(), path.campaign_id).await?;
+    let before = load(&mut tx, &state, brand.get(), path.campaign_id, path.reward_id).await?;
     let money = [
         (amount_per.is_some(), "amount_per_redemption"),
         (per_nft.is_some(), "redemptions_per_nft"),
@@ -417,7 +417,7 @@ async fn update_reward(
              redemptions_per_nft = COALESCE($6, redemptions_per_nft), share_bps = COALESCE($7, share_bps),
              updated_at = now()
          WHERE brand_id = $1 AND id = $2",
-        brand,
+        brand.get(),
         path.reward_id,
         body.name.as_deref().map(str::trim),
         body.description.as_deref().map(str::trim),
@@ -427,7 +427,7 @@ async fn update_reward(
     )
     .execute(&mut *tx)
     .await?;
-    let after = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    let after = load(&mut tx, &state, brand.get(), path.campaign_id, path.reward_id).await?;
     let entry = Entry::new("reward.updated", format!("reward:{}", path.reward_id)).before(&before).after(&after);
     audit::record(&mut tx, &caller, entry).await?;
     tx.commit().await?;
@@ -441,8 +441,8 @@ async fn update_reward(
     params(("brand_id" = i64, Path), ("campaign_id" = i64, Path), ("reward_id" = i64, Path)),
     responses(
         (status = 202, body = Reward),
-        (status = 409, description = "Not deployed, not a token reward, or no vault", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not deployed, not a token reward, or no vault", body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn fund_reward(
@@ -463,8 +463,8 @@ async fn fund_reward(
     let relayer =
         shared::chain::relayer(&state.config().chain).ok_or_else(|| conflict("no transaction signer is configured"))?;
     let mut tx = state.db().begin().await?;
-    campaigns::lock(&mut tx, brand, path.campaign_id).await?;
-    let reward = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    campaigns::lock(&mut tx, brand.get(), path.campaign_id).await?;
+    let reward = load(&mut tx, &state, brand.get(), path.campaign_id, path.reward_id).await?;
     let token = reward.token.as_deref().ok_or_else(|| conflict("only token rewards are funded in the vault"))?;
     let chain_id = sqlx::query_scalar!(
         "SELECT chain_id FROM campaigns WHERE id = $1 AND collection_address IS NOT NULL",
@@ -509,7 +509,7 @@ async fn fund_reward(
     if queued.created {
         sqlx::query!(
             "INSERT INTO reward_fundings (brand_id, reward_id, amount, chain_tx_id) VALUES ($1, $2, $3, $4)",
-            brand,
+            brand.get(),
             path.reward_id,
             value,
             queued.id.get()
@@ -520,7 +520,7 @@ async fn fund_reward(
             .after(json!({ "amount": body.amount.trim(), "token": token, "chain_tx_id": queued.id.get() }));
         audit::record(&mut tx, &caller, entry).await?;
     }
-    let reward = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    let reward = load(&mut tx, &state, brand.get(), path.campaign_id, path.reward_id).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(reward)))
 }
@@ -533,8 +533,8 @@ async fn fund_reward(
     request_body(content = Vec<u8>, content_type = "text/csv"),
     responses(
         (status = 201, body = ImportReport),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad rows, each named (rows[N])", body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem),
+        (status = 422, description = "Bad rows, each named (rows[N])", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn import_codes(
@@ -552,8 +552,8 @@ async fn import_codes(
     let rows = crate::tables::read_rows(content_type, &body)?;
     let codes = check_codes(&rows)?;
     let mut tx = state.db().begin().await?;
-    campaigns::lock(&mut tx, brand, path.campaign_id).await?;
-    let reward = load(&mut tx, &state, brand, path.campaign_id, path.reward_id).await?;
+    campaigns::lock(&mut tx, brand.get(), path.campaign_id).await?;
+    let reward = load(&mut tx, &state, brand.get(), path.campaign_id, path.reward_id).await?;
     if reward.kind != "perk" {
         return Err(ApiError::Conflict {
             code: shared::http::ConflictCode::NotAPerk,
@@ -578,7 +578,7 @@ async fn import_codes(
     let import_id = uuid::Uuid::new_v4();
     sqlx::query!(
         "INSERT INTO reward_codes (brand_id, reward_id, code, import_id) SELECT $1, $2, code, $4 FROM unnest($3::text[]) AS code",
-        brand,
+        brand.get(),
         path.reward_id,
         &codes.iter().map(|(_, code)| code.clone()).collect::<Vec<_>>(),
         import_id

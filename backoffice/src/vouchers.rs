@@ -125,7 +125,7 @@ async fn load(conn: &mut PgConnection, brand: i64, id: i64) -> ApiResult<Voucher
 /// Creates a voucher.
 #[utoipa::path(post, path = "/brands/{brand_id}/vouchers", tag = "vouchers", request_body = NewVoucher,
     params(("brand_id" = i64, Path)),
-    responses((status = 201, body = Voucher), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = Voucher), (status = 422, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn create_voucher(
     State(state): State<AppState>,
@@ -186,7 +186,7 @@ async fn create_voucher(
     errors.finish()?;
     let mut tx = state.db().begin().await?;
     if let Some(campaign) = body.campaign_id {
-        crate::campaigns::lock(&mut tx, brand, campaign).await.map_err(|_| {
+        crate::campaigns::lock(&mut tx, brand.get(), campaign).await.map_err(|_| {
             ApiError::Validation(vec![FieldError::new("campaign_id", "no such campaign in this brand")])
         })?;
     }
@@ -194,7 +194,7 @@ async fn create_voucher(
         "INSERT INTO vouchers (brand_id, campaign_id, code, kind, percent_bps, amount_minor, currency, min_order_minor,
              starts_at, ends_at, max_uses, max_uses_per_buyer)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-        brand,
+        brand.get(),
         body.campaign_id,
         code,
         body.kind,
@@ -210,7 +210,7 @@ async fn create_voucher(
     .fetch_one(&mut *tx)
     .await
     .on_constraint("vouchers_code_key", || ApiError::validation("code", "is already a voucher of this brand"))?;
-    let voucher = load(&mut tx, brand, id).await?;
+    let voucher = load(&mut tx, brand.get(), id).await?;
     audit::record(&mut tx, &caller, Entry::new("voucher.created", format!("voucher:{id}")).after(&voucher)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(voucher)))
@@ -227,7 +227,7 @@ async fn list_vouchers(State(state): State<AppState>, caller: Caller) -> ApiResu
         "SELECT id, code, campaign_id, kind, percent_bps, amount_minor, currency, min_order_minor, starts_at, ends_at,
                 max_uses, max_uses_per_buyer, uses, active, created_at
          FROM vouchers WHERE brand_id = $1 ORDER BY id",
-        brand
+        brand.get()
     )
     .fetch_all(state.db())
     .await?;
@@ -239,8 +239,8 @@ async fn list_vouchers(State(state): State<AppState>, caller: Caller) -> ApiResu
     params(("brand_id" = i64, Path), ("voucher_id" = i64, Path)),
     responses(
         (status = 200, body = Voucher),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn update_voucher(
@@ -255,11 +255,11 @@ async fn update_voucher(
     let per_buyer = cap(&mut errors, "max_uses_per_buyer", body.max_uses_per_buyer);
     errors.finish()?;
     let mut tx = state.db().begin().await?;
-    sqlx::query!("SELECT id FROM vouchers WHERE brand_id = $1 AND id = $2 FOR UPDATE", brand, voucher_id)
+    sqlx::query!("SELECT id FROM vouchers WHERE brand_id = $1 AND id = $2 FOR UPDATE", brand.get(), voucher_id)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no voucher {voucher_id}")))?;
-    let before = load(&mut tx, brand, voucher_id).await?;
+    let before = load(&mut tx, brand.get(), voucher_id).await?;
     let mut errors = Errors::default();
     if max_uses.is_some_and(|max| max < before.uses) {
         errors.add("max_uses", format!("must be at least the {} uses already made", before.uses));
@@ -274,7 +274,7 @@ async fn update_voucher(
         "UPDATE vouchers SET active = COALESCE($3, active), ends_at = COALESCE($4, ends_at),
              max_uses = COALESCE($5, max_uses), max_uses_per_buyer = COALESCE($6, max_uses_per_buyer), updated_at = now()
          WHERE brand_id = $1 AND id = $2",
-        brand,
+        brand.get(),
         voucher_id,
         body.active,
         body.ends_at,
@@ -283,7 +283,7 @@ async fn update_voucher(
     )
     .execute(&mut *tx)
     .await?;
-    let after = load(&mut tx, brand, voucher_id).await?;
+    let after = load(&mut tx, brand.get(), voucher_id).await?;
     let entry = Entry::new("voucher.updated", format!("voucher:{voucher_id}")).before(&before).after(&after);
     audit::record(&mut tx, &caller, entry).await?;
     tx.commit().await?;

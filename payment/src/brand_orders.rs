@@ -17,9 +17,11 @@ use shared::{
         ApiError, ApiResult, Problem,
         extract::{Json, Path, Query},
     },
-    orders::PaymentMethod,
+    ids::{BrandId, CampaignId, ItemId},
+    orders::{OrderState, PaymentMethod},
 };
 use sqlx::PgConnection;
+use strum::VariantArray;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -60,11 +62,11 @@ pub(crate) struct OrderFilter {
 pub(crate) struct BrandOrder {
     /// The order's public id (as in the buyer's API, webhooks and exports).
     id: Uuid,
-    state: String,
-    campaign_id: i64,
-    item_id: i64,
+    state: OrderState,
+    campaign_id: CampaignId,
+    item_id: ItemId,
     quantity: i32,
-    method: String,
+    method: PaymentMethod,
     currency: String,
     subtotal_minor: i64,
     discount_minor: i64,
@@ -100,13 +102,10 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
     Some((DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc), id.parse().ok()?))
 }
 
-const ORDER_STATES: &[&str] =
-    &["pending", "authorized", "minting", "minted", "fulfilled", "expired", "failed", "refunded"];
-
 /// The brand's orders, newest first.
 #[utoipa::path(get, path = "/brands/{brand_id}/orders", tag = "orders",
     params(("brand_id" = i64, Path), OrderFilter),
-    responses((status = 200, body = OrderPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = OrderPage), (status = 422, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn list_orders(
     State(state): State<AppState>,
@@ -115,11 +114,9 @@ async fn list_orders(
 ) -> ApiResult<Json<OrderPage>> {
     let brand = caller.brand()?.id;
     let mut errors = shared::http::FieldErrors::default();
-    if let Some(s) = filter.state.as_deref().filter(|s| !ORDER_STATES.contains(s)) {
-        errors.add(
-            "state",
-            format!("`{}` is not one of {}", s.chars().take(32).collect::<String>(), ORDER_STATES.join(", ")),
-        );
+    if let Some(s) = filter.state.as_deref().filter(|s| s.parse::<OrderState>().is_err()) {
+        let states = OrderState::names(OrderState::VARIANTS).join(", ");
+        errors.add("state", format!("`{}` is not one of {states}", s.chars().take(32).collect::<String>()));
     }
     if let Some(Err(e)) = filter.method.as_deref().map(str::parse::<PaymentMethod>) {
         errors.add("method", e.to_string());
@@ -158,7 +155,7 @@ async fn list_orders(
 /// One of the brand's orders.
 #[utoipa::path(get, path = "/brands/{brand_id}/orders/{order_id}", tag = "orders",
     params(("brand_id" = i64, Path), ("order_id" = Uuid, Path)),
-    responses((status = 200, body = BrandOrder), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = BrandOrder), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn get_brand_order(
     State(state): State<AppState>,
@@ -170,7 +167,7 @@ async fn get_brand_order(
     Ok(Json(load(&mut conn, brand, order_id).await?))
 }
 
-async fn load(conn: &mut PgConnection, brand: i64, order_id: Uuid) -> ApiResult<BrandOrder> {
+async fn load(conn: &mut PgConnection, brand: BrandId, order_id: Uuid) -> ApiResult<BrandOrder> {
     let query = Filter { order: Some(order_id), limit: 1, ..Filter::default() };
     fetch(conn, brand, query).await?.pop().ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))
 }
@@ -190,20 +187,22 @@ struct Filter {
 }
 
 /// The brand's orders that match, newest first.
-async fn fetch(conn: &mut PgConnection, brand: i64, f: Filter) -> ApiResult<Vec<BrandOrder>> {
+async fn fetch(conn: &mut PgConnection, brand: BrandId, f: Filter) -> ApiResult<Vec<BrandOrder>> {
     let (after_at, after_id) = f.after.unzip();
     let rows = sqlx::query!(
-        "SELECT o.public_id, o.state, o.campaign_id, o.item_id, o.quantity, o.method, o.currency, o.subtotal_minor,
-                o.discount_minor, o.total_minor, o.buyer_email, o.wallet_address, v.code AS \"voucher_code?\",
-                o.payment_intent_id, o.first_token_id::text, o.failure_reason, o.created_at, o.fulfilled_at
+        r#"SELECT o.public_id, o.state AS "state: OrderState", o.campaign_id AS "campaign_id: CampaignId",
+                o.item_id AS "item_id: ItemId", o.quantity, o.method AS "method: PaymentMethod", o.currency,
+                o.subtotal_minor, o.discount_minor, o.total_minor, o.buyer_email, o.wallet_address,
+                v.code AS "voucher_code?", o.payment_intent_id, o.first_token_id::text, o.failure_reason,
+                o.created_at, o.fulfilled_at
          FROM orders o LEFT JOIN vouchers v ON v.id = o.voucher_id
          WHERE o.brand_id = $1 AND ($2::bigint IS NULL OR o.campaign_id = $2) AND ($3::text IS NULL OR o.state = $3)
            AND ($4::text IS NULL OR o.method = $4) AND ($5::timestamptz IS NULL OR o.created_at >= $5)
            AND ($6::timestamptz IS NULL OR o.created_at < $6)
            AND ($7::timestamptz IS NULL OR (o.created_at, o.public_id) < ($7, $8))
            AND ($9::uuid IS NULL OR o.public_id = $9)
-         ORDER BY o.created_at DESC, o.public_id DESC LIMIT $10",
-        brand,
+         ORDER BY o.created_at DESC, o.public_id DESC LIMIT $10"#,
+        brand.get(),
         f.campaign,
         f.state,
         f.method,

@@ -30,11 +30,12 @@ use shared::{
         ApiError, ApiResult, Problem,
         extract::{Body, Json, Path},
     },
+    ids::{BrandId, OrderId},
     money::{Currency, Money},
+    orders::{OrderEvent, OrderKey, OrderState, PaymentMethod},
     service::Resources,
     workflow::{
-        BoxFuture, OutboxEvent, Subscriber, Transition, WorkflowError, apply,
-        machines::{Order, OrderEvent},
+        BoxFuture, OutboxEvent, Subscriber,
         outbox::{self, NewEvent},
     },
 };
@@ -106,7 +107,7 @@ pub(crate) fn stripe_error(e: stripe::Error) -> ApiError {
 }
 
 /// The order's Stripe reference (metadata and idempotency keys).
-fn order_ref(public_id: Uuid, brand: i64) -> ApiResult<OrderRef> {
+fn order_ref(public_id: Uuid, brand: BrandId) -> ApiResult<OrderRef> {
     OrderRef::new(public_id, brand).map_err(|e| ApiError::Internal(e.into()))
 }
 
@@ -130,7 +131,7 @@ pub(crate) async fn start(state: &AppState, order: &crate::new_order::Created) -
               recorded AS (INSERT INTO order_payment_intents (payment_intent_id, order_id) SELECT $2, id FROM attached
                            ON CONFLICT DO NOTHING)
          SELECT count(*) AS \"attached!\" FROM attached",
-        order.id,
+        order.id.get(),
         intent.id.as_str()
     )
     .fetch_one(&mut *tx)
@@ -164,9 +165,9 @@ pub(crate) struct HostedCheckout {
     responses(
         (status = 201, body = HostedCheckout),
         (status = 200, description = "The order's page, created before and still open", body = HostedCheckout),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not a pending card order", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 409, description = "Not a pending card order", body = Problem),
+        (status = 503, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn checkout_session(
@@ -174,14 +175,16 @@ async fn checkout_session(
     Path(OrderPath { order_id }): Path<OrderPath>,
 ) -> ApiResult<(StatusCode, Json<HostedCheckout>)> {
     let row = sqlx::query!(
-        "SELECT o.id, o.brand_id, o.state, o.method, o.total_minor, o.currency, o.expires_at, o.checkout_session_id, c.name
-         FROM orders o JOIN campaigns c ON c.id = o.campaign_id WHERE o.public_id = $1",
+        r#"SELECT o.id AS "id: OrderId", o.brand_id AS "brand_id: BrandId", o.state AS "state: OrderState",
+                  o.method AS "method: PaymentMethod", o.total_minor, o.currency, o.expires_at, o.checkout_session_id,
+                  c.name
+           FROM orders o JOIN campaigns c ON c.id = o.campaign_id WHERE o.public_id = $1"#,
         order_id
     )
     .fetch_optional(state.db())
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
-    if row.state != "pending" || row.method != "card" {
+    if row.state != OrderState::Pending || row.method != PaymentMethod::Card {
         return Err(ApiError::Conflict {
             code: shared::http::ConflictCode::NotPayable,
             detail: format!("a {} {} order", row.state, row.method),
@@ -218,7 +221,7 @@ async fn checkout_session(
     let session = state.part::<Payments>()?.stripe.create_checkout_session(&request).await.map_err(stripe_error)?;
     sqlx::query!(
         "UPDATE orders SET checkout_session_id = $2 WHERE id = $1 AND checkout_session_id IS NULL",
-        row.id,
+        row.id.get(),
         session.id.as_str()
     )
     .execute(state.db())
@@ -235,7 +238,7 @@ async fn checkout_session(
     params(("Stripe-Signature" = String, Header)),
     responses(
         (status = 200, description = "Received (or received before)"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, Body(body): Body) -> ApiResult<StatusCode> {
@@ -272,10 +275,10 @@ async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, Body(
 
 /// The order a PaymentIntent belongs to, locked.
 struct CardOrder {
-    id: i64,
+    id: OrderId,
     public_id: Uuid,
-    brand_id: i64,
-    state: String,
+    brand_id: BrandId,
+    state: OrderState,
     quantity: i32,
     wallet: Vec<u8>,
     collection: Option<Vec<u8>>,
@@ -286,6 +289,10 @@ struct CardOrder {
 }
 
 impl CardOrder {
+    fn key(&self) -> OrderKey {
+        OrderKey { id: self.id, public_id: self.public_id, brand: self.brand_id }
+    }
+
     fn reference(&self) -> anyhow::Result<OrderRef> {
         Ok(OrderRef::new(self.public_id, self.brand_id)?)
     }
@@ -293,18 +300,19 @@ impl CardOrder {
 
 async fn lock_order(conn: &mut PgConnection, filter: OrderFilter<'_>) -> sqlx::Result<Option<CardOrder>> {
     let (by_id, by_public, by_intent) = match filter {
-        OrderFilter::Id(id) => (Some(id), None, None),
+        OrderFilter::Id(id) => (Some(id.get()), None, None),
         OrderFilter::Public(public) => (None, Some(public), None),
         OrderFilter::Intent(intent) => (None, None, Some(intent)),
     };
     sqlx::query_as!(
         CardOrder,
-        "SELECT o.id, o.public_id, o.brand_id, o.state, o.quantity, o.wallet_address AS wallet,
-                c.collection_address AS collection, c.chain_id, o.payment_intent_id, o.checkout_session_id
-         FROM orders o JOIN campaigns c ON c.id = o.campaign_id
-         WHERE o.id = $1 OR o.public_id = $2
-            OR o.id = (SELECT order_id FROM order_payment_intents WHERE payment_intent_id = $3)
-         FOR UPDATE OF o",
+        r#"SELECT o.id AS "id: OrderId", o.public_id, o.brand_id AS "brand_id: BrandId", o.state AS "state: OrderState",
+                  o.quantity, o.wallet_address AS wallet, c.collection_address AS collection, c.chain_id,
+                  o.payment_intent_id, o.checkout_session_id
+           FROM orders o JOIN campaigns c ON c.id = o.campaign_id
+           WHERE o.id = $1 OR o.public_id = $2
+              OR o.id = (SELECT order_id FROM order_payment_intents WHERE payment_intent_id = $3)
+           FOR UPDATE OF o"#,
         by_id,
         by_public,
         by_intent
@@ -314,13 +322,14 @@ async fn lock_order(conn: &mut PgConnection, filter: OrderFilter<'_>) -> sqlx::R
 }
 
 enum OrderFilter<'a> {
-    Id(i64),
+    Id(OrderId),
     Public(Uuid),
     Intent(&'a str),
 }
 
-/// Moves `order` by `event` unless it is already past it; `Ok(false)` when the order is not in
-/// a state that allows it (news arriving late or twice).
+/// Moves `order` by `event` unless it is already past it (the core's order lifecycle, which
+/// gives the units back when the move ends the order's hold); `Ok(false)` when the order is not
+/// in a state that allows it (news arriving late or twice).
 async fn step(
     conn: &mut PgConnection,
     order: &CardOrder,
@@ -328,15 +337,7 @@ async fn step(
     cause: &str,
     extra: serde_json::Value,
 ) -> anyhow::Result<bool> {
-    let mut payload = json!({ "brand_id": order.brand_id, "order": order.public_id });
-    if let (Some(payload), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
-        payload.extend(extra);
-    }
-    match apply::<Order>(conn, Transition::new(order.id, event, cause, "payment.card").with_payload(payload)).await {
-        Ok(applied) => Ok(matches!(applied, shared::workflow::Applied::Moved { .. })),
-        Err(WorkflowError::InvalidTransition { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(shared::orders::advance(conn, &order.key(), event, cause, "payment.card", extra).await?)
 }
 
 /// Reacts to Stripe events: re-fetches the PaymentIntent and, once it is authorised, asks the
@@ -398,7 +399,7 @@ pub(crate) async fn drive(
             && let Some(public) = named
         {
             tracing::warn!(intent = %intent.id, order = %public, "an authorised PaymentIntent of no order: cancelling it");
-            let brand = intent.metadata.get("brand_id").and_then(|b| b.parse().ok()).unwrap_or(0);
+            let brand = intent.metadata.get("brand_id").and_then(|b| b.parse().ok()).unwrap_or(BrandId::new(0));
             resources.part::<Payments>()?.stripe.cancel(&OrderRef::new(public, brand)?, &intent.id).await?;
         } else {
             tracing::warn!(intent = %intent.id, "a PaymentIntent of no order");
@@ -408,18 +409,22 @@ pub(crate) async fn drive(
     sqlx::query!(
         "INSERT INTO order_payment_intents (payment_intent_id, order_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         intent.id.as_str(),
-        order.id
+        order.id.get()
     )
     .execute(&mut *conn)
     .await?;
     let pays_for_order = order.payment_intent_id.as_deref() == Some(intent.id.as_str());
     let cause = format!("pi:{}:{:?}", intent.id.as_str(), intent.status);
     match intent.status {
-        IntentStatus::RequiresCapture if order.state == "pending" => {
+        IntentStatus::RequiresCapture if order.state == OrderState::Pending => {
             if !pays_for_order {
-                sqlx::query!("UPDATE orders SET payment_intent_id = $2 WHERE id = $1", order.id, intent.id.as_str())
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query!(
+                    "UPDATE orders SET payment_intent_id = $2 WHERE id = $1",
+                    order.id.get(),
+                    intent.id.as_str()
+                )
+                .execute(&mut *conn)
+                .await?;
             }
             let authorized =
                 step(conn, &order, OrderEvent::Authorize, &cause, json!({ "amount": intent.amount_capturable }))
@@ -436,12 +441,10 @@ pub(crate) async fn drive(
                 "a second or late authorisation for an order: cancelling it");
             resources.part::<Payments>()?.stripe.cancel(&order.reference()?, &intent.id).await?;
         }
-        IntentStatus::Canceled if pays_for_order && matches!(order.state.as_str(), "pending" | "authorized") => {
-            let failed =
-                step(conn, &order, OrderEvent::Fail, &cause, json!({ "reason": "the payment was cancelled" })).await?;
-            if failed {
-                crate::expiry::release(conn, order.id).await?;
-            }
+        IntentStatus::Canceled
+            if pays_for_order && matches!(order.state, OrderState::Pending | OrderState::Authorized) =>
+        {
+            step(conn, &order, OrderEvent::Fail, &cause, json!({ "reason": "the payment was cancelled" })).await?;
         }
         _ => {}
     }
@@ -463,7 +466,7 @@ async fn close_payments(
     let reference = order.reference()?;
     let mut intents: Vec<String> = sqlx::query_scalar!(
         "SELECT payment_intent_id FROM order_payment_intents WHERE order_id = $1 ORDER BY created_at",
-        order.id
+        order.id.get()
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -520,7 +523,7 @@ async fn request_mint(resources: &Resources, conn: &mut PgConnection, order: &Ca
     .requested_by(Requester::OrderMint)
     .with_context(json!({ "order_id": order.id, "brand_id": order.brand_id }));
     let queued = txqueue::enqueue(conn, &request).await?;
-    sqlx::query!("UPDATE orders SET mint_tx_id = $2 WHERE id = $1", order.id, queued.id.get())
+    sqlx::query!("UPDATE orders SET mint_tx_id = $2 WHERE id = $1", order.id.get(), queued.id.get())
         .execute(&mut *conn)
         .await?;
     let cause = format!("tx:{}", queued.id.get());
@@ -553,7 +556,7 @@ impl Mints {
     }
 
     async fn handle_event(&self, event: &OutboxEvent, conn: &mut PgConnection) -> anyhow::Result<()> {
-        let Some(id) = event.payload["context"]["order_id"].as_i64() else {
+        let Some(id) = event.payload["context"]["order_id"].as_i64().map(OrderId::new) else {
             anyhow::bail!("mint transaction {} without its order id", event.aggregate_id);
         };
         let Some(order) = lock_order(conn, OrderFilter::Id(id)).await? else { return Ok(()) };
@@ -566,7 +569,7 @@ impl Mints {
             step(conn, &order, OrderEvent::MintConfirmed, &cause, json!({ "tx_hash": event.payload["tx_hash"] }))
                 .await?;
             let order = lock_order(conn, OrderFilter::Id(id)).await?.ok_or_else(|| anyhow::anyhow!("order gone"))?;
-            if order.state == "minted" {
+            if order.state == OrderState::Minted {
                 let intent = intent.ok_or_else(|| anyhow::anyhow!("card order {id} without a PaymentIntent"))?;
                 // What the chain minted is read before the money moves: a node that cannot answer
                 // retries the delivery without calling Stripe.
@@ -579,7 +582,7 @@ impl Mints {
                 step(conn, &order, OrderEvent::Capture, &cause, json!({ "amount": captured.amount_received })).await?;
                 sqlx::query!(
                     "UPDATE orders SET fulfilled_at = now(), first_token_id = $2 WHERE id = $1",
-                    id,
+                    id.get(),
                     first.map(|first| first.to_string().parse::<bigdecimal::BigDecimal>()).transpose()?
                 )
                 .execute(&mut *conn)
@@ -590,9 +593,10 @@ impl Mints {
                 .as_str()
                 .or(event.payload["error"].as_str())
                 .unwrap_or("the mint failed");
-            sqlx::query!("UPDATE orders SET failure_reason = $2 WHERE id = $1", id, reason).execute(&mut *conn).await?;
+            sqlx::query!("UPDATE orders SET failure_reason = $2 WHERE id = $1", id.get(), reason)
+                .execute(&mut *conn)
+                .await?;
             if step(conn, &order, OrderEvent::MintFailed, &cause, json!({ "reason": reason })).await? {
-                crate::expiry::release(conn, id).await?;
                 close_payments(&self.resources, conn, &order, None).await?;
             }
         }
@@ -657,7 +661,9 @@ impl Subscriber for Cancellations {
     }
     fn handle<'a>(&'a self, event: &'a OutboxEvent, conn: &'a mut PgConnection) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let Some(order) = lock_order(conn, OrderFilter::Id(event.aggregate_id)).await? else { return Ok(()) };
+            let Some(order) = lock_order(conn, OrderFilter::Id(OrderId::new(event.aggregate_id))).await? else {
+                return Ok(());
+            };
             close_payments(&self.resources, conn, &order, None).await
         })
     }
@@ -676,9 +682,9 @@ pub(crate) struct RefundView {
     params(("brand_id" = i64, Path), ("order_id" = Uuid, Path)),
     responses(
         (status = 200, body = RefundView),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not a fulfilled card order", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 409, description = "Not a fulfilled card order", body = Problem),
+        (status = 503, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn refund(
@@ -688,15 +694,22 @@ async fn refund(
 ) -> ApiResult<Json<RefundView>> {
     let brand = caller.brand()?.id;
     let mut tx = state.db().begin().await?;
-    let id = sqlx::query_scalar!("SELECT id FROM orders WHERE public_id = $1 AND brand_id = $2", order_id, brand)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
+    let id = sqlx::query_scalar!(
+        r#"SELECT id AS "id: OrderId" FROM orders WHERE public_id = $1 AND brand_id = $2"#,
+        order_id,
+        brand.get()
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
     let order = lock_order(&mut tx, OrderFilter::Id(id))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
-    let method = sqlx::query_scalar!("SELECT method FROM orders WHERE id = $1", id).fetch_one(&mut *tx).await?;
-    let (true, Some(intent)) = (order.state == "fulfilled" && method == "card", order.payment_intent_id.as_deref())
+    let method = sqlx::query_scalar!(r#"SELECT method AS "method: PaymentMethod" FROM orders WHERE id = $1"#, id.get())
+        .fetch_one(&mut *tx)
+        .await?;
+    let (true, Some(intent)) =
+        (order.state == OrderState::Fulfilled && method == PaymentMethod::Card, order.payment_intent_id.as_deref())
     else {
         return Err(ApiError::Conflict {
             code: shared::http::ConflictCode::NotRefundable,

@@ -49,7 +49,7 @@ pub(crate) struct CatalogItem {
 
 /// Live campaigns and their items.
 #[utoipa::path(get, path = "/catalog", tag = "catalog",
-    responses((status = 200, body = Vec<CatalogCampaign>), (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<CatalogCampaign>), (status = 503, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn catalog(State(state): State<AppState>) -> ApiResult<Json<Vec<CatalogCampaign>>> {
     let base = state.config().chain.contracts.public_base_url.as_str().trim_end_matches('/').to_owned();

@@ -6,8 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::{
     http::{ApiError, ApiResult},
+    ids::{BrandId, CampaignId, ItemId, OrderId},
     money::{Currency, Money},
-    orders::PaymentMethod,
+    orders::{OrderState, PaymentMethod},
     workflow::outbox::{self, NewEvent},
 };
 use sqlx::PgConnection;
@@ -27,11 +28,11 @@ pub(crate) struct BrandOrderPath {
 
 /// A new order as its payment starts from it.
 pub(crate) struct Created {
-    pub(crate) id: i64,
+    pub(crate) id: OrderId,
     pub(crate) public_id: Uuid,
-    pub(crate) brand_id: i64,
-    pub(crate) campaign_id: i64,
-    pub(crate) item_id: i64,
+    pub(crate) brand_id: BrandId,
+    pub(crate) campaign_id: CampaignId,
+    pub(crate) item_id: ItemId,
     pub(crate) quantity: i32,
     pub(crate) method: PaymentMethod,
     pub(crate) total: Money,
@@ -41,9 +42,11 @@ impl Created {
     /// The pending order `public_id` created before (a retried creation), if it still is one.
     pub(crate) async fn pending(conn: &mut PgConnection, public_id: Uuid) -> ApiResult<Option<Created>> {
         let row = sqlx::query!(
-            "SELECT id, brand_id, campaign_id, item_id, quantity, method, total_minor, currency
-             FROM orders WHERE public_id = $1 AND state = 'pending'",
-            public_id
+            r#"SELECT id AS "id: OrderId", brand_id AS "brand_id: BrandId", campaign_id AS "campaign_id: CampaignId",
+                      item_id AS "item_id: ItemId", quantity, method AS "method: PaymentMethod", total_minor, currency
+               FROM orders WHERE public_id = $1 AND state = $2"#,
+            public_id,
+            OrderState::Pending.as_str()
         )
         .fetch_optional(conn)
         .await?;
@@ -58,7 +61,7 @@ impl Created {
             campaign_id: row.campaign_id,
             item_id: row.item_id,
             quantity: row.quantity,
-            method: row.method.parse().map_err(|e: shared::orders::UnknownMethod| internal(e.to_string()))?,
+            method: row.method,
             total: Money::new(row.total_minor, currency),
         }))
     }
@@ -70,7 +73,7 @@ pub(crate) async fn announce(conn: &mut PgConnection, order: &Created) -> ApiRes
     let event = NewEvent {
         event_type: "order.created".into(),
         aggregate_type: "order",
-        aggregate_id: order.id,
+        aggregate_id: order.id.get(),
         payload: json!({
             "brand_id": order.brand_id, "campaign_id": order.campaign_id, "order": order.public_id,
             "item_id": order.item_id, "quantity": order.quantity, "method": order.method,

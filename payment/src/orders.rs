@@ -30,8 +30,9 @@ use shared::{
         ApiError, ApiResult, FieldError, Problem,
         extract::{Json, Path},
     },
+    ids::{BrandId, CampaignId, ItemId, OrderId},
     money::{Bps, Currency, Money, Rounding},
-    orders::{MAX_ORDER_QUANTITY as MAX_QUANTITY, PaymentMethod},
+    orders::{MAX_ORDER_QUANTITY as MAX_QUANTITY, OrderState, PaymentMethod, inventory},
 };
 use sqlx::PgConnection;
 use utoipa::ToSchema;
@@ -51,7 +52,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewOrder {
-    item_id: i64,
+    item_id: ItemId,
     #[schema(minimum = 1, maximum = 100)]
     quantity: i64,
     /// Receipts go here.
@@ -69,12 +70,11 @@ pub(crate) struct NewOrder {
 pub(crate) struct Order {
     /// The order's reference (use it in URLs).
     id: Uuid,
-    /// pending, authorized, minting, minted, fulfilled, expired, failed or refunded.
-    state: String,
-    campaign_id: i64,
-    item_id: i64,
+    state: OrderState,
+    campaign_id: CampaignId,
+    item_id: ItemId,
     quantity: i32,
-    method: String,
+    method: PaymentMethod,
     currency: String,
     subtotal_minor: i64,
     discount_minor: i64,
@@ -97,10 +97,12 @@ pub(crate) struct Order {
 /// The order with public id `id`.
 pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> {
     let row = sqlx::query!(
-        "SELECT o.id, o.public_id, o.state, o.campaign_id, o.item_id, o.quantity, o.method, o.currency, o.subtotal_minor,
-                o.discount_minor, o.total_minor, o.wallet_address, o.buyer_email, v.code AS \"voucher_code?\",
-                o.expires_at, o.failure_reason, o.created_at, o.payment_intent_id
-         FROM orders o LEFT JOIN vouchers v ON v.id = o.voucher_id WHERE o.public_id = $1",
+        r#"SELECT o.id AS "id: OrderId", o.public_id, o.state AS "state: OrderState",
+                  o.campaign_id AS "campaign_id: CampaignId", o.item_id AS "item_id: ItemId", o.quantity,
+                  o.method AS "method: PaymentMethod", o.currency, o.subtotal_minor, o.discount_minor, o.total_minor,
+                  o.wallet_address, o.buyer_email, v.code AS "voucher_code?", o.expires_at, o.failure_reason,
+                  o.created_at, o.payment_intent_id
+           FROM orders o LEFT JOIN vouchers v ON v.id = o.voucher_id WHERE o.public_id = $1"#,
         id
     )
     .fetch_optional(&mut *conn)
@@ -145,7 +147,7 @@ fn sold_out(left: i32) -> ApiError {
 
 /// A validated order request.
 struct Checked {
-    item: i64,
+    item: ItemId,
     quantity: i32,
     email: String,
     wallet: Address,
@@ -182,8 +184,8 @@ fn check(body: NewOrder) -> ApiResult<Checked> {
 
 /// What an order is priced from: the item as it is now (read without a lock).
 struct Offer {
-    brand_id: i64,
-    campaign_id: i64,
+    brand_id: BrandId,
+    campaign_id: CampaignId,
     price_minor: i64,
     currency: String,
     per_wallet_limit: Option<i32>,
@@ -192,10 +194,11 @@ struct Offer {
 /// The item on sale for this order, or why it is not: a precise, clear refusal.
 async fn offer(conn: &mut PgConnection, order: &Checked) -> ApiResult<Offer> {
     let item = sqlx::query!(
-        "SELECT i.brand_id, i.campaign_id, i.price_minor, i.currency, i.per_wallet_limit, i.supply, i.reserved,
-                i.sale_starts_at, i.sale_ends_at, i.payment_methods, c.state
-         FROM campaign_items i JOIN campaigns c ON c.id = i.campaign_id WHERE i.id = $1",
-        order.item
+        r#"SELECT i.brand_id AS "brand_id: BrandId", i.campaign_id AS "campaign_id: CampaignId", i.price_minor,
+                  i.currency, i.per_wallet_limit, i.supply, i.reserved, i.sale_starts_at, i.sale_ends_at,
+                  i.payment_methods, c.state
+           FROM campaign_items i JOIN campaigns c ON c.id = i.campaign_id WHERE i.id = $1"#,
+        order.item.get()
     )
     .fetch_optional(conn)
     .await?;
@@ -248,8 +251,8 @@ async fn offer(conn: &mut PgConnection, order: &Checked) -> ApiResult<Offer> {
 /// The voucher `code` applied to `subtotal`: its id and the discount, with its use counted.
 async fn apply_voucher(
     conn: &mut PgConnection,
-    brand: i64,
-    campaign: i64,
+    brand: BrandId,
+    campaign: CampaignId,
     email: &str,
     code: &str,
     subtotal: Money,
@@ -262,9 +265,9 @@ async fn apply_voucher(
            AND (starts_at IS NULL OR starts_at <= now()) AND (ends_at IS NULL OR now() < ends_at)
            AND (max_uses IS NULL OR uses < max_uses)
          RETURNING id, kind, percent_bps, amount_minor, currency, min_order_minor, max_uses_per_buyer",
-        brand,
+        brand.get(),
         code,
-        campaign
+        campaign.get()
     )
     .fetch_optional(&mut *conn)
     .await?
@@ -313,8 +316,8 @@ fn request_hash(body: &NewOrder) -> String {
     responses(
         (status = 201, body = Order),
         (status = 200, description = "The order this Idempotency-Key created before", body = Order),
-        (status = 409, description = "Sold out, not on sale, or over the wallet's limit", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Sold out, not on sale, or over the wallet's limit", body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn create_order(
@@ -344,7 +347,9 @@ async fn create_order(
             Ok(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
             Err(refused) => {
                 // The buyer is told no: the order did not happen (no units held, nothing announced).
-                crate::expiry::withdraw(&state, created.id).await?;
+                let mut tx = state.db().begin().await?;
+                shared::orders::withdraw(&mut tx, created.id).await?;
+                tx.commit().await?;
                 Err(refused)
             }
         },
@@ -386,7 +391,7 @@ async fn replay(state: &AppState, key: &str, hash: &str) -> ApiResult<Option<Ord
             // The same buyer retrying (their first answer was lost): a pending card order needs
             // its client secret again, or it cannot be paid. Stripe's idempotency key returns the
             // same PaymentIntent; a first creation still under way is completed here.
-            if order.method == PaymentMethod::Card.as_str()
+            if order.method == PaymentMethod::Card
                 && let Some(created) = Created::pending(&mut conn, row.public_id).await?
             {
                 drop(conn);
@@ -430,9 +435,9 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
              total_minor, buyer_email, wallet_address, voucher_id, expires_at, idempotency_key, request_hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now() + $13::interval, $14, $15)
          RETURNING id, public_id, expires_at, created_at",
-        item.brand_id,
-        item.campaign_id,
-        order.item,
+        item.brand_id.get(),
+        item.campaign_id.get(),
+        order.item.get(),
         order.quantity,
         order.method.as_str(),
         item.currency,
@@ -456,30 +461,12 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
     // The hot row last: its lock is held only from here to the commit. The conditional UPDATE
     // is what makes overselling impossible; the lock it takes serialises buyers of this item,
     // so the wallet's count below sees every order committed before this one.
-    let reserved = sqlx::query_scalar!(
-        "UPDATE campaign_items SET reserved = reserved + $2 WHERE id = $1 AND reserved + $2 <= supply
-         RETURNING supply - reserved",
-        order.item,
-        order.quantity
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    if reserved.is_none() {
-        let left = sqlx::query_scalar!("SELECT supply - reserved FROM campaign_items WHERE id = $1", order.item)
-            .fetch_one(&mut *tx)
-            .await?;
-        return Err(sold_out(left.unwrap_or(0)));
+    if let Err(shortage) = inventory::reserve(&mut tx, order.item, order.quantity).await? {
+        return Err(sold_out(shortage.left));
     }
     if let Some(limit) = item.per_wallet_limit {
         // This order included.
-        let held = sqlx::query_scalar!(
-            "SELECT COALESCE(sum(quantity), 0)::bigint AS \"n!\" FROM orders
-             WHERE item_id = $1 AND wallet_address = $2 AND released_at IS NULL AND state NOT IN ('expired', 'failed')",
-            order.item,
-            order.wallet.as_slice()
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let held = inventory::held_by_wallet(&mut tx, order.item, order.wallet.as_slice()).await?;
         if held > i64::from(limit) {
             return Err(ApiError::Conflict {
                 code: shared::http::ConflictCode::WalletLimit,
@@ -494,11 +481,11 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
     // The view from what this transaction wrote: a fresh order has no payment yet.
     let view = Order {
         id: created.public_id,
-        state: "pending".into(),
+        state: OrderState::Pending,
         campaign_id: item.campaign_id,
         item_id: order.item,
         quantity: order.quantity,
-        method: order.method.as_str().to_owned(),
+        method: order.method,
         currency: item.currency.clone(),
         subtotal_minor: subtotal.minor(),
         discount_minor: discount,
@@ -513,7 +500,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
         card_payment: None,
     };
     let created = Created {
-        id: created.id,
+        id: OrderId::new(created.id),
         public_id: created.public_id,
         brand_id: item.brand_id,
         campaign_id: item.campaign_id,
@@ -527,7 +514,7 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
 
 /// An order's status.
 #[utoipa::path(get, path = "/orders/{order_id}", tag = "orders", params(("order_id" = Uuid, Path)),
-    responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Order), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn get_order(
     State(state): State<AppState>,
@@ -537,17 +524,12 @@ async fn get_order(
     Ok(Json(load(&mut conn, order_id).await?))
 }
 
-/// Whether an order can still change.
-pub(crate) fn is_final(state: &str) -> bool {
-    matches!(state, "fulfilled" | "expired" | "failed" | "refunded")
-}
-
 /// Server-Sent Events of an order's status for a checkout page: an `order` event with the order
 /// now and at every change, until it is final (fulfilled, expired, failed or refunded).
 #[utoipa::path(get, path = "/orders/{order_id}/events", tag = "orders", params(("order_id" = Uuid, Path)),
     responses(
         (status = 200, description = "text/event-stream of `order` events", content_type = "text/event-stream"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn order_events(
@@ -559,13 +541,13 @@ async fn order_events(
         load(&mut conn, order_id).await?
     };
     let stream =
-        futures_util::stream::unfold((state, Some(first), None::<String>), move |(state, next, last)| async move {
+        futures_util::stream::unfold((state, Some(first), None::<OrderState>), move |(state, next, last)| async move {
             let mut next = next;
             loop {
                 let order = match next.take() {
                     Some(order) => order,
                     None => {
-                        if last.as_deref().is_some_and(is_final) {
+                        if last.is_some_and(OrderState::is_final) {
                             return None;
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -573,9 +555,9 @@ async fn order_events(
                         load(&mut conn, order_id).await.ok()?
                     }
                 };
-                if last.as_deref() != Some(order.state.as_str()) {
+                if last != Some(order.state) {
                     let event = Event::default().event("order").json_data(&order).ok()?;
-                    let seen = Some(order.state.clone());
+                    let seen = Some(order.state);
                     return Some((Ok::<_, std::convert::Infallible>(event), (state, None, seen)));
                 }
             }

@@ -604,12 +604,12 @@ mod tests {
 
     #[test]
     fn idempotency_keys_are_derived_from_the_order() {
-        let order = OrderRef::new("0190f3a2-7c4e-7000-8000-000000000001", 7).unwrap();
+        let order = OrderRef::new("0190f3a2-7c4e-7000-8000-000000000001", BrandId::new(7)).unwrap();
         assert_eq!(order.idempotency_key("pi"), "order-0190f3a2-7c4e-7000-8000-000000000001-pi");
         assert_eq!(order.idempotency_key("capture"), "order-0190f3a2-7c4e-7000-8000-000000000001-capture");
         assert_eq!(order.metadata()["brand_id"], "7");
-        assert!(OrderRef::new("", 7).is_err());
-        assert!(OrderRef::new("x".repeat(201), 7).is_err());
+        assert!(OrderRef::new("", BrandId::new(7)).is_err());
+        assert!(OrderRef::new("x".repeat(201), BrandId::new(7)).is_err());
     }
 
     #[test]

@@ -9,11 +9,10 @@ use serde_json::json;
 use shared::{
     contracts::Checkout::OrderPaid,
     daemon::{Daemon, RunContext, Schedule},
+    ids::{BrandId, OrderId},
+    orders::{OrderEvent, OrderKey, OrderState, advance},
     service::Resources,
-    workflow::{
-        BoxFuture, Transition, WorkflowError, apply,
-        machines::{Order, OrderEvent},
-    },
+    workflow::BoxFuture,
 };
 use uuid::Uuid;
 
@@ -95,8 +94,9 @@ impl WalletPayments {
 /// Fulfils `order` paid by `paid`; `false` when already recorded or not ours to record.
 async fn record(conn: &mut sqlx::PgConnection, order: Uuid, paid: &OrderPaid, cause: &str) -> anyhow::Result<bool> {
     let row = sqlx::query!(
-        "SELECT o.id, o.brand_id, o.quantity, q.amount::text AS \"amount?\", q.pay_token AS \"pay_token?\"
-         FROM orders o LEFT JOIN fx_quotes q ON q.order_id = o.id WHERE o.public_id = $1",
+        r#"SELECT o.id AS "id: OrderId", o.brand_id AS "brand_id: BrandId", o.state AS "state: OrderState", o.quantity,
+                  q.amount::text AS "amount?", q.pay_token AS "pay_token?"
+           FROM orders o LEFT JOIN fx_quotes q ON q.order_id = o.id WHERE o.public_id = $1 FOR UPDATE OF o"#,
         order
     )
     .fetch_optional(&mut *conn)
@@ -113,29 +113,24 @@ async fn record(conn: &mut sqlx::PgConnection, order: Uuid, paid: &OrderPaid, ca
     if expected != (seen.0.as_deref(), seen.1, seen.2) {
         anyhow::bail!("order {order}: OrderPaid {paid:?} does not match its quote {expected:?}");
     }
-    let payload = json!({ "brand_id": row.brand_id, "order": order, "first_token_id": paid.firstTokenId.to_string(),
-                          "buyer": paid.buyer, "amount": paid.amount.to_string(), "pay_token": paid.payToken });
-    let transition =
-        Transition::<Order>::new(row.id, OrderEvent::PaidOnChain, cause, "payment.wallet").with_payload(payload);
-    match apply(&mut *conn, transition).await {
-        Ok(applied) => {
-            let first: bigdecimal::BigDecimal = paid.firstTokenId.to_string().parse()?;
-            sqlx::query!(
-                "UPDATE orders SET first_token_id = $2, fulfilled_at = COALESCE(fulfilled_at, now()) WHERE id = $1",
-                row.id,
-                first
-            )
-            .execute(&mut *conn)
-            .await?;
-            Ok(matches!(applied, shared::workflow::Applied::Moved { .. }))
-        }
-        Err(WorkflowError::InvalidTransition { from, .. }) => {
-            // Paid on chain after we expired it: the buyer holds the NFT and we hold the money.
-            tracing::error!(%order, from, "OrderPaid for an order that is no longer pending: reconcile by hand");
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
+    let extra = json!({ "first_token_id": paid.firstTokenId.to_string(), "buyer": paid.buyer,
+                        "amount": paid.amount.to_string(), "pay_token": paid.payToken });
+    let key = OrderKey { id: row.id, public_id: order, brand: row.brand_id };
+    let moved = advance(conn, &key, OrderEvent::PaidOnChain, cause, "payment.wallet", extra).await?;
+    if !moved && row.state != OrderState::Fulfilled {
+        // Paid on chain after we expired it: the buyer holds the NFT and we hold the money.
+        tracing::error!(%order, from = %row.state, "OrderPaid for an order that is no longer pending: reconcile by hand");
+        return Ok(false);
     }
+    let first: bigdecimal::BigDecimal = paid.firstTokenId.to_string().parse()?;
+    sqlx::query!(
+        "UPDATE orders SET first_token_id = $2, fulfilled_at = COALESCE(fulfilled_at, now()) WHERE id = $1",
+        row.id.get(),
+        first
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(moved)
 }
 
 impl Daemon for WalletPayments {
@@ -200,13 +195,16 @@ pub(crate) struct QuoteView {
 }
 
 /// The wallet payment of order `id`, if it has one.
-pub(crate) async fn view(conn: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<Option<WalletPayment>> {
+pub(crate) async fn view(
+    conn: &mut sqlx::PgConnection,
+    id: shared::ids::OrderId,
+) -> sqlx::Result<Option<WalletPayment>> {
     let row = sqlx::query!(
         "SELECT q.asset, q.pay_token, q.amount::text AS \"amount!\", q.rate, q.source, q.spread_bps, q.rounding,
                 q.fetched_at, q.expires_at, q.collection, q.checkout, q.chain_id, q.signature,
                 o.public_id, o.wallet_address, o.quantity
          FROM fx_quotes q JOIN orders o ON o.id = q.order_id WHERE q.order_id = $1",
-        id
+        id.get()
     )
     .fetch_optional(conn)
     .await?;
@@ -244,7 +242,7 @@ pub(crate) async fn quote(
     state: &shared::AppState,
     created: &crate::new_order::Created,
 ) -> shared::http::ApiResult<()> {
-    let id = created.id;
+    let id = created.id.get();
     use crate::fx::{Asset, FxError};
     use alloy::primitives::U256;
     use shared::{
@@ -255,15 +253,15 @@ pub(crate) async fn quote(
     let contracts = &state.config().chain.contracts;
     let unavailable = |detail: String| ApiError::Unavailable { detail, checks: None };
     let order = sqlx::query!(
-        "SELECT o.public_id, o.method, o.total_minor, o.currency, o.quantity, o.wallet_address, o.brand_id,
+        "SELECT o.public_id, o.total_minor, o.currency, o.quantity, o.wallet_address, o.brand_id,
                 c.collection_address, c.chain_id
          FROM orders o JOIN campaigns c ON c.id = o.campaign_id WHERE o.id = $1",
         id
     )
     .fetch_one(state.db())
     .await?;
-    let (asset, pay_token) = match order.method.as_str() {
-        "eth" => (Asset::Eth, Some(ETH)),
+    let (asset, pay_token) = match created.method {
+        shared::orders::PaymentMethod::Eth => (Asset::Eth, Some(ETH)),
         _ => (Asset::Stablecoin, contracts.stablecoin),
     };
     let setup = (
@@ -313,7 +311,7 @@ pub(crate) async fn quote(
              expires_at, collection, checkout, chain_id, signature)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'up', $8, $9, $10, $11, $12, $13)",
         id,
-        order.method,
+        created.method.as_str(),
         pay_token.as_slice(),
         amount,
         fx.rate.to_string(),

@@ -74,7 +74,7 @@ pub(crate) struct Scanner {
 /// Issues a single-use nonce for a Sign-In with Ethereum message.
 #[utoipa::path(get, path = "/auth/siwe/nonce", tag = "auth", responses(
     (status = 200, body = Nonce),
-    (status = 429, body = Problem, content_type = "application/problem+json"),
+    (status = 429, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn siwe_nonce(State(state): State<AppState>, meta: RequestMeta) -> ApiResult<Json<Nonce>> {
@@ -93,8 +93,8 @@ async fn siwe_nonce(State(state): State<AppState>, meta: RequestMeta) -> ApiResu
 #[utoipa::path(post, path = "/auth/siwe", tag = "auth", request_body = SiweSignIn, responses(
     (status = 200, body = CustomerToken),
     (status = 401, description = "Wrong domain or chain, expired, reused nonce, or not the address's signature",
-        body = Problem, content_type = "application/problem+json"),
-    (status = 429, body = Problem, content_type = "application/problem+json"),
+        body = Problem),
+    (status = 429, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn siwe_sign_in(
@@ -130,7 +130,7 @@ async fn me(caller: Caller) -> ApiResult<Json<CustomerMe>> {
 /// The store a verifier's scanner is set up for (verifiers: only their assigned stores).
 #[utoipa::path(get, path = "/brands/{brand_id}/stores/{store_id}/scanner", tag = "redemptions",
     params(("brand_id" = i64, Path), ("store_id" = i64, Path)),
-    responses((status = 200, body = Scanner), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Scanner), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn scanner(
     State(state): State<AppState>,
@@ -143,7 +143,7 @@ async fn scanner(
         "SELECT b.id AS brand_id, b.name AS brand_name, s.id AS store_id, s.name AS store_name
          FROM stores s JOIN brands b ON b.id = s.brand_id
          WHERE s.brand_id = $1 AND s.id = $2",
-        brand,
+        brand.get(),
         path.store_id
     )
     .fetch_optional(state.db())

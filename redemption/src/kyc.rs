@@ -98,7 +98,7 @@ fn cause(caller: &Caller) -> String {
 /// The customer's latest KYC submission.
 #[utoipa::path(get, path = "/customers/me/kyc", tag = "kyc", responses(
     (status = 200, body = CustomerKyc),
-    (status = 404, description = "Nothing submitted yet", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "Nothing submitted yet", body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn status(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<CustomerKyc>> {
@@ -113,9 +113,8 @@ async fn status(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
 #[utoipa::path(put, path = "/customers/me/kyc", tag = "kyc", request_body = DetailsInput, responses(
     (status = 200, description = "The draft was updated", body = CustomerKyc),
     (status = 201, description = "A new draft was started", body = CustomerKyc),
-    (status = 409, description = "Awaiting review, or already verified", body = Problem,
-        content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Awaiting review, or already verified", body = Problem),
+    (status = 422, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn save_details(
@@ -148,11 +147,9 @@ async fn save_details(
         content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "application/pdf"))),
     responses(
         (status = 201, body = Document),
-        (status = 409, description = "No draft (save details first), or it was already submitted", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Empty, too large, or not the declared format (field `file`)", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 409, description = "No draft (save details first), or it was already submitted", body = Problem),
+        (status = 415, body = Problem),
+        (status = 422, description = "Empty, too large, or not the declared format (field `file`)", body = Problem),
 ))]
 #[tracing::instrument(skip_all, fields(kind = kind.as_str()))]
 async fn upload_document(
@@ -225,10 +222,8 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> ApiResult<Byt
 /// Submits the draft for review; it must have the images its document type needs.
 #[utoipa::path(post, path = "/customers/me/kyc/submit", tag = "kyc", responses(
     (status = 200, body = CustomerKyc),
-    (status = 409, description = "No draft, awaiting review, or already verified", body = Problem,
-        content_type = "application/problem+json"),
-    (status = 422, description = "Images missing (field `documents`)", body = Problem,
-        content_type = "application/problem+json"),
+    (status = 409, description = "No draft, awaiting review, or already verified", body = Problem),
+    (status = 422, description = "Images missing (field `documents`)", body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn submit(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<CustomerKyc>> {

@@ -60,7 +60,7 @@ pub async fn record_as(
     sqlx::query_scalar!(
         r#"SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8) AS "id!""#,
         actor,
-        brand,
+        brand.map(BrandId::get),
         entry.action,
         entry.target,
         entry.before,
@@ -105,7 +105,7 @@ pub async fn list(
            WHERE ($1::bigint IS NULL OR brand_id = $1) AND ($2::bigint IS NULL OR id < $2)
            ORDER BY id DESC
            LIMIT $3"#,
-        brand,
+        brand.map(BrandId::get),
         before,
         limit,
     )

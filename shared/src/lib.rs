@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod db;
 pub mod errors;
 pub mod http;
+pub mod ids;
 pub mod kyc;
 pub mod mail;
 pub mod money;

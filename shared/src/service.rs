@@ -282,7 +282,7 @@ impl App {
 /// The complete router of a service: its routes plus health, metrics, `/openapi.json` and
 /// Swagger UI at `/docs`, inside the shared middleware stack.
 pub fn router(spec: ServiceSpec, resources: Resources) -> Router {
-    let (router, api) = openapi_router(spec).split_for_parts();
+    let (router, api) = split(spec);
     http::metrics::describe_service(spec.name);
     let timeout = resources.config.http.request_timeout;
     let auth = &resources.config.auth;
@@ -326,7 +326,14 @@ pub fn openapi_router(spec: ServiceSpec) -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of a service, without starting it.
 pub fn openapi(spec: ServiceSpec) -> OpenApi {
-    openapi_router(spec).split_for_parts().1
+    split(spec).1
+}
+
+/// The service's routes and their finished OpenAPI document.
+fn split(spec: ServiceSpec) -> (axum::Router<AppState>, OpenApi) {
+    let (router, mut api) = openapi_router(spec).split_for_parts();
+    http::problem::document_problems(&mut api);
+    (router, api)
 }
 
 /// Runs the given services in this process until SIGINT/SIGTERM: loads the configuration,

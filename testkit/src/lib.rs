@@ -8,6 +8,8 @@ use sqlx::{Connection, Executor, PgConnection, postgres::PgConnectOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod api;
+
 use shared::{
     config::Config,
     service::{App, Resources, ServiceSpec},

@@ -124,7 +124,9 @@ pub(crate) async fn world(app: &TestApp) -> World {
     // An API key of brand A with every permission a key may hold.
     let held: Vec<Permission> = acl::all_permissions().filter(|p| p.grantable_to_api_key()).collect();
     let mut conn = db.acquire().await.unwrap();
-    let (_, key) = shared::auth::api_keys::create(&mut conn, brand_a, "server", &held, None).await.unwrap();
+    let (_, key) = shared::auth::api_keys::create(&mut conn, shared::ids::BrandId::new(brand_a), "server", &held, None)
+        .await
+        .unwrap();
     principals.push((Who::ApiKey(held), Some(key)));
     World { brand_a, brand_b, store_a1, store_a2, store_b1, principals }
 }

@@ -10,19 +10,36 @@ use fakes::{
     fx::{Failure, FxStub, Venue},
     stripe::{Signing, StripeEmulator},
 };
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::contracts::Checkout;
-use testkit as testing;
+use shared::{
+    contracts::Checkout,
+    ids::{BrandId, ItemId},
+    orders::{OrderState, PaymentMethod},
+};
+use testkit::{
+    self as testing,
+    api::{Campaign, NewOrder, Order, Reply},
+};
 
 use crate::operator::{PNG, Platformed, platformed};
 
-async fn place(setup: &Platformed, item: i64, buyer: Address, method: &str) -> (StatusCode, Value) {
-    let body = json!({ "item_id": item, "quantity": 2, "email": "buyer@example.com",
-                       "wallet_address": buyer.to_checksum(None), "method": method });
-    let response = setup.payment.client.post(setup.payment.url("/orders")).json(&body).send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
+/// A buyer orders two units of `item` for `buyer`'s wallet.
+async fn place(setup: &Platformed, item: ItemId, buyer: Address, method: PaymentMethod) -> Reply<Order> {
+    let order = NewOrder {
+        item_id: item,
+        quantity: 2,
+        email: "buyer@example.com".into(),
+        wallet_address: buyer.to_checksum(None),
+        method,
+        voucher_code: None,
+    };
+    setup.payment.public_api().orders().create(&order).await
+}
+
+/// The order once its state satisfies `done` (30 s at most).
+async fn order_state(setup: &Platformed, order: &Order, done: OrderState) -> Order {
+    setup.payment.public_api().orders().until(order.id, |state| state == done).await
 }
 
 /// `Checkout.buy` from the buyer's wallet with the order's quote.
@@ -59,43 +76,28 @@ async fn a_wallet_pays_the_signed_quote_on_chain_and_the_order_is_fulfilled() {
     let campaign = json!({ "name": "Wallet Drop", "slug": "wallet", "royalty_bps": 0,
         "royalty_receiver": anvil.addresses()[5].to_checksum(None),
         "items": [{ "name": "Pass", "price_minor": 150_000, "currency": "EUR", "supply": 10, "payment_methods": ["eth", "card"] }] });
-    let (_, campaign) = owner.call(Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign)).await;
-    let base = format!("/brands/{brand}/campaigns/{}", campaign["id"]);
-    owner.upload(&format!("{base}/artwork"), "image/png", alloy::hex::decode(PNG).unwrap()).await;
-    owner.call(Method::POST, &format!("{base}/deploy"), None).await;
-    let live = owner.wait_for(&base, |c| c["state"] != "deploying").await;
-    assert_eq!(live["state"], "live", "{live}");
+    let live = live_campaign(owner, brand, &campaign).await;
     // The checkout pays the brand: its treasury is set up after deployment, through the queue.
-    let collection: Address = live["collection_address"].as_str().unwrap().parse().unwrap();
+    let collection: Address = live.rest["collection_address"].as_str().unwrap().parse().unwrap();
     for _ in 0..100 {
         if !platform.checkout.treasuryOf(collection).call().await.unwrap().is_zero() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let item = live["items"][0]["id"].as_i64().unwrap();
+    let item = live.items[0].id;
 
     // Two passes = 3,000 EUR = 1 ETH at the stub's 3,000 EUR, plus the 1 % spread.
     let buyer = anvil.addresses()[8];
-    let (status, order) = place(&setup, item, buyer, "eth").await;
-    assert_eq!(status, StatusCode::CREATED, "{order}");
-    let payment = &order["wallet_payment"];
+    let order = place(&setup, item, buyer, PaymentMethod::Eth).await.expect("order created");
+    let payment = order.wallet_payment.as_ref().expect("a quote to pay");
     assert_eq!(payment["source"], "binance");
     assert_eq!(payment["quote"]["amount"], "1010000000000000000");
     assert_eq!(payment["quote"]["pay_token"], Address::ZERO.to_checksum(None));
     let provider = testing::wallet(anvil, 0);
     let treasury_before = provider.get_balance(anvil.addresses()[5]).await.unwrap();
     pay(&setup, 8, payment).await.unwrap();
-    let path = format!("/orders/{}", order["id"].as_str().unwrap());
-    let mut fulfilled = Value::Null;
-    for _ in 0..100 {
-        fulfilled = setup.payment.get(&path).await.json().await.unwrap();
-        if fulfilled["state"] == "fulfilled" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert_eq!(fulfilled["state"], "fulfilled", "{fulfilled}");
+    order_state(&setup, &order, OrderState::Fulfilled).await;
     let nft = platform.collection(collection);
     assert_eq!(nft.ownerOf(U256::from(1)).call().await.unwrap(), buyer);
     assert_eq!(nft.ownerOf(U256::from(2)).call().await.unwrap(), buyer);
@@ -106,32 +108,30 @@ async fn a_wallet_pays_the_signed_quote_on_chain_and_the_order_is_fulfilled() {
     );
 
     // A quote past its deadline is refused by the contract; the order then expires.
-    let (_, late) = place(&setup, item, anvil.addresses()[7], "eth").await;
+    let late = place(&setup, item, anvil.addresses()[7], PaymentMethod::Eth).await.expect("order created");
     provider.anvil_increase_time(400).await.unwrap();
-    let refused = pay(&setup, 7, &late["wallet_payment"]).await.unwrap_err();
+    let refused = pay(&setup, 7, late.wallet_payment.as_ref().unwrap()).await.unwrap_err();
     assert!(refused.contains("revert") || refused.contains("Expired"), "{refused}");
     sqlx::query("UPDATE orders SET expires_at = now() - interval '1 second' WHERE public_id = $1")
-        .bind(late["id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap())
+        .bind(late.id)
         .execute(setup.payment.resources.db())
         .await
         .unwrap();
     let mut conn = setup.payment.resources.db().acquire().await.unwrap();
     payment::expire_due(&mut conn).await.unwrap();
-    let late: Value =
-        setup.payment.get(&format!("/orders/{}", late["id"].as_str().unwrap())).await.json().await.unwrap();
-    assert_eq!(late["state"], "expired");
+    let late = setup.payment.public_api().orders().get(late.id).await.unwrap();
+    assert_eq!(late.state, OrderState::Expired);
 
     // Binance refuses this location (451): the second source prices the order.
     fx.fail(Venue::Binance, Failure::Restricted);
-    let (status, second) = place(&setup, item, anvil.addresses()[6], "eth").await;
-    assert_eq!(status, StatusCode::CREATED, "{second}");
-    assert_eq!(second["wallet_payment"]["source"], "coinbase");
+    let second = place(&setup, item, anvil.addresses()[6], PaymentMethod::Eth).await.expect("order created");
+    assert_eq!(second.wallet_payment.as_ref().unwrap()["source"], "coinbase");
 
     // Both down: a clear 503, no quote, and the units are not held.
     fx.fail(Venue::Coinbase, Failure::ServerError);
-    let (status, problem) = place(&setup, item, anvil.addresses()[4], "eth").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
-    assert!(problem["detail"].as_str().unwrap().contains("no quote"), "{problem}");
+    let problem = place(&setup, item, anvil.addresses()[4], PaymentMethod::Eth).await.unwrap_err();
+    assert_eq!(problem.status, StatusCode::SERVICE_UNAVAILABLE, "{problem:?}");
+    assert!(problem.detail.as_deref().unwrap_or_default().contains("no quote"), "{problem:?}");
     let (quotes, reserved): (i64, i32) =
         sqlx::query_as("SELECT (SELECT count(*) FROM fx_quotes), (SELECT reserved FROM campaign_items WHERE id = $1)")
             .bind(item)
@@ -142,19 +142,22 @@ async fn a_wallet_pays_the_signed_quote_on_chain_and_the_order_is_fulfilled() {
     setup.stop().await;
 }
 
-/// A live campaign of `supply` card-payable units; returns (campaign path, item id).
-async fn card_campaign(setup: &Platformed, slug: &str, supply: i64) -> (String, i64) {
-    let Platformed { ref anvil, ref owner, brand, .. } = *setup;
+/// The owner creates `campaign`, uploads its artwork and deploys it; the campaign once live.
+async fn live_campaign(owner: &crate::operator::Operator, brand: i64, campaign: &Value) -> Campaign {
+    let campaigns = owner.api().campaigns(BrandId::new(brand));
+    let created = campaigns.create(campaign).await.expect("campaign created");
+    campaigns.artwork(created.id, "image/png", alloy::hex::decode(PNG).unwrap()).await.expect("artwork");
+    let live = campaigns.deployed(created.id).await;
+    assert_eq!(live.state, "live", "{live:?}");
+    live
+}
+
+/// A live campaign of `supply` card-payable units; returns its item.
+async fn card_campaign(setup: &Platformed, slug: &str, supply: i64) -> ItemId {
     let campaign = json!({ "name": "Card Drop", "slug": slug, "royalty_bps": 0,
-        "royalty_receiver": anvil.addresses()[5].to_checksum(None),
+        "royalty_receiver": setup.anvil.addresses()[5].to_checksum(None),
         "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": supply, "payment_methods": ["card"] }] });
-    let (_, campaign) = owner.call(Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign)).await;
-    let base = format!("/brands/{brand}/campaigns/{}", campaign["id"]);
-    owner.upload(&format!("{base}/artwork"), "image/png", alloy::hex::decode(PNG).unwrap()).await;
-    owner.call(Method::POST, &format!("{base}/deploy"), None).await;
-    let live = owner.wait_for(&base, |c| c["state"] != "deploying").await;
-    assert_eq!(live["state"], "live", "{live}");
-    (base, live["items"][0]["id"].as_i64().unwrap())
+    live_campaign(&setup.owner, setup.brand, &campaign).await.items[0].id
 }
 
 /// Confirms a PaymentIntent with a test card, as Stripe.js would.
@@ -170,28 +173,15 @@ async fn confirm(stripe: &StripeEmulator, intent: &str, card: &str) -> StatusCod
         .status()
 }
 
-async fn order_state(setup: &Platformed, id: &str, done: impl Fn(&str) -> bool) -> Value {
-    let mut order = Value::Null;
-    for _ in 0..150 {
-        order = setup.payment.get(&format!("/orders/{id}")).await.json().await.unwrap();
-        if done(order["state"].as_str().unwrap_or_default()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    order
-}
-
 #[tokio::test]
 async fn card_webhooks_in_any_order_and_number_charge_and_mint_once_and_a_failed_mint_charges_nothing() {
     let stripe = StripeEmulator::start("sk_test_brandmint").await.unwrap();
     let setup = card_platform(&stripe).await;
     stripe.pause_delivery(true);
-    let (_, item) = card_campaign(&setup, "card", 3).await;
+    let item = card_campaign(&setup, "card", 3).await;
     let buyer = setup.anvil.addresses()[8];
-    let (status, order) = place(&setup, item, buyer, "card").await;
-    assert_eq!(status, StatusCode::CREATED, "{order}");
-    let intent = order["card_payment"]["payment_intent_id"].as_str().unwrap().to_owned();
+    let order = place(&setup, item, buyer, PaymentMethod::Card).await.expect("order created");
+    let intent = order.card_payment.as_ref().unwrap()["payment_intent_id"].as_str().unwrap().to_owned();
     assert_eq!(confirm(&stripe, &intent, "pm_card_visa").await, StatusCode::OK);
 
     // Every event 10 times, shuffled, with forged and stale copies in between.
@@ -207,9 +197,7 @@ async fn card_webhooks_in_any_order_and_number_charge_and_mint_once_and_a_failed
             assert_eq!(stripe.redeliver(id, Signing::At(stale)).await.unwrap(), StatusCode::BAD_REQUEST);
         }
     }
-    let id = order["id"].as_str().unwrap();
-    let fulfilled = order_state(&setup, id, |s| s == "fulfilled").await;
-    assert_eq!(fulfilled["state"], "fulfilled", "{fulfilled}");
+    order_state(&setup, &order, OrderState::Fulfilled).await;
     let at_stripe = stripe.payment_intent(&intent).unwrap();
     assert_eq!((at_stripe["status"].as_str(), at_stripe["amount_received"].as_i64()), (Some("succeeded"), Some(5_000)));
     let db = setup.payment.resources.db();
@@ -232,11 +220,10 @@ async fn card_webhooks_in_any_order_and_number_charge_and_mint_once_and_a_failed
     // mint reverts, the authorisation is cancelled, nothing is charged, the units come back.
     sqlx::query("UPDATE campaign_items SET supply = 10 WHERE id = $1").bind(item).execute(db).await.unwrap();
     stripe.pause_delivery(false);
-    let (status, second) = place(&setup, item, setup.anvil.addresses()[7], "card").await;
-    assert_eq!(status, StatusCode::CREATED, "{second}");
-    let intent = second["card_payment"]["payment_intent_id"].as_str().unwrap().to_owned();
+    let second = place(&setup, item, setup.anvil.addresses()[7], PaymentMethod::Card).await.expect("order created");
+    let intent = second.card_payment.as_ref().unwrap()["payment_intent_id"].as_str().unwrap().to_owned();
     assert_eq!(confirm(&stripe, &intent, "pm_card_visa").await, StatusCode::OK);
-    let failed = order_state(&setup, second["id"].as_str().unwrap(), |s| s == "failed").await;
+    let failed = order_state(&setup, &second, OrderState::Failed).await;
     let debug: Vec<(String, String, Option<String>)> =
         sqlx::query_as("SELECT idempotency_key, state, error FROM chain_transactions ORDER BY id")
             .fetch_all(db)
@@ -248,7 +235,7 @@ async fn card_webhooks_in_any_order_and_number_charge_and_mint_once_and_a_failed
             .await
             .unwrap();
     let running = setup.background_running();
-    assert_eq!(failed["state"], "failed", "{failed} {debug:?} {errors:?} background running: {running}");
+    assert_eq!(failed.state, OrderState::Failed, "{failed:?} {debug:?} {errors:?} background running: {running}");
     for _ in 0..50 {
         if stripe.payment_intent(&intent).unwrap()["status"] == "canceled" {
             break;
@@ -263,7 +250,7 @@ async fn card_webhooks_in_any_order_and_number_charge_and_mint_once_and_a_failed
     setup.stop().await;
 }
 
-async fn fulfilled_collection(setup: &Platformed, item: i64) -> Address {
+async fn fulfilled_collection(setup: &Platformed, item: ItemId) -> Address {
     let bytes: Vec<u8> = sqlx::query_scalar(
         "SELECT c.collection_address FROM campaigns c JOIN campaign_items i ON i.campaign_id = c.id WHERE i.id = $1",
     )
@@ -289,7 +276,7 @@ async fn a_thousand_buyers_of_a_hundred_units_pay_and_exactly_a_hundred_are_mint
     )
     .await;
     stripe.set_webhook(setup.payment.url("/webhooks/stripe").parse().unwrap(), secret);
-    let (_, item) = card_campaign(&setup, "hundred", 100).await;
+    let item = card_campaign(&setup, "hundred", 100).await;
 
     let attempts = (0..1000u64).map(|n| {
         let (client, url) = (setup.payment.client.clone(), setup.payment.url("/orders"));
@@ -470,34 +457,33 @@ fn statuses(intents: &[Value]) -> Vec<&str> {
 async fn a_hosted_page_pays_like_the_payment_intent_and_no_card_is_left_authorised() {
     let stripe = StripeEmulator::start("sk_test_brandmint").await.unwrap();
     let setup = card_platform(&stripe).await;
-    let (_, item) = card_campaign(&setup, "hosted", 10).await;
+    let item = card_campaign(&setup, "hosted", 10).await;
     let collection = fulfilled_collection(&setup, item).await;
     let nft = setup.platform.collection(collection);
 
     // 1. Paid only on the hosted page: minted to the buyer's wallet and captured, like a
     //    PaymentIntent confirmed by Stripe.js; the order's own intent is cancelled.
     let buyer = setup.anvil.addresses()[8];
-    let (_, order) = place(&setup, item, buyer, "card").await;
-    let id = order["id"].as_str().unwrap();
+    let order = place(&setup, item, buyer, PaymentMethod::Card).await.expect("order created");
+    let id = &order.id.to_string();
     let page = hosted_page(&setup, id).await;
     assert_eq!(pay_on_page(&page, "pm_card_visa").await, StatusCode::SEE_OTHER);
-    let fulfilled = order_state(&setup, id, |s| s == "fulfilled").await;
-    assert_eq!(fulfilled["state"], "fulfilled", "{fulfilled}");
+    let fulfilled = order_state(&setup, &order, OrderState::Fulfilled).await;
     assert_eq!(nft.balanceOf(buyer).call().await.unwrap(), U256::from(2));
     let intents = settled_intents(&stripe, id).await;
     assert_eq!(statuses(&intents), ["canceled", "succeeded"], "{intents:?}");
     let paid = intents.iter().find(|pi| pi["status"] == "succeeded").unwrap();
-    assert_ne!(paid["id"], order["card_payment"]["payment_intent_id"], "the page's own PaymentIntent paid");
+    assert_ne!(paid["id"], order.card_payment.unwrap()["payment_intent_id"], "the page's own PaymentIntent paid");
     assert_eq!(paid["amount_received"], 5_000);
-    assert_eq!(fulfilled["card_payment"]["payment_intent_id"], paid["id"], "the order names what paid it");
+    assert_eq!(fulfilled.card_payment.unwrap()["payment_intent_id"], paid["id"], "the order names what paid it");
 
     // 2. Paid on both paths before either webhook arrives: one capture, one cancellation, one mint.
     stripe.pause_delivery(true);
     let twice = setup.anvil.addresses()[7];
-    let (_, order) = place(&setup, item, twice, "card").await;
-    let id = order["id"].as_str().unwrap();
+    let order = place(&setup, item, twice, PaymentMethod::Card).await.expect("order created");
+    let id = &order.id.to_string();
     let page = hosted_page(&setup, id).await;
-    let intent = order["card_payment"]["payment_intent_id"].as_str().unwrap();
+    let intent = order.card_payment.as_ref().unwrap()["payment_intent_id"].as_str().unwrap();
     assert_eq!(confirm(&stripe, intent, "pm_card_visa").await, StatusCode::OK);
     assert_eq!(pay_on_page(&page, "pm_card_visa").await, StatusCode::SEE_OTHER);
     assert_eq!(intents_in(&stripe, "requires_capture").await.len(), 2, "both authorised");
@@ -505,8 +491,7 @@ async fn a_hosted_page_pays_like_the_payment_intent_and_no_card_is_left_authoris
         stripe.redeliver(&event.id, Signing::Genuine).await.unwrap();
     }
     stripe.pause_delivery(false);
-    let fulfilled = order_state(&setup, id, |s| s == "fulfilled").await;
-    assert_eq!(fulfilled["state"], "fulfilled", "{fulfilled}");
+    order_state(&setup, &order, OrderState::Fulfilled).await;
     let intents = settled_intents(&stripe, id).await;
     assert_eq!(statuses(&intents), ["canceled", "succeeded"], "{intents:?}");
     assert_eq!(nft.balanceOf(twice).call().await.unwrap(), U256::from(2), "minted once");
@@ -514,12 +499,12 @@ async fn a_hosted_page_pays_like_the_payment_intent_and_no_card_is_left_authoris
     // 3. Abandoned on the hosted page: at expiry the order's intent is cancelled and the page
     //    closed, so a late payment there is refused.
     let gone = setup.anvil.addresses()[6];
-    let (_, order) = place(&setup, item, gone, "card").await;
-    let id = order["id"].as_str().unwrap();
+    let order = place(&setup, item, gone, PaymentMethod::Card).await.expect("order created");
+    let id = &order.id.to_string();
     let page = hosted_page(&setup, id).await;
     let db = setup.payment.resources.db();
     sqlx::query("UPDATE orders SET expires_at = now() - interval '1 second' WHERE public_id = $1")
-        .bind(id.parse::<uuid::Uuid>().unwrap())
+        .bind(order.id)
         .execute(db)
         .await
         .unwrap();
@@ -533,7 +518,7 @@ async fn a_hosted_page_pays_like_the_payment_intent_and_no_card_is_left_authoris
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_ne!(pay_on_page(&page, "pm_card_visa").await, StatusCode::SEE_OTHER, "the page is closed");
-    assert_eq!(order_state(&setup, id, |s| s == "expired").await["state"], "expired");
+    order_state(&setup, &order, OrderState::Expired).await;
 
     // Whatever the path, no buyer's card is left authorised, and the safety net finds nothing.
     assert_eq!(intents_in(&stripe, "requires_capture").await, Vec::<Value>::new());

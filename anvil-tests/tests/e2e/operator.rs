@@ -25,6 +25,11 @@ pub(crate) struct Operator {
 }
 
 impl Operator {
+    /// The API as this operator, through typed helpers.
+    pub(crate) fn api(&self) -> testkit::api::Client<'_> {
+        self.app.api(&self.token)
+    }
+
     pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.app.client.request(method, self.app.url(path)).bearer_auth(&self.token);
         if let Some(body) = body {

@@ -31,6 +31,22 @@ async fn every_service_boots_and_is_ready_on_one_database() {
         let doc: serde_json::Value = serde_json::from_str(&raw).unwrap();
         assert_eq!(doc["info"]["title"], format!("Brandmint {name}"));
         assert!(doc["paths"].get("/health/ready").is_some(), "{name} documents its readiness route");
+        // Every error response is documented with the media type it is sent with.
+        let mut problems = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+                    let content = response["content"].as_object();
+                    let problem = content.and_then(|c| c.get("application/problem+json"));
+                    if status.starts_with(['4', '5']) && content.is_some_and(|c| !c.is_empty()) {
+                        assert!(problem.is_some(), "{name} {method} {path} {status}: {response}");
+                        problems += 1;
+                    }
+                    assert!(content.is_none_or(|c| !c.contains_key("application/json") || !status.starts_with('4')));
+                }
+            }
+        }
+        assert!(problems > 0, "{name} documents its error responses");
     }
     for (_, app) in apps {
         app.stop().await.unwrap();

@@ -206,7 +206,7 @@ async fn endpoint(conn: &mut PgConnection, brand: BrandId, id: i64) -> ApiResult
                       AS "previous_secret_expires_at?"
            FROM webhook_endpoints WHERE brand_id = $1 AND id = $2 AND deleted_at IS NULL
            FOR NO KEY UPDATE"#,
-        brand,
+        brand.get(),
         id
     )
     .fetch_optional(conn)
@@ -219,7 +219,7 @@ async fn endpoint(conn: &mut PgConnection, brand: BrandId, id: i64) -> ApiResult
     params(("brand_id" = i64, Path)),
     responses(
         (status = 201, body = CreatedEndpoint),
-        (status = 422, description = "Refused URL or unknown event type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Refused URL or unknown event type", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn create_endpoint(
@@ -239,7 +239,7 @@ async fn create_endpoint(
            VALUES ($1, $2, $3, $4, $5, $6)
            RETURNING id, url, description, event_types, enabled, created_at, updated_at,
                      NULL::timestamptz AS "previous_secret_expires_at?""#,
-        brand,
+        brand.get(),
         url,
         description,
         &event_types,
@@ -265,7 +265,7 @@ async fn list_endpoints(State(state): State<AppState>, caller: Caller) -> ApiRes
                   CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
                       AS "previous_secret_expires_at?"
            FROM webhook_endpoints WHERE brand_id = $1 AND deleted_at IS NULL ORDER BY id"#,
-        caller.brand()?.id
+        caller.brand()?.id.get()
     )
     .fetch_all(state.db())
     .await?;
@@ -275,7 +275,7 @@ async fn list_endpoints(State(state): State<AppState>, caller: Caller) -> ApiRes
 /// One endpoint.
 #[utoipa::path(get, path = "/brands/{brand_id}/webhooks/{endpoint_id}", tag = "webhooks",
     params(("brand_id" = i64, Path), ("endpoint_id" = i64, Path)),
-    responses((status = 200, body = Endpoint), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Endpoint), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn get_endpoint(
     State(state): State<AppState>,
@@ -293,8 +293,8 @@ async fn get_endpoint(
     request_body = EndpointChange, params(("brand_id" = i64, Path), ("endpoint_id" = i64, Path)),
     responses(
         (status = 200, body = Endpoint),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn update_endpoint(
@@ -321,7 +321,7 @@ async fn update_endpoint(
            RETURNING id, url, description, event_types, enabled, created_at, updated_at,
                      CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
                          AS "previous_secret_expires_at?""#,
-        brand,
+        brand.get(),
         path.endpoint_id,
         url,
         event_types.as_deref(),
@@ -340,7 +340,7 @@ async fn update_endpoint(
 /// delivery log is kept.
 #[utoipa::path(delete, path = "/brands/{brand_id}/webhooks/{endpoint_id}", tag = "webhooks",
     params(("brand_id" = i64, Path), ("endpoint_id" = i64, Path)),
-    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn delete_endpoint(
     State(state): State<AppState>,
@@ -356,7 +356,7 @@ async fn delete_endpoint(
          SET deleted_at = now(), updated_at = now(), enabled = false, secret = '',
              previous_secret = NULL, previous_secret_expires_at = NULL
          WHERE brand_id = $1 AND id = $2",
-        brand,
+        brand.get(),
         path.endpoint_id
     )
     .execute(&mut *tx)
@@ -364,7 +364,7 @@ async fn delete_endpoint(
     sqlx::query!(
         "UPDATE webhook_deliveries SET status = 'cancelled', last_error = 'endpoint deleted'
          WHERE brand_id = $1 AND endpoint_id = $2 AND status = 'pending'",
-        brand,
+        brand.get(),
         path.endpoint_id
     )
     .execute(&mut *tx)
@@ -379,7 +379,7 @@ async fn delete_endpoint(
 /// both the new and the previous secret, so receivers can switch without losing events.
 #[utoipa::path(post, path = "/brands/{brand_id}/webhooks/{endpoint_id}/rotate-secret", tag = "webhooks",
     params(("brand_id" = i64, Path), ("endpoint_id" = i64, Path)),
-    responses((status = 200, body = RotatedSecret), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = RotatedSecret), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn rotate_secret(
     State(state): State<AppState>,
@@ -396,7 +396,7 @@ async fn rotate_secret(
                previous_secret_expires_at = now() + make_interval(secs => $4)
            WHERE brand_id = $1 AND id = $2
            RETURNING previous_secret_expires_at AS "expires_at!""#,
-        brand,
+        brand.get(),
         path.endpoint_id,
         secret.expose(),
         ROTATION_GRACE.as_secs_f64()
@@ -415,8 +415,8 @@ async fn rotate_secret(
     params(("brand_id" = i64, Path), ("endpoint_id" = i64, Path)),
     responses(
         (status = 202, body = QueuedTest),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The endpoint is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 409, description = "The endpoint is disabled", body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn send_test_event(
@@ -448,7 +448,7 @@ async fn send_test_event(
 /// The endpoint's latest deliveries (newest first), each with its attempts.
 #[utoipa::path(get, path = "/brands/{brand_id}/webhooks/{endpoint_id}/deliveries", tag = "webhooks",
     params(("brand_id" = i64, Path), ("endpoint_id" = i64, Path)),
-    responses((status = 200, body = Vec<Delivery>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Delivery>), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn list_deliveries(
     State(state): State<AppState>,
@@ -459,7 +459,7 @@ async fn list_deliveries(
     let mut conn = state.db().acquire().await?;
     let known = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE brand_id = $1 AND id = $2) AS "known!""#,
-        brand,
+        brand.get(),
         path.endpoint_id
     )
     .fetch_one(&mut *conn)
@@ -476,8 +476,8 @@ async fn list_deliveries(
     params(("brand_id" = i64, Path), ("endpoint_id" = i64, Path), ("delivery_id" = i64, Path)),
     responses(
         (status = 202, body = Delivery),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Still being delivered, or the endpoint is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem),
+        (status = 409, description = "Still being delivered, or the endpoint is disabled", body = Problem),
     ))]
 #[tracing::instrument(skip_all, fields(delivery.id = path.delivery_id))]
 async fn replay_delivery(
@@ -496,7 +496,7 @@ async fn replay_delivery(
     let status = sqlx::query_scalar!(
         "SELECT status FROM webhook_deliveries WHERE brand_id = $1 AND endpoint_id = $2 AND id = $3
          FOR NO KEY UPDATE",
-        brand,
+        brand.get(),
         path.endpoint_id,
         path.delivery_id
     )
@@ -540,7 +540,7 @@ async fn deliveries(
            FROM webhook_deliveries
            WHERE brand_id = $1 AND endpoint_id = $2 AND ($3::bigint IS NULL OR id = $3)
            ORDER BY id DESC LIMIT $4"#,
-        brand,
+        brand.get(),
         endpoint,
         only,
         LOG_PAGE
@@ -551,7 +551,7 @@ async fn deliveries(
     let attempts = sqlx::query!(
         "SELECT delivery_id, attempt, attempted_at, duration_ms, status_code, error, response_body
          FROM webhook_attempts WHERE brand_id = $1 AND delivery_id = ANY($2) ORDER BY delivery_id, attempt",
-        brand,
+        brand.get(),
         &ids
     )
     .fetch_all(&mut *conn)

@@ -58,9 +58,8 @@ impl Owner {
     async fn campaign(&self, slug: &str) -> i64 {
         let body = json!({ "name": "Drop", "slug": slug, "royalty_bps": 500, "items": [
             { "name": "Pass", "price_minor": 1_000, "currency": "EUR", "supply": 100, "payment_methods": ["card"] }] });
-        let (status, campaign) = self.call(Method::POST, &format!("/brands/{}/campaigns", self.brand), body).await;
-        assert_eq!(status, StatusCode::CREATED, "{campaign}");
-        campaign["id"].as_i64().unwrap()
+        let campaigns = self.app.api(&self.token).campaigns(shared::ids::BrandId::new(self.brand));
+        campaigns.create(&body).await.expect("campaign created").id.get()
     }
 }
 

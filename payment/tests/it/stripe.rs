@@ -36,7 +36,7 @@ fn client(emulator: &StripeEmulator, key: &str) -> Stripe {
 }
 
 fn order(id: &str) -> OrderRef {
-    OrderRef::new(id, 42).unwrap()
+    OrderRef::new(id, shared::ids::BrandId::new(42)).unwrap()
 }
 
 fn usd(minor: i64) -> Money {
@@ -129,7 +129,7 @@ async fn a_refund_is_made_once_per_order_for_the_full_amount() {
     assert_eq!(refunds, 1);
     assert!(emulator.events().iter().any(|e| e.event_type == "charge.refunded"));
 
-    let authorised_only = OrderRef::new("o-uncaptured", 42).unwrap();
+    let authorised_only = OrderRef::new("o-uncaptured", shared::ids::BrandId::new(42)).unwrap();
     let pi = stripe.create_payment_intent(&authorised_only, usd(1999), Some("pm_card_visa")).await.unwrap();
     let err = stripe.refund(&authorised_only, &pi.id).await.unwrap_err();
     assert!(matches!(err, Error::InvalidRequest { .. }) && !err.is_retryable(), "cancel, not refund: {err}");

@@ -4,36 +4,14 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
 use super::{Error, Result, acl::PlatformRole, guard::RequestMeta, password, session};
 use crate::{
     audit::{self, Entry},
     config::AuthConfig,
+    ids::AccountId,
 };
-
-/// An account's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
-#[sqlx(transparent)]
-#[serde(transparent)]
-pub struct AccountId(i64);
-
-impl AccountId {
-    pub const fn new(id: i64) -> Self {
-        Self(id)
-    }
-
-    pub const fn get(self) -> i64 {
-        self.0
-    }
-}
-
-impl fmt::Display for AccountId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
 
 /// An email address, trimmed and lowercased: the form accounts are stored and looked up in.
 /// Checked only for shape; deliverability is not this type's business.

@@ -47,7 +47,7 @@ pub async fn create(
         r#"INSERT INTO api_keys (brand_id, name, prefix, secret_hash, permissions, created_by)
            VALUES ($1, $2, $3, $4, $5, $6)
            RETURNING id, name, prefix, permissions, created_at, last_used_at, revoked_at"#,
-        brand,
+        brand.get(),
         name,
         prefix,
         &token_hash(&secret)[..],
@@ -66,7 +66,7 @@ pub async fn list(conn: &mut PgConnection, brand: BrandId) -> sqlx::Result<Vec<A
         ApiKey,
         r#"SELECT id, name, prefix, permissions, created_at, last_used_at, revoked_at
            FROM api_keys WHERE brand_id = $1 ORDER BY id DESC"#,
-        brand
+        brand.get()
     )
     .fetch_all(conn)
     .await
@@ -80,7 +80,7 @@ pub async fn revoke(conn: &mut PgConnection, brand: BrandId, id: i64) -> sqlx::R
         r#"UPDATE api_keys SET revoked_at = now()
            WHERE brand_id = $1 AND id = $2 AND revoked_at IS NULL
            RETURNING id, name, prefix, permissions, created_at, last_used_at, revoked_at"#,
-        brand,
+        brand.get(),
         id
     )
     .fetch_optional(conn)
@@ -95,7 +95,7 @@ pub async fn authenticate(db: &PgPool, token: &str) -> sqlx::Result<Option<Princ
         return Ok(None);
     };
     let Some(row) = sqlx::query!(
-        "SELECT id, brand_id, secret_hash, permissions FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
+        r#"SELECT id, brand_id AS "brand_id: BrandId", secret_hash, permissions FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"#,
         prefix
     )
     .fetch_optional(db)

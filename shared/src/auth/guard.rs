@@ -26,7 +26,7 @@ use utoipa_axum::router::UtoipaMethodRouter;
 use uuid::Uuid;
 
 use super::{
-    AccountId, access,
+    AccountId, BrandId, access,
     acl::{ACCOUNT_GRANTS, BrandRole, CUSTOMER_GRANTS, Permission, PlatformRole, Scope, brand_grants, platform_grants},
 };
 use crate::{
@@ -40,9 +40,6 @@ pub const SECURITY_SCHEME: &str = "bearer";
 pub const X_PERMISSION: &str = "x-permission";
 /// OpenAPI extension marking an operation anyone may call.
 pub const X_PUBLIC: &str = "x-public";
-
-/// A brand's id.
-pub type BrandId = i64;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +297,7 @@ async fn brand_access(
             let row = sqlx::query!(
                 r#"SELECT EXISTS (SELECT 1 FROM brands WHERE id = $1) AS "exists!",
                           (SELECT role FROM brand_members WHERE brand_id = $1 AND account_id = $2) AS role"#,
-                brand,
+                brand.get(),
                 id.get(),
             )
             .fetch_one(state.db())
@@ -331,7 +328,7 @@ async fn check_store(state: &AppState, principal: &Principal, access: BrandAcces
                           WHERE brand_id = s.brand_id AND store_id = s.id AND account_id = $3) AS "assigned!"
            FROM stores s WHERE s.id = $1 AND s.brand_id = $2"#,
         store,
-        access.id,
+        access.id.get(),
         account,
     )
     .fetch_optional(state.db())

@@ -22,11 +22,12 @@ pub mod reset;
 pub mod session;
 pub mod siwe;
 
-pub use account::{Account, AccountId, Email, create_account, find_account, sign_in};
+pub use crate::ids::{AccountId, BrandId};
+pub use account::{Account, Email, create_account, find_account, sign_in};
 pub use acl::{BrandRole, Permission, PlatformRole};
 pub use guard::{
-    BrandAccess, BrandId, Caller, Principal, RequestMeta, SECURITY_SCHEME, X_PERMISSION, X_PUBLIC, authenticate,
-    client_ip, may, public, random_token, require, token_hash,
+    BrandAccess, Caller, Principal, RequestMeta, SECURITY_SCHEME, X_PERMISSION, X_PUBLIC, authenticate, client_ip, may,
+    public, random_token, require, token_hash,
 };
 pub use session::{TokenPair, logout, refresh};
 

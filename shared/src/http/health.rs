@@ -67,8 +67,7 @@ pub async fn live(State(state): State<AppState>) -> Json<Liveness> {
 /// Every dependency answers: the service can take traffic.
 #[utoipa::path(get, path = "/health/ready", tag = "operations", responses(
     (status = 200, description = "Every dependency is up", body = Readiness),
-    (status = 503, description = "A dependency is down; `checks` says which", body = super::problem::Problem,
-        content_type = "application/problem+json"),
+    (status = 503, description = "A dependency is down; `checks` says which", body = super::problem::Problem),
 ))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
     let (database, rpc) = tokio::join!(check_database(&state), check_rpc(&state));

@@ -386,6 +386,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Documents every response whose body is a [`Problem`] as `application/problem+json`, the media
+/// type it is sent with. Routes declare their errors as `(status = 404, body = Problem)` (with a
+/// description of when it happens); the media type is stated once, here, for every service.
+pub fn document_problems(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    let problem = format!("#/components/schemas/{}", <Problem as utoipa::ToSchema>::name());
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else { continue };
+                let is_problem = response
+                    .content
+                    .get("application/json")
+                    .is_some_and(|content| matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == problem));
+                if is_problem && let Some(content) = response.content.shift_remove("application/json") {
+                    response.content.insert(PROBLEM_JSON.to_owned(), content);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::to_bytes;

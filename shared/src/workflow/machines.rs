@@ -8,9 +8,28 @@ use super::Machine;
 macro_rules! names {
     ($(#[$meta:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray,
+            serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+        )]
         #[strum(serialize_all = "snake_case")]
+        #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
+
+        $crate::text_sql_type!($name);
+
+        impl $name {
+            /// The name stored on rows and used on the wire.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
     };
 }
 

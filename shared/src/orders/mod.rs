@@ -1,13 +1,23 @@
-//! The order domain every service reads: how an order can be paid, and which prices can be sold
-//! by which payment method. The back office checks a campaign's items against these rules when
-//! they are configured, and payment checks every order against them again, so an item that can
-//! never be paid is refused where it is set up, not at a buyer's checkout.
+//! The order domain: payment writes orders through it and the back office reads them through it.
+//!
+//! - How an order can be paid, and which prices each payment method can sell (this file). The
+//!   back office checks a campaign's items against these rules when they are configured, and
+//!   payment checks every order against them again, so an item that can never be paid is
+//!   refused where it is set up, not at a buyer's checkout.
+//! - [`inventory`]: units held by orders — reserved atomically, released exactly once.
+//! - [`lifecycle`]: an order's states (what counts as sold, as revenue, as over) and the one way
+//!   to move an order, which gives its units back whenever the move ends its hold.
+
+pub mod inventory;
+pub mod lifecycle;
 
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::lifecycle::{OrderKey, advance, withdraw};
 use crate::money::{Currency, Money};
+pub use crate::workflow::machines::{OrderEvent, OrderState};
 
 /// The largest price of one unit, in minor units: Stripe's largest charge (eight digits, e.g.
 /// 999,999.99 USD). It keeps every order total (at most [`MAX_ORDER_QUANTITY`] units) far inside
@@ -131,6 +141,14 @@ impl FromStr for PaymentMethod {
             .ok_or_else(|| UnknownMethod(s.chars().take(32).collect()))
     }
 }
+
+impl From<PaymentMethod> for &'static str {
+    fn from(method: PaymentMethod) -> &'static str {
+        method.as_str()
+    }
+}
+
+crate::text_sql_type!(PaymentMethod);
 
 impl fmt::Display for PaymentMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
