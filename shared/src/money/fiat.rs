@@ -34,10 +34,6 @@ impl Money {
         self.currency
     }
 
-    pub fn is_negative(self) -> bool {
-        self.minor < 0
-    }
-
     pub fn is_zero(self) -> bool {
         self.minor == 0
     }
