@@ -213,7 +213,8 @@ pub fn public(routes: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppSta
     (schemas, paths, router)
 }
 
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+/// Every operation of an OpenAPI path item.
+pub(crate) fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     [
         &mut item.get,
         &mut item.put,

@@ -17,6 +17,7 @@ mod account;
 pub mod acl;
 pub mod api_keys;
 mod guard;
+pub(crate) use guard::operations;
 pub mod password;
 pub mod reset;
 pub mod session;

@@ -393,17 +393,7 @@ pub fn document_problems(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::RefOr;
     let problem = format!("#/components/schemas/{}", <Problem as utoipa::ToSchema>::name());
     for item in api.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ];
-        for operation in operations.into_iter().flatten() {
+        for operation in crate::auth::operations(item) {
             for response in operation.responses.responses.values_mut() {
                 let RefOr::T(response) = response else { continue };
                 let is_problem = response
