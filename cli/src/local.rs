@@ -28,6 +28,8 @@ pub fn env_lines(platform: &Platform) -> String {
     ]
     .iter()
     .map(|(name, address)| format!("{name}={}\n", address.to_checksum(None)))
+    // anvil mines a block per transaction: nothing more will come to confirm a block.
+    .chain(["INDEXER_CONFIRMATIONS=0\n".to_owned()])
     .collect()
 }
 

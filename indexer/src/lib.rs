@@ -1,21 +1,57 @@
-//! The indexer service: Follows the chain and the marketplaces; computes royalties on secondary sales.
+//! The indexer service: the platform's one reader of the chain. It learns campaign collections
+//! from the factory, follows every collection's transfers (owners, holders, history), the
+//! Checkout's payments, the RewardVault's movements and Seaport's raw sales logs, survives
+//! reorgs, and announces what it read in the outbox (`chain.<kind>`, `chain.<kind>.confirmed`,
+//! `chain.<kind>.reverted`) for the other services to react to.
 //!
-//! A library (its routes and, later, its daemons) with a thin `main.rs`, so the all-in-one
-//! `brandmint` binary and the tests build it the same way.
+//! A library (its routes and daemons) with a thin `main.rs`, so the all-in-one `brandmint`
+//! binary and the tests build it the same way.
 
-use shared::{AppState, ServiceSpec, config::HttpConfig};
+mod api;
+pub mod config;
+pub mod decode;
+pub mod fetch;
+mod metrics;
+pub mod store;
+pub mod sync;
+
+use std::sync::Arc;
+
+use shared::{
+    AppState, ServiceSpec,
+    config::HttpConfig,
+    daemon::Daemon,
+    service::{Part, Resources},
+};
 use utoipa_axum::router::OpenApiRouter;
 
 /// How the indexer service is assembled.
 pub const SERVICE: ServiceSpec = ServiceSpec {
     name: "indexer",
-    description: "Follows the chain and the marketplaces; computes royalties on secondary sales.",
+    description: "The platform's reader of the chain: campaign collections, owners and holders, payments, reward \
+                  vault movements and marketplace logs, reorg-safe.",
     routes,
     addr,
     subscribers: ServiceSpec::none,
-    daemons: ServiceSpec::none,
-    prepare: ServiceSpec::nothing_to_prepare,
+    daemons,
+    prepare,
 };
+
+/// The indexer's configuration, read once per process.
+#[derive(Debug)]
+pub struct Indexer {
+    pub config: config::IndexerConfig,
+}
+
+impl Part for Indexer {
+    fn build(resources: &Resources) -> anyhow::Result<Self> {
+        Ok(Self { config: config::IndexerConfig::load(resources.config())? })
+    }
+}
+
+fn prepare(resources: &Resources) -> anyhow::Result<()> {
+    resources.part::<Indexer>().map(drop)
+}
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {
     http.indexer_addr
@@ -23,5 +59,24 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().merge(api::router())
+}
+
+/// The chain indexer (one leased run at a time across replicas).
+fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
+    match resources.part::<Indexer>() {
+        Ok(indexer) => vec![Arc::new(sync::Indexing(sync::ChainIndexer::new(resources, indexer.config.clone())))],
+        Err(e) => {
+            tracing::error!(error = %e, "the indexer's configuration is invalid; not indexing");
+            Vec::new()
+        }
+    }
+}
+
+/// Indexes the configured chain up to its head now (what the daemon does every poll interval);
+/// returns how many facts were written or reverted.
+pub async fn catch_up(resources: &Resources) -> anyhow::Result<u64> {
+    let config = resources.part::<Indexer>()?.config.clone();
+    let indexer = sync::ChainIndexer::new(resources, config);
+    indexer.catch_up(resources.db(), &tokio_util::sync::CancellationToken::new()).await
 }

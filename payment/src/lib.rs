@@ -100,14 +100,11 @@ fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
         Arc::new(card::Mints::new(resources)),
         Arc::new(card::Cancellations::new(resources)),
         Arc::new(reconcile::Receipts::new(resources)),
+        Arc::new(wallet::WalletPayments::new(resources)),
     ]
 }
 
-/// Order expiry, the watcher of wallet payments, and the Stripe reconciliation.
+/// Order expiry and the Stripe reconciliation.
 fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
-    vec![
-        Arc::new(expiry::Expiry),
-        Arc::new(wallet::WalletPayments::new(resources)),
-        Arc::new(reconcile::Reconciliation::new(resources)),
-    ]
+    vec![Arc::new(expiry::Expiry), Arc::new(reconcile::Reconciliation::new(resources))]
 }

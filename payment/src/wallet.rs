@@ -1,25 +1,19 @@
 //! Wallet payments: the buyer's wallet sends the platform-signed quote to the Checkout contract,
-//! which takes the payment and mints in one transaction; [`WalletPayments`] reads the contract's
-//! `OrderPaid` events and fulfils the orders they name.
+//! which takes the payment and mints in one transaction; the indexer reads its `OrderPaid`
+//! events and [`WalletPayments`] fulfils the orders they name once they are confirmed.
 //!
 //! An order's on-chain id is its public UUID, right-aligned in the `bytes32`.
 
-use alloy::{primitives::B256, providers::Provider, rpc::types::Filter, sol_types::SolEvent};
+use alloy::primitives::{Address, B256, U256};
 use serde_json::json;
 use shared::{
     contracts::Checkout::OrderPaid,
-    daemon::{Daemon, RunContext, Schedule},
     ids::{BrandId, OrderId},
     orders::{OrderEvent, OrderKey, OrderState, advance},
     service::Resources,
-    workflow::BoxFuture,
+    workflow::{BoxFuture, OutboxEvent, Subscriber},
 };
 use uuid::Uuid;
-
-/// Blocks read per run at most.
-const MAX_RANGE: u64 = 2_000;
-/// Where a chain without a cursor starts: this many blocks back from the head.
-const START_BACK: u64 = 1_000;
 
 /// The `bytes32` order id of the Checkout contract for an order.
 pub(crate) fn chain_order_id(order: Uuid) -> B256 {
@@ -33,7 +27,8 @@ pub(crate) fn order_of(id: B256) -> Option<Uuid> {
     id[..16].iter().all(|b| *b == 0).then(|| Uuid::from_slice(&id[16..]).ok()).flatten()
 }
 
-/// Follows the Checkout contract's `OrderPaid` events.
+/// Fulfils wallet orders from the indexer's confirmed `OrderPaid` facts
+/// (`chain.order_paid.confirmed`): payment reads the chain through the indexer, never itself.
 pub(crate) struct WalletPayments {
     resources: Resources,
 }
@@ -43,51 +38,43 @@ impl WalletPayments {
         Self { resources: resources.clone() }
     }
 
-    /// Reads the next range of blocks; returns how many payments it recorded.
-    pub(crate) async fn poll(&self) -> anyhow::Result<u64> {
-        let Some(checkout) = self.resources.config().chain.contracts.checkout else { return Ok(0) };
-        let provider = self.resources.chain().provider();
-        let chain_id = provider.get_chain_id().await?;
-        let head = provider.get_block_number().await?;
-        let cursor_name = format!("checkout:{chain_id}:{checkout}");
-        let mut tx = self.resources.db().begin().await?;
-        // The cursor row is the lock: one reader at a time, whatever the replicas.
-        sqlx::query!(
-            "INSERT INTO chain_cursors (name, block) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            cursor_name,
-            i64::try_from(head.saturating_sub(START_BACK)).unwrap_or(0)
-        )
-        .execute(&mut *tx)
-        .await?;
-        let cursor = sqlx::query_scalar!("SELECT block FROM chain_cursors WHERE name = $1 FOR UPDATE", cursor_name)
-            .fetch_one(&mut *tx)
-            .await?;
-        let from = u64::try_from(cursor).unwrap_or(0);
-        if from > head {
-            return Ok(0);
+    async fn handle_event(&self, event: &OutboxEvent, conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+        let p = &event.payload;
+        let checkout = self.resources.config().chain.contracts.checkout;
+        let address = p["address"].as_str().and_then(|a| a.parse::<Address>().ok());
+        if checkout.is_none() || address != checkout {
+            return Ok(());
         }
-        let to = head.min(from + MAX_RANGE - 1);
-        let filter =
-            Filter::new().address(checkout).event_signature(OrderPaid::SIGNATURE_HASH).from_block(from).to_block(to);
-        let mut recorded = 0;
-        for log in provider.get_logs(&filter).await? {
-            let paid = OrderPaid::decode_log(&log.inner)?;
-            let Some(order) = order_of(paid.orderId) else { continue };
-            let cause =
-                format!("log:{}:{}", log.transaction_hash.unwrap_or_default(), log.log_index.unwrap_or_default());
-            if record(&mut tx, order, &paid.data, &cause).await? {
-                recorded += 1;
-            }
-        }
-        sqlx::query!(
-            "UPDATE chain_cursors SET block = $2, updated_at = now() WHERE name = $1",
-            cursor_name,
-            i64::try_from(to + 1).unwrap_or(i64::MAX)
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(recorded)
+        let field = |name: &str| p[name].as_str().ok_or_else(|| anyhow::anyhow!("OrderPaid without `{name}`"));
+        let number = |name: &str| -> anyhow::Result<U256> { Ok(field(name)?.parse()?) };
+        let address_of = |name: &str| -> anyhow::Result<Address> { Ok(field(name)?.parse()?) };
+        let paid = OrderPaid {
+            orderId: field("order_id")?.parse()?,
+            buyer: address_of("buyer")?,
+            payToken: address_of("pay_token")?,
+            amount: number("amount")?,
+            firstTokenId: number("first_token_id")?,
+            quantity: number("quantity")?,
+        };
+        let Some(order) = order_of(paid.orderId) else { return Ok(()) };
+        let cause = format!("log:{}:{}", field("tx_hash")?, p["log_index"]);
+        record(conn, order, &paid, &cause).await.map(drop)
+    }
+}
+
+impl Subscriber for WalletPayments {
+    fn name(&self) -> &'static str {
+        "payment.wallet-payments"
+    }
+    fn event_types(&self) -> &'static [&'static str] {
+        &["chain.order_paid.confirmed"]
+    }
+    fn handle<'a>(
+        &'a self,
+        event: &'a OutboxEvent,
+        conn: &'a mut sqlx::PgConnection,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.handle_event(event, conn))
     }
 }
 
@@ -131,20 +118,6 @@ async fn record(conn: &mut sqlx::PgConnection, order: Uuid, paid: &OrderPaid, ca
     .execute(&mut *conn)
     .await?;
     Ok(moved)
-}
-
-impl Daemon for WalletPayments {
-    fn name(&self) -> &'static str {
-        "payment.wallet-payments"
-    }
-
-    fn schedule(&self) -> Schedule {
-        Schedule::Every(std::time::Duration::from_secs(2))
-    }
-
-    fn run<'a>(&'a self, _: &'a RunContext) -> BoxFuture<'a, anyhow::Result<u64>> {
-        Box::pin(self.poll())
-    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,10 @@ pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Conf
         ("RPC_URL".into(), rpc_url.into()),
         ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
         ("RUST_LOG".into(), "warn".into()),
+        // anvil mines a block per transaction: facts count as confirmed at once, and the
+        // indexer looks for new blocks often.
+        ("INDEXER_CONFIRMATIONS".into(), "0".into()),
+        ("INDEXER_POLL_MS".into(), "100".into()),
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
         // A real key, as production requires (the dev-only fallback is covered by config's tests).
         ("KYC_ENCRYPTION_KEY".into(), "6b79632d746573742d6b65792d6f6e6c792d3031323334353637383961626364".into()),

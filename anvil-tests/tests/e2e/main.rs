@@ -8,6 +8,7 @@ mod checkout;
 mod compose;
 mod contracts;
 mod fuzz;
+mod indexing;
 mod kyc;
 mod operator;
 mod platform;

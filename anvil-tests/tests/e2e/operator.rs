@@ -116,7 +116,7 @@ pub(crate) async fn platformed(
     let shutdown = CancellationToken::new();
     let running = tokio::spawn({
         let (resources, shutdown) = (app.resources.clone(), shutdown.clone());
-        async move { background(&resources, &[backoffice::SERVICE, payment::SERVICE], shutdown).await }
+        async move { background(&resources, &[backoffice::SERVICE, payment::SERVICE, indexer::SERVICE], shutdown).await }
     });
 
     // The brand owner signs in through the API.
@@ -142,10 +142,9 @@ impl Platformed {
         self.running.abort();
         drop((&mut self.running).await);
         let (resources, shutdown) = (self.owner.app.resources.clone(), self.shutdown.clone());
-        self.running =
-            tokio::spawn(
-                async move { background(&resources, &[backoffice::SERVICE, payment::SERVICE], shutdown).await },
-            );
+        self.running = tokio::spawn(async move {
+            background(&resources, &[backoffice::SERVICE, payment::SERVICE, indexer::SERVICE], shutdown).await
+        });
     }
 
     /// Whether the background (dispatcher, daemons, sender) still runs.

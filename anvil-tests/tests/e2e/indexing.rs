@@ -1,0 +1,138 @@
+//! The indexer against anvil: a campaign deployed by the back office is discovered from the
+//! factory's event without configuration; mints and transfers make owners and holders; reorgs of
+//! depth 1 to 5 with transfers in the dropped blocks leave exactly what a fresh index of the
+//! surviving chain has, and each dropped fact is announced reverted once.
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::ext::AnvilApi,
+};
+use serde_json::{Value, json};
+use shared::{contracts::CampaignNFT, ids::BrandId};
+use sqlx::PgPool;
+use testkit::{self as testing, TestDb};
+
+use crate::operator::{PNG, Platformed, platformed};
+
+/// Owners and holders as the indexer has them, in a comparable form.
+async fn derived(db: &PgPool) -> (Vec<(Vec<u8>, String, Vec<u8>)>, Vec<(Vec<u8>, Vec<u8>, i64)>, i64) {
+    let owners = sqlx::query_as("SELECT collection, token_id::text, owner FROM token_owners ORDER BY 1, 2::numeric")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    let holders = sqlx::query_as("SELECT collection, holder, tokens FROM collection_holders ORDER BY 1, 2")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    let transfers: i64 = sqlx::query_scalar("SELECT count(*) FROM token_transfers").fetch_one(db).await.unwrap();
+    (owners, holders, transfers)
+}
+
+/// Indexes the setup's chain from genesis into a fresh database.
+async fn fresh_index(setup: &Platformed) -> PgPool {
+    let db = TestDb::create().await;
+    let mut config = setup.owner.app.resources.config().clone();
+    config.database.url = db.url.clone().into();
+    let app = testkit::TestApp::spawn_with(indexer::SERVICE, config).await;
+    indexer::catch_up(&app.resources).await.unwrap();
+    app.resources.db().clone()
+}
+
+#[tokio::test]
+async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_exactly_once() {
+    let setup = platformed(|anvil| anvil.addresses()[0], &[]).await;
+    let Platformed { ref anvil, ref owner, brand, .. } = setup;
+    let campaigns = owner.api().campaigns(BrandId::new(brand));
+    let body = json!({ "name": "Indexed", "slug": "indexed", "royalty_bps": 500,
+        "royalty_receiver": anvil.addresses()[5].to_checksum(None),
+        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": 100, "payment_methods": ["card"] }] });
+    let created = campaigns.create(&body).await.unwrap();
+    campaigns.artwork(created.id, "image/png", alloy::hex::decode(PNG).unwrap()).await.unwrap();
+    let live = campaigns.deployed(created.id).await;
+    assert_eq!(live.state, "live");
+    let collection: Address = live.rest["collection_address"].as_str().unwrap().parse().unwrap();
+    let resources = &setup.owner.app.resources;
+    let db = resources.db();
+
+    // Mints and transfers by the holders' own wallets, indexed as they happen.
+    let relayer = testing::wallet(anvil, 0);
+    let nft = CampaignNFT::new(collection, relayer.clone());
+    let (alice, bob, carol) = (anvil.addresses()[6], anvil.addresses()[7], anvil.addresses()[8]);
+    nft.mint(alice, U256::from(3)).send().await.unwrap().get_receipt().await.unwrap();
+    nft.mint(bob, U256::from(2)).send().await.unwrap().get_receipt().await.unwrap();
+    let as_alice = CampaignNFT::new(collection, testing::wallet(anvil, 6));
+    as_alice.transferFrom(alice, carol, U256::from(1)).send().await.unwrap().get_receipt().await.unwrap();
+    indexer::catch_up(resources).await.unwrap();
+    let known: i64 = sqlx::query_scalar("SELECT count(*) FROM indexed_collections WHERE address = $1")
+        .bind(collection.as_slice())
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(known, 1, "discovered from CampaignDeployed");
+    let service = testkit::TestApp::spawn_with(indexer::SERVICE, resources.config().clone()).await;
+    let holders: Value = service.public_api().get(&format!("/campaigns/{}/holders", created.id)).await.unwrap();
+    let counts: Vec<(String, i64)> = holders["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["address"].as_str().unwrap().to_owned(), h["tokens"].as_i64().unwrap()))
+        .collect();
+    let name = |a: Address| a.to_checksum(None);
+    assert_eq!(counts, [(name(alice), 2), (name(bob), 2), (name(carol), 1)], "{holders}");
+
+    // Reorgs of depth 1 to 5: transfers in blocks that are then dropped and replaced.
+    let provider = testing::wallet(anvil, 0);
+    let mut dropped = 0;
+    for depth in 1..=5u64 {
+        let snapshot = provider.anvil_snapshot().await.unwrap();
+        for n in 0..depth {
+            // Alice gives token 2 or 3 back and forth with carol in the doomed blocks.
+            let token = U256::from(2 + n % 2);
+            let owner_now = nft.ownerOf(token).call().await.unwrap();
+            let next = if owner_now == alice { carol } else { alice };
+            let index = if owner_now == alice { 6 } else { 8 };
+            CampaignNFT::new(collection, testing::wallet(anvil, index))
+                .transferFrom(owner_now, next, token)
+                .send()
+                .await
+                .unwrap()
+                .get_receipt()
+                .await
+                .unwrap();
+            dropped += 1;
+        }
+        indexer::catch_up(resources).await.unwrap();
+        provider.anvil_revert(snapshot).await.unwrap();
+        // The new branch: one different transfer (bob → carol, token 4) and empty blocks, longer
+        // than the dropped one.
+        if depth % 2 == 1 {
+            let owner_now = nft.ownerOf(U256::from(4)).call().await.unwrap();
+            let (next, from) = if owner_now == bob { (carol, 7) } else { (bob, 8) };
+            CampaignNFT::new(collection, testing::wallet(anvil, from))
+                .transferFrom(owner_now, next, U256::from(4))
+                .send()
+                .await
+                .unwrap()
+                .get_receipt()
+                .await
+                .unwrap();
+        }
+        provider.anvil_mine(Some(depth + 1), None).await.unwrap();
+        indexer::catch_up(resources).await.unwrap();
+    }
+    let reverted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE event_type = 'chain.transfer.reverted'")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    assert_eq!(reverted, dropped, "each dropped transfer announced reverted exactly once");
+    let status: (i64, Option<i32>) =
+        sqlx::query_as("SELECT reorgs, last_reorg_depth FROM indexer_chains").fetch_one(db).await.unwrap();
+    assert_eq!(status.0, 5, "five reorgs walked back");
+    let fresh = fresh_index(&setup).await;
+    assert_eq!(derived(db).await, derived(&fresh).await, "the same as a fresh index of the surviving chain");
+    let status: Value = service.public_api().get(&format!("/chains/{}/status", anvil.chain_id())).await.unwrap();
+    assert_eq!((status["reorgs"].as_i64(), status["lag_blocks"].as_i64()), (Some(5), Some(0)), "{status}");
+    service.stop().await.unwrap();
+    setup.stop().await;
+}

@@ -1,0 +1,110 @@
+//! The indexer's own configuration: how deep a block must be to count as confirmed, how often the
+//! head is polled, where indexing starts, how many recent block hashes are kept to walk a reorg
+//! back with, and which Seaport contract's logs are kept. Read only by a process that runs the
+//! indexer, from the same variables as the core's (see `.env.example`, section `indexer`).
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use shared::config::{Config, Result, Variable, invalid, optional};
+
+pub const INDEXER_CONFIRMATIONS: Variable = optional(
+    "INDEXER_CONFIRMATIONS",
+    "blocks on top of a block before its facts count as confirmed (0 on a local anvil, which mines one block per transaction)",
+    "12",
+);
+pub const INDEXER_POLL_MS: Variable =
+    optional("INDEXER_POLL_MS", "how often the indexer asks the node for new blocks, in milliseconds", "1000");
+pub const INDEXER_START_BLOCK: Variable =
+    optional("INDEXER_START_BLOCK", "the first block indexed (the platform contracts' deployment block)", "0");
+pub const INDEXER_REORG_WINDOW: Variable = optional(
+    "INDEXER_REORG_WINDOW",
+    "how many recent block hashes are kept; a reorg deeper than this stops the indexer with an error",
+    "256",
+);
+pub const SEAPORT_ADDRESS: Variable = optional(
+    "SEAPORT_ADDRESS",
+    "the Seaport 1.6 contract whose OrderFulfilled and OrdersMatched logs are kept (its canonical address by default)",
+    "0x0000000000000068F116a894984e2DAfc6Dd1aF8",
+);
+
+/// Every variable of the indexer, in the order `.env.example` lists them.
+pub const VARIABLES: &[Variable] =
+    &[INDEXER_CONFIRMATIONS, INDEXER_POLL_MS, INDEXER_START_BLOCK, INDEXER_REORG_WINDOW, SEAPORT_ADDRESS];
+
+/// What the indexer reads on top of the core's configuration.
+#[derive(Debug, Clone)]
+pub struct IndexerConfig {
+    pub confirmations: u64,
+    pub poll: Duration,
+    pub start_block: u64,
+    pub reorg_window: u64,
+    pub seaport: Address,
+}
+
+impl IndexerConfig {
+    pub fn load(config: &Config) -> Result<Self> {
+        let env = &config.env;
+        let poll: u64 = env.parse(INDEXER_POLL_MS)?;
+        if !(10..=60_000).contains(&poll) {
+            return Err(invalid(INDEXER_POLL_MS, "must be between 10 and 60000".into()));
+        }
+        let reorg_window: u64 = env.parse(INDEXER_REORG_WINDOW)?;
+        if !(8..=100_000).contains(&reorg_window) {
+            return Err(invalid(INDEXER_REORG_WINDOW, "must be between 8 and 100000".into()));
+        }
+        let confirmations: u64 = env.parse(INDEXER_CONFIRMATIONS)?;
+        if confirmations >= reorg_window {
+            return Err(invalid(INDEXER_CONFIRMATIONS, "must be below INDEXER_REORG_WINDOW".into()));
+        }
+        let start_block: u64 = env.parse(INDEXER_START_BLOCK)?;
+        if i64::try_from(start_block).is_err() {
+            return Err(invalid(INDEXER_START_BLOCK, "is too large".into()));
+        }
+        let seaport = shared::address::parse_address(&env.string(SEAPORT_ADDRESS)?)
+            .map_err(|reason| invalid(SEAPORT_ADDRESS, reason))?;
+        Ok(Self { confirmations, poll: Duration::from_millis(poll), start_block, reorg_window, seaport })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("DATABASE_URL", "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint"),
+        ("RPC_URL", "http://127.0.0.1:8545"),
+        ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
+    ];
+
+    fn load(pairs: &[(&str, &str)]) -> Result<IndexerConfig> {
+        IndexerConfig::load(&Config::from_pairs(&[MINIMAL, pairs].concat())?)
+    }
+
+    #[test]
+    fn defaults_are_safe_and_bad_values_name_their_variable() {
+        let config = load(&[]).unwrap();
+        assert_eq!((config.confirmations, config.reorg_window, config.start_block), (12, 256, 0));
+        assert_eq!(config.poll, Duration::from_secs(1));
+        assert_eq!(config.seaport.to_checksum(None), "0x0000000000000068F116a894984e2DAfc6Dd1aF8");
+        for (name, value) in [
+            ("INDEXER_CONFIRMATIONS", "256"),
+            ("INDEXER_POLL_MS", "0"),
+            ("INDEXER_REORG_WINDOW", "2"),
+            ("INDEXER_START_BLOCK", "99999999999999999999"),
+            ("SEAPORT_ADDRESS", "0x1234"),
+        ] {
+            let err = load(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn env_example_documents_exactly_the_indexer_variables() {
+        let documented = shared::config::documented(include_str!("../../.env.example"), "indexer");
+        let declared: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        assert_eq!(documented, declared, ".env.example's indexer section is out of step with indexer::config");
+    }
+}
