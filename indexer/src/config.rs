@@ -25,7 +25,7 @@ pub const INDEXER_REORG_WINDOW: Variable = optional(
 pub const SEAPORT_ADDRESS: Variable = optional(
     "SEAPORT_ADDRESS",
     "the Seaport 1.6 contract whose OrderFulfilled and OrdersMatched logs are kept (its canonical address by default)",
-    "0x0000000000000068F116a894984e2DAfc6Dd1aF8",
+    "0x0000000000000068F116a894984E2daFc6dd1aF8",
 );
 
 /// Every variable of the indexer, in the order `.env.example` lists them.
@@ -88,7 +88,7 @@ mod tests {
         let config = load(&[]).unwrap();
         assert_eq!((config.confirmations, config.reorg_window, config.start_block), (12, 256, 0));
         assert_eq!(config.poll, Duration::from_secs(1));
-        assert_eq!(config.seaport.to_checksum(None), "0x0000000000000068F116a894984e2DAfc6Dd1aF8");
+        assert_eq!(config.seaport.to_checksum(None), "0x0000000000000068F116a894984E2daFc6dd1aF8");
         for (name, value) in [
             ("INDEXER_CONFIRMATIONS", "256"),
             ("INDEXER_POLL_MS", "0"),
