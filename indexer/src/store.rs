@@ -214,14 +214,13 @@ async fn write_transfers(
     .await?;
     // Owners: the batch's last transfer of each token wins (the facts are in chain order).
     let mut owners: BTreeMap<(Address, U256), (Address, u64)> = BTreeMap::new();
-    let mut holders: BTreeMap<(Address, Address), i64> = BTreeMap::new();
+    let mut holders: BTreeMap<(Address, Address), ()> = BTreeMap::new();
     for t in transfers {
         owners.insert((t.collection, t.token_id), (t.to, t.at.block_number));
-        if !t.from.is_zero() {
-            *holders.entry((t.collection, t.from)).or_default() -= 1;
-        }
-        if !t.to.is_zero() {
-            *holders.entry((t.collection, t.to)).or_default() += 1;
+        for holder in [t.from, t.to] {
+            if !holder.is_zero() {
+                holders.insert((t.collection, holder), ());
+            }
         }
     }
     let (kept, burnt): (Vec<_>, Vec<_>) = owners.into_iter().partition(|(_, (owner, _))| !owner.is_zero());
@@ -250,23 +249,26 @@ async fn write_transfers(
         .execute(&mut *conn)
         .await?;
     }
-    let holders: Vec<_> = holders.into_iter().filter(|(_, delta)| *delta != 0).collect();
-    if !holders.is_empty() {
+    // Holders touched by the batch, counted again from the owners (idempotent whatever ran
+    // before: a holder's count is what `token_owners` says).
+    let touched: Vec<(Address, Address)> = holders.into_keys().collect();
+    if !touched.is_empty() {
         sqlx::query(
-            "INSERT INTO collection_holders (chain_id, collection, holder, tokens)
-             SELECT $1, c, h, d FROM UNNEST($2::bytea[], $3::bytea[], $4::bigint[]) AS u(c, h, d)
-             ON CONFLICT (chain_id, collection, holder) DO UPDATE SET tokens = collection_holders.tokens + EXCLUDED.tokens",
+            "WITH touched AS (SELECT * FROM UNNEST($2::bytea[], $3::bytea[]) AS u(c, h)),
+                  counted AS (SELECT t.c, t.h, count(o.token_id) AS n FROM touched t
+                              LEFT JOIN token_owners o ON o.chain_id = $1 AND o.collection = t.c AND o.owner = t.h
+                              GROUP BY t.c, t.h),
+                  gone AS (DELETE FROM collection_holders ch USING counted
+                           WHERE ch.chain_id = $1 AND ch.collection = counted.c AND ch.holder = counted.h AND counted.n = 0)
+             INSERT INTO collection_holders (chain_id, collection, holder, tokens)
+             SELECT $1, c, h, n FROM counted WHERE n > 0
+             ON CONFLICT (chain_id, collection, holder) DO UPDATE SET tokens = EXCLUDED.tokens",
         )
         .bind(chain)
-        .bind(holders.iter().map(|((c, _), _)| c.to_vec()).collect::<Vec<_>>())
-        .bind(holders.iter().map(|((_, h), _)| h.to_vec()).collect::<Vec<_>>())
-        .bind(holders.iter().map(|(_, d)| *d).collect::<Vec<_>>())
+        .bind(touched.iter().map(|(c, _)| c.to_vec()).collect::<Vec<_>>())
+        .bind(touched.iter().map(|(_, h)| h.to_vec()).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
-        sqlx::query("DELETE FROM collection_holders WHERE chain_id = $1 AND tokens = 0")
-            .bind(chain)
-            .execute(&mut *conn)
-            .await?;
     }
     Ok(())
 }

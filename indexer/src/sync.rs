@@ -41,6 +41,8 @@ use crate::{
 pub const AHEAD: usize = 4;
 /// Tail blocks written per transaction.
 const TAIL_BLOCKS: u64 = 64;
+/// How long one leased run follows the head before it ends (and the next run starts).
+pub const RUN_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Indexes the chain the platform is configured for.
 pub struct ChainIndexer {
@@ -132,8 +134,9 @@ impl ChainIndexer {
         store::confirm(&mut tx, chain_id, confirmed).await?;
         tx.commit().await?;
         crate::metrics::written(chain_id, facts);
-        // A tail that stopped short (a parent mismatch) is settled by the next step's check.
-        Ok(Some(facts.max(u64::from(batch.to >= batch.from))))
+        // A tail that stopped short (a parent mismatch, a block the node does not have yet) is
+        // settled by the next run's reorg check.
+        Ok((batch.to >= batch.from).then_some(facts))
     }
 
     async fn addresses(&self, conn: &mut sqlx::PgConnection, chain_id: u64) -> anyhow::Result<Vec<Address>> {
@@ -259,8 +262,15 @@ impl ChainIndexer {
             let mut tx = pool.begin().await?;
             let checkpoint = store::checkpoint(&mut tx, chain_id, self.config.start_block).await?;
             if checkpoint.indexed_block.map_or(self.config.start_block, |b| b + 1) != batch.from {
+                // Another indexer (a manual catch-up next to the daemon) wrote these blocks:
+                // what was read is dropped, the next step starts from the new checkpoint.
                 fetching.abort();
-                bail!("chain {chain_id}: the checkpoint moved under the backfill (another indexer?)");
+                tracing::info!(
+                    chain_id,
+                    from = batch.from,
+                    "the checkpoint moved under the backfill; resuming from it"
+                );
+                return Ok(written.max(1));
             }
             store::write(&mut tx, chain_id, &batch, head, confirmed, self.config.reorg_window).await?;
             store::confirm(&mut tx, chain_id, confirmed.min(batch.to)).await?;
@@ -328,11 +338,27 @@ impl Daemon for Indexing {
         "indexer.chain"
     }
 
+    /// Restarted a second after a run ends (or fails); a run follows the head itself.
     fn schedule(&self) -> Schedule {
-        Schedule::Every(self.0.config.poll)
+        Schedule::Every(std::time::Duration::from_secs(1))
     }
 
+    /// Follows the head for up to [`RUN_FOR`], polling every `INDEXER_POLL_MS` while holding the
+    /// lease, then returns so the run is recorded and the lease can change hands.
     fn run<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, anyhow::Result<u64>> {
-        Box::pin(async move { self.0.catch_up(&ctx.pool, &ctx.cancelled).await })
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let mut total = 0;
+            loop {
+                total += self.0.catch_up(&ctx.pool, &ctx.cancelled).await?;
+                if ctx.cancelled.is_cancelled() || started.elapsed() >= RUN_FOR {
+                    return Ok(total);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(self.0.config.poll) => {}
+                    () = ctx.cancelled.cancelled() => return Ok(total),
+                }
+            }
+        })
     }
 }

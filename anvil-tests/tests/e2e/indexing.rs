@@ -16,10 +16,11 @@ use crate::operator::{PNG, Platformed, platformed};
 
 /// Owners and holders as the indexer has them, in a comparable form.
 async fn derived(db: &PgPool) -> (Vec<(Vec<u8>, String, Vec<u8>)>, Vec<(Vec<u8>, Vec<u8>, i64)>, i64) {
-    let owners = sqlx::query_as("SELECT collection, token_id::text, owner FROM token_owners ORDER BY 1, 2::numeric")
-        .fetch_all(db)
-        .await
-        .unwrap();
+    let owners =
+        sqlx::query_as("SELECT collection, token_id::text, owner FROM token_owners ORDER BY collection, token_id")
+            .fetch_all(db)
+            .await
+            .unwrap();
     let holders = sqlx::query_as("SELECT collection, holder, tokens FROM collection_holders ORDER BY 1, 2")
         .fetch_all(db)
         .await
@@ -78,7 +79,9 @@ async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_
         .map(|h| (h["address"].as_str().unwrap().to_owned(), h["tokens"].as_i64().unwrap()))
         .collect();
     let name = |a: Address| a.to_checksum(None);
-    assert_eq!(counts, [(name(alice), 2), (name(bob), 2), (name(carol), 1)], "{holders}");
+    let mut expected = vec![(name(alice), 2), (name(bob), 2), (name(carol), 1)];
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.to_lowercase().cmp(&b.0.to_lowercase())));
+    assert_eq!(counts, expected, "{holders}");
 
     // Reorgs of depth 1 to 5: transfers in blocks that are then dropped and replaced.
     let provider = testing::wallet(anvil, 0);
