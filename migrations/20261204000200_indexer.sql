@@ -83,7 +83,8 @@ CREATE TABLE token_owners (
     block_number BIGINT         NOT NULL,
     PRIMARY KEY (chain_id, collection, token_id)
 );
-CREATE INDEX token_owners_owner_idx ON token_owners (chain_id, owner);
+-- A wallet's tokens (eligibility), and a holder's count in one collection.
+CREATE INDEX token_owners_owner_idx ON token_owners (chain_id, owner, collection);
 
 CREATE TABLE collection_holders (
     chain_id   BIGINT NOT NULL,

@@ -41,6 +41,7 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     subscribers,
     daemons,
     prepare,
+    ready: ServiceSpec::no_own_check,
 };
 
 impl Part for config::BackofficeConfig {

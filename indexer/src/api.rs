@@ -218,3 +218,41 @@ async fn token(
         history,
     }))
 }
+
+/// How far behind the node's head the indexer may be and still take traffic.
+pub(crate) const READY_LAG_BLOCKS: u64 = 64;
+
+/// Readiness: down while the indexer is more than [`READY_LAG_BLOCKS`] behind the node's head
+/// (a backfill, an RPC outage, a stopped indexer), naming how far.
+pub(crate) fn sync_check(state: &AppState) -> shared::workflow::BoxFuture<'_, Option<shared::http::health::Check>> {
+    use shared::http::health::{Check, CheckStatus};
+    Box::pin(async move {
+        let started = std::time::Instant::now();
+        let check = |status, detail: String| Check {
+            status,
+            detail,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        let chain = state.chain();
+        let (Ok(chain_id), Ok(head)) = (chain.chain_id().await, chain.block_number().await) else {
+            return Some(check(CheckStatus::Down, "the node does not answer: the indexer cannot follow it".into()));
+        };
+        let indexed: Option<i64> =
+            match sqlx::query_scalar("SELECT indexed_block FROM indexer_chains WHERE chain_id = $1")
+                .bind(i64::try_from(chain_id).unwrap_or(i64::MAX))
+                .fetch_optional(state.db())
+                .await
+            {
+                Ok(indexed) => indexed,
+                Err(e) => return Some(check(CheckStatus::Down, format!("cannot read the checkpoint: {e}"))),
+            };
+        let lag = indexed.map(|indexed| i64::try_from(head).unwrap_or(i64::MAX).saturating_sub(indexed));
+        Some(match lag {
+            None => check(CheckStatus::Down, format!("chain {chain_id} is not indexed yet (head {head})")),
+            Some(lag) if lag > READY_LAG_BLOCKS as i64 => {
+                check(CheckStatus::Down, format!("the indexer is {lag} blocks behind the head ({head})"))
+            }
+            Some(lag) => check(CheckStatus::Up, format!("chain {chain_id}: {lag} blocks behind the head ({head})")),
+        })
+    })
+}

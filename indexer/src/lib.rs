@@ -35,6 +35,7 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     subscribers: ServiceSpec::none,
     daemons,
     prepare,
+    ready: api::sync_check,
 };
 
 /// The indexer's configuration, read once per process.

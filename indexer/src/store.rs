@@ -273,6 +273,12 @@ async fn write_transfers(
     Ok(())
 }
 
+/// Whether facts of `kind` are announced in the outbox. Seaport's raw logs are not: they are
+/// thousands per block on a busy chain, and the sales decoder reads them from `chain_events`.
+pub fn announced(kind: &str) -> bool {
+    !kind.starts_with("seaport_")
+}
+
 async fn write_events(
     conn: &mut PgConnection,
     chain_id: u64,
@@ -280,28 +286,35 @@ async fn write_events(
     confirmed_up_to: u64,
 ) -> sqlx::Result<()> {
     let chain = int(chain_id);
+    // Topics travel as one concatenated BYTEA per log (an array of arrays cannot be UNNESTed).
+    let inserted: Vec<(Vec<u8>, i32)> = sqlx::query_as(
+        "INSERT INTO chain_events (chain_id, block_number, block_hash, log_index, tx_hash, address, kind, topics, data,
+                                   fields, confirmed)
+         SELECT $1, b, h, i, t, a, k,
+                ARRAY(SELECT substring(tp FROM n * 32 + 1 FOR 32) FROM generate_series(0, length(tp) / 32 - 1) AS n),
+                d, f, b <= $11
+         FROM UNNEST($2::bigint[], $3::bytea[], $4::int[], $5::bytea[], $6::bytea[], $7::text[], $8::bytea[],
+                     $9::bytea[], $10::jsonb[]) AS u(b, h, i, t, a, k, tp, d, f)
+         ON CONFLICT DO NOTHING
+         RETURNING block_hash, log_index",
+    )
+    .bind(chain)
+    .bind(events.iter().map(|e| int(e.at.block_number)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.at.block_hash.to_vec()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| i32::try_from(e.at.log_index).unwrap_or(i32::MAX)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.at.tx_hash.to_vec()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.address.to_vec()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.topics.iter().flat_map(|t| t.to_vec()).collect::<Vec<u8>>()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.fields.clone()).collect::<Vec<_>>())
+    .bind(int(confirmed_up_to))
+    .fetch_all(&mut *conn)
+    .await?;
+    let inserted: BTreeSet<(Vec<u8>, i32)> = inserted.into_iter().collect();
     for e in events {
-        let confirmed = e.at.block_number <= confirmed_up_to;
-        let inserted = sqlx::query(
-            "INSERT INTO chain_events (chain_id, block_number, block_hash, log_index, tx_hash, address, kind, topics, data,
-                                       fields, confirmed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-        )
-        .bind(chain)
-        .bind(int(e.at.block_number))
-        .bind(e.at.block_hash.to_vec())
-        .bind(i32::try_from(e.at.log_index).unwrap_or(i32::MAX))
-        .bind(e.at.tx_hash.to_vec())
-        .bind(e.address.to_vec())
-        .bind(e.kind)
-        .bind(e.topics.iter().map(|t| t.to_vec()).collect::<Vec<_>>())
-        .bind(&e.data)
-        .bind(&e.fields)
-        .bind(confirmed)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        let key = (e.at.block_hash.to_vec(), i32::try_from(e.at.log_index).unwrap_or(i32::MAX));
+        if !inserted.contains(&key) {
             continue;
         }
         if e.kind == "campaign_deployed" {
@@ -319,6 +332,10 @@ async fn write_events(
             .execute(&mut *conn)
             .await?;
         }
+        if !announced(e.kind) {
+            continue;
+        }
+        let confirmed = e.at.block_number <= confirmed_up_to;
         let body = payload(chain_id, &e.at, e.address, &e.fields, confirmed);
         announce(conn, format!("chain.{}", e.kind), e.at.block_number, e.at.tx_hash, body.clone()).await?;
         if confirmed {
@@ -360,6 +377,9 @@ pub async fn confirm(conn: &mut PgConnection, chain_id: u64, up_to: u64) -> sqlx
         let at = event_position(row);
         let address = Address::from_slice(&row.get::<Vec<u8>, _>(4));
         let kind: String = row.get(5);
+        if !announced(&kind) {
+            continue;
+        }
         let body = payload(chain_id, &at, address, &row.get::<Value, _>(6), true);
         announce(conn, format!("chain.{kind}.confirmed"), at.block_number, at.tx_hash, body).await?;
     }
@@ -414,6 +434,7 @@ pub async fn revert(
         let address = Address::from_slice(&row.get::<Vec<u8>, _>(4));
         let kind: String = row.get(5);
         let body = payload(chain_id, &at, address, &row.get::<Value, _>(6), row.get(7));
+        // Every reverted fact is announced, raw logs included: whoever read them must undo.
         announce(conn, format!("chain.{kind}.reverted"), at.block_number, at.tx_hash, body).await?;
     }
     for row in &transfers {

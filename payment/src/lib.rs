@@ -36,6 +36,7 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     subscribers,
     daemons,
     prepare,
+    ready: ServiceSpec::no_own_check,
 };
 
 /// What only the payment service uses: its configuration section and its clients of Stripe and

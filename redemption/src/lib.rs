@@ -18,6 +18,7 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     subscribers: ServiceSpec::none,
     daemons: ServiceSpec::none,
     prepare: ServiceSpec::nothing_to_prepare,
+    ready: ServiceSpec::no_own_check,
 };
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {

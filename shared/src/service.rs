@@ -43,7 +43,7 @@ use crate::{
     mail::Mailer,
     storage::Storage,
     telemetry,
-    workflow::{Dispatcher, Subscriber, outbox::DispatchPolicy},
+    workflow::{BoxFuture, Dispatcher, Subscriber, outbox::DispatchPolicy},
 };
 
 /// What makes a service a service: its name, its routes and where it listens.
@@ -66,6 +66,9 @@ pub struct ServiceSpec {
     /// refuses to start, naming the variable, when its section is wrong; one that does not run it
     /// never reads it.
     pub prepare: fn(&Resources) -> anyhow::Result<()>,
+    /// The service's own readiness check beside the database, migrations and RPC (the indexer:
+    /// whether it keeps up with the chain); `None` when it has none.
+    pub ready: fn(&AppState) -> BoxFuture<'_, Option<Check>>,
 }
 
 impl ServiceSpec {
@@ -77,6 +80,11 @@ impl ServiceSpec {
     /// For services with nothing of their own to prepare.
     pub fn nothing_to_prepare(_: &Resources) -> anyhow::Result<()> {
         Ok(())
+    }
+
+    /// For services whose readiness is their dependencies'.
+    pub fn no_own_check(_: &AppState) -> BoxFuture<'_, Option<Check>> {
+        Box::pin(async { None })
     }
 }
 
@@ -113,11 +121,17 @@ impl Migrations {
 pub struct AppState {
     service: &'static str,
     resources: Resources,
+    ready: fn(&AppState) -> BoxFuture<'_, Option<Check>>,
 }
 
 impl AppState {
     pub fn service(&self) -> &'static str {
         self.service
+    }
+
+    /// The service's own readiness check, if it has one.
+    pub async fn own_check(&self) -> Option<http::health::Check> {
+        (self.ready)(self).await
     }
     pub fn config(&self) -> &Config {
         &self.resources.config
@@ -287,7 +301,7 @@ pub fn router(spec: ServiceSpec, resources: Resources) -> Router {
     let timeout = resources.config.http.request_timeout;
     let auth = &resources.config.auth;
     let ip_budget = IpBudget::new(auth.rate_limits.ip_per_minute, auth.trust_forwarded_for);
-    let state = AppState { service: spec.name, resources };
+    let state = AppState { service: spec.name, resources, ready: spec.ready };
     let router = router
         .with_state(state.clone())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))

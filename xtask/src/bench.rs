@@ -17,6 +17,7 @@ const BENCHMARKS: &[(&str, &str)] = &[
     ("gas", "receipt gas of batch mints, checkout, voucher redeem and distribute vs an OZ ERC721 mint"),
     ("tx-queue", "tx/s submitted and confirmed through the transaction queue from one signer"),
     ("checkout", "card orders/s and p50/p99 against one hot item over loopback, next to pgbench's TPS"),
+    ("indexer", "events/s indexed from genesis into PostgreSQL next to raw eth_getLogs, tail latency, peak RSS"),
 ];
 
 pub fn run(name: Option<&str>) -> Result<()> {

@@ -48,6 +48,9 @@ pub struct Checks {
     pub database: Check,
     pub migrations: Check,
     pub rpc: Check,
+    /// The service's own check (the indexer: `sync`, whether it keeps up with the chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<Check>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,11 +73,13 @@ pub async fn live(State(state): State<AppState>) -> Json<Liveness> {
     (status = 503, description = "A dependency is down; `checks` says which", body = super::problem::Problem),
 ))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
-    let (database, rpc) = tokio::join!(check_database(&state), check_rpc(&state));
+    let (database, rpc, service) = tokio::join!(check_database(&state), check_rpc(&state), state.own_check());
     let migrations = state.migrations().check();
-    let checks = Checks { database, migrations, rpc };
+    let checks = Checks { database, migrations, rpc, service };
+    let own = checks.service.as_ref().map(|check| (state.service(), check));
     let down: Vec<String> = [("database", &checks.database), ("migrations", &checks.migrations), ("rpc", &checks.rpc)]
         .into_iter()
+        .chain(own)
         .filter(|(_, c)| c.status == CheckStatus::Down)
         .map(|(name, c)| format!("{name} is down: {}", c.detail))
         .collect();

@@ -60,4 +60,5 @@ const SPEC: ServiceSpec = ServiceSpec {
     subscribers: ServiceSpec::none,
     daemons: ServiceSpec::none,
     prepare: ServiceSpec::nothing_to_prepare,
+    ready: ServiceSpec::no_own_check,
 };
