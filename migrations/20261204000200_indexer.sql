@@ -72,6 +72,7 @@ CREATE TABLE token_transfers (
 );
 CREATE INDEX token_transfers_token_idx ON token_transfers (chain_id, collection, token_id, block_number, log_index);
 CREATE INDEX token_transfers_block_idx ON token_transfers (chain_id, block_number);
+CREATE INDEX token_transfers_unconfirmed_idx ON token_transfers (chain_id, block_number) WHERE NOT confirmed;
 
 -- Derived, maintained in the transaction that writes the transfers: each token's owner now, and
 -- how many tokens of a collection each holder has.

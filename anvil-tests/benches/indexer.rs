@@ -35,7 +35,7 @@ const SEAPORT_LOGS_PER_BLOCK: usize = 50;
 
 fn provider(anvil: &AnvilInstance, index: usize) -> DynProvider {
     let signer: alloy::signers::local::PrivateKeySigner = anvil.keys()[index].clone().into();
-    ProviderBuilder::new().wallet(signer).connect_http(anvil.endpoint_url()).erased()
+    ProviderBuilder::new().with_simple_nonce_management().wallet(signer).connect_http(anvil.endpoint_url()).erased()
 }
 
 /// Runtime code that emits `repeat` LOG3s whose three topics are calldata[0..96] and whose data

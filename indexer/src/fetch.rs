@@ -1,6 +1,7 @@
-//! Reading logs: `eth_getLogs` over block ranges that adapt to the node — a range that works
-//! grows (×2, up to [`MAX_RANGE`]); one the node refuses shrinks to the range the node suggests
-//! ("try with this block range [0x…, 0x…]", as Alchemy, Infura and QuickNode answer) or to half.
+//! Reading logs: `eth_getLogs` over block ranges that adapt to the node and to the chain's density
+//! — a range is resized toward [`TARGET_LOGS`] logs (×2 at most, up to [`MAX_RANGE`] blocks); one
+//! the node refuses shrinks to the range the node suggests ("try with this block range [0x…,
+//! 0x…]", as Alchemy, Infura and QuickNode answer) or to half.
 //! Addresses are sent in chunks of [`ADDRESS_CHUNK`], fetched concurrently; beyond
 //! [`TOPIC_MODE_ADDRESSES`] the addresses are dropped from the filter and matched in process.
 
@@ -21,6 +22,9 @@ pub const MAX_RANGE: u64 = 100_000;
 pub const ADDRESS_CHUNK: usize = 1_000;
 /// Above this many addresses, logs are filtered by topic only and matched to addresses here.
 pub const TOPIC_MODE_ADDRESSES: usize = 10_000;
+/// The logs one range should hold: enough for bulk writes, few enough that reading the next
+/// range overlaps writing this one (ranges are resized toward it).
+pub const TARGET_LOGS: usize = 5_000;
 /// Consecutive refusals of a one-block range before giving up (the node is down, not picky).
 const MAX_FAILURES: u32 = 6;
 
@@ -44,7 +48,14 @@ impl Fetcher {
             let to = up_to.min(from.saturating_add(self.range - 1));
             match self.range_logs(from, to, addresses).await {
                 Ok(logs) => {
-                    self.range = (self.range * 2).min(MAX_RANGE);
+                    let span = to - from + 1;
+                    self.range = if logs.len() > 2 * TARGET_LOGS {
+                        (span * TARGET_LOGS as u64 / logs.len() as u64).max(1)
+                    } else if logs.len() < TARGET_LOGS / 2 {
+                        (span * 2).min(MAX_RANGE)
+                    } else {
+                        span
+                    };
                     return Ok((to, logs));
                 }
                 Err(e) => {

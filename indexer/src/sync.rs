@@ -338,6 +338,11 @@ impl Daemon for Indexing {
         "indexer.chain"
     }
 
+    /// A killed indexer holds the chain for 10 s at most (renewed every 3 s while it runs).
+    fn lease(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(10))
+    }
+
     /// Restarted a second after a run ends (or fails); a run follows the head itself.
     fn schedule(&self) -> Schedule {
         Schedule::Every(std::time::Duration::from_secs(1))

@@ -43,6 +43,11 @@ pub trait Daemon: Send + Sync + 'static {
     fn schedule(&self) -> Schedule;
     /// Does one run's work; returns how many items it processed.
     fn run<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, anyhow::Result<u64>>;
+    /// Its own lease, when the runner's is too long for it: how long a killed holder keeps
+    /// others from taking over (the indexer: a short one, so a crash stalls the chain briefly).
+    fn lease(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// How a run ended.
@@ -141,7 +146,8 @@ impl DaemonRunner {
     async fn try_run(&self, daemon: &dyn Daemon, shutdown: &CancellationToken) -> sqlx::Result<RunOutcome> {
         let name = daemon.name();
         let holder = format!("{}/{}", self.instance, uuid::Uuid::new_v4().simple());
-        let lease_secs = self.lease.as_secs_f64();
+        let lease = daemon.lease().unwrap_or(self.lease);
+        let lease_secs = lease.as_secs_f64();
         let acquired = sqlx::query_scalar!(
             "INSERT INTO daemon_leases (daemon, holder, acquired_at, expires_at)
              VALUES ($1, $2, clock_timestamp(), clock_timestamp() + make_interval(secs => $3))
@@ -165,7 +171,7 @@ impl DaemonRunner {
 
         let cancelled = shutdown.child_token();
         let ctx = RunContext { pool: self.pool.clone(), cancelled: cancelled.clone(), holder: holder.clone() };
-        let renew_every = self.lease / 3;
+        let renew_every = lease / 3;
         let renewal = async {
             loop {
                 tokio::time::sleep(renew_every).await;

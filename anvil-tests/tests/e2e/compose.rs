@@ -45,12 +45,12 @@ fn interpolate(text: &str, env: &BTreeMap<&str, &str>) -> String {
     out
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Where cargo put the workspace's binaries (next to this test's own directory).
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
     let path = dir.join(name);
@@ -58,7 +58,8 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-struct Running(Child);
+/// A child process, killed (SIGKILL) and reaped when dropped.
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {

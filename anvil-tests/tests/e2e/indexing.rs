@@ -5,7 +5,7 @@
 
 use alloy::{
     primitives::{Address, U256},
-    providers::ext::AnvilApi,
+    providers::{Provider, ext::AnvilApi},
 };
 use serde_json::{Value, json};
 use shared::{contracts::CampaignNFT, ids::BrandId};
@@ -138,4 +138,158 @@ async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_
     assert_eq!((status["reorgs"].as_i64(), status["lag_blocks"].as_i64()), (Some(5), Some(0)), "{status}");
     service.stop().await.unwrap();
     setup.stop().await;
+}
+
+/// A private chain with the platform and one collection holding `mints` × 500 tokens, each mint
+/// followed by 100 empty blocks (so a backfill takes several ranges).
+async fn long_chain(mints: u64) -> (alloy::node_bindings::AnvilInstance, shared::contracts::Platform, Address) {
+    use shared::contracts::{CampaignParams, Platform, PlatformRoles};
+    let anvil = testing::anvil();
+    let admin = anvil.addresses()[0];
+    let roles = PlatformRoles {
+        admin,
+        deployer: admin,
+        quote_signer: anvil.addresses()[1],
+        voucher_signer: anvil.addresses()[2],
+        distributor: admin,
+    };
+    let platform = Platform::deploy(testing::wallet(&anvil, 0), roles).await.unwrap();
+    let params = CampaignParams {
+        campaign_id: 1,
+        name: "Long".into(),
+        symbol: "LONG".into(),
+        base_uri: "https://example.com/".into(),
+        max_supply: 1_000_000,
+        royalty_receiver: admin,
+        royalty_bps: 0,
+        admin,
+        relayer: admin,
+    };
+    platform.deploy_campaign(&params).send().await.unwrap().get_receipt().await.unwrap();
+    let collection = platform.factory.collectionOf(U256::from(1)).call().await.unwrap();
+    let nft = platform.collection(collection);
+    let provider = testing::wallet(&anvil, 0);
+    for n in 0..mints {
+        let mut holder = [0x44u8; 20];
+        holder[12..].copy_from_slice(&(n % 7 + 1).to_be_bytes());
+        nft.mint(Address::from(holder), U256::from(500)).send().await.unwrap().get_receipt().await.unwrap();
+        provider.anvil_mine(Some(100), None).await.unwrap();
+    }
+    (anvil, platform, collection)
+}
+
+fn platform_env(
+    anvil: &alloy::node_bindings::AnvilInstance,
+    platform: &shared::contracts::Platform,
+) -> Vec<(&'static str, String)> {
+    let checksum = |a: &Address| a.to_checksum(None);
+    vec![
+        ("CHAIN_ID", anvil.chain_id().to_string()),
+        ("CAMPAIGN_FACTORY_ADDRESS", checksum(platform.factory.address())),
+        ("CHECKOUT_ADDRESS", checksum(platform.checkout.address())),
+        ("REWARD_VAULT_ADDRESS", checksum(platform.vault.address())),
+        ("INDEXER_REORG_WINDOW", "16".into()),
+    ]
+}
+
+async fn indexed(db: &PgPool) -> Option<i64> {
+    sqlx::query_scalar("SELECT indexed_block FROM indexer_chains").fetch_optional(db).await.unwrap()
+}
+
+/// Aborted at random points (as a crashed task is), and killed with SIGKILL as a separate
+/// process mid-backfill: on restart the indexer resumes from its checkpoint, with no transfer
+/// missing and none twice, and the same owners and holders as an index that was never stopped.
+#[tokio::test]
+async fn an_indexer_killed_mid_batch_resumes_with_no_gap_and_no_duplicate() {
+    use rand::Rng;
+    let (anvil, platform, collection) = long_chain(30).await;
+    let head = testing::wallet(&anvil, 0).get_block_number().await.unwrap();
+    let env = platform_env(&anvil, &platform);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    // 1. Task aborts at random points.
+    let db = TestDb::create().await;
+    let app = testkit::TestApp::spawn_with(indexer::SERVICE, testing::config(&db.url, &anvil.endpoint(), &pairs)).await;
+    let mut rng = rand::rng();
+    for _ in 0..6 {
+        let resources = app.resources.clone();
+        let task = tokio::spawn(async move { indexer::catch_up(&resources).await });
+        tokio::time::sleep(std::time::Duration::from_millis(rng.random_range(5..150))).await;
+        task.abort();
+        drop(task.await);
+    }
+    indexer::catch_up(&app.resources).await.unwrap();
+    let aborted = app.resources.db().clone();
+
+    // 2. The shipped `indexer` binary, killed with SIGKILL once it has written some batches but
+    //    not all, then started again.
+    let db = TestDb::create().await;
+    let port = crate::compose::free_port();
+    let start = || {
+        let mut command = std::process::Command::new(crate::compose::binary("indexer"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db.url)
+            .env("RPC_URL", anvil.endpoint())
+            .env("JWT_SECRET", testkit::TEST_JWT_SECRET)
+            .env("INDEXER_ADDR", format!("127.0.0.1:{port}"))
+            .env("INDEXER_CONFIRMATIONS", "0")
+            .env("INDEXER_POLL_MS", "50")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(
+                std::fs::File::create(std::env::temp_dir().join("brandmint-indexer-kill.log"))
+                    .map_or_else(|_| std::process::Stdio::null(), std::process::Stdio::from),
+            );
+        for (name, value) in &env {
+            command.env(name, value);
+        }
+        crate::compose::Running(command.spawn().expect("the indexer binary"))
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db.url).await.unwrap();
+    let mut process = start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let killed_at = loop {
+        let at = sqlx::query_scalar::<_, i64>("SELECT indexed_block FROM indexer_chains").fetch_optional(&pool).await;
+        if let Ok(Some(at)) = at
+            && at > 0
+        {
+            process.0.kill().unwrap();
+            process.0.wait().unwrap();
+            break at;
+        }
+        assert!(std::time::Instant::now() < deadline, "the indexer process never wrote a batch");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    let _restarted = start();
+    // The killed process's lease (10 s) runs out first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if indexed(&pool).await.is_some_and(|at| at >= i64::try_from(head).unwrap()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the restarted indexer never caught up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Every transfer once, and the same derived tables as an index never stopped.
+    let fresh = testkit::TestApp::spawn_with(
+        indexer::SERVICE,
+        testing::config(&TestDb::create().await.url, &anvil.endpoint(), &pairs),
+    )
+    .await;
+    indexer::catch_up(&fresh.resources).await.unwrap();
+    let expected = derived(fresh.resources.db()).await;
+    assert_eq!(expected.2, 30 * 500, "every mint's transfers");
+    assert_eq!(derived(&aborted).await, expected, "after six aborts");
+    assert_eq!(derived(&pool).await, expected, "after SIGKILL at block {killed_at} of {head}");
+    let per_token: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT token_id FROM token_transfers WHERE collection = $1 GROUP BY token_id HAVING count(*) <> 1) t",
+    )
+    .bind(collection.as_slice())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(per_token, 0, "one mint per token, none missing or doubled");
 }
