@@ -25,7 +25,7 @@ use alloy::{
 };
 use anyhow::{Context, Result};
 use indexer::decode::{OrderFulfilled, ReceivedItem, SpentItem};
-use shared::contracts::{CampaignParams, Platform, PlatformRoles};
+use shared::contracts::Platform;
 use testkit::{TestApp, TestDb, required_env};
 
 /// Seaport 1.6's canonical address.
@@ -102,33 +102,8 @@ struct Chain {
 
 async fn chain() -> Result<Chain> {
     let anvil = Anvil::at(required_env("ANVIL_BIN")).arg("--gas-limit").arg("300000000").try_spawn()?;
-    let admin = anvil.addresses()[0];
-    let roles = PlatformRoles {
-        admin,
-        deployer: admin,
-        quote_signer: anvil.addresses()[1],
-        voucher_signer: anvil.addresses()[2],
-        distributor: admin,
-    };
-    let platform = Platform::deploy(provider(&anvil, 0), roles).await?;
+    let platform = testkit::platform(&anvil).await;
     Ok(Chain { anvil, platform })
-}
-
-async fn deploy(chain: &Chain, campaign_id: u64, max_supply: u64) -> Result<Address> {
-    let admin = chain.anvil.addresses()[0];
-    let params = CampaignParams {
-        campaign_id,
-        name: format!("Bench {campaign_id}"),
-        symbol: "BENCH".into(),
-        base_uri: "https://example.com/".into(),
-        max_supply,
-        royalty_receiver: admin,
-        royalty_bps: 500,
-        admin,
-        relayer: admin,
-    };
-    chain.platform.deploy_campaign(&params).send().await?.get_receipt().await?;
-    Ok(chain.platform.factory.collectionOf(U256::from(campaign_id)).call().await?)
 }
 
 /// Mints `total` tokens of `collection` in batches, to rotating holders.
@@ -292,7 +267,7 @@ async fn measure(name: &'static str, chain: &Chain, collections: &[Address]) -> 
 
 async fn one_collection() -> Result<Row> {
     let chain = chain().await?;
-    let collection = deploy(&chain, 1, 1_000_000).await?;
+    let collection = testkit::collection(&chain.platform, &chain.anvil, 1, 1_000_000).await;
     mint(&chain, collection, 100_000).await?;
     seaport_logs(&chain, collection, 10_000 / SEAPORT_LOGS_PER_BLOCK).await?;
     measure("1 collection: 100k Transfer + 10k OrderFulfilled", &chain, &[collection]).await
@@ -302,7 +277,7 @@ async fn many_collections() -> Result<Row> {
     let chain = chain().await?;
     let mut collections = Vec::new();
     for id in 1..=1_000 {
-        let collection = deploy(&chain, id, 1_000).await?;
+        let collection = testkit::collection(&chain.platform, &chain.anvil, id, 1_000).await;
         mint(&chain, collection, 100).await?;
         collections.push(collection);
     }

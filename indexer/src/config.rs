@@ -73,11 +73,7 @@ mod tests {
 
     use super::*;
 
-    const MINIMAL: &[(&str, &str)] = &[
-        ("DATABASE_URL", "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint"),
-        ("RPC_URL", "http://127.0.0.1:8545"),
-        ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
-    ];
+    const MINIMAL: &[(&str, &str)] = shared::config::MINIMAL_ENV;
 
     fn load(pairs: &[(&str, &str)]) -> Result<IndexerConfig> {
         IndexerConfig::load(&Config::from_pairs(&[MINIMAL, pairs].concat())?)

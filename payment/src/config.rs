@@ -185,11 +185,7 @@ mod tests {
 
     use super::*;
 
-    const MINIMAL: &[(&str, &str)] = &[
-        ("DATABASE_URL", "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint"),
-        ("RPC_URL", "http://127.0.0.1:8545"),
-        ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
-    ];
+    const MINIMAL: &[(&str, &str)] = shared::config::MINIMAL_ENV;
     const PRODUCTION: &[(&str, &str)] = &[
         ("APP_ENV", "production"),
         ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"),

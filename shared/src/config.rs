@@ -666,6 +666,14 @@ pub fn documented<'a>(example: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The least a configuration needs (a database, a node, a signing key for tokens): what the
+/// services' configuration tests start from.
+pub const MINIMAL_ENV: &[(&str, &str)] = &[
+    ("DATABASE_URL", "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint"),
+    ("RPC_URL", "http://127.0.0.1:8545"),
+    ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
+];
+
 #[cfg(test)]
 mod tests {
 
@@ -675,11 +683,7 @@ mod tests {
         Config::from_pairs(pairs)
     }
 
-    const MINIMAL: &[(&str, &str)] = &[
-        ("DATABASE_URL", "postgres://brandmint:hunter2@127.0.0.1:5432/brandmint"),
-        ("RPC_URL", "http://127.0.0.1:8545"),
-        ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
-    ];
+    const MINIMAL: &[(&str, &str)] = MINIMAL_ENV;
 
     /// What production needs on top of [`MINIMAL`]: its own KYC key (no service's own section:
     /// the core starts without, say, Stripe's keys).

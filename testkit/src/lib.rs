@@ -46,6 +46,44 @@ pub fn signer(anvil: &alloy::node_bindings::AnvilInstance, index: usize) -> allo
     anvil.keys()[index].clone().into()
 }
 
+/// The platform's contracts on `anvil`, deployed by its account 0 (admin, deployer, relayer,
+/// distributor), with accounts 1 and 2 as quote and voucher signers.
+pub async fn platform(anvil: &alloy::node_bindings::AnvilInstance) -> shared::contracts::Platform {
+    let admin = anvil.addresses()[0];
+    let roles = shared::contracts::PlatformRoles {
+        admin,
+        deployer: admin,
+        quote_signer: anvil.addresses()[1],
+        voucher_signer: anvil.addresses()[2],
+        distributor: admin,
+    };
+    shared::contracts::Platform::deploy(wallet(anvil, 0), roles).await.expect("platform deployment")
+}
+
+/// Campaign `id`'s collection deployed through the factory (account 0 its admin and minter);
+/// returns its address.
+pub async fn collection(
+    platform: &shared::contracts::Platform,
+    anvil: &alloy::node_bindings::AnvilInstance,
+    id: u64,
+    max_supply: u64,
+) -> alloy::primitives::Address {
+    let admin = anvil.addresses()[0];
+    let params = shared::contracts::CampaignParams {
+        campaign_id: id,
+        name: format!("Campaign {id}"),
+        symbol: "CAMPAIGN".into(),
+        base_uri: "https://example.com/".into(),
+        max_supply,
+        royalty_receiver: admin,
+        royalty_bps: 500,
+        admin,
+        relayer: admin,
+    };
+    platform.deploy_campaign(&params).send().await.expect("deploy").get_receipt().await.expect("receipt");
+    platform.factory.collectionOf(alloy::primitives::U256::from(id)).call().await.expect("collectionOf")
+}
+
 /// A database created for one test, from the server in `DATABASE_URL`.
 #[derive(Debug, Clone)]
 pub struct TestDb {

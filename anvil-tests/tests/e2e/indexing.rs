@@ -143,30 +143,9 @@ async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_
 /// A private chain with the platform and one collection holding `mints` × 500 tokens, each mint
 /// followed by 100 empty blocks (so a backfill takes several ranges).
 async fn long_chain(mints: u64) -> (alloy::node_bindings::AnvilInstance, shared::contracts::Platform, Address) {
-    use shared::contracts::{CampaignParams, Platform, PlatformRoles};
     let anvil = testing::anvil();
-    let admin = anvil.addresses()[0];
-    let roles = PlatformRoles {
-        admin,
-        deployer: admin,
-        quote_signer: anvil.addresses()[1],
-        voucher_signer: anvil.addresses()[2],
-        distributor: admin,
-    };
-    let platform = Platform::deploy(testing::wallet(&anvil, 0), roles).await.unwrap();
-    let params = CampaignParams {
-        campaign_id: 1,
-        name: "Long".into(),
-        symbol: "LONG".into(),
-        base_uri: "https://example.com/".into(),
-        max_supply: 1_000_000,
-        royalty_receiver: admin,
-        royalty_bps: 0,
-        admin,
-        relayer: admin,
-    };
-    platform.deploy_campaign(&params).send().await.unwrap().get_receipt().await.unwrap();
-    let collection = platform.factory.collectionOf(U256::from(1)).call().await.unwrap();
+    let platform = testing::platform(&anvil).await;
+    let collection = testing::collection(&platform, &anvil, 1, 1_000_000).await;
     let nft = platform.collection(collection);
     let provider = testing::wallet(&anvil, 0);
     for n in 0..mints {
