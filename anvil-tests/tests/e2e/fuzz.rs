@@ -368,6 +368,8 @@ impl Fixtures {
             "document_id" => self.document,
             "token_id" => 1,
             "delivery_id" => 999_999,
+            "chain_id" => 31_337,
+            "collection" => return "0x0000000000000000000000000000000000000001".into(),
             "kind" if template.contains("/exports/") => return "orders".into(),
             "kind" => return "front".into(),
             "session_id" | "order_id" => return uuid::Uuid::nil().to_string(),
