@@ -201,9 +201,7 @@ impl ChainIndexer {
                 // Their logs in this block (a mint in the deployment's block is possible).
                 let more = fetcher.block_logs(block.hash, &discovered).await?;
                 let (facts, _) = self.decode_all(more, &mut known);
-                batch.facts.extend(facts);
-                batch.facts.sort_by_key(|f| (f.position().block_number, f.position().log_index));
-                batch.facts.dedup_by_key(|f| (f.position().block_hash, f.position().log_index));
+                Self::merge(&mut batch.facts, facts);
                 addresses.extend(discovered);
             }
             batch.blocks.push(block);
@@ -220,8 +218,10 @@ impl ChainIndexer {
         logs.sort_by_key(|l| (l.block_number, l.log_index));
         let mut facts = Vec::with_capacity(logs.len());
         let mut discovered = Vec::new();
+        // `known` holds the platform's contracts too (they are fetched alike); they are not collections.
+        let platform = self.platform.addresses();
         for log in &logs {
-            let Some(fact) = decode::decode(log, &self.platform, |a| known.contains(a) && !self.is_platform(a)) else {
+            let Some(fact) = decode::decode(log, &self.platform, |a| known.contains(a) && !platform.contains(a)) else {
                 continue;
             };
             if let Fact::Event(e) = &fact
@@ -236,8 +236,12 @@ impl ChainIndexer {
         (facts, discovered)
     }
 
-    fn is_platform(&self, address: &Address) -> bool {
-        self.platform.addresses().contains(address)
+    /// Adds the facts of newly discovered collections to `facts`, keeping chain order and each
+    /// log once (a log read by both fetches).
+    fn merge(facts: &mut Vec<Fact>, more: Vec<Fact>) {
+        facts.extend(more);
+        facts.sort_by_key(|f| (f.position().block_number, f.position().log_index));
+        facts.dedup_by_key(|f| (f.position().block_hash, f.position().log_index));
     }
 
     /// Backfills `from..=until` in ranges: fetching runs ahead of writing.
@@ -313,9 +317,7 @@ impl ChainIndexer {
                     .map_or(at, |f| f.position().block_number);
                 let more = fetcher.range_logs(first, to, &discovered).await?;
                 let (more, _) = self.decode_all(more, &mut known);
-                facts.extend(more);
-                facts.sort_by_key(|f| (f.position().block_number, f.position().log_index));
-                facts.dedup_by_key(|f| (f.position().block_hash, f.position().log_index));
+                Self::merge(&mut facts, more);
                 addresses.extend(discovered);
             }
             let to_hash = self.header(to).await?.map(|h| h.hash);
