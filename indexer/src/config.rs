@@ -28,9 +28,22 @@ pub const SEAPORT_ADDRESS: Variable = optional(
     "0x0000000000000068F116a894984E2daFc6dd1aF8",
 );
 
+pub const INDEXER_MARKETPLACES: Variable = optional(
+    "INDEXER_MARKETPLACES",
+    "which marketplace a Seaport sale went through: name=address pairs, comma-separated, matched against the \
+     order's zone and its fee recipients (a sale matching none is `seaport`)",
+    "opensea=0x0000a26b00c1F0DF003000390027140000fAa719",
+);
+
 /// Every variable of the indexer, in the order `.env.example` lists them.
-pub const VARIABLES: &[Variable] =
-    &[INDEXER_CONFIRMATIONS, INDEXER_POLL_MS, INDEXER_START_BLOCK, INDEXER_REORG_WINDOW, SEAPORT_ADDRESS];
+pub const VARIABLES: &[Variable] = &[
+    INDEXER_CONFIRMATIONS,
+    INDEXER_POLL_MS,
+    INDEXER_START_BLOCK,
+    INDEXER_REORG_WINDOW,
+    SEAPORT_ADDRESS,
+    INDEXER_MARKETPLACES,
+];
 
 /// What the indexer reads on top of the core's configuration.
 #[derive(Debug, Clone)]
@@ -40,6 +53,9 @@ pub struct IndexerConfig {
     pub start_block: u64,
     pub reorg_window: u64,
     pub seaport: Address,
+    /// (name, address) pairs: a sale whose zone or a fee recipient is the address went through
+    /// that marketplace.
+    pub marketplaces: Vec<(String, Address)>,
 }
 
 impl IndexerConfig {
@@ -63,7 +79,23 @@ impl IndexerConfig {
         }
         let seaport = shared::address::parse_address(&env.string(SEAPORT_ADDRESS)?)
             .map_err(|reason| invalid(SEAPORT_ADDRESS, reason))?;
-        Ok(Self { confirmations, poll: Duration::from_millis(poll), start_block, reorg_window, seaport })
+        let mut marketplaces = Vec::new();
+        for pair in env.string(INDEXER_MARKETPLACES)?.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, address) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid(INDEXER_MARKETPLACES, format!("`{pair}` is not name=address")))?;
+            let name = name.trim();
+            if name.is_empty()
+                || name.len() > 40
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            {
+                return Err(invalid(INDEXER_MARKETPLACES, "a name is 1 to 40 letters, digits, `-` or `_`".into()));
+            }
+            let address = shared::address::parse_address(address.trim())
+                .map_err(|reason| invalid(INDEXER_MARKETPLACES, reason))?;
+            marketplaces.push((name.to_owned(), address));
+        }
+        Ok(Self { confirmations, poll: Duration::from_millis(poll), start_block, reorg_window, seaport, marketplaces })
     }
 }
 
@@ -85,12 +117,17 @@ mod tests {
         assert_eq!((config.confirmations, config.reorg_window, config.start_block), (12, 256, 0));
         assert_eq!(config.poll, Duration::from_secs(1));
         assert_eq!(config.seaport.to_checksum(None), "0x0000000000000068F116a894984E2daFc6dd1aF8");
+        assert_eq!(config.marketplaces.len(), 1);
+        assert_eq!(config.marketplaces[0].0, "opensea");
         for (name, value) in [
             ("INDEXER_CONFIRMATIONS", "256"),
             ("INDEXER_POLL_MS", "0"),
             ("INDEXER_REORG_WINDOW", "2"),
             ("INDEXER_START_BLOCK", "99999999999999999999"),
             ("SEAPORT_ADDRESS", "0x1234"),
+            ("INDEXER_MARKETPLACES", "opensea"),
+            ("INDEXER_MARKETPLACES", "open sea=0x0000a26b00c1F0DF003000390027140000fAa719"),
+            ("INDEXER_MARKETPLACES", "opensea=0x12"),
         ] {
             let err = load(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={value}: {err}");

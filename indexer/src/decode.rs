@@ -18,7 +18,9 @@ use shared::contracts::{
 
 alloy::sol! {
     /// Seaport 1.6's events, as the marketplace emits them (kept raw here).
+    #[derive(Debug, PartialEq, Eq)]
     struct SpentItem { uint8 itemType; address token; uint256 identifier; uint256 amount; }
+    #[derive(Debug, PartialEq, Eq)]
     struct ReceivedItem { uint8 itemType; address token; uint256 identifier; uint256 amount; address recipient; }
     event OrderFulfilled(bytes32 orderHash, address indexed offerer, address indexed zone, address recipient,
                          SpentItem[] offer, ReceivedItem[] consideration);

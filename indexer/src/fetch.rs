@@ -14,8 +14,9 @@ use alloy::{
 };
 use anyhow::Context;
 
-/// The first range tried, in blocks.
-pub const START_RANGE: u64 = 2_000;
+/// The first range tried, in blocks: small, so a dense history starts with a batch the writer
+/// takes quickly (reading the next one meanwhile); a sparse one doubles it every request.
+pub const START_RANGE: u64 = 16;
 /// The largest range asked for at once.
 pub const MAX_RANGE: u64 = 100_000;
 /// Addresses per `eth_getLogs` (providers cap the filter's size).

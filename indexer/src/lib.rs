@@ -12,6 +12,7 @@ pub mod config;
 pub mod decode;
 pub mod fetch;
 mod metrics;
+pub mod sales;
 pub mod store;
 pub mod sync;
 
@@ -66,7 +67,10 @@ fn routes() -> OpenApiRouter<AppState> {
 /// The chain indexer (one leased run at a time across replicas).
 fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
     match resources.part::<Indexer>() {
-        Ok(indexer) => vec![Arc::new(sync::Indexing(sync::ChainIndexer::new(resources, indexer.config.clone())))],
+        Ok(indexer) => vec![
+            Arc::new(sync::Indexing(sync::ChainIndexer::new(resources, indexer.config.clone()))),
+            Arc::new(sales::SalesDecoding(sales_decoder(resources, &indexer.config))),
+        ],
         Err(e) => {
             tracing::error!(error = %e, "the indexer's configuration is invalid; not indexing");
             Vec::new()
@@ -74,10 +78,28 @@ fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
     }
 }
 
-/// Indexes the configured chain up to its head now (what the daemon does every poll interval);
-/// returns how many facts were written or reverted.
-pub async fn catch_up(resources: &Resources) -> anyhow::Result<u64> {
+fn sales_decoder(resources: &Resources, config: &config::IndexerConfig) -> sales::SalesDecoder {
+    sales::SalesDecoder::new(resources.chain().provider().clone(), config.marketplaces.clone())
+}
+
+/// Indexes the configured chain up to its head now (what the indexing daemon does every poll
+/// interval); returns how many facts were written or reverted.
+pub async fn index(resources: &Resources) -> anyhow::Result<u64> {
     let config = resources.part::<Indexer>()?.config.clone();
     let indexer = sync::ChainIndexer::new(resources, config);
     indexer.catch_up(resources.db(), &tokio_util::sync::CancellationToken::new()).await
+}
+
+/// Decodes the sales of the Seaport logs indexed so far (what the sales daemon does); returns
+/// how many sales were recorded.
+pub async fn decode_sales(resources: &Resources) -> anyhow::Result<u64> {
+    sales_decoder(resources, &resources.part::<Indexer>()?.config).catch_up(resources.db()).await
+}
+
+/// [`index`], then [`decode_sales`]: everything on chain so far, in the database. Returns how
+/// many facts were written or reverted.
+pub async fn catch_up(resources: &Resources) -> anyhow::Result<u64> {
+    let facts = index(resources).await?;
+    decode_sales(resources).await?;
+    Ok(facts)
 }

@@ -212,18 +212,37 @@ async fn write_transfers(
     .bind(int(confirmed_up_to))
     .execute(&mut *conn)
     .await?;
-    // Owners: the batch's last transfer of each token wins (the facts are in chain order).
+    // Owners: the batch's last transfer of each token wins (the facts are in chain order). A
+    // token whose first transfer here is its mint has no row yet: a plain insert, no upsert.
     let mut owners: BTreeMap<(Address, U256), (Address, u64)> = BTreeMap::new();
-    let mut holders: BTreeMap<(Address, Address), ()> = BTreeMap::new();
+    let mut minted: std::collections::HashSet<(Address, U256)> = std::collections::HashSet::new();
+    // Holders: what each (collection, holder) gained minus what it gave in the batch.
+    let mut holders: BTreeMap<(Address, Address), i64> = BTreeMap::new();
     for t in transfers {
-        owners.insert((t.collection, t.token_id), (t.to, t.at.block_number));
-        for holder in [t.from, t.to] {
+        if owners.insert((t.collection, t.token_id), (t.to, t.at.block_number)).is_none() && t.from.is_zero() {
+            minted.insert((t.collection, t.token_id));
+        }
+        for (holder, delta) in [(t.from, -1), (t.to, 1)] {
             if !holder.is_zero() {
-                holders.insert((t.collection, holder), ());
+                *holders.entry((t.collection, holder)).or_default() += delta;
             }
         }
     }
     let (kept, burnt): (Vec<_>, Vec<_>) = owners.into_iter().partition(|(_, (owner, _))| !owner.is_zero());
+    let (new, kept): (Vec<_>, Vec<_>) = kept.into_iter().partition(|(token, _)| minted.contains(token));
+    if !new.is_empty() {
+        sqlx::query(
+            "INSERT INTO token_owners (chain_id, collection, token_id, owner, block_number)
+             SELECT $1, c, id::numeric, o, b FROM UNNEST($2::bytea[], $3::text[], $4::bytea[], $5::bigint[]) AS u(c, id, o, b)",
+        )
+        .bind(chain)
+        .bind(new.iter().map(|((c, _), _)| c.to_vec()).collect::<Vec<_>>())
+        .bind(new.iter().map(|((_, id), _)| id.to_string()).collect::<Vec<_>>())
+        .bind(new.iter().map(|(_, (o, _))| o.to_vec()).collect::<Vec<_>>())
+        .bind(new.iter().map(|(_, (_, b))| int(*b)).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
     if !kept.is_empty() {
         sqlx::query(
             "INSERT INTO token_owners (chain_id, collection, token_id, owner, block_number)
@@ -249,24 +268,47 @@ async fn write_transfers(
         .execute(&mut *conn)
         .await?;
     }
-    // Holders touched by the batch, counted again from the owners (idempotent whatever ran
-    // before: a holder's count is what `token_owners` says).
-    let touched: Vec<(Address, Address)> = holders.into_keys().collect();
-    if !touched.is_empty() {
+    // A batch is written once (on top of the checkpoint it locked), so adding its changes to
+    // the counts is exact; a reorg counts the collections it touched again from the owners.
+    let changed: Vec<((Address, Address), i64)> = holders.into_iter().filter(|(_, delta)| *delta != 0).collect();
+    // Gains insert or add; losses (a holder with a row already: they held what they gave)
+    // subtract, and a holder left with none is removed. (The two cannot share one upsert: a
+    // negative count would fail the table's check before the conflict is seen.)
+    let (gains, losses): (Vec<_>, Vec<_>) = changed.into_iter().partition(|(_, delta)| *delta > 0);
+    if !gains.is_empty() {
         sqlx::query(
-            "WITH touched AS (SELECT * FROM UNNEST($2::bytea[], $3::bytea[]) AS u(c, h)),
-                  counted AS (SELECT t.c, t.h, count(o.token_id) AS n FROM touched t
-                              LEFT JOIN token_owners o ON o.chain_id = $1 AND o.collection = t.c AND o.owner = t.h
-                              GROUP BY t.c, t.h),
-                  gone AS (DELETE FROM collection_holders ch USING counted
-                           WHERE ch.chain_id = $1 AND ch.collection = counted.c AND ch.holder = counted.h AND counted.n = 0)
-             INSERT INTO collection_holders (chain_id, collection, holder, tokens)
-             SELECT $1, c, h, n FROM counted WHERE n > 0
-             ON CONFLICT (chain_id, collection, holder) DO UPDATE SET tokens = EXCLUDED.tokens",
+            "INSERT INTO collection_holders AS ch (chain_id, collection, holder, tokens)
+             SELECT $1, c, h, d FROM UNNEST($2::bytea[], $3::bytea[], $4::bigint[]) AS u(c, h, d)
+             ON CONFLICT (chain_id, collection, holder) DO UPDATE SET tokens = ch.tokens + EXCLUDED.tokens",
         )
         .bind(chain)
-        .bind(touched.iter().map(|(c, _)| c.to_vec()).collect::<Vec<_>>())
-        .bind(touched.iter().map(|(_, h)| h.to_vec()).collect::<Vec<_>>())
+        .bind(gains.iter().map(|((c, _), _)| c.to_vec()).collect::<Vec<_>>())
+        .bind(gains.iter().map(|((_, h), _)| h.to_vec()).collect::<Vec<_>>())
+        .bind(gains.iter().map(|(_, d)| *d).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !losses.is_empty() {
+        let (collections, holders): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            losses.iter().map(|((c, h), _)| (c.to_vec(), h.to_vec())).unzip();
+        sqlx::query(
+            "UPDATE collection_holders ch SET tokens = ch.tokens + u.d
+             FROM UNNEST($2::bytea[], $3::bytea[], $4::bigint[]) AS u(c, h, d)
+             WHERE ch.chain_id = $1 AND ch.collection = u.c AND ch.holder = u.h",
+        )
+        .bind(chain)
+        .bind(&collections)
+        .bind(&holders)
+        .bind(losses.iter().map(|(_, d)| *d).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "DELETE FROM collection_holders ch USING UNNEST($2::bytea[], $3::bytea[]) AS u(c, h)
+             WHERE ch.chain_id = $1 AND ch.collection = u.c AND ch.holder = u.h AND ch.tokens = 0",
+        )
+        .bind(chain)
+        .bind(&collections)
+        .bind(&holders)
         .execute(&mut *conn)
         .await?;
     }
@@ -407,22 +449,42 @@ pub async fn revert(
     depth: u64,
 ) -> sqlx::Result<u64> {
     let chain = int(chain_id);
+    // Every block above the ancestor is kept (the backfill stops INDEXER_REORG_WINDOW below the
+    // head; above it, blocks are indexed one by one with their hashes): their facts are found
+    // by block hash. A gap would hide facts from this walk, so it is refused.
+    let (checkpoint, dropped): (i64, Vec<Vec<u8>>) = sqlx::query_as(
+        "SELECT c.indexed_block, COALESCE(array_agg(b.hash) FILTER (WHERE b.hash IS NOT NULL), '{}')
+         FROM indexer_chains c LEFT JOIN indexed_blocks b ON b.chain_id = c.chain_id AND b.number > $2
+         WHERE c.chain_id = $1 GROUP BY c.indexed_block",
+    )
+    .bind(chain)
+    .bind(int(ancestor))
+    .fetch_one(&mut *conn)
+    .await?;
+    if i64::try_from(dropped.len()).unwrap_or(i64::MAX) != checkpoint - int(ancestor) {
+        return Err(sqlx::Error::Protocol(format!(
+            "chain {chain_id}: {} kept block hashes above block {ancestor}, but {} blocks are indexed above it",
+            dropped.len(),
+            checkpoint - int(ancestor)
+        )));
+    }
     let events = sqlx::query(
-        "DELETE FROM chain_events WHERE chain_id = $1 AND block_number > $2
+        "DELETE FROM chain_events WHERE chain_id = $1 AND block_hash = ANY($2)
          RETURNING block_number, block_hash, log_index, tx_hash, address, kind, fields, confirmed",
     )
     .bind(chain)
-    .bind(int(ancestor))
+    .bind(&dropped)
     .fetch_all(&mut *conn)
     .await?;
     let transfers = sqlx::query(
-        "DELETE FROM token_transfers WHERE chain_id = $1 AND block_number > $2
+        "DELETE FROM token_transfers WHERE chain_id = $1 AND block_hash = ANY($2)
          RETURNING block_number, block_hash, log_index, tx_hash, collection, token_id::text, from_address, to_address, confirmed",
     )
     .bind(chain)
-    .bind(int(ancestor))
+    .bind(&dropped)
     .fetch_all(&mut *conn)
     .await?;
+    crate::sales::revert(conn, chain_id, &dropped).await?;
     sqlx::query("DELETE FROM indexed_collections WHERE chain_id = $1 AND block_number > $2")
         .bind(chain)
         .bind(int(ancestor))

@@ -43,6 +43,8 @@ pub const AHEAD: usize = 4;
 const TAIL_BLOCKS: u64 = 64;
 /// How long one leased run follows the head before it ends (and the next run starts).
 pub const RUN_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// The longest wait between two attempts while the node (or the database) does not answer.
+pub const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Indexes the chain the platform is configured for.
 pub struct ChainIndexer {
@@ -351,19 +353,33 @@ impl Daemon for Indexing {
     }
 
     /// Follows the head for up to [`RUN_FOR`], polling every `INDEXER_POLL_MS` while holding the
-    /// lease, then returns so the run is recorded and the lease can change hands.
+    /// lease, then returns so the run is recorded and the lease can change hands. A failed step
+    /// (the node or the database away) is retried inside the run after a doubling wait, up to
+    /// [`MAX_BACKOFF`]; the run fails only if its last step did.
     fn run<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, anyhow::Result<u64>> {
         Box::pin(async move {
             let started = std::time::Instant::now();
-            let mut total = 0;
+            let (mut total, mut wait) = (0, self.0.config.poll);
             loop {
-                total += self.0.catch_up(&ctx.pool, &ctx.cancelled).await?;
+                let failing = match self.0.catch_up(&ctx.pool, &ctx.cancelled).await {
+                    Ok(done) => {
+                        (total, wait) = (total + done, self.0.config.poll);
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis(), "indexing failed; retrying");
+                        Some(e)
+                    }
+                };
                 if ctx.cancelled.is_cancelled() || started.elapsed() >= RUN_FOR {
-                    return Ok(total);
+                    return failing.map_or(Ok(total), Err);
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(self.0.config.poll) => {}
+                    () = tokio::time::sleep(wait) => {}
                     () = ctx.cancelled.cancelled() => return Ok(total),
+                }
+                if failing.is_some() {
+                    wait = (wait * 2).min(MAX_BACKOFF);
                 }
             }
         })

@@ -9,6 +9,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
+pub mod proxy;
+pub mod seaport;
 
 use shared::{
     config::Config,

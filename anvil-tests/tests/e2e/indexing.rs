@@ -1,21 +1,27 @@
 //! The indexer against anvil: a campaign deployed by the back office is discovered from the
 //! factory's event without configuration; mints and transfers make owners and holders; reorgs of
-//! depth 1 to 5 with transfers in the dropped blocks leave exactly what a fresh index of the
-//! surviving chain has, and each dropped fact is announced reverted once.
+//! depth 1 to 5 with transfers and `OrderPaid` in the dropped blocks leave exactly what a fresh
+//! index of the surviving chain has, and each dropped fact is announced reverted once.
 
 use alloy::{
     primitives::{Address, U256},
     providers::{Provider, ext::AnvilApi},
 };
 use serde_json::{Value, json};
-use shared::{contracts::CampaignNFT, ids::BrandId};
+use shared::{
+    contracts::{CampaignNFT, Checkout},
+    ids::BrandId,
+};
 use sqlx::PgPool;
 use testkit::{self as testing, TestDb};
 
 use crate::operator::{PNG, Platformed, platformed};
 
-/// Owners and holders as the indexer has them, in a comparable form.
-async fn derived(db: &PgPool) -> (Vec<(Vec<u8>, String, Vec<u8>)>, Vec<(Vec<u8>, Vec<u8>, i64)>, i64) {
+type Derived = (Vec<(Vec<u8>, String, Vec<u8>)>, Vec<(Vec<u8>, Vec<u8>, i64)>, i64, Vec<(Vec<u8>, i32, String)>);
+
+/// Owners, holders, the number of transfers and the events as the indexer has them, in a
+/// comparable form.
+async fn derived(db: &PgPool) -> Derived {
     let owners =
         sqlx::query_as("SELECT collection, token_id::text, owner FROM token_owners ORDER BY collection, token_id")
             .fetch_all(db)
@@ -26,7 +32,39 @@ async fn derived(db: &PgPool) -> (Vec<(Vec<u8>, String, Vec<u8>)>, Vec<(Vec<u8>,
         .await
         .unwrap();
     let transfers: i64 = sqlx::query_scalar("SELECT count(*) FROM token_transfers").fetch_one(db).await.unwrap();
-    (owners, holders, transfers)
+    let events =
+        sqlx::query_as("SELECT block_hash, log_index, kind FROM chain_events ORDER BY block_number, log_index")
+            .fetch_all(db)
+            .await
+            .unwrap();
+    (owners, holders, transfers, events)
+}
+
+/// A `Checkout.buy` of one token for `buyer`, on a quote signed with the platform's quote key
+/// (for an order the platform never placed: what the indexer sees is the same).
+async fn buy(setup: &Platformed, collection: Address, buyer: usize, order: u8) {
+    let anvil = &setup.anvil;
+    let checkout = setup.platform.checkout.address();
+    let signer = shared::contracts::QuoteSigner::new(testing::signer(anvil, 1), anvil.chain_id(), *checkout);
+    let quote = Checkout::Quote {
+        orderId: alloy::primitives::B256::repeat_byte(order),
+        buyer: anvil.addresses()[buyer],
+        collection,
+        quantity: U256::from(1),
+        payToken: Address::ZERO,
+        amount: U256::from(1_000),
+        deadline: U256::from(u64::MAX),
+    };
+    let signature = signer.sign(&quote).await.unwrap();
+    Checkout::new(*checkout, testing::wallet(anvil, buyer))
+        .buy(quote, signature)
+        .value(U256::from(1_000))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
 }
 
 /// Indexes the setup's chain from genesis into a fresh database.
@@ -83,12 +121,21 @@ async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_
     expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.to_lowercase().cmp(&b.0.to_lowercase())));
     assert_eq!(counts, expected, "{holders}");
 
-    // Reorgs of depth 1 to 5: transfers in blocks that are then dropped and replaced.
+    // Reorgs of depth 1 to 5: a wallet payment (OrderPaid and its mint) and transfers in blocks
+    // that are then dropped and replaced.
     let provider = testing::wallet(anvil, 0);
-    let mut dropped = 0;
+    for _ in 0..100 {
+        if !setup.platform.checkout.treasuryOf(collection).call().await.unwrap().is_zero() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (mut dropped, mut paid) = (0, 0);
     for depth in 1..=5u64 {
         let snapshot = provider.anvil_snapshot().await.unwrap();
-        for n in 0..depth {
+        buy(&setup, collection, 9, u8::try_from(depth).unwrap()).await;
+        (dropped, paid) = (dropped + 1, paid + 1);
+        for n in 1..depth {
             // Alice gives token 2 or 3 back and forth with carol in the doomed blocks.
             let token = U256::from(2 + n % 2);
             let owner_now = nft.ownerOf(token).call().await.unwrap();
@@ -129,6 +176,12 @@ async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_
             .await
             .unwrap();
     assert_eq!(reverted, dropped, "each dropped transfer announced reverted exactly once");
+    let unpaid: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE event_type = 'chain.order_paid.reverted'")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    assert_eq!(unpaid, paid, "each dropped OrderPaid announced reverted exactly once");
     let status: (i64, Option<i32>) =
         sqlx::query_as("SELECT reorgs, last_reorg_depth FROM indexer_chains").fetch_one(db).await.unwrap();
     assert_eq!(status.0, 5, "five reorgs walked back");
@@ -271,4 +324,73 @@ async fn an_indexer_killed_mid_batch_resumes_with_no_gap_and_no_duplicate() {
     .await
     .unwrap();
     assert_eq!(per_token, 0, "one mint per token, none missing or doubled");
+}
+
+/// The node goes away for a few seconds while blocks keep coming: the indexer waits it out
+/// inside its run (backing off, no failed run), its readiness says it cannot follow the chain
+/// meanwhile, and once the node answers again every block is indexed.
+#[tokio::test]
+async fn an_rpc_outage_is_waited_out_and_readiness_says_the_indexer_cannot_follow() {
+    let (anvil, platform, collection) = long_chain(1).await;
+    let proxy = testkit::proxy::TcpProxy::start(([127, 0, 0, 1], anvil.port()).into()).await.unwrap();
+    let env = platform_env(&anvil, &platform);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let db = TestDb::create().await;
+    let app = testkit::TestApp::spawn_with(indexer::SERVICE, testing::config(&db.url, &proxy.url(), &pairs)).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let (resources, shutdown) = (app.resources.clone(), shutdown.clone());
+        async move { shared::service::background(&resources, &[indexer::SERVICE], shutdown).await }
+    });
+    let pool = app.resources.db().clone();
+    let chain = testing::wallet(&anvil, 0);
+    let caught_up = |target: u64| {
+        let pool = pool.clone();
+        async move {
+            for _ in 0..300 {
+                if indexed(&pool).await.is_some_and(|at| at >= i64::try_from(target).unwrap()) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("the indexer never reached block {target}");
+        }
+    };
+    caught_up(chain.get_block_number().await.unwrap()).await;
+    assert_eq!(app.get("/health/ready").await.status(), reqwest::StatusCode::OK);
+
+    // The line to the node is cut; the chain goes on (a mint, 100 blocks).
+    proxy.cut().await;
+    platform
+        .collection(collection)
+        .mint(anvil.addresses()[3], U256::from(500))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    chain.anvil_mine(Some(100), None).await.unwrap();
+    let head = chain.get_block_number().await.unwrap();
+    let down = app.get("/health/ready").await;
+    assert_eq!(down.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let problem: Value = down.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("does not answer"), "{problem}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    // Back: everything is indexed, nothing failed for good.
+    proxy.restore();
+    caught_up(head).await;
+    assert_eq!(app.get("/health/ready").await.status(), reqwest::StatusCode::OK);
+    let (transfers, failed): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM token_transfers),
+                (SELECT count(*) FROM daemon_runs WHERE daemon = 'indexer.chain' AND outcome = 'failed')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((transfers, failed), (1_000, 0), "both mints indexed; the outage waited out inside the run");
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    app.stop().await.unwrap();
 }

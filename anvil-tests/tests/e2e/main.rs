@@ -12,3 +12,4 @@ mod indexing;
 mod kyc;
 mod operator;
 mod platform;
+mod sales;

@@ -1,0 +1,293 @@
+//! Secondary sales through the real Seaport 1.6 on anvil: a listing filled in ETH paying the full
+//! royalty through OpenSea's fee recipient, one paying none, an offer accepted in the
+//! stablecoin, a bundle, and a `matchOrders` pair, each decoded into exact rows and ledger
+//! entries; then a reorg of the block holding a sale takes it back (`sale.reverted`, the ledger
+//! as before it), and a fresh index of the surviving chain has the same sales.
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::{Provider, ext::AnvilApi},
+};
+use serde_json::json;
+use shared::{contracts::TestStablecoin, ids::BrandId};
+use sqlx::PgPool;
+use testkit::{
+    self as testing,
+    seaport::{self, ERC20, ERC721, NATIVE, consider, offer},
+};
+
+use crate::operator::{PNG, Platformed, platformed};
+
+const OPENSEA_FEES: Address = alloy::primitives::address!("0x0000a26b00c1F0DF003000390027140000fAa719");
+
+fn eth(milli: u64) -> U256 {
+    U256::from(milli) * U256::from(1_000_000_000_000_000u64)
+}
+
+fn usd(units: u64) -> U256 {
+    U256::from(units) * U256::from(1_000_000u64)
+}
+
+type SaleRow = (String, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, String, String, String, String, String, i32);
+
+/// Every sale: side, marketplace, token, seller, buyer, currency, price, fee, proceeds,
+/// expected and received royalty, bps paid.
+async fn sales(db: &PgPool) -> Vec<SaleRow> {
+    sqlx::query_as(
+        "SELECT side, marketplace, token_id::text, seller, buyer, payment_token, price::text, marketplace_fee::text,
+                seller_proceeds::text, royalty_expected::text, royalty_received::text, royalty_bps_paid
+         FROM secondary_sales ORDER BY block_number, log_index, token_id",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+type LedgerRow = (String, Vec<u8>, i64, i64, String, String, String, String, String);
+
+async fn ledger(db: &PgPool) -> Vec<LedgerRow> {
+    sqlx::query_as(
+        "SELECT marketplace, payment_token, sum(sales)::bigint, sum(paid_in_full)::bigint, sum(volume)::text,
+                sum(marketplace_fee)::text, sum(expected)::text, sum(received)::text, sum(shortfall)::text
+         FROM royalty_ledger GROUP BY 1, 2 HAVING sum(sales) > 0 ORDER BY 1, 2",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+/// Anvil's fifth development account, which deploys Seaport first thing (so its address is
+/// known before the chain starts, for the indexer's configuration).
+const SEAPORT_DEPLOYER: Address = alloy::primitives::address!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65");
+
+/// The indexer's own tables, emptied to index the chain again from genesis.
+const INDEXED: &str = "TRUNCATE indexer_chains, indexed_blocks, indexed_collections, chain_events, token_transfers,
+                       token_owners, collection_holders, secondary_sales, royalty_ledger";
+
+#[tokio::test]
+async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_back() {
+    let predicted = seaport::predicted(SEAPORT_DEPLOYER).to_checksum(None);
+    let setup = platformed(|anvil| anvil.addresses()[0], &[("SEAPORT_ADDRESS", &predicted)]).await;
+    let Platformed { ref anvil, ref owner, ref platform, brand, .. } = setup;
+    assert_eq!(anvil.addresses()[4], SEAPORT_DEPLOYER);
+    let market = seaport::deploy(testing::wallet(anvil, 4)).await;
+    let market_address = *market.address();
+    assert_eq!(market_address.to_checksum(None), predicted);
+    let resources = &owner.app.resources;
+    let db = resources.db();
+
+    let receiver = anvil.addresses()[5];
+    let campaigns = owner.api().campaigns(BrandId::new(brand));
+    let body = json!({ "name": "Resold", "slug": "resold", "royalty_bps": 500,
+        "royalty_receiver": receiver.to_checksum(None),
+        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": 100, "payment_methods": ["card"] }] });
+    let created = campaigns.create(&body).await.unwrap();
+    campaigns.artwork(created.id, "image/png", alloy::hex::decode(PNG).unwrap()).await.unwrap();
+    let live = campaigns.deployed(created.id).await;
+    let collection: Address = live.rest["collection_address"].as_str().unwrap().parse().unwrap();
+
+    let (seller_key, buyer_key) = (testing::signer(anvil, 6), testing::signer(anvil, 7));
+    let (seller, buyer) = (seller_key.address(), buyer_key.address());
+    let nft = platform.collection(collection);
+    nft.mint(seller, U256::from(6)).send().await.unwrap().get_receipt().await.unwrap();
+    let as_seller = shared::contracts::CampaignNFT::new(collection, testing::wallet(anvil, 6));
+    as_seller.setApprovalForAll(market_address, true).send().await.unwrap().get_receipt().await.unwrap();
+    let usd_token = *platform.stablecoin.address();
+    for index in [6, 7] {
+        let coin = TestStablecoin::new(usd_token, testing::wallet(anvil, index));
+        coin.mint(anvil.addresses()[index], usd(10_000)).send().await.unwrap().get_receipt().await.unwrap();
+        coin.approve(market_address, U256::MAX).send().await.unwrap().get_receipt().await.unwrap();
+    }
+    let chain = testing::wallet(anvil, 0);
+    let now = chain.get_block(alloy::eips::BlockId::latest()).await.unwrap().unwrap().header.timestamp;
+    let as_buyer = seaport::binding::Seaport::new(market_address, testing::wallet(anvil, 7));
+    let as_seller_market = seaport::binding::Seaport::new(market_address, testing::wallet(anvil, 6));
+
+    // A. Listing of token 1 for 1 ETH through OpenSea's fee recipient, full royalty.
+    let order = seaport::signed(
+        &market,
+        &seller_key,
+        vec![offer(ERC721, collection, 1, U256::from(1))],
+        vec![
+            consider(NATIVE, Address::ZERO, 0, eth(925), seller),
+            consider(NATIVE, Address::ZERO, 0, eth(25), OPENSEA_FEES),
+            consider(NATIVE, Address::ZERO, 0, eth(50), receiver),
+        ],
+        now,
+        1,
+    )
+    .await;
+    as_buyer
+        .fulfillOrder(order, Default::default())
+        .value(eth(1_000))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    // B. Listing of token 2 for 0.2 ETH paying no royalty.
+    let order = seaport::signed(
+        &market,
+        &seller_key,
+        vec![offer(ERC721, collection, 2, U256::from(1))],
+        vec![consider(NATIVE, Address::ZERO, 0, eth(200), seller)],
+        now,
+        2,
+    )
+    .await;
+    as_buyer.fulfillOrder(order, Default::default()).value(eth(200)).send().await.unwrap().get_receipt().await.unwrap();
+    // C. The buyer's offer of 1,000 TUSD for token 3 (royalty 50 TUSD), accepted by the seller.
+    let order = seaport::signed(
+        &market,
+        &buyer_key,
+        vec![offer(ERC20, usd_token, 0, usd(1_000))],
+        vec![consider(ERC721, collection, 3, U256::from(1), buyer), consider(ERC20, usd_token, 0, usd(50), receiver)],
+        now,
+        3,
+    )
+    .await;
+    as_seller_market.fulfillOrder(order, Default::default()).send().await.unwrap().get_receipt().await.unwrap();
+    // D. A bundle of tokens 4 and 5 for 0.3 ETH with its royalty.
+    let order = seaport::signed(
+        &market,
+        &seller_key,
+        vec![offer(ERC721, collection, 4, U256::from(1)), offer(ERC721, collection, 5, U256::from(1))],
+        vec![
+            consider(NATIVE, Address::ZERO, 0, eth(285), seller),
+            consider(NATIVE, Address::ZERO, 0, eth(15), receiver),
+        ],
+        now,
+        4,
+    )
+    .await;
+    as_buyer.fulfillOrder(order, Default::default()).value(eth(300)).send().await.unwrap().get_receipt().await.unwrap();
+    indexer::catch_up(resources).await.unwrap();
+    let before_match = ledger(db).await;
+
+    // E. matchOrders: the seller's listing of token 6 for 500 TUSD and the buyer's bid, matched by
+    //    a third party — in blocks that a reorg then drops.
+    let snapshot = chain.anvil_snapshot().await.unwrap();
+    let listing = seaport::signed(
+        &market,
+        &seller_key,
+        vec![offer(ERC721, collection, 6, U256::from(1))],
+        vec![consider(ERC20, usd_token, 0, usd(475), seller), consider(ERC20, usd_token, 0, usd(25), receiver)],
+        now,
+        5,
+    )
+    .await;
+    let bid = seaport::signed(
+        &market,
+        &buyer_key,
+        vec![offer(ERC20, usd_token, 0, usd(475)), offer(ERC20, usd_token, 0, usd(25))],
+        vec![consider(ERC721, collection, 6, U256::from(1), buyer)],
+        now,
+        6,
+    )
+    .await;
+    let component = |order: u64, item: u64| seaport::binding::Seaport::FulfillmentComponent {
+        orderIndex: U256::from(order),
+        itemIndex: U256::from(item),
+    };
+    let fulfillments = vec![
+        seaport::binding::Seaport::Fulfillment {
+            offerComponents: vec![component(1, 0)],
+            considerationComponents: vec![component(0, 0)],
+        },
+        seaport::binding::Seaport::Fulfillment {
+            offerComponents: vec![component(1, 1)],
+            considerationComponents: vec![component(0, 1)],
+        },
+        seaport::binding::Seaport::Fulfillment {
+            offerComponents: vec![component(0, 0)],
+            considerationComponents: vec![component(1, 0)],
+        },
+    ];
+    seaport::binding::Seaport::new(market_address, testing::wallet(anvil, 8))
+        .matchOrders(vec![listing, bid], fulfillments)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert_eq!(nft.ownerOf(U256::from(6)).call().await.unwrap(), buyer);
+    indexer::catch_up(resources).await.unwrap();
+
+    let (s, b, tusd) = (seller.to_vec(), buyer.to_vec(), Some(usd_token.to_vec()));
+    let row =
+        |side: &str, market: &str, token: u64, currency: Option<Vec<u8>>, amounts: [U256; 5], bps: i32| -> SaleRow {
+            let [price, fee, proceeds, expected, received] = amounts.map(|a| a.to_string());
+            (
+                side.into(),
+                market.into(),
+                token.to_string(),
+                s.clone(),
+                b.clone(),
+                currency,
+                price,
+                fee,
+                proceeds,
+                expected,
+                received,
+                bps,
+            )
+        };
+    let z = U256::ZERO;
+    let expected = vec![
+        row("listing", "opensea", 1, None, [eth(1_000), eth(25), eth(925), eth(50), eth(50)], 500),
+        row("listing", "seaport", 2, None, [eth(200), z, eth(200), eth(10), z], 0),
+        row("offer", "seaport", 3, tusd.clone(), [usd(1_000), z, usd(950), usd(50), usd(50)], 500),
+        row(
+            "listing",
+            "seaport",
+            4,
+            None,
+            [eth(150), z, eth(142) + eth(1) / U256::from(2), eth(15) / U256::from(2), eth(15) / U256::from(2)],
+            500,
+        ),
+        row(
+            "listing",
+            "seaport",
+            5,
+            None,
+            [eth(150), z, eth(142) + eth(1) / U256::from(2), eth(15) / U256::from(2), eth(15) / U256::from(2)],
+            500,
+        ),
+        row("listing", "seaport", 6, tusd.clone(), [usd(500), z, usd(475), usd(25), usd(25)], 500),
+    ];
+    assert_eq!(sales(db).await, expected);
+    let zero = Address::ZERO.to_vec();
+    let totals = |market: &str, token: &[u8], n: i64, full: i64, a: [U256; 5]| -> LedgerRow {
+        let [volume, fee, expected, received, shortfall] = a.map(|x| x.to_string());
+        (market.into(), token.to_vec(), n, full, volume, fee, expected, received, shortfall)
+    };
+    assert_eq!(
+        ledger(db).await,
+        vec![
+            totals("opensea", &zero, 1, 1, [eth(1_000), eth(25), eth(50), eth(50), z]),
+            totals("seaport", &zero, 3, 2, [eth(500), z, eth(25), eth(15), eth(10)]),
+            totals("seaport", usd_token.as_slice(), 2, 2, [usd(1_500), z, usd(75), usd(75), z]),
+        ]
+    );
+
+    // The reorg: the matched sale's block is dropped for an empty, longer branch.
+    chain.anvil_revert(snapshot).await.unwrap();
+    chain.anvil_mine(Some(3), None).await.unwrap();
+    indexer::catch_up(resources).await.unwrap();
+    let reverted: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE event_type = 'sale.reverted'")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(reverted, 1, "the dropped sale announced reverted once");
+    assert_eq!(ledger(db).await, before_match, "the ledger as before the dropped sale");
+    assert_eq!(sales(db).await, expected[..5].to_vec());
+
+    // Indexed again from genesis: the same sales and ledger.
+    let (kept_sales, kept_ledger) = (sales(db).await, ledger(db).await);
+    sqlx::query(INDEXED).execute(db).await.unwrap();
+    indexer::catch_up(resources).await.unwrap();
+    assert_eq!((sales(db).await, ledger(db).await), (kept_sales, kept_ledger));
+    setup.stop().await;
+}

@@ -1,0 +1,112 @@
+//! Seaport 1.6 on a test anvil, deployed from the committed artifacts (`ConduitController`, then
+//! `Seaport(conduitController)`), with orders built and signed the way a marketplace does: the
+//! order hash from `getOrderHash`, signed under Seaport's EIP-712 domain separator.
+
+#![allow(missing_docs, missing_debug_implementations, unreachable_pub, clippy::too_many_arguments)]
+
+pub mod binding {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        Seaport,
+        "../contracts/artifacts/Seaport.json"
+    );
+}
+
+pub mod conduit {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        ConduitController,
+        "../contracts/artifacts/ConduitController.json"
+    );
+}
+
+use alloy::{
+    primitives::{Address, B256, Bytes, U256, keccak256},
+    providers::DynProvider,
+    signers::{SignerSync, local::PrivateKeySigner},
+};
+pub use binding::Seaport::{ConsiderationItem, OfferItem, Order, OrderComponents, OrderParameters};
+
+pub const NATIVE: u8 = 0;
+pub const ERC20: u8 = 1;
+pub const ERC721: u8 = 2;
+
+/// Deploys a ConduitController and a Seaport from `deployer`'s wallet (its first two
+/// transactions when the account is fresh: see [`predicted`]).
+pub async fn deploy(deployer: DynProvider) -> binding::Seaport::SeaportInstance<DynProvider> {
+    let controller = conduit::ConduitController::deploy(deployer.clone()).await.expect("ConduitController");
+    binding::Seaport::deploy(deployer, *controller.address()).await.expect("Seaport")
+}
+
+/// Where [`deploy`] puts Seaport when `deployer` has sent nothing yet.
+pub fn predicted(deployer: Address) -> Address {
+    deployer.create(1)
+}
+
+/// An offer item of a fixed amount.
+pub fn offer(item_type: u8, token: Address, id: u64, amount: U256) -> OfferItem {
+    OfferItem {
+        itemType: item_type,
+        token,
+        identifierOrCriteria: U256::from(id),
+        startAmount: amount,
+        endAmount: amount,
+    }
+}
+
+/// A consideration item of a fixed amount for `to`.
+pub fn consider(item_type: u8, token: Address, id: u64, amount: U256, to: Address) -> ConsiderationItem {
+    ConsiderationItem {
+        itemType: item_type,
+        token,
+        identifierOrCriteria: U256::from(id),
+        startAmount: amount,
+        endAmount: amount,
+        recipient: to,
+    }
+}
+
+/// A full-open order by `offerer`, valid for a day from `now`, signed by it.
+pub async fn signed(
+    seaport: &binding::Seaport::SeaportInstance<DynProvider>,
+    offerer: &PrivateKeySigner,
+    offer: Vec<OfferItem>,
+    consideration: Vec<ConsiderationItem>,
+    now: u64,
+    salt: u64,
+) -> Order {
+    let parameters = OrderParameters {
+        offerer: offerer.address(),
+        zone: Address::ZERO,
+        totalOriginalConsiderationItems: U256::from(consideration.len()),
+        offer,
+        consideration,
+        orderType: 0,
+        startTime: U256::from(now.saturating_sub(60)),
+        endTime: U256::from(now + 86_400),
+        zoneHash: B256::ZERO,
+        salt: U256::from(salt),
+        conduitKey: B256::ZERO,
+    };
+    let counter = seaport.getCounter(offerer.address()).call().await.expect("getCounter");
+    let components = OrderComponents {
+        offerer: parameters.offerer,
+        zone: parameters.zone,
+        offer: parameters.offer.clone(),
+        consideration: parameters.consideration.clone(),
+        orderType: parameters.orderType,
+        startTime: parameters.startTime,
+        endTime: parameters.endTime,
+        zoneHash: parameters.zoneHash,
+        salt: parameters.salt,
+        conduitKey: parameters.conduitKey,
+        counter,
+    };
+    let hash = seaport.getOrderHash(components).call().await.expect("getOrderHash");
+    let information = seaport.information().call().await.expect("information");
+    let digest = keccak256([&[0x19, 0x01][..], information.domainSeparator.as_slice(), hash.as_slice()].concat());
+    let signature = offerer.sign_hash_sync(&digest).expect("signature");
+    Order { parameters, signature: Bytes::from(signature.as_bytes().to_vec()) }
+}
