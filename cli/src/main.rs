@@ -6,7 +6,7 @@
 //! brandmint audit-verify                  recomputes the audit log's hash chain; exit 1 if broken
 //! brandmint deploy-local                  the platform's contracts on the local chain in RPC_URL
 //! brandmint seed-demo <back-office-url>   the demo brand and campaign, through the back office's API
-//! brandmint fakes <payment-url>           the local Stripe emulator and FX stubs, until stopped
+//! brandmint fakes <payment-url>           the local Stripe emulator, FX stubs and marketplace feeds, until stopped
 //! ```
 //!
 //! Configuration comes from the environment, as for every service (see `.env.example`).
@@ -104,11 +104,23 @@ async fn fakes(payment: &str) -> anyhow::Result<()> {
     let webhook = format!("{}/webhooks/stripe", payment.trim_end_matches('/'));
     stripe.set_webhook(webhook.parse()?, LOCAL_WEBHOOK_SECRET);
     let fx = fakes::fx::FxStub::start().await?;
+    // The marketplaces report the Seaport sales of the local chain (the canonical address unless
+    // the environment names another).
+    let rpc = std::env::var("RPC_URL").ok().and_then(|url| url.parse().ok());
+    let seaport = std::env::var("SEAPORT_ADDRESS")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(alloy::primitives::address!("0x0000000000000068F116a894984E2daFc6dd1aF8"));
+    let marketplaces = fakes::marketplaces::MarketplaceFake::start(rpc, seaport).await?;
     println!("STRIPE_API_BASE={}", stripe.base_url());
     println!("STRIPE_SECRET_KEY={LOCAL_STRIPE_KEY}");
     println!("STRIPE_WEBHOOK_SECRET={LOCAL_WEBHOOK_SECRET}");
     println!("BINANCE_API_URL={}", fx.url());
     println!("FX_SECOND_SOURCE_URL={}", fx.url());
+    println!("OPENSEA_API_URL={}", marketplaces.url());
+    println!("OPENSEA_API_KEY={}", fakes::marketplaces::MarketplaceFake::API_KEY);
+    println!("RARIBLE_API_URL={}", marketplaces.url());
+    println!("RARIBLE_API_KEY={}", fakes::marketplaces::MarketplaceFake::API_KEY);
     println!();
     std::io::stdout().flush()?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

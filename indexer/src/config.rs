@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use shared::config::{Config, Result, Variable, invalid, optional};
+use secrecy::ExposeSecret;
+use shared::config::{Config, Result, Variable, invalid, optional, optional_secret};
 
 pub const INDEXER_CONFIRMATIONS: Variable = optional(
     "INDEXER_CONFIRMATIONS",
@@ -35,6 +36,23 @@ pub const INDEXER_MARKETPLACES: Variable = optional(
     "opensea=0x0000a26b00c1F0DF003000390027140000fAa719",
 );
 
+pub const OPENSEA_API_URL: Variable = optional(
+    "OPENSEA_API_URL",
+    "base URL of OpenSea's API v2 (the local fake's address in development)",
+    "https://api.opensea.io",
+);
+pub const OPENSEA_API_KEY: Variable =
+    optional_secret("OPENSEA_API_KEY", "OpenSea API key (X-API-KEY); empty: OpenSea's sale events are not polled");
+pub const RARIBLE_API_URL: Variable = optional(
+    "RARIBLE_API_URL",
+    "base URL of Rarible's API (the local fake's address in development)",
+    "https://api.rarible.org",
+);
+pub const RARIBLE_API_KEY: Variable =
+    optional_secret("RARIBLE_API_KEY", "Rarible API key (X-API-KEY); empty: Rarible's activities are not polled");
+pub const MARKETPLACE_POLL_SECS: Variable =
+    optional("MARKETPLACE_POLL_SECS", "how often each marketplace's sales are polled, in seconds", "60");
+
 /// Every variable of the indexer, in the order `.env.example` lists them.
 pub const VARIABLES: &[Variable] = &[
     INDEXER_CONFIRMATIONS,
@@ -43,6 +61,11 @@ pub const VARIABLES: &[Variable] = &[
     INDEXER_REORG_WINDOW,
     SEAPORT_ADDRESS,
     INDEXER_MARKETPLACES,
+    OPENSEA_API_URL,
+    OPENSEA_API_KEY,
+    RARIBLE_API_URL,
+    RARIBLE_API_KEY,
+    MARKETPLACE_POLL_SECS,
 ];
 
 /// What the indexer reads on top of the core's configuration.
@@ -56,6 +79,10 @@ pub struct IndexerConfig {
     /// (name, address) pairs: a sale whose zone or a fee recipient is the address went through
     /// that marketplace.
     pub marketplaces: Vec<(String, Address)>,
+    /// The marketplace APIs polled (a source without a key is not).
+    pub opensea: Option<crate::marketplaces::Api>,
+    pub rarible: Option<crate::marketplaces::Api>,
+    pub marketplace_poll: Duration,
 }
 
 impl IndexerConfig {
@@ -95,7 +122,34 @@ impl IndexerConfig {
                 .map_err(|reason| invalid(INDEXER_MARKETPLACES, reason))?;
             marketplaces.push((name.to_owned(), address));
         }
-        Ok(Self { confirmations, poll: Duration::from_millis(poll), start_block, reorg_window, seaport, marketplaces })
+        let api = |url: Variable, key: Variable| -> Result<Option<crate::marketplaces::Api>> {
+            let key = env.secret(key)?;
+            if key.expose_secret().is_empty() {
+                return Ok(None);
+            }
+            let base: url::Url = env.parse(url)?;
+            match base.scheme() {
+                "https" => {}
+                "http" if config.environment != shared::config::Environment::Production => {}
+                _ => return Err(invalid(url, "must be https:// in production".into())),
+            }
+            Ok(Some(crate::marketplaces::Api { base, key }))
+        };
+        let marketplace_poll: u64 = env.parse(MARKETPLACE_POLL_SECS)?;
+        if !(1..=86_400).contains(&marketplace_poll) {
+            return Err(invalid(MARKETPLACE_POLL_SECS, "must be between 1 and 86400".into()));
+        }
+        Ok(Self {
+            confirmations,
+            poll: Duration::from_millis(poll),
+            start_block,
+            reorg_window,
+            seaport,
+            marketplaces,
+            opensea: api(OPENSEA_API_URL, OPENSEA_API_KEY)?,
+            rarible: api(RARIBLE_API_URL, RARIBLE_API_KEY)?,
+            marketplace_poll: Duration::from_secs(marketplace_poll),
+        })
     }
 }
 
@@ -128,10 +182,22 @@ mod tests {
             ("INDEXER_MARKETPLACES", "opensea"),
             ("INDEXER_MARKETPLACES", "open sea=0x0000a26b00c1F0DF003000390027140000fAa719"),
             ("INDEXER_MARKETPLACES", "opensea=0x12"),
+            ("MARKETPLACE_POLL_SECS", "0"),
         ] {
             let err = load(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_marketplace_is_polled_only_with_its_key_and_at_a_valid_url() {
+        let config = load(&[]).unwrap();
+        assert!(config.opensea.is_none() && config.rarible.is_none(), "no key: not polled");
+        let config = load(&[("RARIBLE_API_KEY", "k")]).unwrap();
+        assert_eq!(config.rarible.unwrap().base.as_str(), "https://api.rarible.org/");
+        let err = load(&[("OPENSEA_API_KEY", "k"), ("OPENSEA_API_URL", "not a url")]).unwrap_err().to_string();
+        assert!(err.contains("OPENSEA_API_URL"), "{err}");
+        assert!(!err.contains("k\""), "the key is not echoed: {err}");
     }
 
     #[test]

@@ -80,10 +80,10 @@ impl Fetcher {
 
     /// Logs of `addresses` in exactly `from..=to`.
     pub async fn range_logs(&self, from: u64, to: u64, addresses: &[Address]) -> anyhow::Result<Vec<Log>> {
-        let base = Filter::new().from_block(from).to_block(to).event_signature(self.topics.clone());
         if addresses.len() > TOPIC_MODE_ADDRESSES {
-            return Ok(self.provider.get_logs(&base).await?);
+            return self.topic_logs(from, to).await;
         }
+        let base = Filter::new().from_block(from).to_block(to).event_signature(self.topics.clone());
         let requests = addresses.chunks(ADDRESS_CHUNK).map(|chunk| {
             let filter = base.clone().address(chunk.to_vec());
             let provider = self.provider.clone();
@@ -97,6 +97,13 @@ impl Fetcher {
     }
 
     /// Logs of `addresses` in the block `hash` (exact even if the chain moves meanwhile).
+    /// Every log of `from..=to` with one of the indexer's signatures, whatever its address (the
+    /// caller keeps those of its addresses).
+    pub async fn topic_logs(&self, from: u64, to: u64) -> anyhow::Result<Vec<Log>> {
+        let filter = Filter::new().from_block(from).to_block(to).event_signature(self.topics.clone());
+        Ok(self.provider.get_logs(&filter).await?)
+    }
+
     pub async fn block_logs(&self, hash: B256, addresses: &[Address]) -> anyhow::Result<Vec<Log>> {
         let base = Filter::new().at_block_hash(hash).event_signature(self.topics.clone());
         if addresses.len() > TOPIC_MODE_ADDRESSES {

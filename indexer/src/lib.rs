@@ -11,6 +11,7 @@ mod api;
 pub mod config;
 pub mod decode;
 pub mod fetch;
+pub mod marketplaces;
 mod metrics;
 pub mod sales;
 pub mod store;
@@ -61,21 +62,50 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(api::router())
+    OpenApiRouter::new().merge(api::router()).merge(sales::api::router())
 }
 
-/// The chain indexer (one leased run at a time across replicas).
+/// The chain indexer, the sales decoder and a poller per configured marketplace (each one leased
+/// run at a time across replicas).
 fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
     match resources.part::<Indexer>() {
-        Ok(indexer) => vec![
-            Arc::new(sync::Indexing(sync::ChainIndexer::new(resources, indexer.config.clone()))),
-            Arc::new(sales::SalesDecoding(sales_decoder(resources, &indexer.config))),
-        ],
+        Ok(indexer) => {
+            let config = &indexer.config;
+            let mut daemons: Vec<Arc<dyn Daemon>> = vec![
+                Arc::new(sync::Indexing(sync::ChainIndexer::new(resources, config.clone()))),
+                Arc::new(sales::SalesDecoding(sales_decoder(resources, config))),
+            ];
+            for poller in pollers(resources, config) {
+                daemons.push(Arc::new(marketplaces::Polling(poller)));
+            }
+            daemons
+        }
         Err(e) => {
             tracing::error!(error = %e, "the indexer's configuration is invalid; not indexing");
             Vec::new()
         }
     }
+}
+
+/// A poller per marketplace whose API key is configured.
+fn pollers(resources: &Resources, config: &config::IndexerConfig) -> Vec<marketplaces::Poller> {
+    [(marketplaces::Source::OpenSea, &config.opensea), (marketplaces::Source::Rarible, &config.rarible)]
+        .into_iter()
+        .filter_map(|(source, api)| {
+            let api = api.clone()?;
+            Some(marketplaces::Poller::new(source, api, resources.chain().provider().clone(), config.marketplace_poll))
+        })
+        .collect()
+}
+
+/// Polls every configured marketplace once (what their daemons do every
+/// `MARKETPLACE_POLL_SECS`); returns how many reports were new or changed.
+pub async fn poll_marketplaces(resources: &Resources) -> anyhow::Result<u64> {
+    let mut changed = 0;
+    for poller in pollers(resources, &resources.part::<Indexer>()?.config) {
+        changed += poller.poll(resources.db()).await?;
+    }
+    Ok(changed)
 }
 
 fn sales_decoder(resources: &Resources, config: &config::IndexerConfig) -> sales::SalesDecoder {

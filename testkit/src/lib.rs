@@ -338,3 +338,13 @@ impl Drop for TestApp {
         self.shutdown.cancel();
     }
 }
+
+/// Sends a contract call and waits for its receipt (a test's transaction: failing is a panic).
+pub async fn mined<P, D, N>(call: alloy::contract::CallBuilder<P, D, N>) -> N::ReceiptResponse
+where
+    P: alloy::providers::Provider<N>,
+    D: alloy::contract::CallDecoder,
+    N: alloy::network::Network,
+{
+    call.send().await.expect("the transaction is sent").get_receipt().await.expect("its receipt")
+}

@@ -81,10 +81,11 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
             .env("DATABASE_URL", &endpoints.database_url)
             .env("BRANDMINT_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD),
     )?;
-    step("local stand-ins for Stripe and the FX sources");
+    step("local stand-ins for Stripe, the FX sources and the marketplaces' sale feeds");
     let payment = std::env::var("PAYMENT_ADDR").unwrap_or_else(|_| SERVICES[1].2.to_owned());
     let mut fakes = Command::new(target_dir().join("debug/brandmint"))
         .args(["fakes", &format!("http://{payment}")])
+        .env("RPC_URL", &endpoints.rpc_url)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot start the fakes")?;

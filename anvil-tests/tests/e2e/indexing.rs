@@ -56,15 +56,10 @@ async fn buy(setup: &Platformed, collection: Address, buyer: usize, order: u8) {
         deadline: U256::from(u64::MAX),
     };
     let signature = signer.sign(&quote).await.unwrap();
-    Checkout::new(*checkout, testing::wallet(anvil, buyer))
-        .buy(quote, signature)
-        .value(U256::from(1_000))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    testing::mined(
+        Checkout::new(*checkout, testing::wallet(anvil, buyer)).buy(quote, signature).value(U256::from(1_000)),
+    )
+    .await;
 }
 
 /// Indexes the setup's chain from genesis into a fresh database.
@@ -97,10 +92,10 @@ async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_
     let relayer = testing::wallet(anvil, 0);
     let nft = CampaignNFT::new(collection, relayer.clone());
     let (alice, bob, carol) = (anvil.addresses()[6], anvil.addresses()[7], anvil.addresses()[8]);
-    nft.mint(alice, U256::from(3)).send().await.unwrap().get_receipt().await.unwrap();
-    nft.mint(bob, U256::from(2)).send().await.unwrap().get_receipt().await.unwrap();
+    testing::mined(nft.mint(alice, U256::from(3))).await;
+    testing::mined(nft.mint(bob, U256::from(2))).await;
     let as_alice = CampaignNFT::new(collection, testing::wallet(anvil, 6));
-    as_alice.transferFrom(alice, carol, U256::from(1)).send().await.unwrap().get_receipt().await.unwrap();
+    testing::mined(as_alice.transferFrom(alice, carol, U256::from(1))).await;
     indexer::catch_up(resources).await.unwrap();
     let known: i64 = sqlx::query_scalar("SELECT count(*) FROM indexed_collections WHERE address = $1")
         .bind(collection.as_slice())
@@ -141,14 +136,10 @@ async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_
             let owner_now = nft.ownerOf(token).call().await.unwrap();
             let next = if owner_now == alice { carol } else { alice };
             let index = if owner_now == alice { 6 } else { 8 };
-            CampaignNFT::new(collection, testing::wallet(anvil, index))
-                .transferFrom(owner_now, next, token)
-                .send()
-                .await
-                .unwrap()
-                .get_receipt()
-                .await
-                .unwrap();
+            testing::mined(
+                CampaignNFT::new(collection, testing::wallet(anvil, index)).transferFrom(owner_now, next, token),
+            )
+            .await;
             dropped += 1;
         }
         indexer::catch_up(resources).await.unwrap();
@@ -158,14 +149,12 @@ async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_
         if depth % 2 == 1 {
             let owner_now = nft.ownerOf(U256::from(4)).call().await.unwrap();
             let (next, from) = if owner_now == bob { (carol, 7) } else { (bob, 8) };
-            CampaignNFT::new(collection, testing::wallet(anvil, from))
-                .transferFrom(owner_now, next, U256::from(4))
-                .send()
-                .await
-                .unwrap()
-                .get_receipt()
-                .await
-                .unwrap();
+            testing::mined(CampaignNFT::new(collection, testing::wallet(anvil, from)).transferFrom(
+                owner_now,
+                next,
+                U256::from(4),
+            ))
+            .await;
         }
         provider.anvil_mine(Some(depth + 1), None).await.unwrap();
         indexer::catch_up(resources).await.unwrap();
@@ -204,7 +193,7 @@ async fn long_chain(mints: u64) -> (alloy::node_bindings::AnvilInstance, shared:
     for n in 0..mints {
         let mut holder = [0x44u8; 20];
         holder[12..].copy_from_slice(&(n % 7 + 1).to_be_bytes());
-        nft.mint(Address::from(holder), U256::from(500)).send().await.unwrap().get_receipt().await.unwrap();
+        testing::mined(nft.mint(Address::from(holder), U256::from(500))).await;
         provider.anvil_mine(Some(100), None).await.unwrap();
     }
     (anvil, platform, collection)
@@ -361,15 +350,7 @@ async fn an_rpc_outage_is_waited_out_and_readiness_says_the_indexer_cannot_follo
 
     // The line to the node is cut; the chain goes on (a mint, 100 blocks).
     proxy.cut().await;
-    platform
-        .collection(collection)
-        .mint(anvil.addresses()[3], U256::from(500))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    testing::mined(platform.collection(collection).mint(anvil.addresses()[3], U256::from(500))).await;
     chain.anvil_mine(Some(100), None).await.unwrap();
     let head = chain.get_block_number().await.unwrap();
     let down = app.get("/health/ready").await;

@@ -5,9 +5,10 @@
 //! as before it), and a fresh index of the surviving chain has the same sales.
 
 use alloy::{
-    primitives::{Address, U256},
+    primitives::{Address, B256, U256},
     providers::{Provider, ext::AnvilApi},
 };
+use fakes::marketplaces::{Feed, MarketplaceFake, Reported};
 use serde_json::json;
 use shared::{contracts::TestStablecoin, ids::BrandId};
 use sqlx::PgPool;
@@ -64,11 +65,23 @@ const SEAPORT_DEPLOYER: Address = alloy::primitives::address!("0x15d34AAf54267DB
 const INDEXED: &str = "TRUNCATE indexer_chains, indexed_blocks, indexed_collections, chain_events, token_transfers,
                        token_owners, collection_holders, secondary_sales, royalty_ledger";
 
+/// A live campaign named `slug` with a 5 % royalty to anvil's account 5: its id and collection.
+async fn resold_campaign(setup: &Platformed, slug: &str) -> (shared::ids::CampaignId, Address) {
+    let campaigns = setup.owner.api().campaigns(BrandId::new(setup.brand));
+    let body = json!({ "name": slug, "slug": slug, "royalty_bps": 500,
+        "royalty_receiver": setup.anvil.addresses()[5].to_checksum(None),
+        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": 100, "payment_methods": ["card"] }] });
+    let created = campaigns.create(&body).await.unwrap();
+    campaigns.artwork(created.id, "image/png", alloy::hex::decode(PNG).unwrap()).await.unwrap();
+    let live = campaigns.deployed(created.id).await;
+    (created.id, live.rest["collection_address"].as_str().unwrap().parse().unwrap())
+}
+
 #[tokio::test]
 async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_back() {
     let predicted = seaport::predicted(SEAPORT_DEPLOYER).to_checksum(None);
     let setup = platformed(|anvil| anvil.addresses()[0], &[("SEAPORT_ADDRESS", &predicted)]).await;
-    let Platformed { ref anvil, ref owner, ref platform, brand, .. } = setup;
+    let Platformed { ref anvil, ref owner, ref platform, .. } = setup;
     assert_eq!(anvil.addresses()[4], SEAPORT_DEPLOYER);
     let market = seaport::deploy(testing::wallet(anvil, 4)).await;
     let market_address = *market.address();
@@ -77,26 +90,19 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
     let db = resources.db();
 
     let receiver = anvil.addresses()[5];
-    let campaigns = owner.api().campaigns(BrandId::new(brand));
-    let body = json!({ "name": "Resold", "slug": "resold", "royalty_bps": 500,
-        "royalty_receiver": receiver.to_checksum(None),
-        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": 100, "payment_methods": ["card"] }] });
-    let created = campaigns.create(&body).await.unwrap();
-    campaigns.artwork(created.id, "image/png", alloy::hex::decode(PNG).unwrap()).await.unwrap();
-    let live = campaigns.deployed(created.id).await;
-    let collection: Address = live.rest["collection_address"].as_str().unwrap().parse().unwrap();
+    let (_, collection) = resold_campaign(&setup, "resold").await;
 
     let (seller_key, buyer_key) = (testing::signer(anvil, 6), testing::signer(anvil, 7));
     let (seller, buyer) = (seller_key.address(), buyer_key.address());
     let nft = platform.collection(collection);
-    nft.mint(seller, U256::from(6)).send().await.unwrap().get_receipt().await.unwrap();
+    testing::mined(nft.mint(seller, U256::from(6))).await;
     let as_seller = shared::contracts::CampaignNFT::new(collection, testing::wallet(anvil, 6));
-    as_seller.setApprovalForAll(market_address, true).send().await.unwrap().get_receipt().await.unwrap();
+    testing::mined(as_seller.setApprovalForAll(market_address, true)).await;
     let usd_token = *platform.stablecoin.address();
     for index in [6, 7] {
         let coin = TestStablecoin::new(usd_token, testing::wallet(anvil, index));
-        coin.mint(anvil.addresses()[index], usd(10_000)).send().await.unwrap().get_receipt().await.unwrap();
-        coin.approve(market_address, U256::MAX).send().await.unwrap().get_receipt().await.unwrap();
+        testing::mined(coin.mint(anvil.addresses()[index], usd(10_000))).await;
+        testing::mined(coin.approve(market_address, U256::MAX)).await;
     }
     let chain = testing::wallet(anvil, 0);
     let now = chain.get_block(alloy::eips::BlockId::latest()).await.unwrap().unwrap().header.timestamp;
@@ -117,15 +123,7 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         1,
     )
     .await;
-    as_buyer
-        .fulfillOrder(order, Default::default())
-        .value(eth(1_000))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(1_000))).await;
     // B. Listing of token 2 for 0.2 ETH paying no royalty.
     let order = seaport::signed(
         &market,
@@ -136,7 +134,7 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         2,
     )
     .await;
-    as_buyer.fulfillOrder(order, Default::default()).value(eth(200)).send().await.unwrap().get_receipt().await.unwrap();
+    testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(200))).await;
     // C. The buyer's offer of 1,000 TUSD for token 3 (royalty 50 TUSD), accepted by the seller.
     let order = seaport::signed(
         &market,
@@ -147,7 +145,7 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         3,
     )
     .await;
-    as_seller_market.fulfillOrder(order, Default::default()).send().await.unwrap().get_receipt().await.unwrap();
+    testing::mined(as_seller_market.fulfillOrder(order, Default::default())).await;
     // D. A bundle of tokens 4 and 5 for 0.3 ETH with its royalty.
     let order = seaport::signed(
         &market,
@@ -161,7 +159,7 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         4,
     )
     .await;
-    as_buyer.fulfillOrder(order, Default::default()).value(eth(300)).send().await.unwrap().get_receipt().await.unwrap();
+    testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(300))).await;
     indexer::catch_up(resources).await.unwrap();
     let before_match = ledger(db).await;
 
@@ -204,14 +202,11 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
             considerationComponents: vec![component(1, 0)],
         },
     ];
-    seaport::binding::Seaport::new(market_address, testing::wallet(anvil, 8))
-        .matchOrders(vec![listing, bid], fulfillments)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    testing::mined(
+        seaport::binding::Seaport::new(market_address, testing::wallet(anvil, 8))
+            .matchOrders(vec![listing, bid], fulfillments),
+    )
+    .await;
     assert_eq!(nft.ownerOf(U256::from(6)).call().await.unwrap(), buyer);
     indexer::catch_up(resources).await.unwrap();
 
@@ -289,5 +284,140 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
     sqlx::query(INDEXED).execute(db).await.unwrap();
     indexer::catch_up(resources).await.unwrap();
     assert_eq!((sales(db).await, ledger(db).await), (kept_sales, kept_ledger));
+    setup.stop().await;
+}
+
+/// OpenSea and Rarible polled against their local fakes, which report what happened on the chain:
+/// pages followed across cursors, a 429 waited out for its `Retry-After`, a sale both on chain and
+/// in the API is one sale with two sources, Rarible's `reverted` honoured, and each gap
+/// direction listed (a chain sale Rarible never reported, an OpenSea sale the chain does not
+/// have), none of it counted twice in the ledger. A second poll changes nothing.
+#[tokio::test]
+async fn marketplace_feeds_are_polled_deduplicated_against_the_chain_and_their_gaps_listed() {
+    let predicted = seaport::predicted(SEAPORT_DEPLOYER);
+    let feeds = MarketplaceFake::start(None, predicted).await.unwrap();
+    let (url, key) = (feeds.url().to_string(), MarketplaceFake::API_KEY);
+    let predicted = predicted.to_checksum(None);
+    let setup = platformed(
+        |anvil| anvil.addresses()[0],
+        &[
+            ("SEAPORT_ADDRESS", &predicted),
+            ("OPENSEA_API_URL", &url),
+            ("OPENSEA_API_KEY", key),
+            ("RARIBLE_API_URL", &url),
+            ("RARIBLE_API_KEY", key),
+        ],
+    )
+    .await;
+    let Platformed { ref anvil, ref owner, ref platform, .. } = setup;
+    feeds.set_chain(anvil.endpoint_url());
+    let market = seaport::deploy(testing::wallet(anvil, 4)).await;
+    let market_address = *market.address();
+    let resources = &owner.app.resources;
+    let db = resources.db();
+
+    let receiver = anvil.addresses()[5];
+    let (campaign, collection) = resold_campaign(&setup, "polled").await;
+    feeds.name_collection("polled", collection);
+    feeds.set_decimals(*platform.stablecoin.address(), 6);
+    feeds.set_page_max(2);
+    feeds.rate_limit(Feed::OpenSea, 3, 1);
+
+    // Four listings filled in ETH, tokens 1 to 4.
+    let (seller_key, buyer) = (testing::signer(anvil, 6), anvil.addresses()[7]);
+    testing::mined(platform.collection(collection).mint(seller_key.address(), U256::from(4))).await;
+    testing::mined(
+        shared::contracts::CampaignNFT::new(collection, testing::wallet(anvil, 6))
+            .setApprovalForAll(market_address, true),
+    )
+    .await;
+    let chain = testing::wallet(anvil, 0);
+    let now = chain.get_block(alloy::eips::BlockId::latest()).await.unwrap().unwrap().header.timestamp;
+    let as_buyer = seaport::binding::Seaport::new(market_address, testing::wallet(anvil, 7));
+    let mut txs = Vec::new();
+    for token in 1..=4u64 {
+        let order = seaport::signed(
+            &market,
+            &seller_key,
+            vec![offer(ERC721, collection, token, U256::from(1))],
+            vec![
+                consider(NATIVE, Address::ZERO, 0, eth(95), seller_key.address()),
+                consider(NATIVE, Address::ZERO, 0, eth(5), receiver),
+            ],
+            now,
+            token,
+        )
+        .await;
+        let receipt = testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(100))).await;
+        txs.push(receipt.transaction_hash);
+    }
+    // Rarible never reports token 1's sale and reports token 2's as reverted; OpenSea reports
+    // one that never happened.
+    feeds.hide(Feed::Rarible, txs[0], U256::from(1));
+    feeds.revert(txs[1], U256::from(2));
+    let phantom = B256::repeat_byte(0x77);
+    feeds.add(
+        Feed::OpenSea,
+        Reported {
+            tx_hash: phantom,
+            block_hash: B256::repeat_byte(0x78),
+            block_number: 1,
+            log_index: 0,
+            order_hash: B256::repeat_byte(0x79),
+            collection,
+            token_id: U256::from(9),
+            seller: seller_key.address(),
+            buyer,
+            currency: Address::ZERO,
+            price: eth(42),
+            timestamp: now,
+        },
+    );
+
+    indexer::catch_up(resources).await.unwrap();
+    let changed = indexer::poll_marketplaces(resources).await.unwrap();
+    assert_eq!(changed, 4 + 1 + 3, "4 + 1 OpenSea reports, 3 Rarible ones");
+    let (asked, refused) = feeds.requests(Feed::OpenSea);
+    assert!(
+        refused >= 1 && asked >= 4,
+        "OpenSea's pages (2 a page) and at least one 429: {asked} asked, {refused} refused"
+    );
+    assert_eq!(indexer::poll_marketplaces(resources).await.unwrap(), 0, "a second poll changes nothing");
+
+    let service = testkit::TestApp::spawn_with(indexer::SERVICE, resources.config().clone()).await;
+    let sales: serde_json::Value = service.public_api().get(&format!("/campaigns/{}/sales", campaign)).await.unwrap();
+    let sources: Vec<(String, Vec<String>)> = sales["sales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|s| {
+            let sources = s["sources"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect();
+            (s["token_id"].as_str().unwrap().to_owned(), sources)
+        })
+        .collect();
+    let both = |t: &str| (t.to_owned(), vec!["chain".to_owned(), "opensea".to_owned()]);
+    let all = |t: &str| (t.to_owned(), vec!["chain".to_owned(), "opensea".to_owned(), "rarible".to_owned()]);
+    assert_eq!(sources, vec![both("1"), both("2"), all("3"), all("4")], "one row per sale, with its sources");
+    let gaps: serde_json::Value =
+        service.public_api().get(&format!("/campaigns/{}/sales/gaps", campaign)).await.unwrap();
+    let unreported: Vec<(&str, &str)> = gaps["unreported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["source"].as_str().unwrap(), g["sale"]["token_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(unreported, vec![("rarible", "1"), ("rarible", "2")], "{gaps}");
+    let unmatched: Vec<(&str, &str)> = gaps["unmatched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["source"].as_str().unwrap(), g["token_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(unmatched, vec![("opensea", "9")], "{gaps}");
+    let counted: (i64, String) =
+        sqlx::query_as("SELECT sum(sales)::bigint, sum(volume)::text FROM royalty_ledger").fetch_one(db).await.unwrap();
+    assert_eq!(counted, (4, (eth(100) * U256::from(4)).to_string()), "the ledger counts the chain's sales once");
+    service.stop().await.unwrap();
     setup.stop().await;
 }

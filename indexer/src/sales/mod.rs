@@ -9,6 +9,7 @@
 //! transaction. A reorg takes sales back with their blocks ([`revert`], called by the indexer's
 //! own revert in its transaction): the ledger is debited and `sale.reverted` announced.
 
+pub(crate) mod api;
 pub mod derive;
 
 use std::collections::HashMap;
