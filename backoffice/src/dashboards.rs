@@ -176,12 +176,16 @@ async fn dashboard(
     )
     .fetch_all(&mut *conn)
     .await?;
+    // From the royalty ledger, kept with every sale (never summed from sales here): the UTC days
+    // the period touches.
     let royalties = sqlx::query!(
-        "SELECT payment_token, count(*) AS \"sales!\", sum(royalty_expected)::text AS \"expected!\",
-                sum(royalty_received)::text AS \"received!\"
-         FROM secondary_sales
-         WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) AND sold_at >= $3 AND sold_at < $4
-         GROUP BY payment_token ORDER BY payment_token NULLS FIRST",
+        "SELECT NULLIF(payment_token, '\\x0000000000000000000000000000000000000000'::bytea) AS payment_token,
+                sum(sales)::bigint AS \"sales!\", sum(expected)::text AS \"expected!\", sum(received)::text AS \"received!\"
+         FROM royalty_ledger
+         WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2)
+           AND day >= ($3::timestamptz AT TIME ZONE 'UTC')::date
+           AND day <= (($4::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC')::date
+         GROUP BY 1 HAVING sum(sales) > 0 ORDER BY 1 NULLS FIRST",
         brand.get(),
         campaign,
         from,

@@ -60,13 +60,20 @@ pub(crate) const SALE_COLUMNS: &[&str] = &[
     "sold_at",
     "campaign_id",
     "marketplace",
+    "side",
     "tx_hash",
     "log_index",
     "token_id",
+    "seller",
+    "buyer",
     "payment_token",
     "price",
+    "marketplace_fee",
+    "seller_proceeds",
     "royalty_expected",
     "royalty_received",
+    "royalty_shortfall",
+    "royalty_bps_paid",
 ];
 pub(crate) const REDEMPTION_COLUMNS: &[&str] =
     &["redemption_id", "created_at", "state", "campaign_id", "reward_id", "token_id", "store_id"];
@@ -168,9 +175,11 @@ async fn produce(
             }
             "sales" => {
                 let rows = sqlx::query!(
-                    "SELECT id, sold_at, campaign_id, marketplace, tx_hash, log_index, token_id::text AS \"token_id!\",
-                            payment_token, price::text AS \"price!\", royalty_expected::text AS \"royalty_expected!\",
-                            royalty_received::text AS \"royalty_received!\"
+                    "SELECT id, sold_at, campaign_id, marketplace, side, tx_hash, log_index, token_id::text AS \"token_id!\",
+                            seller, buyer, payment_token, price::text AS \"price!\",
+                            marketplace_fee::text AS \"marketplace_fee!\", seller_proceeds::text AS \"seller_proceeds!\",
+                            royalty_expected::text AS \"royalty_expected!\", royalty_received::text AS \"royalty_received!\",
+                            royalty_shortfall::text AS \"royalty_shortfall!\", royalty_bps_paid
                      FROM secondary_sales WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) ORDER BY id",
                     brand,
                     campaign
@@ -184,13 +193,20 @@ async fn produce(
                             r.sold_at.into(),
                             r.campaign_id.into(),
                             r.marketplace.into(),
+                            r.side.into(),
                             format!("0x{}", alloy::hex::encode(&r.tx_hash)).into(),
                             r.log_index.into(),
                             r.token_id.into(),
+                            checksummed(&r.seller).into(),
+                            checksummed(&r.buyer).into(),
                             r.payment_token.as_deref().map_or_else(|| "ETH".to_owned(), checksummed).into(),
                             r.price.into(),
+                            r.marketplace_fee.into(),
+                            r.seller_proceeds.into(),
                             r.royalty_expected.into(),
                             r.royalty_received.into(),
+                            r.royalty_shortfall.into(),
+                            r.royalty_bps_paid.into(),
                         ]
                     },
                     &sender,

@@ -17,6 +17,7 @@ mod kyc;
 mod members;
 mod metadata;
 mod rewards;
+mod royalties;
 mod tables;
 mod vouchers;
 mod webhooks;
@@ -79,6 +80,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(exports::router())
         .merge(vouchers::router())
         .merge(dashboards::router())
+        .merge(royalties::router())
         .merge(kyc::router())
         .merge(webhooks::router())
 }

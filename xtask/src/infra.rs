@@ -264,11 +264,9 @@ fn start_postgres(instance: Instance, dirs: &Dirs) -> Result<String> {
         }
     }
     // Throwaway cluster: durability off (fsync, full page writes) for speed; never for real data.
-    // JIT off, as for any OLTP database: compiling a plan whose estimate is high (a fresh table
-    // has no statistics) costs more than running it.
     let options = format!(
         "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 \
-         -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB -c jit=off"
+         -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB"
     );
     let mut start = dirs.as_pg_user("pg_ctl");
     start

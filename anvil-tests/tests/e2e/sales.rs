@@ -267,6 +267,34 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         ]
     );
 
+    // The brand's royalty report reads the same ledger.
+    let report: serde_json::Value = owner.api().get(&format!("/brands/{}/royalties", setup.brand)).await.unwrap();
+    let rows: Vec<(&str, &str, i64, i64, &str, Option<i64>)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["marketplace"].as_str().unwrap(),
+                r["currency"].as_str().unwrap(),
+                r["sales"].as_i64().unwrap(),
+                r["paid_in_full_bps"].as_i64().unwrap(),
+                r["shortfall"].as_str().unwrap(),
+                r["received_bps"].as_i64(),
+            )
+        })
+        .collect();
+    let (ten_milli, usd_name) = (eth(10).to_string(), usd_token.to_checksum(None));
+    assert_eq!(
+        rows,
+        vec![
+            ("opensea", "ETH", 1, 10_000, "0", Some(10_000)),
+            ("seaport", "ETH", 3, 6_666, ten_milli.as_str(), Some(6_000)),
+            ("seaport", usd_name.as_str(), 2, 10_000, "0", Some(10_000)),
+        ],
+        "{report}"
+    );
+
     // The reorg: the matched sale's block is dropped for an empty, longer branch.
     chain.anvil_revert(snapshot).await.unwrap();
     chain.anvil_mine(Some(3), None).await.unwrap();

@@ -94,18 +94,29 @@ impl SalesDecoder {
     /// One transaction's worth: `None` when nothing was left to decode.
     async fn step(&self, pool: &PgPool, chain_id: u64) -> anyhow::Result<Option<u64>> {
         let mut tx = pool.begin().await?;
+        // The last of the next BLOCKS_PER_STEP blocks with undecoded logs, then every undecoded log
+        // up to it (two plain queries: a fresh table's missing statistics cannot turn them into a
+        // nested loop).
+        let Some(last): Option<i64> = sqlx::query_scalar(
+            "SELECT max(block_number) FROM (SELECT DISTINCT block_number FROM chain_events
+                                           WHERE chain_id = $1 AND NOT decoded AND kind = 'seaport_order_fulfilled'
+                                           ORDER BY block_number LIMIT $2) b",
+        )
+        .bind(int(chain_id))
+        .bind(BLOCKS_PER_STEP)
+        .fetch_one(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
         let rows = sqlx::query(
-            "WITH blocks AS (SELECT DISTINCT block_number FROM chain_events
-                             WHERE chain_id = $1 AND NOT decoded AND kind = 'seaport_order_fulfilled'
-                             ORDER BY block_number LIMIT $2)
-             SELECT block_number, block_hash, log_index, tx_hash, topics, data FROM chain_events
-             WHERE chain_id = $1 AND NOT decoded AND kind = 'seaport_order_fulfilled'
-               AND block_number IN (SELECT block_number FROM blocks)
+            "SELECT block_number, block_hash, log_index, tx_hash, topics, data FROM chain_events
+             WHERE chain_id = $1 AND NOT decoded AND kind = 'seaport_order_fulfilled' AND block_number <= $2
              ORDER BY block_number, log_index
              FOR UPDATE SKIP LOCKED",
         )
         .bind(int(chain_id))
-        .bind(BLOCKS_PER_STEP)
+        .bind(last)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {

@@ -42,6 +42,8 @@ pub enum Permission {
     KycReview,
     /// Handle support tickets.
     TicketsManage,
+    /// Royalty reports across every brand.
+    FinanceReadAll,
     // ---- brand scope
     /// Read the brand's profile.
     BrandRead,
@@ -75,9 +77,8 @@ impl Permission {
     pub fn scope(self) -> Scope {
         use Permission::*;
         match self {
-            Account | Customer | BrandsCreate | BrandsList | AuditReadAll | OpsRead | KycReview | TicketsManage => {
-                Scope::Platform
-            }
+            Account | Customer | BrandsCreate | BrandsList | AuditReadAll | OpsRead | KycReview | TicketsManage
+            | FinanceReadAll => Scope::Platform,
             BrandRead | BrandEdit | MembersRead | MembersManage | ApiKeysManage | StoresManage | CampaignsRead
             | CampaignsManage | FinanceRead | RefundsIssue | RedemptionsScan | AuditRead | WebhooksManage => {
                 Scope::Brand
@@ -150,6 +151,7 @@ pub fn platform_grants(role: PlatformRole) -> &'static [Permission] {
             BrandsList,
             KycReview,
             TicketsManage,
+            FinanceReadAll,
             BrandRead,
             MembersRead,
             CampaignsRead,
