@@ -44,6 +44,9 @@ async fn sales(db: &PgPool) -> Vec<SaleRow> {
     .unwrap()
 }
 
+/// Marketplace, currency, sales, bps paid in full, shortfall, bps received of expected.
+type ReportRow<'a> = (&'a str, &'a str, i64, i64, &'a str, Option<i64>);
+
 type LedgerRow = (String, Vec<u8>, i64, i64, String, String, String, String, String);
 
 async fn ledger(db: &PgPool) -> Vec<LedgerRow> {
@@ -269,7 +272,7 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
 
     // The brand's royalty report reads the same ledger.
     let report: serde_json::Value = owner.api().get(&format!("/brands/{}/royalties", setup.brand)).await.unwrap();
-    let rows: Vec<(&str, &str, i64, i64, &str, Option<i64>)> = report["rows"]
+    let rows: Vec<ReportRow> = report["rows"]
         .as_array()
         .unwrap()
         .iter()
