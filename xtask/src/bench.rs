@@ -18,6 +18,7 @@ const BENCHMARKS: &[(&str, &str)] = &[
     ("tx-queue", "tx/s submitted and confirmed through the transaction queue from one signer"),
     ("checkout", "card orders/s and p50/p99 against one hot item over loopback, next to pgbench's TPS"),
     ("indexer", "events/s indexed from genesis into PostgreSQL next to raw eth_getLogs, tail latency, peak RSS"),
+    ("royalties", "the royalty report for a campaign and platform-wide over 10M sales; sales recorded/s"),
 ];
 
 pub fn run(name: Option<&str>) -> Result<()> {

@@ -12,4 +12,5 @@ mod indexing;
 mod kyc;
 mod operator;
 mod platform;
+mod royalty_shares;
 mod sales;

@@ -116,7 +116,14 @@ pub(crate) async fn platformed(
     let shutdown = CancellationToken::new();
     let running = tokio::spawn({
         let (resources, shutdown) = (app.resources.clone(), shutdown.clone());
-        async move { background(&resources, &[backoffice::SERVICE, payment::SERVICE, indexer::SERVICE], shutdown).await }
+        async move {
+            background(
+                &resources,
+                &[backoffice::SERVICE, payment::SERVICE, indexer::SERVICE, redemption::SERVICE],
+                shutdown,
+            )
+            .await
+        }
     });
 
     // The brand owner signs in through the API.

@@ -62,7 +62,7 @@ async fn ledger(db: &PgPool) -> Vec<LedgerRow> {
 
 /// Anvil's fifth development account, which deploys Seaport first thing (so its address is
 /// known before the chain starts, for the indexer's configuration).
-const SEAPORT_DEPLOYER: Address = alloy::primitives::address!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65");
+pub(crate) const SEAPORT_DEPLOYER: Address = alloy::primitives::address!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65");
 
 /// The indexer's own tables, emptied to index the chain again from genesis.
 const INDEXED: &str = "TRUNCATE indexer_chains, indexed_blocks, indexed_collections, chain_events, token_transfers,

@@ -44,24 +44,26 @@ fn int(n: u64) -> i64 {
 
 /// A campaign collection as the ledger needs it.
 #[derive(Debug, Clone)]
-struct Campaign {
-    id: i64,
-    brand_id: i64,
-    royalty_bps: u64,
-    royalty_receiver: Address,
+pub struct Campaign {
+    pub id: i64,
+    pub brand_id: i64,
+    pub royalty_bps: u64,
+    pub royalty_receiver: Address,
 }
 
-/// What the ledger records of one sale.
+/// What the ledger records of one sale: the sale, its campaign, the marketplace it went
+/// through, the royalty receiver, and the royalty expected and received, the marketplace's fee
+/// and the seller's proceeds (base units of the sale's currency).
 #[derive(Debug, Clone)]
-struct Recorded {
-    sale: Sale,
-    campaign: Campaign,
-    marketplace: String,
-    receiver: Address,
-    expected: U256,
-    received: U256,
-    fee: U256,
-    proceeds: U256,
+pub struct Recorded {
+    pub sale: Sale,
+    pub campaign: Campaign,
+    pub marketplace: String,
+    pub receiver: Address,
+    pub expected: U256,
+    pub received: U256,
+    pub fee: U256,
+    pub proceeds: U256,
 }
 
 /// Decodes sales from the kept Seaport logs.
@@ -262,8 +264,8 @@ async fn campaigns(
 }
 
 /// Inserts one sale, credits the ledger and announces `sale.recorded` (once: a sale already
-/// recorded is left alone).
-async fn record(
+/// recorded is left alone). `sold_at` is the block's time in Unix seconds.
+pub async fn record(
     conn: &mut PgConnection,
     chain_id: u64,
     block: u64,

@@ -154,6 +154,8 @@ pub enum Requester {
     RewardFunding,
     /// A paid card order's tokens minted to the buyer (payment).
     OrderMint,
+    /// Holders' royalty shares paid by `RewardVault.distribute` (redemption).
+    RoyaltyDistribution,
 }
 
 impl Requester {
@@ -170,6 +172,7 @@ impl Requester {
             Requester::CampaignSetup => &["tx.confirmed.campaign-setup", "tx.failed.campaign-setup"],
             Requester::RewardFunding => &["tx.confirmed.reward-funding", "tx.failed.reward-funding"],
             Requester::OrderMint => &["tx.confirmed.order-mint", "tx.failed.order-mint"],
+            Requester::RoyaltyDistribution => &["tx.confirmed.royalty-distribution", "tx.failed.royalty-distribution"],
         }
     }
 

@@ -1,0 +1,151 @@
+//! Royalty-share rewards end to end: a campaign whose holders get half of every royalty, a resale
+//! through the real Seaport paying the royalty, the share accrued to the holders at the sale's
+//! block, paid by `RewardVault.distribute` through the transaction queue and visible on chain,
+//! and the same batch sent again refused by the vault.
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::Provider,
+};
+use serde_json::{Value, json};
+use shared::ids::BrandId;
+use testkit::{
+    self as testing,
+    seaport::{self, ERC721, NATIVE, consider, offer},
+};
+
+use crate::{
+    operator::{PNG, Platformed, platformed},
+    sales::SEAPORT_DEPLOYER,
+};
+
+fn eth(milli: u64) -> U256 {
+    U256::from(milli) * U256::from(1_000_000_000_000_000u64)
+}
+
+#[tokio::test]
+async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once() {
+    let predicted = seaport::predicted(SEAPORT_DEPLOYER).to_checksum(None);
+    let setup = platformed(|anvil| anvil.addresses()[0], &[("SEAPORT_ADDRESS", &predicted)]).await;
+    let Platformed { ref anvil, ref owner, ref platform, brand, .. } = setup;
+    let market = seaport::deploy(testing::wallet(anvil, 4)).await;
+    let resources = &owner.app.resources;
+    let db = resources.db();
+
+    // A campaign with a 5 % royalty, half of which goes to its holders.
+    let receiver = anvil.addresses()[5];
+    let campaigns = owner.api().campaigns(BrandId::new(brand));
+    let body = json!({ "name": "Shared", "slug": "shared", "royalty_bps": 500, "royalty_receiver": receiver.to_checksum(None),
+        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": 100, "payment_methods": ["card"] }] });
+    let created = campaigns.create(&body).await.unwrap();
+    let reward: Value = owner
+        .api()
+        .send(
+            reqwest::Method::POST,
+            &format!("/brands/{brand}/campaigns/{}/rewards", created.id),
+            Some(&json!({ "kind": "royalty_share", "name": "Holders' half", "share_bps": 5_000 })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reward["share_bps"], 5_000, "{reward}");
+    campaigns.artwork(created.id, "image/png", alloy::hex::decode(PNG).unwrap()).await.unwrap();
+    let live = campaigns.deployed(created.id).await;
+    let collection: Address = live.rest["collection_address"].as_str().unwrap().parse().unwrap();
+    let campaign_ref = U256::from(created.id.get());
+
+    // Alice holds tokens 1–3, Bob token 4; the vault holds 1 ETH for the campaign's rewards
+    // (the brand funds it: the royalty itself went to the brand's receiver).
+    let (alice, buyer, bob) = (anvil.addresses()[6], anvil.addresses()[7], anvil.addresses()[8]);
+    let nft = platform.collection(collection);
+    testing::mined(nft.mint(alice, U256::from(3))).await;
+    testing::mined(nft.mint(bob, U256::from(1))).await;
+    for _ in 0..100 {
+        if !platform.vault.campaignAdmin(campaign_ref).call().await.unwrap().is_zero() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let as_receiver = shared::contracts::RewardVault::new(*platform.vault.address(), testing::wallet(anvil, 5));
+    testing::mined(as_receiver.fund(campaign_ref, Address::ZERO, eth(1_000)).value(eth(1_000))).await;
+
+    // Alice sells token 1 to the buyer for 1 ETH through Seaport, paying the 5 % royalty.
+    testing::mined(
+        shared::contracts::CampaignNFT::new(collection, testing::wallet(anvil, 6))
+            .setApprovalForAll(*market.address(), true),
+    )
+    .await;
+    let now =
+        testing::wallet(anvil, 0).get_block(alloy::eips::BlockId::latest()).await.unwrap().unwrap().header.timestamp;
+    let order = seaport::signed(
+        &market,
+        &testing::signer(anvil, 6),
+        vec![offer(ERC721, collection, 1, U256::from(1))],
+        vec![
+            consider(NATIVE, Address::ZERO, 0, eth(950), alice),
+            consider(NATIVE, Address::ZERO, 0, eth(50), receiver),
+        ],
+        now,
+        1,
+    )
+    .await;
+    let as_buyer = seaport::binding::Seaport::new(*market.address(), testing::wallet(anvil, 7));
+    testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(1_000))).await;
+    let chain = testing::wallet(anvil, 0);
+    let balances = || async {
+        let mut all = Vec::new();
+        for holder in [alice, bob, buyer] {
+            all.push(chain.get_balance(holder).await.unwrap());
+        }
+        all
+    };
+    let before = balances().await;
+
+    // Indexed: the sale recorded, the share (0.025 ETH) accrued over the 4 tokens as held at the
+    // end of the sale's block (Alice 2, Bob 1, the buyer 1), batched and paid by the vault.
+    indexer::catch_up(resources).await.unwrap();
+    let mut batch = None;
+    for _ in 0..300 {
+        batch = sqlx::query_as::<_, (i64, String)>("SELECT id, state FROM royalty_batches WHERE state = 'paid'")
+            .fetch_optional(db)
+            .await
+            .unwrap();
+        if batch.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (batch, _) = batch.expect("a paid batch within 30 s");
+    let after = balances().await;
+    let paid: Vec<U256> = after.iter().zip(&before).map(|(a, b)| *a - *b).collect();
+    let quarter = eth(25) / U256::from(4);
+    assert_eq!(paid, vec![quarter * U256::from(2), quarter, quarter], "Alice 2/4, Bob 1/4, the buyer 1/4 of 0.025 ETH");
+    let left = platform.vault.campaignBalance(campaign_ref, Address::ZERO).call().await.unwrap();
+    assert_eq!(left, eth(1_000) - eth(25), "the vault paid the share out of the campaign's funds");
+    let accruals: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM royalty_accruals GROUP BY state").fetch_all(db).await.unwrap();
+    assert_eq!(accruals, vec![("paid".to_owned(), 3)]);
+
+    // The distribution is on chain (the indexer has it), and the same batch id is refused.
+    indexer::catch_up(resources).await.unwrap();
+    let distributed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM chain_events WHERE kind = 'rewards_distributed' AND fields->>'batch_id' = $1",
+    )
+    .bind(batch.to_string())
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!(distributed, 1);
+    let again = platform
+        .vault
+        .distribute(
+            campaign_ref,
+            Address::ZERO,
+            vec![alice],
+            vec![U256::from(1)],
+            U256::from(u64::try_from(batch).unwrap()),
+        )
+        .send()
+        .await;
+    assert!(again.is_err(), "the vault refuses a batch id it has paid");
+    setup.stop().await;
+}
