@@ -22,6 +22,8 @@ CREATE TABLE royalty_accruals (
     reward_id     BIGINT         NOT NULL REFERENCES campaign_rewards (id),
     -- The sale's id (no foreign key: a sale reorged out is deleted; its accruals stay, reversed).
     sale_id       BIGINT         NOT NULL,
+    -- The sale's block: a share is paid only once its sale is confirmed.
+    sale_block    BIGINT         NOT NULL,
     holder        BYTEA          NOT NULL CHECK (octet_length(holder) = 20),
     -- The zero address for ETH.
     payment_token BYTEA          NOT NULL CHECK (octet_length(payment_token) = 20),

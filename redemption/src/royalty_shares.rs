@@ -5,8 +5,8 @@
 //!   holders of the collection at the end of the sale's block (from the indexed transfers), by
 //!   tokens held, rounded down with the remainder to the first holder (by address), one row per
 //!   sale and holder — a redelivered event adds nothing.
-//! - **Batches** (a leased daemon): a campaign's accrued amounts in one currency, summed per
-//!   holder, become one `royalty_batches` row whose id is the vault's `batchId`, and one
+//! - **Batches** (a leased daemon): a campaign's accrued amounts in one currency whose sales are
+//!   confirmed (never a share of a sale a reorg could still take back), summed per holder, become one `royalty_batches` row whose id is the vault's `batchId`, and one
 //!   `RewardVault.distribute` through the transaction queue. The vault refuses a batch id twice,
 //!   so a batch can never pay twice; a failed transaction puts its accruals back for a new batch.
 //! - **Outcome**: the queue's confirmation marks the batch and its accruals paid.
@@ -129,8 +129,9 @@ async fn accrue(conn: &mut PgConnection, sale: &serde_json::Value) -> anyhow::Re
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO royalty_accruals (brand_id, campaign_id, reward_id, sale_id, holder, payment_token, amount)
-         SELECT $1, $2, $3, $4, h, $5, a::numeric FROM UNNEST($6::bytea[], $7::text[]) AS u(h, a)
+        "INSERT INTO royalty_accruals (brand_id, campaign_id, reward_id, sale_id, sale_block, holder, payment_token,
+                                       amount)
+         SELECT $1, $2, $3, $4, $8, h, $5, a::numeric FROM UNNEST($6::bytea[], $7::text[]) AS u(h, a)
          ON CONFLICT (sale_id, holder) DO NOTHING",
     )
     .bind(brand)
@@ -140,6 +141,7 @@ async fn accrue(conn: &mut PgConnection, sale: &serde_json::Value) -> anyhow::Re
     .bind(currency.to_vec())
     .bind(parts.iter().map(|(a, _)| a.to_vec()).collect::<Vec<_>>())
     .bind(parts.iter().map(|(_, p)| p.to_string()).collect::<Vec<_>>())
+    .bind(sale["block_number"].as_i64())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -220,23 +222,26 @@ impl Distribution {
             return Ok(0);
         };
         let pending = sqlx::query(
-            "SELECT DISTINCT a.campaign_id, a.payment_token, c.chain_id FROM royalty_accruals a
-             JOIN campaigns c ON c.id = a.campaign_id WHERE a.state = 'accrued' AND c.chain_id IS NOT NULL",
+            "SELECT DISTINCT a.campaign_id, a.payment_token, c.chain_id, i.confirmed_block FROM royalty_accruals a
+             JOIN campaigns c ON c.id = a.campaign_id JOIN indexer_chains i ON i.chain_id = c.chain_id
+             WHERE a.state = 'accrued' AND a.sale_block <= i.confirmed_block",
         )
         .fetch_all(pool)
         .await?;
         let mut submitted = 0;
         for row in &pending {
-            let (campaign, token, chain_id): (i64, Vec<u8>, i64) = (row.get(0), row.get(1), row.get(2));
+            let (campaign, token, chain_id, confirmed): (i64, Vec<u8>, i64, i64) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
             let mut tx = pool.begin().await?;
             let accruals = sqlx::query(
                 "SELECT id, brand_id, holder, amount::text FROM royalty_accruals
-                 WHERE campaign_id = $1 AND payment_token = $2 AND state = 'accrued'
+                 WHERE campaign_id = $1 AND payment_token = $2 AND state = 'accrued' AND sale_block <= $4
                  ORDER BY holder, id LIMIT $3 FOR UPDATE SKIP LOCKED",
             )
             .bind(campaign)
             .bind(&token)
             .bind(MAX_RECIPIENTS * 10)
+            .bind(confirmed)
             .fetch_all(&mut *tx)
             .await?;
             let mut per_holder: BTreeMap<Address, U256> = BTreeMap::new();

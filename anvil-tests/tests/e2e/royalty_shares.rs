@@ -1,11 +1,12 @@
 //! Royalty-share rewards end to end: a campaign whose holders get half of every royalty, a resale
 //! through the real Seaport paying the royalty, the share accrued to the holders at the sale's
-//! block, paid by `RewardVault.distribute` through the transaction queue and visible on chain,
-//! and the same batch sent again refused by the vault.
+//! block, paid by `RewardVault.distribute` through the transaction queue once the sale is
+//! confirmed and visible on chain, the same batch sent again refused by the vault; and a sale
+//! reorged out before its confirmation, whose shares are reversed, never paid.
 
 use alloy::{
     primitives::{Address, U256},
-    providers::Provider,
+    providers::{Provider, ext::AnvilApi},
 };
 use serde_json::{Value, json};
 use shared::ids::BrandId;
@@ -26,7 +27,10 @@ fn eth(milli: u64) -> U256 {
 #[tokio::test]
 async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once() {
     let predicted = seaport::predicted(SEAPORT_DEPLOYER).to_checksum(None);
-    let setup = platformed(|anvil| anvil.addresses()[0], &[("SEAPORT_ADDRESS", &predicted)]).await;
+    // Two confirmations: a share is paid only once its sale is two blocks deep.
+    let setup =
+        platformed(|anvil| anvil.addresses()[0], &[("SEAPORT_ADDRESS", &predicted), ("INDEXER_CONFIRMATIONS", "2")])
+            .await;
     let Platformed { ref anvil, ref owner, ref platform, brand, .. } = setup;
     let market = seaport::deploy(testing::wallet(anvil, 4)).await;
     let resources = &owner.app.resources;
@@ -74,23 +78,52 @@ async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once()
             .setApprovalForAll(*market.address(), true),
     )
     .await;
-    let now =
-        testing::wallet(anvil, 0).get_block(alloy::eips::BlockId::latest()).await.unwrap().unwrap().header.timestamp;
-    let order = seaport::signed(
-        &market,
-        &testing::signer(anvil, 6),
-        vec![offer(ERC721, collection, 1, U256::from(1))],
-        vec![
-            consider(NATIVE, Address::ZERO, 0, eth(950), alice),
-            consider(NATIVE, Address::ZERO, 0, eth(50), receiver),
-        ],
-        now,
-        1,
-    )
-    .await;
-    let as_buyer = seaport::binding::Seaport::new(*market.address(), testing::wallet(anvil, 7));
-    testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(1_000))).await;
     let chain = testing::wallet(anvil, 0);
+    let now = chain.get_block(alloy::eips::BlockId::latest()).await.unwrap().unwrap().header.timestamp;
+    let alice_key = testing::signer(anvil, 6);
+    let listing = |token: u64, salt: u64| {
+        seaport::signed(
+            &market,
+            &alice_key,
+            vec![offer(ERC721, collection, token, U256::from(1))],
+            vec![
+                consider(NATIVE, Address::ZERO, 0, eth(950), alice),
+                consider(NATIVE, Address::ZERO, 0, eth(50), receiver),
+            ],
+            now,
+            salt,
+        )
+    };
+    let as_buyer = seaport::binding::Seaport::new(*market.address(), testing::wallet(anvil, 7));
+    let accruals = || async {
+        sqlx::query_as::<_, (String, i64)>("SELECT state, count(*) FROM royalty_accruals GROUP BY state ORDER BY state")
+            .fetch_all(db)
+            .await
+            .unwrap()
+    };
+    let until = |wanted: Vec<(String, i64)>| async move {
+        for _ in 0..300 {
+            if accruals().await == wanted {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("accruals never became {wanted:?}: {:?}", accruals().await);
+    };
+
+    // First, a sale of token 2 in blocks a reorg then drops, before it is confirmed: its shares
+    // accrue, wait for the confirmation, and are reversed.
+    let snapshot = chain.anvil_snapshot().await.unwrap();
+    testing::mined(as_buyer.fulfillOrder(listing(2, 2).await, Default::default()).value(eth(1_000))).await;
+    indexer::catch_up(resources).await.unwrap();
+    until(vec![("accrued".into(), 3)]).await;
+    chain.anvil_revert(snapshot).await.unwrap();
+    chain.anvil_mine(Some(3), None).await.unwrap();
+    indexer::catch_up(resources).await.unwrap();
+    until(vec![("reversed".into(), 3)]).await;
+
+    let order = listing(1, 1).await;
+    testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(1_000))).await;
     let balances = || async {
         let mut all = Vec::new();
         for holder in [alice, bob, buyer] {
@@ -101,7 +134,11 @@ async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once()
     let before = balances().await;
 
     // Indexed: the sale recorded, the share (0.025 ETH) accrued over the 4 tokens as held at the
-    // end of the sale's block (Alice 2, Bob 1, the buyer 1), batched and paid by the vault.
+    // end of the sale's block (Alice 2, Bob 1, the buyer 1); once two blocks deep, batched and
+    // paid by the vault.
+    indexer::catch_up(resources).await.unwrap();
+    until(vec![("accrued".into(), 3), ("reversed".into(), 3)]).await;
+    chain.anvil_mine(Some(2), None).await.unwrap();
     indexer::catch_up(resources).await.unwrap();
     let mut batch = None;
     for _ in 0..300 {
@@ -121,9 +158,7 @@ async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once()
     assert_eq!(paid, vec![quarter * U256::from(2), quarter, quarter], "Alice 2/4, Bob 1/4, the buyer 1/4 of 0.025 ETH");
     let left = platform.vault.campaignBalance(campaign_ref, Address::ZERO).call().await.unwrap();
     assert_eq!(left, eth(1_000) - eth(25), "the vault paid the share out of the campaign's funds");
-    let accruals: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM royalty_accruals GROUP BY state").fetch_all(db).await.unwrap();
-    assert_eq!(accruals, vec![("paid".to_owned(), 3)]);
+    assert_eq!(accruals().await, vec![("paid".to_owned(), 3), ("reversed".to_owned(), 3)]);
 
     // The distribution is on chain (the indexer has it), and the same batch id is refused.
     indexer::catch_up(resources).await.unwrap();
