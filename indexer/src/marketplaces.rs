@@ -273,6 +273,12 @@ impl Poller {
                 tokio::time::sleep(wait).await;
                 continue;
             }
+            if status == reqwest::StatusCode::NOT_FOUND && self.source == Source::OpenSea {
+                // OpenSea does not know the collection (not listed there, or under another
+                // slug): nothing to read, nothing failed.
+                tracing::debug!(slug = polled.slug, "OpenSea does not know this collection");
+                return Ok(serde_json::json!({ "asset_events": [] }));
+            }
             if !status.is_success() {
                 let body = response.text().await.unwrap_or_default();
                 bail!("{} answered {status}: {}", self.source.as_str(), body.chars().take(300).collect::<String>());

@@ -414,6 +414,9 @@ async fn marketplace_feeds_are_polled_deduplicated_against_the_chain_and_their_g
         "OpenSea's pages (2 a page) and at least one 429: {asked} asked, {refused} refused"
     );
     assert_eq!(indexer::poll_marketplaces(resources).await.unwrap(), 0, "a second poll changes nothing");
+    // A campaign OpenSea does not know (404 for its slug) is skipped, not a failure.
+    resold_campaign(&setup, "unlisted").await;
+    assert_eq!(indexer::poll_marketplaces(resources).await.unwrap(), 0, "an unlisted collection has no sales");
 
     let service = testkit::TestApp::spawn_with(indexer::SERVICE, resources.config().clone()).await;
     let sales: serde_json::Value = service.public_api().get(&format!("/campaigns/{}/sales", campaign)).await.unwrap();
