@@ -213,6 +213,31 @@ async fn main() {
         target: "<= 30,000",
     });
 
+    // Royalty enforcement (ERC721-C style): a transfer between holders to a fresh owner, with no
+    // validator, then with the operator allowlist (the owner moving it; an allowlisted operator).
+    // Four tokens minted one by one, so each of the three transferred has its own ownership slot
+    // and a neighbour's after it (ERC721A writes more for a token inside a batch).
+    let first = collection.nextTokenId().call().await.unwrap();
+    for _ in 0..4 {
+        gas(collection.mint(me, U256::from(1)).send()).await;
+    }
+    let plain = gas(collection.transferFrom(me, fresh(90_001), first).send()).await;
+    let validator = shared::contracts::OperatorAllowlistValidator::deploy(admin.clone()).await.unwrap();
+    gas(collection.setTransferValidator(*validator.address()).send()).await;
+    let operator = anvil.addresses()[3];
+    gas(validator.setOperator(*collection.address(), operator, true).send()).await;
+    gas(collection.setApprovalForAll(operator, true).send()).await;
+    let by_owner = gas(collection.transferFrom(me, fresh(90_002), first + U256::from(1)).send()).await;
+    let as_operator = shared::contracts::CampaignNFT::new(*collection.address(), testing::wallet(&anvil, 3));
+    let by_operator = gas(as_operator.transferFrom(me, fresh(90_003), first + U256::from(2)).send()).await;
+    for (what, total) in [
+        ("transfer between holders, enforcement off", plain),
+        ("transfer, enforcement on, by the owner", by_owner),
+        ("transfer, enforcement on, by an allowlisted operator", by_operator),
+    ] {
+        rows.push(Row { what: what.into(), total, per_unit: None, target: "" });
+    }
+
     println!("\nGas on anvil (receipt gasUsed: 21,000 intrinsic + calldata + execution)\n");
     println!("{:<52} {:>10} {:>18}   target", "operation", "gas", "per unit");
     println!("{}", "-".repeat(110));

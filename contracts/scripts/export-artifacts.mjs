@@ -38,6 +38,7 @@ const EXPORTED = {
   TestStablecoin: 'TestStablecoin.sol',
   BaselineERC721: 'BaselineERC721.sol',
   TestSmartWallet: 'TestSmartWallet.sol',
+  OperatorAllowlistValidator: 'OperatorAllowlistValidator.sol',
 };
 /** Copied untouched from contracts/seaport/. */
 const SEAPORT_CONTRACTS = { Seaport: 'Seaport.sol', ConduitController: 'ConduitController.sol' };

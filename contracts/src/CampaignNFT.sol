@@ -6,6 +6,7 @@ import {Initializable} from "@openzeppelin/contracts-upgradeable/proxy/utils/Ini
 import {AccessControlUpgradeable} from "@openzeppelin/contracts-upgradeable/access/AccessControlUpgradeable.sol";
 import {ERC2981Upgradeable} from "@openzeppelin/contracts-upgradeable/token/common/ERC2981Upgradeable.sol";
 import {ICampaignMinter} from "./interfaces/ICampaignMinter.sol";
+import {ITransferValidator} from "./interfaces/ITransferValidator.sol";
 
 /// @title CampaignNFT
 /// @notice One ERC-721 collection per brand campaign, deployed by {CampaignFactory} as an EIP-1167
@@ -43,11 +44,15 @@ contract CampaignNFT is Initializable, ERC721AUpgradeable, ERC2981Upgradeable, A
 
     uint256 private _maxSupply;
     string private _baseTokenURI;
+    /// @dev ERC721-C-style royalty enforcement: when set, every transfer between two holders is
+    ///      validated by it (mints and burns are not). Off by default.
+    address private _transferValidator;
 
     /// @dev EIP-4906.
     event BatchMetadataUpdate(uint256 _fromTokenId, uint256 _toTokenId);
     event BaseURIUpdated(string baseURI);
     event RoyaltyUpdated(address indexed receiver, uint96 royaltyBps);
+    event TransferValidatorUpdated(address oldValidator, address newValidator);
 
     error ZeroAddress();
     error InvalidMaxSupply();
@@ -143,6 +148,16 @@ contract CampaignNFT is Initializable, ERC721AUpgradeable, ERC2981Upgradeable, A
 
     // ------------------------------------------------------------------ views
 
+    /// @notice Turns royalty enforcement on (a validator) or off (the zero address).
+    function setTransferValidator(address validator) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        emit TransferValidatorUpdated(_transferValidator, validator);
+        _transferValidator = validator;
+    }
+
+    function getTransferValidator() external view returns (address) {
+        return _transferValidator;
+    }
+
     function maxSupply() external view returns (uint256) {
         return _maxSupply;
     }
@@ -183,5 +198,20 @@ contract CampaignNFT is Initializable, ERC721AUpgradeable, ERC2981Upgradeable, A
 
     function _baseURI() internal view override returns (string memory) {
         return _baseTokenURI;
+    }
+
+    /// @dev A transfer between two holders asks the validator, if any (mints and burns do not,
+    ///      and pay nothing for it).
+    function _beforeTokenTransfers(address from, address to, uint256 startTokenId, uint256 quantity)
+        internal
+        override
+    {
+        if (from != address(0) && to != address(0)) {
+            address validator = _transferValidator;
+            if (validator != address(0)) {
+                ITransferValidator(validator).validateTransfer(msg.sender, from, to, startTokenId);
+            }
+        }
+        super._beforeTokenTransfers(from, to, startTokenId, quantity);
     }
 }

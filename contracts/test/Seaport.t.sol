@@ -17,6 +17,7 @@ import {
     SpentItem
 } from "seaport-types/src/lib/ConsiderationStructs.sol";
 import {BasicOrderType, ItemType, OrderType} from "seaport-types/src/lib/ConsiderationEnums.sol";
+import {OperatorAllowlistValidator} from "../src/OperatorAllowlistValidator.sol";
 
 /// @notice Real Seaport 1.6 (deployed from the committed artifacts/Seaport.json, built by
 ///         scripts/build-seaport.sh) selling a CampaignNFT with its EIP-2981 royalty as a
@@ -209,5 +210,48 @@ contract SeaportSaleTest is BrandmintTest {
         vm.expectRevert();
         vm.prank(buyer);
         seaport.fulfillOrder{value: price}(Order(params, sig), bytes32(0));
+    }
+
+    /// Royalty enforcement on: an operator not on the allowlist cannot move a token, the owner
+    /// can, and a Seaport sale (Seaport allowlisted) goes through with its royalty.
+    function test_enforcement_refusesOtherOperators_andLetsSeaportSell() public {
+        OperatorAllowlistValidator validator = new OperatorAllowlistValidator();
+        address operator = makeAddr("otherMarketplace");
+        vm.startPrank(brandAdmin);
+        nft.setTransferValidator(address(validator));
+        validator.setOperator(address(nft), address(seaport), true);
+        vm.stopPrank();
+        assertEq(nft.getTransferValidator(), address(validator));
+
+        vm.prank(seller);
+        nft.setApprovalForAll(operator, true);
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(OperatorAllowlistValidator.OperatorNotAllowed.selector, address(nft), operator)
+        );
+        nft.transferFrom(seller, buyer, 1);
+
+        // Only the collection's admin keeps its list.
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(OperatorAllowlistValidator.NotCollectionAdmin.selector, address(nft), operator)
+        );
+        validator.setOperator(address(nft), operator, true);
+
+        uint256 price = 1 ether;
+        (OrderParameters memory params, uint256 royalty,, bytes memory sig) = _listing(2, price);
+        vm.prank(buyer);
+        assertTrue(seaport.fulfillOrder{value: price}(Order(params, sig), bytes32(0)));
+        assertEq(nft.ownerOf(2), buyer);
+        assertEq(royaltyReceiver.balance, royalty);
+
+        // The owner moves its own token; turned off, any approved operator can again.
+        vm.prank(seller);
+        nft.transferFrom(seller, buyer, 3);
+        vm.prank(brandAdmin);
+        nft.setTransferValidator(address(0));
+        vm.prank(operator);
+        nft.transferFrom(seller, buyer, 1);
+        assertEq(nft.ownerOf(1), buyer);
     }
 }

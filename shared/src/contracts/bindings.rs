@@ -25,6 +25,11 @@ binding!(reward_vault, RewardVault, "../contracts/artifacts/RewardVault.json");
 binding!(test_stablecoin, TestStablecoin, "../contracts/artifacts/TestStablecoin.json");
 binding!(baseline_erc721, BaselineERC721, "../contracts/artifacts/BaselineERC721.json");
 binding!(test_smart_wallet, TestSmartWallet, "../contracts/artifacts/TestSmartWallet.json");
+binding!(
+    operator_allowlist_validator,
+    OperatorAllowlistValidator,
+    "../contracts/artifacts/OperatorAllowlistValidator.json"
+);
 
 /// The EIP-1271 interface, to check contract wallets' signatures.
 pub mod erc1271 {
