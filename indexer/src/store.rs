@@ -37,7 +37,8 @@ pub struct Checkpoint {
     pub indexed_hash: Option<B256>,
 }
 
-fn int(n: u64) -> i64 {
+/// A block number or chain id as PostgreSQL's BIGINT (saturating: no real one reaches it).
+pub(crate) fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 

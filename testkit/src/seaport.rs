@@ -33,6 +33,11 @@ pub const NATIVE: u8 = 0;
 pub const ERC20: u8 = 1;
 pub const ERC721: u8 = 2;
 
+/// `milli` thousandths of an ether, in wei.
+pub fn eth(milli: u64) -> U256 {
+    U256::from(milli) * U256::from(1_000_000_000_000_000u64)
+}
+
 /// Deploys a ConduitController and a Seaport from `deployer`'s wallet (its first two
 /// transactions when the account is fresh: see [`predicted`]).
 pub async fn deploy(deployer: DynProvider) -> binding::Seaport::SeaportInstance<DynProvider> {

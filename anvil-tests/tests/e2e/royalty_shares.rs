@@ -12,17 +12,13 @@ use serde_json::{Value, json};
 use shared::ids::BrandId;
 use testkit::{
     self as testing,
-    seaport::{self, ERC721, NATIVE, consider, offer},
+    seaport::{self, ERC721, NATIVE, consider, eth, offer},
 };
 
 use crate::{
     operator::{PNG, Platformed, platformed},
     sales::SEAPORT_DEPLOYER,
 };
-
-fn eth(milli: u64) -> U256 {
-    U256::from(milli) * U256::from(1_000_000_000_000_000u64)
-}
 
 #[tokio::test]
 async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once() {

@@ -14,16 +14,12 @@ use shared::{contracts::TestStablecoin, ids::BrandId};
 use sqlx::PgPool;
 use testkit::{
     self as testing,
-    seaport::{self, ERC20, ERC721, NATIVE, consider, offer},
+    seaport::{self, ERC20, ERC721, NATIVE, consider, eth, offer},
 };
 
 use crate::operator::{PNG, Platformed, platformed};
 
 const OPENSEA_FEES: Address = alloy::primitives::address!("0x0000a26b00c1F0DF003000390027140000fAa719");
-
-fn eth(milli: u64) -> U256 {
-    U256::from(milli) * U256::from(1_000_000_000_000_000u64)
-}
 
 fn usd(units: u64) -> U256 {
     U256::from(units) * U256::from(1_000_000u64)

@@ -32,15 +32,11 @@ use shared::{
 };
 use sqlx::{PgConnection, PgPool, Row};
 
-use crate::decode::OrderFulfilled;
+use crate::{decode::OrderFulfilled, store::int};
 use derive::{Fulfilment, Sale};
 
 /// Blocks of Seaport logs decoded per transaction.
 const BLOCKS_PER_STEP: i64 = 50;
-
-fn int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 /// A campaign collection as the ledger needs it.
 #[derive(Debug, Clone)]
