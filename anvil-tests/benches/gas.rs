@@ -183,13 +183,7 @@ async fn main() {
     });
 
     // Distribute royalty shares to fresh recipients.
-    let as_distributor = Platform::at(
-        distributor,
-        *platform.factory.address(),
-        *platform.checkout.address(),
-        *platform.vault.address(),
-        usd,
-    );
+    let as_distributor = platform.as_sender(distributor);
     let mut distributed = Vec::new();
     let mut next = 10_000_u64;
     for (batch_id, n) in [1_u64, 10, 100].into_iter().enumerate() {
@@ -222,7 +216,7 @@ async fn main() {
         gas(collection.mint(me, U256::from(1)).send()).await;
     }
     let plain = gas(collection.transferFrom(me, fresh(90_001), first).send()).await;
-    let validator = shared::contracts::OperatorAllowlistValidator::deploy(admin.clone()).await.unwrap();
+    let validator = &platform.validator;
     gas(collection.setTransferValidator(*validator.address()).send()).await;
     let operator = anvil.addresses()[3];
     gas(validator.setOperator(*collection.address(), operator, true).send()).await;

@@ -29,7 +29,7 @@ use shared::contracts::Platform;
 use testkit::{TestApp, TestDb, required_env};
 
 /// Seaport 1.6's canonical address.
-const SEAPORT: Address = address!("0x0000000000000068F116a894984E2daFc6dd1aF8");
+const SEAPORT: Address = address!("0x0000000000000068F116a894984e2DB1123eB395");
 const TOKENS_PER_MINT: u64 = 500;
 const SEAPORT_LOGS_PER_BLOCK: usize = 50;
 

@@ -2,7 +2,8 @@
 //! through the lifecycle (pause, resume, end, archive). Deployment is in [`crate::deploy`].
 //!
 //! What goes on chain (name, symbol, supply, royalty) can change only before the collection is
-//! deployed; the description (off-chain metadata) can change at any time.
+//! deployed; the description (off-chain metadata) can change at any time, and so can royalty
+//! enforcement ([`crate::enforcement`]), which the collection's admin switches on chain.
 
 use axum::{
     extract::{DefaultBodyLimit, State},
@@ -30,6 +31,8 @@ use shared::{
 };
 use sqlx::PgConnection;
 use utoipa::ToSchema;
+
+use crate::config::BackofficeConfig;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Largest accepted artwork upload.
@@ -71,6 +74,9 @@ pub(crate) struct Campaign {
     royalty_bps: i32,
     /// EIP-55; the brand's treasury when not set.
     royalty_receiver: Option<String>,
+    /// Whether the collection refuses transfers through marketplaces that are not allowlisted
+    /// (royalty enforcement beyond EIP-2981); once deployed, the chain follows each change.
+    royalty_enforcement: bool,
     artwork: Option<Artwork>,
     chain_id: Option<i64>,
     collection_address: Option<String>,
@@ -121,11 +127,15 @@ pub(crate) struct NewCampaign {
     royalty_bps: i64,
     /// EIP-55 address receiving royalties; the brand's treasury if absent.
     royalty_receiver: Option<String>,
+    /// Enforce royalties: tokens move between holders only by their owner or through an
+    /// allowlisted marketplace (Seaport); off by default.
+    #[serde(default)]
+    royalty_enforcement: bool,
     #[serde(default)]
     items: Vec<NewItem>,
 }
 
-/// Changes to a campaign (only `description` once deployed).
+/// Changes to a campaign (only `description` and `royalty_enforcement` once deployed).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CampaignChanges {
@@ -135,6 +145,8 @@ pub(crate) struct CampaignChanges {
     #[schema(minimum = 0, maximum = 10_000)]
     royalty_bps: Option<i64>,
     royalty_receiver: Option<String>,
+    /// Turns royalty enforcement on or off, also once deployed (a transaction follows).
+    royalty_enforcement: Option<bool>,
 }
 
 /// A new item.
@@ -191,6 +203,13 @@ fn check_royalty(errors: &mut Errors, bps: i64) -> i32 {
             errors.add("royalty_bps", "must be between 0 and 10000 basis points");
             0
         }
+    }
+}
+
+/// Royalty enforcement needs the platform's transfer validator.
+fn check_enforcement(errors: &mut Errors, state: &AppState, on: bool) {
+    if on && state.config().chain.contracts.transfer_validator.is_none() {
+        errors.add("royalty_enforcement", "this platform has no transfer validator (TRANSFER_VALIDATOR_ADDRESS)");
     }
 }
 
@@ -319,7 +338,7 @@ async fn insert_item(conn: &mut PgConnection, brand: i64, campaign: i64, item: &
 pub(crate) async fn load(conn: &mut PgConnection, state: &AppState, brand: i64, id: i64) -> ApiResult<Campaign> {
     let row = sqlx::query!(
         "SELECT id, brand_id, state, name, slug, symbol, description, royalty_bps, royalty_receiver,
-                artwork_content_type, artwork_sha256, chain_id, collection_address, created_at, updated_at
+                royalty_enforcement, artwork_content_type, artwork_sha256, chain_id, collection_address, created_at, updated_at
          FROM campaigns WHERE brand_id = $1 AND id = $2",
         brand,
         id
@@ -351,6 +370,7 @@ pub(crate) async fn load(conn: &mut PgConnection, state: &AppState, brand: i64, 
         description: row.description,
         royalty_bps: row.royalty_bps,
         royalty_receiver: row.royalty_receiver.as_deref().map(checksummed),
+        royalty_enforcement: row.royalty_enforcement,
         artwork,
         chain_id: row.chain_id,
         collection_address: row.collection_address.as_deref().map(checksummed),
@@ -433,6 +453,7 @@ async fn create_campaign(
     let symbol = check_symbol(&mut errors, &body.symbol.unwrap_or_else(|| default_symbol(&slug)));
     let royalty_bps = check_royalty(&mut errors, body.royalty_bps);
     let receiver = check_receiver(&mut errors, body.royalty_receiver.as_deref());
+    check_enforcement(&mut errors, &state, body.royalty_enforcement);
     if body.description.chars().count() > 5000 {
         errors.add("description", "must be at most 5000 characters");
     }
@@ -446,15 +467,17 @@ async fn create_campaign(
 
     let mut tx = state.db().begin().await?;
     let id = sqlx::query_scalar!(
-        "INSERT INTO campaigns (brand_id, name, slug, symbol, description, royalty_bps, royalty_receiver)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO campaigns (brand_id, name, slug, symbol, description, royalty_bps, royalty_receiver,
+                                royalty_enforcement)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         brand.get(),
         name,
         slug,
         symbol,
         body.description.trim(),
         royalty_bps,
-        receiver
+        receiver,
+        body.royalty_enforcement
     )
     .fetch_one(&mut *tx)
     .await
@@ -521,7 +544,8 @@ fn locked_after_deployment(field: &str) -> ApiError {
     }
 }
 
-/// Changes a campaign: everything before deployment, the description at any time.
+/// Changes a campaign: everything before deployment; the description and royalty enforcement
+/// at any time (a deployed collection's validator follows through the transaction queue).
 #[utoipa::path(patch, path = "/brands/{brand_id}/campaigns/{campaign_id}", tag = "campaigns",
     request_body = CampaignChanges, params(("brand_id" = i64, Path), ("campaign_id" = i64, Path)),
     responses(
@@ -542,6 +566,7 @@ async fn update_campaign(
     let symbol = body.symbol.as_deref().map(|symbol| check_symbol(&mut errors, symbol));
     let royalty_bps = body.royalty_bps.map(|bps| check_royalty(&mut errors, bps));
     let receiver = check_receiver(&mut errors, body.royalty_receiver.as_deref());
+    check_enforcement(&mut errors, &state, body.royalty_enforcement == Some(true));
     if body.description.as_ref().is_some_and(|d| d.chars().count() > 5000) {
         errors.add("description", "must be at most 5000 characters");
     }
@@ -565,7 +590,11 @@ async fn update_campaign(
     sqlx::query!(
         "UPDATE campaigns SET name = COALESCE($3, name), symbol = COALESCE($4, symbol),
              description = COALESCE($5, description), royalty_bps = COALESCE($6, royalty_bps),
-             royalty_receiver = COALESCE($7, royalty_receiver), updated_at = now()
+             royalty_receiver = COALESCE($7, royalty_receiver),
+             royalty_enforcement = COALESCE($8, royalty_enforcement),
+             royalty_enforcement_version = royalty_enforcement_version
+                 + (COALESCE($8, royalty_enforcement) <> royalty_enforcement)::int,
+             updated_at = now()
          WHERE brand_id = $1 AND id = $2",
         brand.get(),
         id,
@@ -573,11 +602,17 @@ async fn update_campaign(
         symbol,
         body.description.as_deref().map(str::trim),
         royalty_bps,
-        receiver
+        receiver,
+        body.royalty_enforcement
     )
     .execute(&mut *tx)
     .await?;
     let after = load(&mut tx, &state, brand.get(), id).await?;
+    if after.royalty_enforcement != before.royalty_enforcement {
+        // A deployed collection follows (before that, its deployment will).
+        let operators = &state.part::<BackofficeConfig>()?.enforcement_operators;
+        crate::enforcement::follow(&mut tx, state.config(), operators, id).await?;
+    }
     let entry = Entry::new("campaign.updated", format!("campaign:{id}")).before(&before).after(&after);
     audit::record(&mut tx, &caller, entry).await?;
     tx.commit().await?;

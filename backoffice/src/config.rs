@@ -1,5 +1,5 @@
-//! The back office's own configuration: how brand webhooks are delivered, and the operators'
-//! Telegram alerts. Read only by a process that runs the back office (see `.env.example`,
+//! The back office's own configuration: how brand webhooks are delivered, the operators'
+//! Telegram alerts, and which marketplaces a campaign enforcing royalties lets trade. Read only by a process that runs the back office (see `.env.example`,
 //! section `backoffice`).
 
 use std::time::Duration;
@@ -27,6 +27,12 @@ pub const TELEGRAM_CHAT_ID: Variable =
     optional("TELEGRAM_CHAT_ID", "the Telegram chat the admin alerts go to (needed with TELEGRAM_BOT_TOKEN)", "");
 pub const TELEGRAM_API_URL: Variable =
     optional("TELEGRAM_API_URL", "base URL of the Telegram Bot API", "https://api.telegram.org");
+pub const ROYALTY_ENFORCEMENT_OPERATORS: Variable = optional(
+    "ROYALTY_ENFORCEMENT_OPERATORS",
+    "the operators (marketplace contracts, comma-separated) a campaign enforcing royalties allows to move its tokens: \
+     Seaport 1.6 and OpenSea's conduit by default",
+    "0x0000000000000068F116a894984e2DB1123eB395,0x1E0049783F008A0085193E00003D00cd54003c71",
+);
 
 /// Every variable of the back office, in the order `.env.example` lists them.
 pub const VARIABLES: &[Variable] = &[
@@ -36,6 +42,7 @@ pub const VARIABLES: &[Variable] = &[
     TELEGRAM_BOT_TOKEN,
     TELEGRAM_CHAT_ID,
     TELEGRAM_API_URL,
+    ROYALTY_ENFORCEMENT_OPERATORS,
 ];
 
 /// What the back office reads on top of the core's configuration.
@@ -43,6 +50,8 @@ pub const VARIABLES: &[Variable] = &[
 pub struct BackofficeConfig {
     pub webhooks: WebhooksConfig,
     pub alerts: AlertsConfig,
+    /// Who may move the tokens of a campaign that enforces royalties (besides their owners).
+    pub enforcement_operators: Vec<alloy::primitives::Address>,
 }
 
 impl BackofficeConfig {
@@ -65,6 +74,7 @@ impl BackofficeConfig {
                 },
             },
             alerts: AlertsConfig { telegram: telegram(env)? },
+            enforcement_operators: operators(env)?,
         })
     }
 }
@@ -110,6 +120,21 @@ fn telegram(env: &Env) -> Result<Option<TelegramConfig>> {
     }
 }
 
+/// The allowlisted operators: at least one (an empty list would freeze every sale), no repeats.
+fn operators(env: &Env) -> Result<Vec<alloy::primitives::Address>> {
+    let mut operators = Vec::new();
+    for text in env.string(ROYALTY_ENFORCEMENT_OPERATORS)?.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let operator = shared::address::parse_address(text).map_err(|e| invalid(ROYALTY_ENFORCEMENT_OPERATORS, e))?;
+        if !operators.contains(&operator) {
+            operators.push(operator);
+        }
+    }
+    if operators.is_empty() {
+        return Err(invalid(ROYALTY_ENFORCEMENT_OPERATORS, "name at least one marketplace contract".into()));
+    }
+    Ok(operators)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -151,6 +176,21 @@ mod tests {
         let telegram = load(&half).unwrap().alerts.telegram.unwrap();
         assert_eq!((telegram.chat_id.as_str(), telegram.api_url.as_str()), ("-1001", "https://api.telegram.org/"));
         assert!(!format!("{telegram:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn enforcement_operators_default_to_seaport_and_its_opensea_conduit() {
+        let operators = load(MINIMAL).unwrap().enforcement_operators;
+        let seaport = alloy::primitives::address!("0x0000000000000068F116a894984e2DB1123eB395");
+        let conduit = alloy::primitives::address!("0x1E0049783F008A0085193E00003D00cd54003c71");
+        assert_eq!(operators, [seaport, conduit]);
+        let pairs = |value| [MINIMAL, &[("ROYALTY_ENFORCEMENT_OPERATORS", value)]].concat();
+        let one = format!(" {seaport} , {seaport},");
+        assert_eq!(load(&pairs(&one)).unwrap().enforcement_operators, [seaport]);
+        for bad in [",", "0x1234", "seaport"] {
+            let err = load(&pairs(bad)).unwrap_err().to_string();
+            assert!(err.contains("ROYALTY_ENFORCEMENT_OPERATORS"), "{bad}: {err}");
+        }
     }
 
     #[test]

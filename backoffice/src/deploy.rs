@@ -33,7 +33,11 @@ use shared::{
 use sqlx::PgConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::campaigns::{self, Campaign, CampaignPath};
+use crate::{
+    campaigns::{self, Campaign, CampaignPath},
+    config::BackofficeConfig,
+    enforcement,
+};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(require(Permission::CampaignsManage, routes!(deploy)))
@@ -178,7 +182,8 @@ async fn deploy(
 
 /// Moves deployments (and their campaigns) on when the queue confirms or fails their
 /// transaction; once a collection exists, queues its set-up on the platform's other contracts
-/// (the vault's campaign admin, the checkout's treasury).
+/// (the vault's campaign admin, the checkout's treasury) and, when the campaign enforces
+/// royalties, its transfer validator.
 pub(crate) struct DeploymentWatcher {
     resources: Resources,
 }
@@ -215,13 +220,15 @@ impl DeploymentWatcher {
         )
         .execute(&mut *conn)
         .await?;
-        sqlx::query!(
-            "UPDATE campaigns SET collection_address = $2, chain_id = $3, updated_at = now() WHERE id = $1",
+        // Waits for a change of the campaign being committed, then sees its flag as changed.
+        let enforce = sqlx::query_scalar!(
+            "UPDATE campaigns SET collection_address = $2, chain_id = $3, updated_at = now() WHERE id = $1
+             RETURNING royalty_enforcement",
             row.campaign_id,
             collection.as_slice(),
             chain_id
         )
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
         let cause = format!("event:{}", event.id);
         let payload = json!({ "brand_id": row.brand_id, "campaign_id": row.campaign_id, "collection": collection });
@@ -236,6 +243,10 @@ impl DeploymentWatcher {
         )
         .await?;
 
+        if enforce {
+            let operators = &self.resources.part::<BackofficeConfig>()?.enforcement_operators;
+            enforcement::follow(conn, self.resources.config(), operators, row.campaign_id).await?;
+        }
         // Set-up calls on the other contracts, each once (their own queue keys).
         let treasury = row.treasury_address.or(row.royalty_receiver).and_then(|b| Address::try_from(b.as_slice()).ok());
         let (Some(treasury), Some(chain_id), Some(relayer)) = (

@@ -12,6 +12,7 @@ mod campaigns;
 pub mod config;
 mod dashboards;
 mod deploy;
+mod enforcement;
 mod exports;
 mod kyc;
 mod members;

@@ -25,6 +25,7 @@ pub fn env_lines(platform: &Platform) -> String {
         ("CHECKOUT_ADDRESS", *platform.checkout.address()),
         ("REWARD_VAULT_ADDRESS", *platform.vault.address()),
         ("STABLECOIN_ADDRESS", *platform.stablecoin.address()),
+        ("TRANSFER_VALIDATOR_ADDRESS", *platform.validator.address()),
     ]
     .iter()
     .map(|(name, address)| format!("{name}={}\n", address.to_checksum(None)))
@@ -47,8 +48,9 @@ pub async fn deploy(rpc_url: &str) -> anyhow::Result<String> {
         .wallet(admin)
         .connect_http(rpc_url.parse().context("RPC_URL")?)
         .erased();
-    // Deployed from a fresh account the suite sits at the first four CREATE addresses.
-    let addresses: Vec<Address> = (0..4).map(|nonce| me.create(nonce)).collect();
+    // Deployed from a fresh account the suite sits at the first CREATE addresses (the dollars
+    // are minted after all five).
+    let addresses: Vec<Address> = (0..5).map(|nonce| me.create(nonce)).collect();
     let platform = if provider.get_code_at(addresses[0]).await?.is_empty() {
         let roles = PlatformRoles {
             admin: me,
@@ -62,7 +64,12 @@ pub async fn deploy(rpc_url: &str) -> anyhow::Result<String> {
         platform.stablecoin.mint(me, dollars).send().await?.get_receipt().await?;
         platform
     } else {
-        Platform::at(provider.clone(), addresses[0], addresses[1], addresses[2], addresses[3])
+        anyhow::ensure!(
+            !provider.get_code_at(addresses[4]).await?.is_empty(),
+            "this anvil holds an older platform without its transfer validator: stop it (`cargo xtask infra down dev`) \
+             and run again"
+        );
+        Platform::at(provider.clone(), addresses[0], addresses[1], addresses[2], addresses[3], addresses[4])
     };
     Ok(env_lines(&platform))
 }

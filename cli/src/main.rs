@@ -110,7 +110,7 @@ async fn fakes(payment: &str) -> anyhow::Result<()> {
     let seaport = std::env::var("SEAPORT_ADDRESS")
         .ok()
         .and_then(|a| a.parse().ok())
-        .unwrap_or(alloy::primitives::address!("0x0000000000000068F116a894984E2daFc6dd1aF8"));
+        .unwrap_or(alloy::primitives::address!("0x0000000000000068F116a894984e2DB1123eB395"));
     let marketplaces = fakes::marketplaces::MarketplaceFake::start(rpc, seaport).await?;
     println!("STRIPE_API_BASE={}", stripe.base_url());
     println!("STRIPE_SECRET_KEY={LOCAL_STRIPE_KEY}");

@@ -26,7 +26,7 @@ pub const INDEXER_REORG_WINDOW: Variable = optional(
 pub const SEAPORT_ADDRESS: Variable = optional(
     "SEAPORT_ADDRESS",
     "the Seaport 1.6 contract whose OrderFulfilled and OrdersMatched logs are kept (its canonical address by default)",
-    "0x0000000000000068F116a894984E2daFc6dd1aF8",
+    "0x0000000000000068F116a894984e2DB1123eB395",
 );
 
 pub const INDEXER_MARKETPLACES: Variable = optional(
@@ -170,7 +170,7 @@ mod tests {
         let config = load(&[]).unwrap();
         assert_eq!((config.confirmations, config.reorg_window, config.start_block), (12, 256, 0));
         assert_eq!(config.poll, Duration::from_secs(1));
-        assert_eq!(config.seaport.to_checksum(None), "0x0000000000000068F116a894984E2daFc6dd1aF8");
+        assert_eq!(config.seaport.to_checksum(None), "0x0000000000000068F116a894984e2DB1123eB395");
         assert_eq!(config.marketplaces.len(), 1);
         assert_eq!(config.marketplaces[0].0, "opensea");
         for (name, value) in [

@@ -156,6 +156,11 @@ pub const REWARD_VAULT_ADDRESS: Variable =
     optional("REWARD_VAULT_ADDRESS", "the RewardVault contract (empty: no on-chain rewards)", "");
 pub const STABLECOIN_ADDRESS: Variable =
     optional("STABLECOIN_ADDRESS", "the stablecoin accepted for payments and rewards (empty: none)", "");
+pub const TRANSFER_VALIDATOR_ADDRESS: Variable = optional(
+    "TRANSFER_VALIDATOR_ADDRESS",
+    "the OperatorAllowlistValidator campaigns with royalty enforcement use (empty: the option is unavailable)",
+    "",
+);
 pub const PUBLIC_BASE_URL: Variable = optional(
     "PUBLIC_BASE_URL",
     "the back office's public address; collections' token metadata lives at <this>/metadata/<campaign>/<token>",
@@ -210,6 +215,7 @@ pub const VARIABLES: &[Variable] = &[
     CHECKOUT_ADDRESS,
     REWARD_VAULT_ADDRESS,
     STABLECOIN_ADDRESS,
+    TRANSFER_VALIDATOR_ADDRESS,
     PUBLIC_BASE_URL,
     RUST_LOG,
 ];
@@ -298,6 +304,8 @@ pub struct ContractsConfig {
     pub checkout: Option<alloy::primitives::Address>,
     pub reward_vault: Option<alloy::primitives::Address>,
     pub stablecoin: Option<alloy::primitives::Address>,
+    /// The transfer validator of campaigns that enforce royalties.
+    pub transfer_validator: Option<alloy::primitives::Address>,
     /// Base of the public token metadata (`<base>/metadata/<campaign>/`).
     pub public_base_url: url::Url,
 }
@@ -458,6 +466,7 @@ impl Config {
                     checkout: address(&env, CHECKOUT_ADDRESS)?,
                     reward_vault: address(&env, REWARD_VAULT_ADDRESS)?,
                     stablecoin: address(&env, STABLECOIN_ADDRESS)?,
+                    transfer_validator: address(&env, TRANSFER_VALIDATOR_ADDRESS)?,
                     public_base_url: env.parse(PUBLIC_BASE_URL)?,
                 },
             },

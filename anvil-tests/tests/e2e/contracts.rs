@@ -182,13 +182,7 @@ async fn the_contract_suite_works_end_to_end_through_the_bindings() {
 
     // Royalty shares in one call, once per batch, by the distributor.
     let distributor_key = testing::wallet(&anvil, 3);
-    let as_distributor = Platform::at(
-        distributor_key,
-        *platform.factory.address(),
-        *platform.checkout.address(),
-        *platform.vault.address(),
-        usd,
-    );
+    let as_distributor = platform.as_sender(distributor_key);
     let (a, b) = (Address::repeat_byte(0xa1), Address::repeat_byte(0xb2));
     let shares = vec![U256::from(1_000_000), U256::from(2_000_000)];
     let receipt = as_distributor
@@ -216,7 +210,13 @@ async fn the_contract_suite_works_end_to_end_through_the_bindings() {
 async fn the_local_deployment_is_complete_and_recognised_when_run_again() {
     let anvil = testing::anvil();
     let first = cli::local::deploy(anvil.endpoint_url().as_str()).await.unwrap();
-    for name in ["CAMPAIGN_FACTORY_ADDRESS", "CHECKOUT_ADDRESS", "REWARD_VAULT_ADDRESS", "STABLECOIN_ADDRESS"] {
+    for name in [
+        "CAMPAIGN_FACTORY_ADDRESS",
+        "CHECKOUT_ADDRESS",
+        "REWARD_VAULT_ADDRESS",
+        "STABLECOIN_ADDRESS",
+        "TRANSFER_VALIDATOR_ADDRESS",
+    ] {
         let line = first.lines().find(|l| l.starts_with(&format!("{name}="))).unwrap_or_else(|| panic!("{first}"));
         let address = line.split_once('=').unwrap().1;
         assert_eq!(shared::chain::parse_address(address).unwrap().to_checksum(None), address, "checksummed");
@@ -227,7 +227,7 @@ async fn the_local_deployment_is_complete_and_recognised_when_run_again() {
     let provider = testing::wallet(&anvil, 0);
     assert_eq!(
         provider.get_transaction_count(anvil.addresses()[0]).await.unwrap(),
-        5,
-        "4 deployments + the relayer's test dollars, nothing more the second time"
+        6,
+        "5 deployments + the relayer's test dollars, nothing more the second time"
     );
 }

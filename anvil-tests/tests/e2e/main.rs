@@ -7,6 +7,7 @@ mod access;
 mod checkout;
 mod compose;
 mod contracts;
+mod enforcement;
 mod fuzz;
 mod indexing;
 mod kyc;

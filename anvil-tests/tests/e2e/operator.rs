@@ -109,6 +109,7 @@ pub(crate) async fn platformed(
         ("CHECKOUT_ADDRESS", &checksum(platform.checkout.address())),
         ("REWARD_VAULT_ADDRESS", &checksum(platform.vault.address())),
         ("STABLECOIN_ADDRESS", &checksum(platform.stablecoin.address())),
+        ("TRANSFER_VALIDATOR_ADDRESS", &checksum(platform.validator.address())),
         ("PUBLIC_BASE_URL", "https://nft.brandmint.example"),
     ]);
     let app = TestApp::spawn_with(backoffice::SERVICE, config.clone()).await;

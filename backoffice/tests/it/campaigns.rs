@@ -102,6 +102,11 @@ async fn bad_campaigns_are_refused_field_by_field_and_nothing_is_stored() {
     let (status, problem) =
         owner.call(Method::POST, &path, json!({ "name": "Drop", "slug": "Drop!", "royalty_bps": 1 })).await;
     assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["slug".to_owned()]));
+    // Royalty enforcement needs the platform's transfer validator, which this one lacks.
+    let body = json!({ "name": "Drop", "slug": "enforced", "royalty_bps": 500, "royalty_enforcement": true });
+    let (status, problem) = owner.call(Method::POST, &path, body).await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["royalty_enforcement".to_owned()]));
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("TRANSFER_VALIDATOR_ADDRESS"), "{problem}");
     let (_, list) = owner.call(Method::GET, &path, Value::Null).await;
     assert_eq!(list, json!([]), "nothing was stored");
 
@@ -132,6 +137,12 @@ async fn bad_campaigns_are_refused_field_by_field_and_nothing_is_stored() {
 
     // Artwork must be an image, whatever the Content-Type claims; and not too large.
     let id = owner.campaign("second").await;
+    let (status, problem) =
+        owner.call(Method::PATCH, &format!("{path}/{id}"), json!({ "royalty_enforcement": true })).await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["royalty_enforcement".to_owned()]));
+    let (status, campaign) =
+        owner.call(Method::PATCH, &format!("{path}/{id}"), json!({ "royalty_enforcement": false })).await;
+    assert_eq!((status, &campaign["royalty_enforcement"]), (StatusCode::OK, &json!(false)), "{campaign}");
     let artwork = format!("{path}/{id}/artwork");
     let (status, problem) = owner.send(Method::PUT, &artwork, "image/png", b"<html>not an image</html>".to_vec()).await;
     assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["artwork".to_owned()]));

@@ -9,6 +9,7 @@ use super::{
     CampaignFactory::{self, CampaignFactoryInstance},
     CampaignNFT::{self, CampaignNFTInstance},
     Checkout::{self, CheckoutInstance},
+    OperatorAllowlistValidator::{self, OperatorAllowlistValidatorInstance},
     RewardVault::{self, RewardVaultInstance},
     TestStablecoin::{self, TestStablecoinInstance},
 };
@@ -52,26 +53,51 @@ pub struct Platform {
     pub vault: RewardVaultInstance<DynProvider>,
     /// A 6-decimal test stablecoin (dev and test chains only).
     pub stablecoin: TestStablecoinInstance<DynProvider>,
+    /// The transfer validator of campaigns that enforce royalties (each collection's admin
+    /// keeps its own operator allowlist in it).
+    pub validator: OperatorAllowlistValidatorInstance<DynProvider>,
 }
 
 impl Platform {
-    /// Deploys factory, checkout, vault and test stablecoin with `provider`'s wallet.
+    /// Deploys factory, checkout, vault, test stablecoin and transfer validator, in this order,
+    /// with `provider`'s wallet.
     pub async fn deploy(provider: DynProvider, roles: PlatformRoles) -> alloy::contract::Result<Self> {
         let factory = CampaignFactory::deploy(provider.clone(), roles.admin, roles.deployer).await?;
         let checkout = Checkout::deploy(provider.clone(), roles.admin, roles.quote_signer).await?;
         let vault = RewardVault::deploy(provider.clone(), roles.admin, roles.voucher_signer, roles.distributor).await?;
         let stablecoin = TestStablecoin::deploy(provider.clone(), roles.admin).await?;
-        Ok(Self { factory, checkout, vault, stablecoin })
+        let validator = OperatorAllowlistValidator::deploy(provider).await?;
+        Ok(Self { factory, checkout, vault, stablecoin, validator })
     }
 
     /// Attaches to an already deployed suite.
-    pub fn at(provider: DynProvider, factory: Address, checkout: Address, vault: Address, stablecoin: Address) -> Self {
+    pub fn at(
+        provider: DynProvider,
+        factory: Address,
+        checkout: Address,
+        vault: Address,
+        stablecoin: Address,
+        validator: Address,
+    ) -> Self {
         Self {
             factory: CampaignFactory::new(factory, provider.clone()),
             checkout: Checkout::new(checkout, provider.clone()),
             vault: RewardVault::new(vault, provider.clone()),
-            stablecoin: TestStablecoin::new(stablecoin, provider),
+            stablecoin: TestStablecoin::new(stablecoin, provider.clone()),
+            validator: OperatorAllowlistValidator::new(validator, provider),
         }
+    }
+
+    /// The same suite, its calls sent from `provider`'s wallet.
+    pub fn as_sender(&self, provider: DynProvider) -> Self {
+        Self::at(
+            provider,
+            *self.factory.address(),
+            *self.checkout.address(),
+            *self.vault.address(),
+            *self.stablecoin.address(),
+            *self.validator.address(),
+        )
     }
 
     /// The deployer's call creating a campaign's collection (an EIP-1167 clone at the address
