@@ -18,6 +18,7 @@ import {
 } from "seaport-types/src/lib/ConsiderationStructs.sol";
 import {BasicOrderType, ItemType, OrderType} from "seaport-types/src/lib/ConsiderationEnums.sol";
 import {OperatorAllowlistValidator} from "../src/OperatorAllowlistValidator.sol";
+import {ConduitControllerInterface} from "seaport-types/src/interfaces/ConduitControllerInterface.sol";
 
 /// @notice Real Seaport 1.6 (deployed from the committed artifacts/Seaport.json, built by
 ///         scripts/build-seaport.sh) selling a CampaignNFT with its EIP-2981 royalty as a
@@ -76,6 +77,15 @@ contract SeaportSaleTest is BrandmintTest {
         view
         returns (OrderParameters memory params, uint256 royalty, bytes32 orderHash, bytes memory signature)
     {
+        return _listingVia(tokenId, price, bytes32(0));
+    }
+
+    /// A listing whose token moves through the conduit of `conduitKey` (Seaport itself for 0).
+    function _listingVia(uint256 tokenId, uint256 price, bytes32 conduitKey)
+        internal
+        view
+        returns (OrderParameters memory params, uint256 royalty, bytes32 orderHash, bytes memory signature)
+    {
         address receiver;
         (receiver, royalty) = nft.royaltyInfo(tokenId, price);
         assertEq(receiver, royaltyReceiver);
@@ -96,7 +106,7 @@ contract SeaportSaleTest is BrandmintTest {
             endTime: block.timestamp + 1 days,
             zoneHash: bytes32(0),
             salt: uint256(keccak256(abi.encode(tokenId, price))),
-            conduitKey: bytes32(0),
+            conduitKey: conduitKey,
             totalOriginalConsiderationItems: 2
         });
         OrderComponents memory components = OrderComponents({
@@ -253,5 +263,36 @@ contract SeaportSaleTest is BrandmintTest {
         vm.prank(operator);
         nft.transferFrom(seller, buyer, 1);
         assertEq(nft.ownerOf(1), buyer);
+    }
+
+    /// Royalty enforcement with a marketplace's conduit (as OpenSea's) on the allowlist and
+    /// Seaport itself not: a listing through the conduit sells; one without it is refused.
+    function test_enforcement_letsAnAllowlistedConduitSell() public {
+        bytes32 conduitKey = bytes32(uint256(uint160(address(this))) << 96);
+        ConduitControllerInterface controller = ConduitControllerInterface(conduitController);
+        address conduit = controller.createConduit(conduitKey, address(this));
+        controller.updateChannel(conduit, address(seaport), true);
+        OperatorAllowlistValidator validator = new OperatorAllowlistValidator();
+        vm.startPrank(brandAdmin);
+        nft.setTransferValidator(address(validator));
+        validator.setOperator(address(nft), conduit, true);
+        vm.stopPrank();
+        vm.prank(seller);
+        nft.setApprovalForAll(conduit, true);
+
+        uint256 price = 1 ether;
+        (OrderParameters memory params, uint256 royalty,, bytes memory sig) = _listingVia(1, price, conduitKey);
+        vm.prank(buyer);
+        assertTrue(seaport.fulfillOrder{value: price}(Order(params, sig), bytes32(0)));
+        assertEq(nft.ownerOf(1), buyer);
+        assertEq(royaltyReceiver.balance, royalty);
+
+        (params,,, sig) = _listing(2, price);
+        vm.prank(buyer);
+        vm.expectRevert(
+            abi.encodeWithSelector(OperatorAllowlistValidator.OperatorNotAllowed.selector, address(nft), address(seaport))
+        );
+        seaport.fulfillOrder{value: price}(Order(params, sig), bytes32(0));
+        assertEq(nft.ownerOf(2), seller);
     }
 }

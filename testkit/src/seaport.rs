@@ -32,6 +32,13 @@ pub use binding::Seaport::{ConsiderationItem, OfferItem, Order, OrderComponents,
 pub const NATIVE: u8 = 0;
 pub const ERC20: u8 = 1;
 pub const ERC721: u8 = 2;
+/// An ERC-721 item of a collection given by a criteria root (0: any of its tokens), the token
+/// chosen by the fulfiller's criteria resolver.
+pub const ERC721_WITH_CRITERIA: u8 = 4;
+
+/// Order types: filled whole, or in fractions (`numerator / denominator` per fill).
+pub const FULL_OPEN: u8 = 0;
+pub const PARTIAL_OPEN: u8 = 1;
 
 /// `milli` thousandths of an ether, in wei.
 pub fn eth(milli: u64) -> U256 {
@@ -82,20 +89,38 @@ pub async fn signed(
     now: u64,
     salt: u64,
 ) -> Order {
-    let parameters = OrderParameters {
-        offerer: offerer.address(),
+    sign(seaport, offerer, parameters(offerer.address(), offer, consideration, now, salt)).await
+}
+
+/// A full-open order's parameters (no zone, no conduit), valid for a day from `now`.
+pub fn parameters(
+    offerer: Address,
+    offer: Vec<OfferItem>,
+    consideration: Vec<ConsiderationItem>,
+    now: u64,
+    salt: u64,
+) -> OrderParameters {
+    OrderParameters {
+        offerer,
         zone: Address::ZERO,
         totalOriginalConsiderationItems: U256::from(consideration.len()),
         offer,
         consideration,
-        orderType: 0,
+        orderType: FULL_OPEN,
         startTime: U256::from(now.saturating_sub(60)),
         endTime: U256::from(now + 86_400),
         zoneHash: B256::ZERO,
         salt: U256::from(salt),
         conduitKey: B256::ZERO,
-    };
-    let counter = seaport.getCounter(offerer.address()).call().await.expect("getCounter");
+    }
+}
+
+/// The hash Seaport knows an order by, at its offerer's current counter.
+pub async fn order_hash(
+    seaport: &binding::Seaport::SeaportInstance<DynProvider>,
+    parameters: &OrderParameters,
+) -> B256 {
+    let counter = seaport.getCounter(parameters.offerer).call().await.expect("getCounter");
     let components = OrderComponents {
         offerer: parameters.offerer,
         zone: parameters.zone,
@@ -109,7 +134,17 @@ pub async fn signed(
         conduitKey: parameters.conduitKey,
         counter,
     };
-    let hash = seaport.getOrderHash(components).call().await.expect("getOrderHash");
+    seaport.getOrderHash(components).call().await.expect("getOrderHash")
+}
+
+/// `parameters` signed by their offerer, as a marketplace has its users sign: the order hash
+/// (at the offerer's current counter) under Seaport's EIP-712 domain separator.
+pub async fn sign(
+    seaport: &binding::Seaport::SeaportInstance<DynProvider>,
+    offerer: &PrivateKeySigner,
+    parameters: OrderParameters,
+) -> Order {
+    let hash = order_hash(seaport, &parameters).await;
     let information = seaport.information().call().await.expect("information");
     let digest = keccak256([&[0x19, 0x01][..], information.domainSeparator.as_slice(), hash.as_slice()].concat());
     let signature = offerer.sign_hash_sync(&digest).expect("signature");

@@ -470,3 +470,96 @@ async fn marketplace_feeds_are_polled_deduplicated_against_the_chain_and_their_g
     service.stop().await.unwrap();
     setup.stop().await;
 }
+
+/// A collection offer for three tokens (any of the collection's, 100 TUSD each with a 5 %
+/// royalty), filled a third at a time: each fill is a sale of its own at a third of the price.
+#[tokio::test]
+async fn a_collection_offer_filled_in_parts_is_one_sale_per_fill() {
+    use seaport::binding::Seaport::{AdvancedOrder, CriteriaResolver};
+
+    let predicted = seaport::predicted(SEAPORT_DEPLOYER).to_checksum(None);
+    let setup = platformed(|anvil| anvil.addresses()[0], &[("SEAPORT_ADDRESS", &predicted)]).await;
+    let Platformed { ref anvil, ref owner, ref platform, .. } = setup;
+    let market = seaport::deploy(testing::wallet(anvil, 4)).await;
+    let resources = &owner.app.resources;
+    let receiver = anvil.addresses()[5];
+    let (_, collection) = resold_campaign(&setup, "offered").await;
+    let (seller, buyer_key) = (anvil.addresses()[6], testing::signer(anvil, 7));
+    let buyer = buyer_key.address();
+    let nft = platform.collection(collection);
+    testing::mined(nft.mint(seller, U256::from(3))).await;
+    let as_seller = shared::contracts::CampaignNFT::new(collection, testing::wallet(anvil, 6));
+    testing::mined(as_seller.setApprovalForAll(*market.address(), true)).await;
+    let usd_token = *platform.stablecoin.address();
+    for index in [6, 7] {
+        let coin = TestStablecoin::new(usd_token, testing::wallet(anvil, index));
+        testing::mined(coin.mint(anvil.addresses()[index], usd(1_000))).await;
+        testing::mined(coin.approve(*market.address(), U256::MAX)).await;
+    }
+    let now =
+        testing::wallet(anvil, 0).get_block(alloy::eips::BlockId::latest()).await.unwrap().unwrap().header.timestamp;
+
+    let mut parameters = seaport::parameters(
+        buyer,
+        vec![offer(ERC20, usd_token, 0, usd(300))],
+        vec![
+            consider(seaport::ERC721_WITH_CRITERIA, collection, 0, U256::from(3), buyer),
+            consider(ERC20, usd_token, 0, usd(15), receiver),
+        ],
+        now,
+        1,
+    );
+    parameters.orderType = seaport::PARTIAL_OPEN;
+    let order = seaport::sign(&market, &buyer_key, parameters).await;
+    let as_seller_market = seaport::binding::Seaport::new(*market.address(), testing::wallet(anvil, 6));
+    for token in [1u64, 2] {
+        let third = AdvancedOrder {
+            parameters: order.parameters.clone(),
+            numerator: alloy::primitives::Uint::from(1),
+            denominator: alloy::primitives::Uint::from(3),
+            signature: order.signature.clone(),
+            extraData: Default::default(),
+        };
+        // The seller names the token for the offer's "any token" (side 1: consideration).
+        let resolver = CriteriaResolver {
+            orderIndex: U256::ZERO,
+            side: 1,
+            index: U256::ZERO,
+            identifier: U256::from(token),
+            criteriaProof: vec![],
+        };
+        testing::mined(as_seller_market.fulfillAdvancedOrder(third, vec![resolver], B256::ZERO, Address::ZERO)).await;
+        assert_eq!(nft.ownerOf(U256::from(token)).call().await.unwrap(), buyer);
+    }
+    let hash = seaport::order_hash(&market, &order.parameters).await;
+    let status = market.getOrderStatus(hash).call().await.unwrap();
+    assert_eq!((status.totalFilled.to::<u64>(), status.totalSize.to::<u64>()), (2, 3), "two thirds filled");
+    settled(resources).await;
+
+    let (s, b, tusd) = (seller.to_vec(), buyer.to_vec(), Some(usd_token.to_vec()));
+    let z = U256::ZERO.to_string();
+    let fill = |token: u64| -> SaleRow {
+        let [price, proceeds, royalty] = [usd(100), usd(95), usd(5)].map(|a| a.to_string());
+        (
+            "offer".into(),
+            "seaport".into(),
+            token.to_string(),
+            s.clone(),
+            b.clone(),
+            tusd.clone(),
+            price,
+            z.clone(),
+            proceeds,
+            royalty.clone(),
+            royalty,
+            500,
+        )
+    };
+    assert_eq!(sales(resources.db()).await, vec![fill(1), fill(2)]);
+    let volume = (usd(200).to_string(), usd(10).to_string());
+    assert_eq!(
+        ledger(resources.db()).await,
+        vec![("seaport".into(), usd_token.to_vec(), 2, 2, volume.0, z.clone(), volume.1.clone(), volume.1, z)]
+    );
+    setup.stop().await;
+}
