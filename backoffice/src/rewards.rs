@@ -68,6 +68,10 @@ pub(crate) struct Reward {
     /// token: paid per NFT and redemption, in wei / the token's base units (decimal string).
     amount_per_redemption: Option<String>,
     redemptions_per_nft: Option<i32>,
+    /// token and perk: once, day, week or month.
+    period: String,
+    /// token: claims worth at least this wait for approved KYC.
+    kyc_threshold: Option<String>,
     /// royalty_share: the holders' share of received royalties.
     share_bps: Option<i32>,
     /// perk: codes imported and still unassigned.
@@ -111,6 +115,11 @@ pub(crate) struct NewReward {
     /// royalty_share: 1–10,000.
     #[schema(minimum = 1, maximum = 10_000)]
     share_bps: Option<i64>,
+    /// token and perk: how often each NFT's uses come back: once (default), day, week or month.
+    period: Option<String>,
+    /// token: claims worth at least this (decimal string, wei / base units) wait for the
+    /// customer's approved KYC; absent: never.
+    kyc_threshold: Option<String>,
 }
 
 /// Changes to a reward: name and description always; amounts and shares before deployment.
@@ -170,7 +179,7 @@ fn positive_i32(errors: &mut Errors, field: &str, value: i64, max: i32) -> i32 {
 async fn load(conn: &mut PgConnection, state: &AppState, brand: i64, campaign: i64, id: i64) -> ApiResult<Reward> {
     let row = sqlx::query!(
         "SELECT r.id, r.campaign_id, r.kind, r.name, r.description, r.token, r.amount_per_redemption,
-                r.redemptions_per_nft, r.share_bps, r.updated_at, c.collection_address,
+                r.redemptions_per_nft, r.share_bps, r.period, r.kyc_threshold, r.updated_at, c.collection_address,
                 (SELECT count(*) FROM reward_codes k WHERE k.reward_id = r.id AND k.assigned_at IS NULL) AS \"available!\",
                 (SELECT count(*) FROM reward_codes k WHERE k.reward_id = r.id) AS \"total!\"
          FROM campaign_rewards r JOIN campaigns c ON c.id = r.campaign_id
@@ -205,6 +214,8 @@ async fn load(conn: &mut PgConnection, state: &AppState, brand: i64, campaign: i
         token: row.token,
         amount_per_redemption: row.amount_per_redemption.map(|a| a.to_string()),
         redemptions_per_nft: row.redemptions_per_nft,
+        period: row.period,
+        kyc_threshold: row.kyc_threshold.map(|a| a.to_string()),
         share_bps: row.share_bps,
         codes_available: row.available,
         codes_total: row.total,
@@ -278,12 +289,20 @@ async fn create_reward(
         "perk" => {}
         _ => errors.add("kind", "must be token, perk or royalty_share"),
     }
+    let period = body.period.clone().unwrap_or_else(|| "once".into());
+    if !["once", "day", "week", "month"].contains(&period.as_str()) {
+        errors.add("period", "must be once, day, week or month");
+    } else if body.kind == "royalty_share" && body.period.is_some() {
+        errors.add("period", "belongs to a token or perk reward, not a royalty_share");
+    }
+    let kyc_threshold = body.kyc_threshold.as_deref().and_then(|text| amount(&mut errors, "kyc_threshold", text));
     // Fields of another kind of reward are refused, not silently dropped.
     let given = [
         ("token", body.token.is_some(), "token"),
         ("amount_per_redemption", body.amount_per_redemption.is_some(), "token"),
         ("redemptions_per_nft", body.redemptions_per_nft.is_some(), "token"),
         ("share_bps", body.share_bps.is_some(), "royalty_share"),
+        ("kyc_threshold", body.kyc_threshold.is_some(), "token"),
     ];
     if ["token", "perk", "royalty_share"].contains(&body.kind.as_str()) {
         for (field, _, kind) in given.iter().filter(|(_, present, kind)| *present && *kind != body.kind) {
@@ -301,8 +320,8 @@ async fn create_reward(
     }
     let id = sqlx::query_scalar!(
         "INSERT INTO campaign_rewards (brand_id, campaign_id, kind, name, description, token, amount_per_redemption,
-             redemptions_per_nft, share_bps)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+             redemptions_per_nft, share_bps, period, kyc_threshold)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         brand.get(),
         campaign_id,
         body.kind,
@@ -311,7 +330,9 @@ async fn create_reward(
         token,
         amount_per,
         per_nft,
-        share
+        share,
+        period,
+        kyc_threshold
     )
     .fetch_one(&mut *tx)
     .await

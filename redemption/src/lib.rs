@@ -1,18 +1,27 @@
 //! The redemption service: Holders redeem rewards by QR code or wallet signature; rewards are paid by contract calls.
 //!
-//! Today: wallet sign-in, KYC, and royalty-share rewards paid through the reward vault.
+//! Today: wallet sign-in, KYC, redeeming token and perk rewards with a wallet (eligibility from
+//! the indexer, vouchers paid by the reward vault exactly once, a KYC gate), and royalty-share
+//! rewards paid through the reward vault.
 //!
 //! A library (its routes, subscribers and daemons) with a thin `main.rs`, so the all-in-one
 //! `brandmint` binary and the tests build it the same way.
 
+pub mod config;
 mod customers;
 mod kyc;
+mod payouts;
+mod redeem;
 pub mod royalty_shares;
 
 use std::sync::Arc;
 
 use shared::{
-    AppState, ServiceSpec, config::HttpConfig, daemon::Daemon, service::Resources, workflow::outbox::Subscriber,
+    AppState, ServiceSpec,
+    config::HttpConfig,
+    daemon::Daemon,
+    service::{Part, Resources},
+    workflow::outbox::Subscriber,
 };
 use utoipa_axum::router::OpenApiRouter;
 
@@ -24,9 +33,20 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     addr,
     subscribers,
     daemons,
-    prepare: ServiceSpec::nothing_to_prepare,
+    prepare,
     ready: ServiceSpec::no_own_check,
 };
+
+impl Part for config::RedemptionConfig {
+    fn build(resources: &Resources) -> anyhow::Result<Self> {
+        Ok(Self::load(resources.config())?)
+    }
+}
+
+/// Reads the service's own configuration section (voucher signer, claim limits, denylist).
+fn prepare(resources: &Resources) -> anyhow::Result<()> {
+    resources.part::<config::RedemptionConfig>().map(drop)
+}
 
 fn addr(http: &HttpConfig) -> std::net::SocketAddr {
     http.redemption_addr
@@ -34,12 +54,13 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(customers::router()).merge(kyc::router())
+    OpenApiRouter::new().merge(customers::router()).merge(kyc::router()).merge(redeem::router())
 }
 
-/// Royalty shares accrue from sales and settle from their distributions' outcomes.
-fn subscribers(_: &Resources) -> Vec<Arc<dyn Subscriber>> {
-    vec![Arc::new(royalty_shares::RoyaltyShares)]
+/// Royalty shares accrue from sales and settle from their distributions' outcomes; claimed
+/// rewards complete from their payouts and KYC decisions.
+fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
+    vec![Arc::new(royalty_shares::RoyaltyShares), Arc::new(payouts::Payouts::new(resources))]
 }
 
 /// Royalty shares are paid in batches through the reward vault.

@@ -155,6 +155,10 @@ impl AppState {
     pub fn part<P: Part>(&self) -> anyhow::Result<Arc<P>> {
         self.resources.part()
     }
+    /// Everything the process holds, for code shared by handlers and background work.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
 }
 
 /// The connections a process holds, shared by every service it runs.

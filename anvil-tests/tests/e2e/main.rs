@@ -13,5 +13,6 @@ mod indexing;
 mod kyc;
 mod operator;
 mod platform;
+mod redeeming;
 mod royalty_shares;
 mod sales;

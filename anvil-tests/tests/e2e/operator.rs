@@ -41,7 +41,17 @@ impl Operator {
     }
 
     pub(crate) async fn upload(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
-        let request = self.app.client.request(Method::PUT, self.app.url(path)).bearer_auth(&self.token);
+        self.send_bytes(Method::PUT, path, content_type, bytes).await
+    }
+
+    pub(crate) async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let request = self.app.client.request(method, self.app.url(path)).bearer_auth(&self.token);
         let response = request.header("content-type", content_type).body(bytes).send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))

@@ -122,8 +122,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::Display, strum::VariantArray)]
 #[strum(serialize_all = "kebab-case")]
 pub enum ConflictCode {
+    /// `address-denied`.
+    AddressDenied,
     /// `already-a-member`.
     AlreadyAMember,
+    /// `already-redeemed`.
+    AlreadyRedeemed,
     /// `campaign-archived`.
     CampaignArchived,
     /// `campaign-deployed`.
@@ -164,6 +168,8 @@ pub enum ConflictCode {
     LastOwner,
     /// `not-a-perk`.
     NotAPerk,
+    /// `not-the-holder`.
+    NotTheHolder,
     /// `not-on-sale`.
     NotOnSale,
     /// `not-payable`.
@@ -172,6 +178,8 @@ pub enum ConflictCode {
     NotRefundable,
     /// `reward-accruing`.
     RewardAccruing,
+    /// `reward-unavailable`.
+    RewardUnavailable,
     /// `slug-taken`.
     SlugTaken,
     /// `sold-out`.

@@ -209,14 +209,18 @@ impl Machine for ChainTx {
 
 names!(
     /// Where a redemption is.
-    RedemptionState { Requested, Approved, Paying, Redeemed, Rejected, Expired, Failed }
+    RedemptionState { Claimed, AwaitingKyc, Submitted, VoucherIssued, Completed, Failed, Refused, Expired }
 );
 names!(
     /// What can happen to a redemption.
-    RedemptionEvent { Approve, Reject, Pay, Confirm, PayoutFailed, Expire, Retry }
+    RedemptionEvent { HoldForKyc, Submit, IssueVoucher, Deliver, Confirm, Fail, Refuse, Expire }
 );
 
-/// A holder redeeming a reward (QR scan or wallet signature), paid by a vault call.
+/// A holder redeeming a reward for a token (wallet signature or QR code). A token reward is
+/// paid by the vault: the platform submits its voucher (`submitted`) or hands it to the
+/// customer to send (`voucher_issued`); either way `completed` comes with the vault's payout. A
+/// perk is `completed` when its code is handed out. Above the reward's KYC threshold a claim
+/// waits in `awaiting_kyc` for the customer's approval.
 #[derive(Debug)]
 pub struct Redemption;
 
@@ -225,19 +229,22 @@ impl Machine for Redemption {
     const TABLE: &'static str = "redemptions";
     type State = RedemptionState;
     type Event = RedemptionEvent;
-    const INITIAL: RedemptionState = RedemptionState::Requested;
+    const INITIAL: RedemptionState = RedemptionState::Claimed;
     const TRANSITIONS: &'static [(RedemptionState, RedemptionEvent, RedemptionState)] = {
         use RedemptionEvent as E;
         use RedemptionState as S;
         &[
-            (S::Requested, E::Approve, S::Approved),
-            (S::Requested, E::Reject, S::Rejected),
-            (S::Requested, E::Expire, S::Expired),
-            (S::Approved, E::Pay, S::Paying),
-            (S::Approved, E::Expire, S::Expired),
-            (S::Paying, E::Confirm, S::Redeemed),
-            (S::Paying, E::PayoutFailed, S::Failed),
-            (S::Failed, E::Retry, S::Approved),
+            (S::Claimed, E::HoldForKyc, S::AwaitingKyc),
+            (S::Claimed, E::Submit, S::Submitted),
+            (S::Claimed, E::IssueVoucher, S::VoucherIssued),
+            (S::Claimed, E::Deliver, S::Completed),
+            (S::AwaitingKyc, E::Submit, S::Submitted),
+            (S::AwaitingKyc, E::IssueVoucher, S::VoucherIssued),
+            (S::AwaitingKyc, E::Refuse, S::Refused),
+            (S::Submitted, E::Confirm, S::Completed),
+            (S::Submitted, E::Fail, S::Failed),
+            (S::VoucherIssued, E::Confirm, S::Completed),
+            (S::VoucherIssued, E::Expire, S::Expired),
         ]
     };
 }

@@ -46,8 +46,10 @@ async fn create<M: Machine>(pool: &PgPool) -> i64 {
             format!("{FIXTURE} INSERT INTO contract_deployments (brand_id, campaign_id) SELECT brand_id, id FROM c RETURNING id")
         }
         "redemptions" => format!(
-            "{FIXTURE} INSERT INTO redemptions (brand_id, campaign_id, reward_id, token_id)
-             SELECT brand_id, campaign_id, id, 1 FROM r RETURNING id"
+            "{FIXTURE} INSERT INTO redemptions (brand_id, campaign_id, reward_id, token_id, claimant, recipient,
+                                                period_key, slot)
+             SELECT brand_id, campaign_id, id, 1, '\\x00000000000000000000000000000000000000cc',
+                    '\\x00000000000000000000000000000000000000cc', '', 1 FROM r RETURNING id"
         ),
         table => format!("INSERT INTO {table} DEFAULT VALUES RETURNING id"),
     };

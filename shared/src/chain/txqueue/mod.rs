@@ -156,6 +156,8 @@ pub enum Requester {
     OrderMint,
     /// Holders' royalty shares paid by `RewardVault.distribute` (redemption).
     RoyaltyDistribution,
+    /// A claimed token reward paid by `RewardVault.redeem` (redemption).
+    RedemptionPayout,
 }
 
 impl Requester {
@@ -173,6 +175,7 @@ impl Requester {
             Requester::RewardFunding => &["tx.confirmed.reward-funding", "tx.failed.reward-funding"],
             Requester::OrderMint => &["tx.confirmed.order-mint", "tx.failed.order-mint"],
             Requester::RoyaltyDistribution => &["tx.confirmed.royalty-distribution", "tx.failed.royalty-distribution"],
+            Requester::RedemptionPayout => &["tx.confirmed.redemption-payout", "tx.failed.redemption-payout"],
         }
     }
 
