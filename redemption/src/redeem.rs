@@ -77,8 +77,10 @@ pub(crate) struct Eligible {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewClaim {
+    #[schema(minimum = 1)]
     reward_id: i64,
     /// The token held, a decimal string.
+    #[schema(example = "1")]
     token_id: String,
     /// Where a token reward goes (EIP-55); the signed-in wallet if absent.
     recipient: Option<String>,
@@ -242,6 +244,9 @@ async fn claim(
     let (customer, wallet) = customer(&caller)?;
     let settings = state.part::<RedemptionConfig>()?;
     let mut errors = FieldErrors::default();
+    if body.reward_id < 1 {
+        errors.add("reward_id", "must be a reward's id (a positive number)");
+    }
     let token_id = match body.token_id.trim().parse::<U256>() {
         Ok(id) if body.token_id.trim().len() <= 78 && body.token_id.trim().bytes().all(|b| b.is_ascii_digit()) => id,
         _ => {

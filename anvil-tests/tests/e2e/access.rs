@@ -191,6 +191,7 @@ async fn every_route_of_every_service_answers_every_principal_as_the_permission_
                     .replace("{campaign_id}", "999999")
                     .replace("{reward_id}", "999999")
                     .replace("{voucher_id}", "999999")
+                    .replace("{redemption_id}", "999999")
                     .replace("{token_id}", "1")
                     .replace("{order_id}", &uuid::Uuid::nil().to_string())
                     .replace("{endpoint_id}", "999999")

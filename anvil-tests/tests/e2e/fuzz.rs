@@ -296,7 +296,12 @@ fn field_path(steps: &[Step]) -> String {
 fn plausible_text(name: &str) -> String {
     let value = match name {
         n if n.contains("email") => "a-zzuniqzz@example.com",
-        n if n.contains("address") || n.contains("receiver") => "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        n if n.contains("address") || n.contains("receiver") || n == "recipient" => {
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+        }
+        "token_id" => "1",
+        "submitted_by" => "platform",
+        "period" => "once",
         "slug" => "fuzz-zzuniqzz",
         "url" => HOOK_URL,
         "website" => "https://example.com",
@@ -311,7 +316,7 @@ fn plausible_text(name: &str) -> String {
         "method" => "eth",
         "event_types" => "order.created",
         "action" => "pause",
-        n if n.starts_with("amount") => "1000",
+        n if n.starts_with("amount") || n == "kyc_threshold" => "1000",
         "legal_name" => "Ada Lovelace",
         "document_number" => "123456789",
         "signature" => "0x00",
@@ -367,7 +372,7 @@ impl Fixtures {
             "kyc_id" => self.kyc,
             "document_id" => self.document,
             "token_id" => 1,
-            "delivery_id" => 999_999,
+            "delivery_id" | "redemption_id" => 999_999,
             "chain_id" => 31_337,
             "collection" => return "0x0000000000000000000000000000000000000001".into(),
             "kind" if template.contains("/exports/") => return "orders".into(),
