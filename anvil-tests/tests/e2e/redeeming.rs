@@ -128,6 +128,20 @@ async fn wallet_redemptions_pay_exactly_once_follow_the_holder_and_wait_for_kyc(
     let live = owner.wait_for(&base, |c| c["state"] != "deploying").await;
     assert_eq!(live["state"], "live", "{live}");
     let collection: Address = live["collection_address"].as_str().unwrap().parse().unwrap();
+    // The vault knows the campaign once its set-up transactions are through (the queue sends
+    // them from the relayer's account, which the mint below uses too).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let in_flight = || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM chain_transactions WHERE state NOT IN ('confirmed', 'failed')",
+        )
+        .fetch_one(owner.app.resources.db())
+    };
+    while platform.vault.campaignAdmin(U256::from(id)).call().await.unwrap().is_zero() || in_flight().await.unwrap() > 0
+    {
+        assert!(Instant::now() < deadline, "the campaign's set-up transactions never confirmed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     testing::mined(platform.stablecoin.mint(setup.relayer.address(), U256::from(200_000_000u64))).await;
     for reward in [small, large] {
         let (status, body) = owner
