@@ -31,8 +31,6 @@ use shared::{
 };
 use sqlx::PgConnection;
 use utoipa::ToSchema;
-
-use crate::config::BackofficeConfig;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Largest accepted artwork upload.
@@ -610,8 +608,7 @@ async fn update_campaign(
     let after = load(&mut tx, &state, brand.get(), id).await?;
     if after.royalty_enforcement != before.royalty_enforcement {
         // A deployed collection follows (before that, its deployment will).
-        let operators = &state.part::<BackofficeConfig>()?.enforcement_operators;
-        crate::enforcement::follow(&mut tx, state.config(), operators, id).await?;
+        crate::enforcement::follow(&mut tx, state.resources(), id).await?;
     }
     let entry = Entry::new("campaign.updated", format!("campaign:{id}")).before(&before).after(&after);
     audit::record(&mut tx, &caller, entry).await?;

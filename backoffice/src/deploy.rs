@@ -35,7 +35,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     campaigns::{self, Campaign, CampaignPath},
-    config::BackofficeConfig,
     enforcement,
 };
 
@@ -244,8 +243,7 @@ impl DeploymentWatcher {
         .await?;
 
         if enforce {
-            let operators = &self.resources.part::<BackofficeConfig>()?.enforcement_operators;
-            enforcement::follow(conn, self.resources.config(), operators, row.campaign_id).await?;
+            enforcement::follow(conn, &self.resources, row.campaign_id).await?;
         }
         // Set-up calls on the other contracts, each once (their own queue keys).
         let treasury = row.treasury_address.or(row.royalty_receiver).and_then(|b| Address::try_from(b.as_slice()).ok());
@@ -257,22 +255,18 @@ impl DeploymentWatcher {
             return Ok(());
         };
         let mut setup = Vec::new();
+        let key = |what: &str| format!("campaign-setup:{}:{what}", row.campaign_id);
         if let Some(vault) = contracts.reward_vault {
             let call = RewardVault::setCampaignAdminCall { campaignId: U256::from(row.campaign_id), admin: treasury };
-            setup.push(("vault-admin", vault, call.abi_encode()));
+            let what = "vault-admin";
+            setup.push(SetupCall { key: key(what), to: vault, data: call.abi_encode(), what });
         }
         if let Some(checkout) = contracts.checkout {
             let call = Checkout::setCollectionTreasuryCall { collection, treasury };
-            setup.push(("checkout-treasury", checkout, call.abi_encode()));
+            let what = "checkout-treasury";
+            setup.push(SetupCall { key: key(what), to: checkout, data: call.abi_encode(), what });
         }
-        for (what, to, data) in setup {
-            let key = IdempotencyKey::new(format!("campaign-setup:{}:{what}", row.campaign_id))?;
-            let request = TxRequest::call(key, chain_id, relayer, to, data.into())
-                .requested_by(Requester::CampaignSetup)
-                .with_context(json!({ "campaign_id": row.campaign_id, "brand_id": row.brand_id, "setup": what }));
-            txqueue::enqueue(conn, &request).await?;
-        }
-        Ok(())
+        queue_setup(conn, row.campaign_id, row.brand_id, chain_id, relayer, setup).await
     }
 
     async fn failed(&self, conn: &mut PgConnection, deployment: i64, event: &OutboxEvent) -> anyhow::Result<()> {
@@ -297,6 +291,34 @@ impl DeploymentWatcher {
         .await?;
         Ok(())
     }
+}
+
+/// A call setting a deployed campaign up, queued once under `key` (`what` names it in the
+/// transaction's context).
+pub(crate) struct SetupCall {
+    pub(crate) key: String,
+    pub(crate) to: Address,
+    pub(crate) data: Vec<u8>,
+    pub(crate) what: &'static str,
+}
+
+/// Queues campaign `campaign`'s set-up calls from the relayer, in order (one signer sends them
+/// in the order queued).
+pub(crate) async fn queue_setup(
+    conn: &mut PgConnection,
+    campaign: i64,
+    brand: i64,
+    chain_id: u64,
+    relayer: Address,
+    calls: Vec<SetupCall>,
+) -> anyhow::Result<()> {
+    for SetupCall { key, to, data, what } in calls {
+        let request = TxRequest::call(IdempotencyKey::new(key)?, chain_id, relayer, to, data.into())
+            .requested_by(Requester::CampaignSetup)
+            .with_context(json!({ "campaign_id": campaign, "brand_id": brand, "setup": what }));
+        txqueue::enqueue(conn, &request).await?;
+    }
+    Ok(())
 }
 
 /// Why a deployment transaction failed, for the operator: the revert reason, else the factory's

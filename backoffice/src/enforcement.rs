@@ -12,23 +12,21 @@
 //! queued, so Seaport is allowed before the validator starts refusing anyone.
 
 use alloy::{primitives::Address, sol_types::SolCall};
-use serde_json::json;
 use shared::{
-    chain::txqueue::{self, IdempotencyKey, Requester, TxRequest},
-    config::Config,
     contracts::{CampaignNFT, OperatorAllowlistValidator},
+    service::Resources,
 };
 use sqlx::PgConnection;
+
+use crate::{
+    config::BackofficeConfig,
+    deploy::{SetupCall, queue_setup},
+};
 
 /// Queues what brings campaign `id`'s collection in line with its flag. Does nothing before the
 /// collection exists (its deployment calls this once it is confirmed, if the flag is on). Run it
 /// in the transaction that changed the flag (or recorded the collection).
-pub(crate) async fn follow(
-    conn: &mut PgConnection,
-    config: &Config,
-    operators: &[Address],
-    id: i64,
-) -> anyhow::Result<()> {
+pub(crate) async fn follow(conn: &mut PgConnection, resources: &Resources, id: i64) -> anyhow::Result<()> {
     let row = sqlx::query!(
         "SELECT brand_id, chain_id, collection_address, royalty_enforcement, royalty_enforcement_version
          FROM campaigns WHERE id = $1",
@@ -41,15 +39,18 @@ pub(crate) async fn follow(
     };
     let collection = Address::try_from(collection.as_slice())?;
     let chain_id = u64::try_from(chain_id)?;
+    let config = resources.config();
     let relayer = shared::chain::relayer(&config.chain).ok_or_else(|| anyhow::anyhow!("no transaction signer"))?;
     let validator = config.chain.contracts.transfer_validator;
+    let what = "royalty-enforcement";
     let mut calls = Vec::new();
     let switch_to = match (row.royalty_enforcement, validator) {
         (true, Some(validator)) => {
-            for operator in operators {
+            for operator in &resources.part::<BackofficeConfig>()?.enforcement_operators {
                 let call =
                     OperatorAllowlistValidator::setOperatorCall { collection, operator: *operator, allowed: true };
-                calls.push((format!("campaign-setup:{id}:allow:{operator}"), validator, call.abi_encode()));
+                let key = format!("campaign-setup:{id}:allow:{operator}");
+                calls.push(SetupCall { key, to: validator, data: call.abi_encode(), what });
             }
             validator
         }
@@ -62,12 +63,7 @@ pub(crate) async fn follow(
     };
     let version = row.royalty_enforcement_version;
     let call = CampaignNFT::setTransferValidatorCall { validator: switch_to };
-    calls.push((format!("campaign-enforcement:{id}:{version}"), collection, call.abi_encode()));
-    for (key, to, data) in calls {
-        let request = TxRequest::call(IdempotencyKey::new(key)?, chain_id, relayer, to, data.into())
-            .requested_by(Requester::CampaignSetup)
-            .with_context(json!({ "campaign_id": id, "brand_id": row.brand_id, "setup": "royalty-enforcement" }));
-        txqueue::enqueue(conn, &request).await?;
-    }
-    Ok(())
+    let key = format!("campaign-enforcement:{id}:{version}");
+    calls.push(SetupCall { key, to: collection, data: call.abi_encode(), what });
+    queue_setup(conn, id, row.brand_id, chain_id, relayer, calls).await
 }

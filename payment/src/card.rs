@@ -589,10 +589,7 @@ impl Mints {
                 .await?;
             }
         } else {
-            let reason = event.payload["revert_reason"]
-                .as_str()
-                .or(event.payload["error"].as_str())
-                .unwrap_or("the mint failed");
+            let reason = Requester::failure_reason(&event.payload).unwrap_or("the mint failed");
             sqlx::query!("UPDATE orders SET failure_reason = $2 WHERE id = $1", id.get(), reason)
                 .execute(&mut *conn)
                 .await?;

@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
-    auth::{self, Caller, Permission, Principal, RequestMeta, public, require},
+    auth::{self, Caller, Permission, RequestMeta, public, require},
     http::{ApiError, ApiResult, Problem, extract::Json, ratelimit},
 };
 use utoipa::ToSchema;
@@ -119,12 +119,8 @@ async fn siwe_sign_in(
 #[utoipa::path(get, path = "/customers/me", tag = "customers", responses((status = 200, body = CustomerMe)))]
 #[tracing::instrument(skip_all)]
 async fn me(caller: Caller) -> ApiResult<Json<CustomerMe>> {
-    match caller.principal {
-        Principal::Customer { id, wallet } => {
-            Ok(Json(CustomerMe { customer_id: id, address: wallet.to_checksum(None) }))
-        }
-        _ => Err(ApiError::Forbidden),
-    }
+    let (customer_id, wallet) = caller.customer()?;
+    Ok(Json(CustomerMe { customer_id, address: wallet.to_checksum(None) }))
 }
 
 /// The store a verifier's scanner is set up for (verifiers: only their assigned stores).

@@ -14,7 +14,7 @@ use serde::Serialize;
 use shared::{
     AppState,
     audit::{self, Entry},
-    auth::{Caller, Permission, Principal, require},
+    auth::{Caller, Permission, require},
     http::{ApiError, ApiResult, Problem, extract::Json, extract::Path},
     kyc::{
         self, Details, DetailsInput, Document, DocumentFormat, DocumentKind, DocumentType, DocumentVault, KycState,
@@ -83,13 +83,6 @@ impl From<Submission> for CustomerKyc {
     }
 }
 
-fn customer(caller: &Caller) -> ApiResult<i64> {
-    match caller.principal {
-        Principal::Customer { id, .. } => Ok(id),
-        _ => Err(ApiError::Forbidden),
-    }
-}
-
 /// What names a transition in the workflow history: the request, so a replay is a no-op.
 fn cause(caller: &Caller) -> String {
     caller.meta.request_id.clone().unwrap_or_else(shared::auth::random_token)
@@ -102,7 +95,7 @@ fn cause(caller: &Caller) -> String {
 ))]
 #[tracing::instrument(skip_all)]
 async fn status(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<CustomerKyc>> {
-    let customer = customer(&caller)?;
+    let customer = caller.customer()?.0;
     let mut conn = state.db().acquire().await?;
     let latest = kyc::submission::latest_of(&mut conn, customer).await?;
     latest.map(|s| Json(s.into())).ok_or_else(|| ApiError::NotFound("no KYC submission yet".into()))
@@ -122,7 +115,7 @@ async fn save_details(
     caller: Caller,
     Json(input): Json<DetailsInput>,
 ) -> ApiResult<(StatusCode, Json<CustomerKyc>)> {
-    let customer = customer(&caller)?;
+    let customer = caller.customer()?.0;
     let details = Details::try_from(input)?;
     let mut tx = state.db().begin().await?;
     let (draft, created) = kyc::submission::save_draft(&mut tx, customer, &details).await?;
@@ -159,7 +152,7 @@ async fn upload_document(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Document>)> {
-    let customer = customer(&caller)?;
+    let customer = caller.customer()?.0;
     let max = state.config().kyc.max_document_bytes;
     let bytes = read_body(&headers, body, max).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -227,7 +220,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> ApiResult<Byt
 ))]
 #[tracing::instrument(skip_all)]
 async fn submit(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<CustomerKyc>> {
-    let customer = customer(&caller)?;
+    let customer = caller.customer()?.0;
     let provider = kyc::provider::configured();
     let mut tx = state.db().begin().await?;
     let submitted =

@@ -72,10 +72,8 @@ impl Subscriber for Payouts {
                     let id = event.payload["context"]["redemption_id"].as_i64().with_context(|| {
                         format!("{outcome} of transaction {} without its redemption", event.aggregate_id)
                     })?;
-                    let reason = event.payload["revert_reason"]
-                        .as_str()
-                        .or(event.payload["error"].as_str())
-                        .map(|r| format!("the vault did not pay: {r}"));
+                    let reason =
+                        Requester::failure_reason(&event.payload).map(|r| format!("the vault did not pay: {r}"));
                     let tx_hash = event.payload["tx_hash"].clone();
                     settle(conn, id, Requester::is_confirmed(outcome), reason, &cause, json!({ "tx_hash": tx_hash }))
                         .await

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::{
     AppState,
-    auth::{Caller, Permission, Principal, RequestMeta, require},
+    auth::{Caller, Permission, RequestMeta, require},
     chain::txqueue::{self, IdempotencyKey, Requester, TxRequest},
     contracts::{CampaignNFT, RewardVault, VoucherSigner},
     http::{
@@ -136,13 +136,6 @@ pub(crate) struct RedemptionPath {
     redemption_id: i64,
 }
 
-fn customer(caller: &Caller) -> ApiResult<(i64, Address)> {
-    match caller.principal {
-        Principal::Customer { id, wallet } => Ok((id, wallet)),
-        _ => Err(ApiError::Forbidden),
-    }
-}
-
 fn conflict(code: ConflictCode, detail: impl Into<String>) -> ApiError {
     ApiError::Conflict { code, detail: detail.into() }
 }
@@ -153,15 +146,14 @@ fn conflict(code: ConflictCode, detail: impl Into<String>) -> ApiError {
     responses((status = 200, body = Vec<Eligible>)))]
 #[tracing::instrument(skip_all)]
 async fn my_rewards(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Eligible>>> {
-    let (customer, wallet) = customer(&caller)?;
+    let (customer, wallet) = caller.customer()?;
     let now = Utc::now();
     let rows = sqlx::query(
         "SELECT r.id, r.campaign_id, c.name AS campaign, r.kind, r.name, r.description, o.token_id::text AS token_id,
                 r.token, r.amount_per_redemption::text AS amount, r.period, COALESCE(r.redemptions_per_nft, 1) AS per,
                 r.kyc_threshold IS NOT NULL AND r.amount_per_redemption >= r.kyc_threshold AS kyc,
                 (SELECT count(*) FROM redemptions x
-                 WHERE x.reward_id = r.id AND x.token_id = o.token_id
-                   AND x.state NOT IN ('failed', 'refused', 'expired')
+                 WHERE x.reward_id = r.id AND x.token_id = o.token_id AND x.state <> ALL($5)
                    AND x.period_key = CASE r.period WHEN 'once' THEN '' WHEN 'day' THEN $2
                                                     WHEN 'week' THEN $3 ELSE $4 END) AS used
          FROM token_owners o
@@ -175,6 +167,7 @@ async fn my_rewards(State(state): State<AppState>, caller: Caller) -> ApiResult<
     .bind(period_key("day", now))
     .bind(period_key("week", now))
     .bind(period_key("month", now))
+    .bind(RedemptionState::released_names())
     .fetch_all(state.db())
     .await?;
     let approved = kyc_approved(&mut *state.db().acquire().await?, customer).await?;
@@ -241,14 +234,15 @@ async fn claim(
     meta: RequestMeta,
     Json(body): Json<NewClaim>,
 ) -> ApiResult<(StatusCode, Json<RedemptionView>)> {
-    let (customer, wallet) = customer(&caller)?;
+    let (customer, wallet) = caller.customer()?;
     let settings = state.part::<RedemptionConfig>()?;
     let mut errors = FieldErrors::default();
     if body.reward_id < 1 {
         errors.add("reward_id", "must be a reward's id (a positive number)");
     }
-    let token_id = match body.token_id.trim().parse::<U256>() {
-        Ok(id) if body.token_id.trim().len() <= 78 && body.token_id.trim().bytes().all(|b| b.is_ascii_digit()) => id,
+    let token_text = body.token_id.trim();
+    let token_id = match token_text.parse::<U256>() {
+        Ok(id) if token_text.len() <= 78 && token_text.bytes().all(|b| b.is_ascii_digit()) => id,
         _ => {
             errors.add("token_id", "must be a token id in decimal digits");
             U256::ZERO
@@ -312,8 +306,10 @@ async fn claim(
     let per: i32 = reward.get("per");
     let brand: i64 = reward.get("brand_id");
     let campaign: i64 = reward.get("campaign_id");
+    let released = RedemptionState::released_names();
     let mut taken = None;
-    // Each round takes the lowest free use; losing a race for it tries the next one.
+    // Each round takes the lowest free use; losing a race for it tries the next one while the
+    // token has uses left.
     for _ in 0..=per {
         taken = sqlx::query_scalar::<_, i64>(
             "INSERT INTO redemptions (brand_id, campaign_id, reward_id, token_id, customer_id, claimant, recipient,
@@ -322,7 +318,7 @@ async fn claim(
              FROM generate_series(1, $9) AS s (slot)
              WHERE NOT EXISTS (SELECT 1 FROM redemptions x
                                WHERE x.reward_id = $3 AND x.token_id = $4::numeric AND x.period_key = $8
-                                 AND x.slot = s.slot AND x.state NOT IN ('failed', 'refused', 'expired'))
+                                 AND x.slot = s.slot AND x.state <> ALL($11))
              ORDER BY s.slot LIMIT 1
              ON CONFLICT DO NOTHING
              RETURNING id",
@@ -337,19 +333,24 @@ async fn claim(
         .bind(&period_key)
         .bind(per)
         .bind(submitted_by)
+        .bind(&released)
         .fetch_optional(&mut *tx)
         .await?;
+        if taken.is_some() {
+            break;
+        }
         let left: bool = sqlx::query_scalar(
             "SELECT count(*) < $4 FROM redemptions WHERE reward_id = $1 AND token_id = $2::numeric AND period_key = $3
-                AND state NOT IN ('failed', 'refused', 'expired')",
+                AND state <> ALL($5)",
         )
         .bind(body.reward_id)
         .bind(token_id.to_string())
         .bind(&period_key)
         .bind(i64::from(per))
+        .bind(&released)
         .fetch_one(&mut *tx)
         .await?;
-        if taken.is_some() || !left {
+        if !left {
             break;
         }
     }
@@ -444,7 +445,7 @@ async fn holds(state: &AppState, chain_id: i64, collection: Address, token: U256
 }
 
 /// A customer-sent voucher past its deadline can no longer be paid: its use is given back.
-async fn expire_stale_vouchers(conn: &mut PgConnection, reward: i64, token: U256, period: &str) -> sqlx::Result<()> {
+async fn expire_stale_vouchers(conn: &mut PgConnection, reward: i64, token: U256, period: &str) -> ApiResult<()> {
     let stale: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT id, brand_id FROM redemptions
          WHERE reward_id = $1 AND token_id = $2::numeric AND period_key = $3 AND state = 'voucher_issued'
@@ -458,7 +459,7 @@ async fn expire_stale_vouchers(conn: &mut PgConnection, reward: i64, token: U256
     for (id, brand) in stale {
         let transition = Transition::<Machine>::new(id, RedemptionEvent::Expire, "voucher-deadline", "redemption")
             .with_payload(json!({ "brand_id": brand }));
-        apply(conn, transition).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        apply(conn, transition).await?;
     }
     Ok(())
 }
@@ -584,7 +585,7 @@ pub(crate) async fn pay(
     responses((status = 200, body = Vec<RedemptionView>)))]
 #[tracing::instrument(skip_all)]
 async fn my_redemptions(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<RedemptionView>>> {
-    let (customer, _) = customer(&caller)?;
+    let (customer, _) = caller.customer()?;
     let mut conn = state.db().acquire().await?;
     let ids: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM redemptions WHERE customer_id = $1 ORDER BY id DESC LIMIT 200")
@@ -608,7 +609,7 @@ async fn my_redemption(
     caller: Caller,
     Path(RedemptionPath { redemption_id }): Path<RedemptionPath>,
 ) -> ApiResult<Json<RedemptionView>> {
-    let (customer, _) = customer(&caller)?;
+    let (customer, _) = caller.customer()?;
     let mut conn = state.db().acquire().await?;
     Ok(Json(load(&mut conn, &state, customer, redemption_id).await?))
 }

@@ -158,6 +158,14 @@ impl Caller {
     pub fn account(&self) -> ApiResult<AccountId> {
         self.principal.account().ok_or(ApiError::Forbidden)
     }
+
+    /// The signed-in customer and their wallet, or 403 for anyone else on customer routes.
+    pub fn customer(&self) -> ApiResult<(i64, alloy::primitives::Address)> {
+        match self.principal {
+            Principal::Customer { id, wallet } => Ok((id, wallet)),
+            _ => Err(ApiError::Forbidden),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

@@ -216,6 +216,18 @@ names!(
     RedemptionEvent { HoldForKyc, Submit, IssueVoucher, Deliver, Confirm, Fail, Refuse, Expire }
 );
 
+impl RedemptionState {
+    /// States of a claim that did not pay and gave the token's use back (the unique index
+    /// `redemptions_once_idx` leaves them out too).
+    pub const RELEASED: [RedemptionState; 3] =
+        [RedemptionState::Failed, RedemptionState::Refused, RedemptionState::Expired];
+
+    /// The names of [`Self::RELEASED`], for `state <> ALL($n)` in SQL.
+    pub fn released_names() -> Vec<&'static str> {
+        Self::RELEASED.iter().map(|state| state.as_str()).collect()
+    }
+}
+
 /// A holder redeeming a reward for a token (wallet signature or QR code). A token reward is
 /// paid by the vault: the platform submits its voucher (`submitted`) or hands it to the
 /// customer to send (`voucher_issued`); either way `completed` comes with the vault's payout. A

@@ -183,6 +183,12 @@ impl Requester {
     pub fn is_confirmed(event_type: &str) -> bool {
         event_type == "tx.confirmed" || event_type.starts_with("tx.confirmed.")
     }
+
+    /// Why the transaction of a failure event's `payload` failed: its revert reason, else the
+    /// queue's error.
+    pub fn failure_reason(payload: &Value) -> Option<&str> {
+        payload["revert_reason"].as_str().or(payload["error"].as_str())
+    }
 }
 
 impl TxRequest {
