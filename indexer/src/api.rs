@@ -180,10 +180,8 @@ async fn token(
         ))
     };
     let address = shared::chain::parse_address(&collection).map_err(|_| not_found())?;
-    let id: alloy::primitives::U256 = token_id.parse().map_err(|_| not_found())?;
-    if token_id.is_empty() || !token_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(not_found());
-    }
+    // Decimal digits only (`U256` alone would also take hex).
+    let id = token_id.parse::<shared::money::Wei>().map_err(|_| not_found())?.get();
     let mut conn = state.db().acquire().await?;
     let history = sqlx::query(
         "SELECT block_number, tx_hash, from_address, to_address, confirmed FROM token_transfers

@@ -29,6 +29,7 @@ use shared::{
         extract::{Json, Path},
         ratelimit,
     },
+    money::Wei,
     service::Resources,
     workflow::{
         Transition, apply,
@@ -241,8 +242,8 @@ async fn claim(
         errors.add("reward_id", "must be a reward's id (a positive number)");
     }
     let token_text = body.token_id.trim();
-    let token_id = match token_text.parse::<U256>() {
-        Ok(id) if token_text.len() <= 78 && token_text.bytes().all(|b| b.is_ascii_digit()) => id,
+    let token_id = match token_text.parse::<Wei>() {
+        Ok(id) if token_text.len() <= 78 => id.get(),
         _ => {
             errors.add("token_id", "must be a token id in decimal digits");
             U256::ZERO
