@@ -161,7 +161,12 @@ async fn main() -> Result<()> {
     }
 
     // Recording sales one transaction each, as the decoder does.
-    let campaign = Campaign { id: 1, brand_id: 1, royalty_bps: 500, royalty_receiver: Address::repeat_byte(0x55) };
+    let campaign = Campaign {
+        id: 1,
+        brand_id: 1,
+        royalty_bps: shared::money::Bps::new(500).expect("5 %"),
+        royalty_receiver: Address::repeat_byte(0x55),
+    };
     let started = Instant::now();
     for n in 0..RECORDED {
         let price = U256::from(1_000_000_000_000_000_000u128);

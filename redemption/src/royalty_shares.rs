@@ -24,6 +24,7 @@ use shared::{
     chain::txqueue::{self, IdempotencyKey, Requester, TxRequest},
     contracts::RewardVault,
     daemon::{Daemon, RunContext, Schedule},
+    money::{Bps, Rounding, Wei},
     service::Resources,
     workflow::{
         BoxFuture,
@@ -103,7 +104,9 @@ async fn accrue(conn: &mut PgConnection, sale: &serde_json::Value) -> anyhow::Re
     let Some(rule) = rule else { return Ok(()) };
     let (reward, brand, share_bps): (i64, i64, i32) = (rule.get(0), rule.get(1), rule.get(2));
     let received: U256 = sale["royalty_received"].as_str().context("without royalty_received")?.parse()?;
-    let pool = received.saturating_mul(U256::from(u64::try_from(share_bps).unwrap_or(0))) / U256::from(10_000);
+    // 1 to 10,000 by the table's CHECK.
+    let share = u32::try_from(share_bps).ok().and_then(|b| Bps::new(b).ok()).unwrap_or(Bps::ZERO);
+    let pool = Wei::new(received).share(share, Rounding::Floor).get();
     let collection: Address = sale["collection"].as_str().context("without collection")?.parse()?;
     let currency: Address = sale["currency"].as_str().context("without currency")?.parse()?;
     // Who held the collection at the end of the sale's block.

@@ -25,6 +25,7 @@ use serde_json::json;
 use shared::{
     contracts::CampaignNFT,
     daemon::{Daemon, RunContext, Schedule},
+    money::{Bps, Rounding, Wei},
     workflow::{
         BoxFuture,
         outbox::{self, NewEvent},
@@ -43,7 +44,7 @@ const BLOCKS_PER_STEP: i64 = 50;
 pub struct Campaign {
     pub id: i64,
     pub brand_id: i64,
-    pub royalty_bps: u64,
+    pub royalty_bps: Bps,
     pub royalty_receiver: Address,
 }
 
@@ -199,10 +200,7 @@ impl SalesDecoder {
             Ok(info) => (info.receiver, info.amount),
             Err(e) => {
                 tracing::warn!(collection = %sale.collection, error = %e, "royaltyInfo failed; using the campaign's bps");
-                (
-                    campaign.royalty_receiver,
-                    sale.price.saturating_mul(U256::from(campaign.royalty_bps)) / U256::from(10_000),
-                )
+                (campaign.royalty_receiver, Wei::new(sale.price).share(campaign.royalty_bps, Rounding::Floor).get())
             }
         };
         let (mut received, mut fee, mut proceeds) = (U256::ZERO, U256::ZERO, U256::ZERO);
@@ -251,7 +249,11 @@ async fn campaigns(
                 Campaign {
                     id: r.get(0),
                     brand_id: r.get(1),
-                    royalty_bps: u64::try_from(r.get::<i32, _>(3)).unwrap_or(0),
+                    // 0 to 10,000 by the table's CHECK.
+                    royalty_bps: u32::try_from(r.get::<i32, _>(3))
+                        .ok()
+                        .and_then(|b| Bps::new(b).ok())
+                        .unwrap_or(Bps::ZERO),
                     royalty_receiver: receiver.as_deref().map(Address::from_slice).unwrap_or_default(),
                 },
             )
@@ -274,7 +276,7 @@ pub async fn record(
     let bps = if s.price.is_zero() {
         0
     } else {
-        i32::try_from(r.received.saturating_mul(U256::from(10_000)) / s.price).unwrap_or(i32::MAX)
+        i32::try_from(r.received.saturating_mul(U256::from(Bps::DENOMINATOR)) / s.price).unwrap_or(i32::MAX)
     };
     let currency = (!s.currency.is_zero()).then(|| s.currency.to_vec());
     let id: Option<i64> = sqlx::query_scalar(
