@@ -13,7 +13,9 @@ use shared::{
         extract::{Json, Query},
     },
     orders::OrderState,
+    workflow::machines::RedemptionState,
 };
+use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -50,7 +52,33 @@ pub(crate) struct Dashboard {
     items: Vec<ItemSales>,
     royalties: Vec<Royalties>,
     redemptions: Vec<StateCount>,
+    /// Redemptions of each reward in the period, by how they came and how they ended.
+    rewards: Vec<RewardRedemptions>,
     daily: Vec<Day>,
+}
+
+/// One reward's redemptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RewardRedemptions {
+    campaign_id: i64,
+    reward_id: i64,
+    name: String,
+    /// token or perk.
+    kind: String,
+    /// Claims made (every state).
+    claims: i64,
+    /// Paid, or the perk handed over.
+    completed: i64,
+    /// On their way: waiting for KYC, the payout, or the customer's own voucher.
+    pending: i64,
+    /// Failed, refused or expired (their use was given back).
+    released: i64,
+    /// How they came: with a wallet's token online, a printed code, a counter scan.
+    by_wallet: i64,
+    by_code: i64,
+    at_counter: i64,
+    /// Token rewards: paid out, in wei / base units (decimal string).
+    paid_amount: String,
 }
 
 /// How many are in one state.
@@ -213,6 +241,43 @@ async fn dashboard(
     )
     .fetch_all(&mut *conn)
     .await?;
+    let rewards = sqlx::query(
+        "SELECT r.campaign_id, r.id, r.name, r.kind, count(x.id) AS claims,
+                count(x.id) FILTER (WHERE x.state = 'completed') AS completed,
+                count(x.id) FILTER (WHERE x.state <> ALL($5) AND x.state <> 'completed') AS pending,
+                count(x.id) FILTER (WHERE x.state = ANY($5)) AS released,
+                count(x.id) FILTER (WHERE x.qr_code_id IS NULL AND x.store_id IS NULL) AS by_wallet,
+                count(x.id) FILTER (WHERE x.qr_code_id IS NOT NULL) AS by_code,
+                count(x.id) FILTER (WHERE x.store_id IS NOT NULL) AS at_counter,
+                COALESCE(sum(x.amount) FILTER (WHERE x.state = 'completed'), 0)::text AS paid
+         FROM campaign_rewards r
+         LEFT JOIN redemptions x ON x.reward_id = r.id AND x.created_at >= $3 AND x.created_at < $4
+         WHERE r.brand_id = $1 AND ($2::bigint IS NULL OR r.campaign_id = $2) AND r.kind IN ('token', 'perk')
+         GROUP BY r.id ORDER BY r.campaign_id, r.id LIMIT 1000",
+    )
+    .bind(brand.get())
+    .bind(campaign)
+    .bind(from)
+    .bind(to)
+    .bind(RedemptionState::released_names())
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|row| RewardRedemptions {
+        campaign_id: row.get("campaign_id"),
+        reward_id: row.get("id"),
+        name: row.get("name"),
+        kind: row.get("kind"),
+        claims: row.get("claims"),
+        completed: row.get("completed"),
+        pending: row.get("pending"),
+        released: row.get("released"),
+        by_wallet: row.get("by_wallet"),
+        by_code: row.get("by_code"),
+        at_counter: row.get("at_counter"),
+        paid_amount: row.get("paid"),
+    })
+    .collect();
     let daily = sqlx::query_as!(
         Day,
         "WITH days AS (
@@ -237,5 +302,16 @@ async fn dashboard(
     )
     .fetch_all(&mut *conn)
     .await?;
-    Ok(Json(Dashboard { from, to, campaign_id: campaign, orders, revenue, items, royalties, redemptions, daily }))
+    Ok(Json(Dashboard {
+        from,
+        to,
+        campaign_id: campaign,
+        orders,
+        revenue,
+        items,
+        royalties,
+        redemptions,
+        rewards,
+        daily,
+    }))
 }

@@ -2,6 +2,7 @@
 //! optionally for one campaign; rows are streamed from the database as they are written.
 
 use axum::{extract::State, response::Response};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use shared::{
@@ -13,7 +14,7 @@ use shared::{
         extract::{Path, Query},
     },
 };
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 use tokio::sync::mpsc;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -75,8 +76,24 @@ pub(crate) const SALE_COLUMNS: &[&str] = &[
     "royalty_shortfall",
     "royalty_bps_paid",
 ];
-pub(crate) const REDEMPTION_COLUMNS: &[&str] =
-    &["redemption_id", "created_at", "state", "campaign_id", "reward_id", "token_id", "store_id"];
+pub(crate) const REDEMPTION_COLUMNS: &[&str] = &[
+    "redemption_id",
+    "created_at",
+    "state",
+    "campaign_id",
+    "reward_id",
+    "reward",
+    "kind",
+    "via",
+    "token_id",
+    "qr_batch_id",
+    "qr_code_seq",
+    "store_id",
+    "recipient",
+    "payout_token",
+    "amount",
+    "tx_hash",
+];
 
 /// Orders, sales (with royalties) or redemptions of the brand as CSV or XLSX.
 #[utoipa::path(get, path = "/brands/{brand_id}/exports/{kind}", tag = "exports",
@@ -214,24 +231,41 @@ async fn produce(
                 .await?;
             }
             _ => {
-                let rows = sqlx::query!(
-                    "SELECT id, created_at, state, campaign_id, reward_id, token_id::text AS \"token_id!\", store_id
-                     FROM redemptions WHERE brand_id = $1 AND ($2::bigint IS NULL OR campaign_id = $2) ORDER BY id",
-                    brand,
-                    campaign
+                let rows = sqlx::query(
+                    "SELECT x.id, x.created_at, x.state, x.campaign_id, x.reward_id, r.name, r.kind,
+                            CASE WHEN x.qr_code_id IS NOT NULL THEN 'code' WHEN x.store_id IS NOT NULL THEN 'counter'
+                                 ELSE 'wallet' END AS via,
+                            x.token_id::text AS token_id, q.batch_id, q.seq, x.store_id, x.recipient, x.payout_token,
+                            x.amount::text AS amount, t.tx_hash
+                     FROM redemptions x JOIN campaign_rewards r ON r.id = x.reward_id
+                     LEFT JOIN qr_codes q ON q.id = x.qr_code_id
+                     LEFT JOIN chain_transactions t ON t.id = x.chain_tx_id
+                     WHERE x.brand_id = $1 AND ($2::bigint IS NULL OR x.campaign_id = $2) ORDER BY x.id",
                 )
+                .bind(brand)
+                .bind(campaign)
                 .fetch(&mut *conn);
                 pump(
                     rows,
                     |r| {
+                        let address = |column: &str| r.get::<Option<Vec<u8>>, _>(column).as_deref().map(checksummed);
                         vec![
-                            r.id.into(),
-                            r.created_at.into(),
-                            r.state.into(),
-                            r.campaign_id.into(),
-                            r.reward_id.into(),
-                            r.token_id.into(),
-                            r.store_id.into(),
+                            r.get::<i64, _>("id").into(),
+                            r.get::<DateTime<Utc>, _>("created_at").into(),
+                            r.get::<String, _>("state").into(),
+                            r.get::<i64, _>("campaign_id").into(),
+                            r.get::<i64, _>("reward_id").into(),
+                            r.get::<String, _>("name").into(),
+                            r.get::<String, _>("kind").into(),
+                            r.get::<String, _>("via").into(),
+                            r.get::<Option<String>, _>("token_id").into(),
+                            r.get::<Option<i64>, _>("batch_id").into(),
+                            r.get::<Option<i32>, _>("seq").into(),
+                            r.get::<Option<i64>, _>("store_id").into(),
+                            address("recipient").into(),
+                            address("payout_token").into(),
+                            r.get::<Option<String>, _>("amount").into(),
+                            r.get::<Option<Vec<u8>>, _>("tx_hash").map(|h| format!("0x{}", alloy::hex::encode(h))).into(),
                         ]
                     },
                     &sender,

@@ -17,6 +17,7 @@ mod exports;
 mod kyc;
 mod members;
 mod metadata;
+mod qr_batches;
 mod rewards;
 mod royalties;
 mod tables;
@@ -78,6 +79,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(deploy::router())
         .merge(metadata::router())
         .merge(rewards::router())
+        .merge(qr_batches::router())
         .merge(exports::router())
         .merge(vouchers::router())
         .merge(dashboards::router())
@@ -97,13 +99,12 @@ fn subscribers(resources: &Resources) -> Vec<Arc<dyn Subscriber>> {
     subscribers
 }
 
-/// The webhook sender.
+/// The webhook sender and the generator of large QR code batches.
 fn daemons(resources: &Resources) -> Vec<Arc<dyn Daemon>> {
+    let mut daemons: Vec<Arc<dyn Daemon>> = vec![Arc::new(qr_batches::Generator::new(resources))];
     match settings(resources).and_then(|s| Ok(webhooks::Sender::new(&s.webhooks)?)) {
-        Ok(sender) => vec![Arc::new(sender)],
-        Err(e) => {
-            tracing::error!(error = %e, "webhooks are not sent");
-            Vec::new()
-        }
+        Ok(sender) => daemons.push(Arc::new(sender)),
+        Err(e) => tracing::error!(error = %e, "webhooks are not sent"),
     }
+    daemons
 }

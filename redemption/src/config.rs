@@ -1,6 +1,6 @@
 //! The redemption service's own configuration: the key that signs reward vouchers, how long a
-//! voucher stays valid, how many claims a client may make, and the addresses never paid
-//! (sanctions screening). Read only by a process that runs the redemption service (see
+//! voucher stays valid, how many claims a client may make, the addresses never paid (sanctions
+//! screening), and how long a counter code lives. Read only by a process that runs the redemption service (see
 //! `.env.example`, section `redemption`).
 
 use std::time::Duration;
@@ -27,9 +27,26 @@ pub const REDEMPTION_DENYLIST: Variable = optional(
     "",
 );
 
+pub const COUNTER_CODE_TTL_SECS: Variable = optional(
+    "COUNTER_CODE_TTL_SECS",
+    "how long a customer's counter QR code is valid, in seconds (their page shows a new one before)",
+    "30",
+);
+pub const COUNTER_CODE_GRACE_SECS: Variable = optional(
+    "COUNTER_CODE_GRACE_SECS",
+    "how long after its validity a counter code is still accepted (a slow scan, clocks apart), in seconds",
+    "15",
+);
+
 /// Every variable of the redemption service, in the order `.env.example` lists them.
-pub const VARIABLES: &[Variable] =
-    &[VOUCHER_SIGNER_PRIVATE_KEY, VOUCHER_TTL_SECS, REDEMPTION_CLAIMS_PER_HOUR, REDEMPTION_DENYLIST];
+pub const VARIABLES: &[Variable] = &[
+    VOUCHER_SIGNER_PRIVATE_KEY,
+    VOUCHER_TTL_SECS,
+    REDEMPTION_CLAIMS_PER_HOUR,
+    REDEMPTION_DENYLIST,
+    COUNTER_CODE_TTL_SECS,
+    COUNTER_CODE_GRACE_SECS,
+];
 
 /// What the redemption service reads on top of the core's configuration.
 #[derive(Debug, Clone)]
@@ -39,6 +56,8 @@ pub struct RedemptionConfig {
     /// The claim limits, as the core's rate limiter counts them.
     pub claim_limits: shared::config::RateLimitConfig,
     pub denylist: Vec<Address>,
+    pub counter_code_ttl: Duration,
+    pub counter_code_grace: Duration,
 }
 
 impl RedemptionConfig {
@@ -70,6 +89,8 @@ impl RedemptionConfig {
                 ip_per_minute: 0,
             },
             denylist,
+            counter_code_ttl: positive_secs(env, COUNTER_CODE_TTL_SECS)?,
+            counter_code_grace: Duration::from_secs(env.parse(COUNTER_CODE_GRACE_SECS)?),
         })
     }
 }

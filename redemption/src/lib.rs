@@ -1,13 +1,17 @@
 //! The redemption service: Holders redeem rewards by QR code or wallet signature; rewards are paid by contract calls.
 //!
-//! Today: wallet sign-in, KYC, redeeming token and perk rewards with a wallet (eligibility from
-//! the indexer, vouchers paid by the reward vault exactly once, a KYC gate), and royalty-share
+//! Wallet sign-in and KYC; redeeming token and perk rewards with a wallet (eligibility from the
+//! indexer), with a brand's printed QR code, or by a counter code scanned at a store, each paid
+//! by the reward vault exactly once and above a threshold only after KYC; and royalty-share
 //! rewards paid through the reward vault.
 //!
 //! A library (its routes, subscribers and daemons) with a thin `main.rs`, so the all-in-one
 //! `brandmint` binary and the tests build it the same way.
 
+mod claims;
+mod codes;
 pub mod config;
+mod counter;
 mod customers;
 mod kyc;
 mod payouts;
@@ -54,7 +58,12 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(customers::router()).merge(kyc::router()).merge(redeem::router())
+    OpenApiRouter::new()
+        .merge(customers::router())
+        .merge(kyc::router())
+        .merge(redeem::router())
+        .merge(codes::router())
+        .merge(counter::router())
 }
 
 /// Royalty shares accrue from sales and settle from their distributions' outcomes; claimed

@@ -16,13 +16,13 @@ use shared::{
     chain::txqueue::Requester,
     service::Resources,
     workflow::{
-        BoxFuture, OutboxEvent, Subscriber, Transition, apply,
+        BoxFuture, OutboxEvent, Subscriber, Transition,
         machines::{Redemption as Machine, RedemptionEvent, RedemptionState},
     },
 };
 use sqlx::{PgConnection, Row};
 
-use crate::{config::RedemptionConfig, redeem};
+use crate::{claims, config::RedemptionConfig};
 
 const EVENTS: &[&str] = &[
     "chain.reward_redeemed.confirmed",
@@ -94,7 +94,7 @@ async fn settle(
     extra: serde_json::Value,
 ) -> anyhow::Result<()> {
     let row = sqlx::query(
-        "SELECT state, brand_id, campaign_id, reward_id, token_id::text AS token_id,
+        "SELECT state, brand_id, campaign_id, reward_id, token_id::text AS token_id, qr_code_id,
                 submitted_by, recipient, amount::text AS amount, payout_token
          FROM redemptions WHERE id = $1 FOR UPDATE",
     )
@@ -128,7 +128,8 @@ async fn settle(
         "brand_id": row.get::<i64, _>("brand_id"),
         "campaign_id": row.get::<i64, _>("campaign_id"),
         "reward_id": row.get::<i64, _>("reward_id"),
-        "token_id": row.get::<String, _>("token_id"),
+        "token_id": row.get::<Option<String>, _>("token_id"),
+        "qr_code_id": row.get::<Option<i64>, _>("qr_code_id"),
         "submitted_by": row.get::<String, _>("submitted_by"),
         "recipient": address(row.get("recipient")),
         "amount": row.get::<Option<String>, _>("amount"),
@@ -138,7 +139,7 @@ async fn settle(
     if let (Some(payload), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
         payload.extend(extra);
     }
-    apply(conn, Transition::<Machine>::new(id, event, cause, "redemption").with_payload(payload)).await?;
+    claims::advance(conn, Transition::<Machine>::new(id, event, cause, "redemption").with_payload(payload)).await?;
     Ok(())
 }
 
@@ -159,7 +160,7 @@ async fn decided(
     .await?;
     for (id, brand) in waiting {
         if approved {
-            redeem::pay(conn, resources, settings, id, cause, "redemption").await?;
+            claims::pay(conn, resources, settings, id, cause, "redemption").await?;
         } else {
             let reason = "your identity could not be verified (KYC rejected), so this reward cannot be paid";
             sqlx::query("UPDATE redemptions SET reason = $2 WHERE id = $1")
@@ -169,7 +170,7 @@ async fn decided(
                 .await?;
             let transition = Transition::<Machine>::new(id, RedemptionEvent::Refuse, cause, "redemption")
                 .with_payload(json!({ "brand_id": brand, "reason": reason }));
-            apply(conn, transition).await?;
+            claims::advance(conn, transition).await?;
         }
     }
     Ok(())

@@ -142,6 +142,12 @@ pub const KYC_ENCRYPTION_KEY: Variable = optional_secret(
     "32-byte AES-256-GCM key encrypting KYC documents at rest, 64 hex digits or base64, e.g. `openssl rand -hex 32` \
      (required in production; empty locally: a fixed dev-only key, with a warning)",
 );
+pub const QR_CODE_KEY: Variable = optional_secret(
+    "QR_CODE_KEY",
+    "32-byte key that authenticates QR codes (the brand's printed codes and the customers' counter codes), 64 hex \
+     digits or base64; changing it voids every printed code (required in production; empty locally: a fixed \
+     dev-only key)",
+);
 pub const KYC_MAX_DOCUMENT_BYTES: Variable =
     optional("KYC_MAX_DOCUMENT_BYTES", "the largest KYC document image a customer may upload, in bytes", "10485760");
 pub const CAMPAIGN_FACTORY_ADDRESS: Variable =
@@ -210,6 +216,7 @@ pub const VARIABLES: &[Variable] = &[
     OBJECT_STORE_URL,
     KYC_ENCRYPTION_KEY,
     KYC_MAX_DOCUMENT_BYTES,
+    QR_CODE_KEY,
     CAMPAIGN_FACTORY_ADDRESS,
     QUOTE_SIGNER_PRIVATE_KEY,
     CHECKOUT_ADDRESS,
@@ -260,6 +267,8 @@ pub struct Config {
     pub mail: MailConfig,
     pub storage: StorageConfig,
     pub kyc: KycConfig,
+    /// The key QR codes are authenticated with.
+    pub qr_code_key: crate::qr::CodeKey,
     /// The variables everything above was read from; a service reads its own section from it
     /// (e.g. payment's Stripe settings), so a process reads only what the services it runs need.
     pub env: Env,
@@ -524,6 +533,7 @@ impl Config {
                 },
             },
             kyc: kyc(&env, environment)?,
+            qr_code_key: qr_code_key(&env, environment)?,
             env: env.clone(),
         })
     }
@@ -550,6 +560,22 @@ fn kyc(env: &Env, environment: Environment) -> Result<KycConfig> {
         dev_only_key,
         max_document_bytes,
     })
+}
+
+/// The key used locally when `QR_CODE_KEY` is unset (published, so a code printed locally means
+/// nothing elsewhere).
+const DEV_ONLY_QR_KEY_SEED: &[u8] = b"brandmint DEV-ONLY QR code key - never use in production";
+
+fn qr_code_key(env: &Env, environment: Environment) -> Result<crate::qr::CodeKey> {
+    use sha2::Digest;
+    let key = match env.secret(QR_CODE_KEY)?.expose_secret() {
+        "" if environment == Environment::Production => {
+            return Err(ConfigError::Missing { name: QR_CODE_KEY.name, help: QR_CODE_KEY.help });
+        }
+        "" => sha2::Sha256::digest(DEV_ONLY_QR_KEY_SEED).into(),
+        text => parse_key(text).ok_or_else(|| invalid(QR_CODE_KEY, "not 32 bytes of hex or base64".into()))?,
+    };
+    Ok(crate::qr::CodeKey::new(key))
 }
 
 /// 32 bytes written as 64 hex digits or as base64 (standard or URL-safe, padded or not).

@@ -100,7 +100,7 @@ fn compose_config() -> Result<()> {
     let env = dir.join("test.env");
     std::fs::write(
         &env,
-        "JWT_SECRET=compose-check\nKYC_ENCRYPTION_KEY=compose-check\nSTRIPE_SECRET_KEY=sk_test_x\nSTRIPE_WEBHOOK_SECRET=whsec_x\n",
+        "JWT_SECRET=compose-check\nKYC_ENCRYPTION_KEY=compose-check\nQR_CODE_KEY=compose-check\nSTRIPE_SECRET_KEY=sk_test_x\nSTRIPE_WEBHOOK_SECRET=whsec_x\n",
     )?;
     let compose = root().join("docker-compose.yml");
     let result = util::run(

@@ -128,6 +128,8 @@ pub enum ConflictCode {
     AlreadyAMember,
     /// `already-redeemed`.
     AlreadyRedeemed,
+    /// `batch-generating`.
+    BatchGenerating,
     /// `campaign-archived`.
     CampaignArchived,
     /// `campaign-deployed`.
@@ -136,6 +138,10 @@ pub enum ConflictCode {
     CannotFund,
     /// `card-payment-refused`.
     CardPaymentRefused,
+    /// `code-expired`.
+    CodeExpired,
+    /// `code-revoked`.
+    CodeRevoked,
     /// `constraint-violated`.
     ConstraintViolated,
     /// `delivery-pending`.

@@ -1,0 +1,278 @@
+//! Redeeming at a store's counter. The customer's phone shows a short-lived QR code that proves
+//! they hold a token (`GET /customers/me/counter-codes`, signed by the platform, valid
+//! `COUNTER_CODE_TTL_SECS` plus a grace of `COUNTER_CODE_GRACE_SECS`; the page fetches a new one
+//! before it runs out). Store staff scan it: a verifier may do so only at the stores they are
+//! assigned to (the route's `{store_id}` is checked by the access wall), sending the code's
+//! text or a photo of it, which is decoded here. A scan takes one use of the reward like any
+//! claim: a perk is marked used at that store, a token reward is paid to the customer's wallet.
+
+use alloy::primitives::U256;
+use axum::{
+    body::Body,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode, header},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::{
+    AppState,
+    auth::{Caller, Permission, require},
+    http::{
+        ApiError, ApiResult, ConflictCode, FieldError, Problem,
+        extract::{Json, Path, Query},
+    },
+    money::Wei,
+    qr::{self, CodeError, CounterClaim},
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    claims::{self, Claim, RedemptionView, conflict},
+    config::RedemptionConfig,
+};
+
+/// The largest photo of a code accepted.
+const MAX_PHOTO_BYTES: usize = 8 * 1024 * 1024;
+/// Photos are scaled down to this many pixels on their longer side before decoding: enough for
+/// a code filling a tenth of the frame, and it bounds the work a photo can cause.
+const DECODE_SIDE: u32 = 1600;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    let photos = OpenApiRouter::new()
+        .routes(require(Permission::RedemptionsScan, routes!(scan_photo)))
+        .layer(DefaultBodyLimit::max(MAX_PHOTO_BYTES + 1));
+    OpenApiRouter::new()
+        .routes(require(Permission::Customer, routes!(counter_code)))
+        .routes(require(Permission::RedemptionsScan, routes!(scan)))
+        .merge(photos)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CounterQuery {
+    /// The reward to redeem at the counter.
+    reward_id: i64,
+    /// The token held, a decimal string.
+    token_id: String,
+}
+
+/// A counter code to show.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CounterCode {
+    /// The text the QR carries (what a scanner reads).
+    code: String,
+    /// The QR as an SVG document.
+    svg: String,
+    /// Scans after this are refused (a grace for a slow scan is added on the scanner's side).
+    expires_at: DateTime<Utc>,
+    /// Fetch a new code after this many seconds.
+    refresh_after_secs: u64,
+}
+
+/// A scanned code's text.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Scan {
+    code: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StorePath {
+    store_id: i64,
+}
+
+/// What a scan did, for the person at the counter.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ScanResult {
+    /// One sentence to show big: what to hand over, or what was paid.
+    message: String,
+    reward_name: String,
+    redemption: RedemptionView,
+}
+
+/// A counter code proving the signed-in wallet holds `token_id`, for redeeming `reward_id` at a
+/// store. Valid for `COUNTER_CODE_TTL_SECS`; fetch a new one after `refresh_after_secs`.
+#[utoipa::path(get, path = "/customers/me/counter-codes", tag = "redemptions", params(CounterQuery),
+    responses(
+        (status = 200, body = CounterCode),
+        (status = 404, body = Problem),
+        (status = 409, description = "Not the holder, or the reward cannot be redeemed", body = Problem),
+        (status = 422, body = Problem),
+        (status = 503, description = "The chain cannot be reached to check the holder", body = Problem),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn counter_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<CounterQuery>,
+) -> ApiResult<Json<CounterCode>> {
+    let (customer, wallet) = caller.customer()?;
+    let settings = state.part::<RedemptionConfig>()?;
+    let token_id = token_id(&query.token_id)?;
+    let reward = claims::reward(&state, query.reward_id).await?;
+    claims::holds(&state, reward.chain_id, reward.collection, token_id, wallet).await?;
+    let now = Utc::now();
+    let claim = CounterClaim {
+        customer_id: customer,
+        wallet,
+        reward_id: query.reward_id,
+        token_id,
+        issued_at: now.timestamp(),
+    };
+    let code = state.config().qr_code_key.counter_code(&claim);
+    let svg = qr::svg(&code).map_err(|e| ApiError::Internal(e.into()))?;
+    let ttl = settings.counter_code_ttl;
+    Ok(Json(CounterCode {
+        code,
+        svg,
+        expires_at: now + chrono::Duration::from_std(ttl).unwrap_or_default(),
+        // Two thirds of the way: the next code is on screen well before this one runs out.
+        refresh_after_secs: (ttl.as_secs() * 2 / 3).max(1),
+    }))
+}
+
+fn token_id(text: &str) -> ApiResult<U256> {
+    match text.trim().parse::<Wei>() {
+        Ok(id) if text.trim().len() <= 78 => Ok(id.get()),
+        _ => Err(ApiError::Validation(vec![FieldError::new("token_id", "must be a token id in decimal digits")])),
+    }
+}
+
+/// Redeems the customer's counter code at the store: a perk is marked used, a token reward paid
+/// to the customer's wallet. Verifiers may scan only at their own stores.
+#[utoipa::path(post, path = "/brands/{brand_id}/stores/{store_id}/scans", tag = "redemptions",
+    params(("brand_id" = i64, Path), ("store_id" = i64, Path)),
+    request_body = Scan,
+    responses(
+        (status = 201, body = ScanResult),
+        (status = 403, description = "A verifier of another store", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "Expired code, already redeemed, no longer the holder", body = Problem),
+        (status = 422, description = "Not a counter code of this platform, or of another brand", body = Problem),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn scan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(StorePath { store_id }): Path<StorePath>,
+    Json(body): Json<Scan>,
+) -> ApiResult<(StatusCode, Json<ScanResult>)> {
+    redeem_scanned(&state, &caller, store_id, &body.code).await
+}
+
+/// Same as the scan of a code's text, from a photo of the customer's screen (`image/jpeg`,
+/// `image/png` or `image/webp`, at most 8 MiB), decoded on the server.
+#[utoipa::path(post, path = "/brands/{brand_id}/stores/{store_id}/scans/photo", tag = "redemptions",
+    params(("brand_id" = i64, Path), ("store_id" = i64, Path)),
+    request_body(description = "The photo, as raw bytes",
+        content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
+    responses(
+        (status = 201, body = ScanResult),
+        (status = 403, description = "A verifier of another store", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "Expired code, already redeemed, no longer the holder", body = Problem),
+        (status = 413, body = Problem),
+        (status = 415, body = Problem),
+        (status = 422, description = "No readable QR code in the photo, or not a counter code", body = Problem),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn scan_photo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(StorePath { store_id }): Path<StorePath>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<ScanResult>)> {
+    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let format = match media.split(';').next().map(str::trim) {
+        Some("image/jpeg") => image::ImageFormat::Jpeg,
+        Some("image/png") => image::ImageFormat::Png,
+        Some("image/webp") => image::ImageFormat::WebP,
+        _ => {
+            return Err(ApiError::UnsupportedMediaType("send the photo as image/jpeg, image/png or image/webp".into()));
+        }
+    };
+    let bytes = axum::body::to_bytes(body, MAX_PHOTO_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
+    let text = tokio::task::spawn_blocking(move || decode_photo(&bytes, format))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|reason| ApiError::Validation(vec![FieldError::new("photo", reason)]))?;
+    redeem_scanned(&state, &caller, store_id, &text).await
+}
+
+/// The text of the QR code in a photo.
+pub(crate) fn decode_photo(bytes: &[u8], format: image::ImageFormat) -> Result<String, String> {
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(12_000);
+    limits.max_image_height = Some(12_000);
+    limits.max_alloc = Some(512 * 1024 * 1024);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| format!("could not be read as an image: {e}"))?;
+    let image = match image.width().max(image.height()) {
+        side if side > DECODE_SIDE => image.resize(DECODE_SIDE, DECODE_SIDE, image::imageops::FilterType::Triangle),
+        _ => image,
+    };
+    let mut prepared = rqrr::PreparedImage::prepare(image.to_luma8());
+    prepared
+        .detect_grids()
+        .into_iter()
+        .find_map(|grid| grid.decode().ok().map(|(_, text)| text))
+        .ok_or_else(|| "shows no readable QR code: hold the phone steady, closer, without glare".into())
+}
+
+/// Checks a scanned counter code and redeems it at `store`.
+async fn redeem_scanned(
+    state: &AppState,
+    caller: &Caller,
+    store: i64,
+    text: &str,
+) -> ApiResult<(StatusCode, Json<ScanResult>)> {
+    let brand = caller.brand()?.id.get();
+    let settings = state.part::<RedemptionConfig>()?;
+    let code = state
+        .config()
+        .qr_code_key
+        .read_counter_code(text, Utc::now(), settings.counter_code_ttl, settings.counter_code_grace)
+        .map_err(|e| match e {
+            CodeError::NotOurs => ApiError::Validation(vec![FieldError::new("code", e.to_string())]),
+            CodeError::Expired => conflict(ConflictCode::CodeExpired, e.to_string()),
+        })?;
+    let reward = claims::reward(state, code.reward_id).await?;
+    if reward.brand != brand {
+        return Err(ApiError::Validation(vec![FieldError::new("code", "is for a reward of another brand")]));
+    }
+    claims::denied(state, &settings, &[code.wallet]).await?;
+    claims::holds(state, reward.chain_id, reward.collection, code.token_id, code.wallet).await?;
+    let actor = caller.principal.actor();
+    let claim = Claim {
+        brand,
+        campaign: reward.campaign,
+        reward: code.reward_id,
+        kind: &reward.kind,
+        needs_kyc: reward.needs_kyc,
+        customer: Some(code.customer_id),
+        claimant: code.wallet,
+        recipient: code.wallet,
+        submitted_by: "platform",
+        store: Some(store),
+        actor: &actor,
+    };
+    let mut tx = state.db().begin().await?;
+    let id = claims::take_token_use(&mut tx, &claim, code.token_id, &reward.period, reward.per).await?;
+    claims::fulfil(&mut tx, state, &settings, &claim, id).await?;
+    let redemption = claims::load(&mut tx, state, None, id).await?;
+    let name: String = sqlx::query_scalar("SELECT name FROM campaign_rewards WHERE id = $1")
+        .bind(code.reward_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let message = match (reward.kind.as_str(), redemption.state()) {
+        ("perk", _) => format!("Redeemed: hand over “{name}” (token {})", code.token_id),
+        (_, "awaiting_kyc") => format!("“{name}” waits for the customer's identity check before it is paid"),
+        _ => format!("“{name}” is being paid to the customer's wallet"),
+    };
+    Ok((StatusCode::CREATED, Json(ScanResult { message, reward_name: name, redemption })))
+}

@@ -1,0 +1,251 @@
+//! QR codes, authenticated with the platform's `QR_CODE_KEY`:
+//!
+//! - **Brand codes**, printed on packaging, receipts and posters: a random 80-bit id and an
+//!   80-bit HMAC-SHA256 tag over it, written as 32 base32 characters. A forged or mistyped code
+//!   is refused from its tag alone, before any database read; the id names the code's row.
+//! - **Counter codes**, shown by a customer at a store's counter: who they are, which reward
+//!   and token, and when the code was made, with a tag. A scan accepts one only while it is
+//!   fresh (its validity plus a grace for a slow scan), so a screenshot soon stops working.
+//!
+//! The two kinds are tagged under different domains, so one can never pass for the other. Both
+//! render to PNG (for print and for screens) and SVG.
+
+use std::{sync::Arc, time::Duration};
+
+use alloy::primitives::{Address, U256};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use data_encoding::BASE32_NOPAD;
+use hmac::{Hmac, KeyInit, Mac};
+use image::{ExtendedColorType, ImageEncoder, Luma, codecs::png};
+use qrcode::{EcLevel, QrCode, render::svg};
+use secrecy::{ExposeSecret, SecretBox};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// Bytes of a brand code's random id.
+pub const ID_BYTES: usize = 10;
+/// Bytes of a brand code's tag (80 bits: a forger's odds per guess are 2⁻⁸⁰).
+const TAG_BYTES: usize = 10;
+/// Characters of a brand code's text.
+pub const BRAND_CODE_LEN: usize = (ID_BYTES + TAG_BYTES) * 8 / 5;
+/// What starts a counter code's text.
+const COUNTER_PREFIX: &str = "BMC1.";
+/// The longest counter code read (a real one is about 250 characters).
+const MAX_COUNTER_LEN: usize = 600;
+/// Pixels per QR module in PNGs: 6 px prints sharp at 300 dpi on a 2 cm code and scans from a
+/// screen.
+const MODULE_PX: u32 = 6;
+
+/// A brand code's id (its row is found by it).
+pub type CodeId = [u8; ID_BYTES];
+
+/// Why a code was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    /// Not a code this platform made: malformed, mistyped, or forged.
+    #[error("this is not a code issued by this platform (mistyped, damaged or forged)")]
+    NotOurs,
+    /// A counter code older than its validity and grace (or from the future).
+    #[error("this code has expired: refresh it on your phone and show it again")]
+    Expired,
+}
+
+/// The key every QR code is tagged with (redacted in `Debug`).
+#[derive(Clone)]
+pub struct CodeKey(Arc<SecretBox<[u8; 32]>>);
+
+impl std::fmt::Debug for CodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeKey(..)")
+    }
+}
+
+/// What a counter code says: the customer, the wallet that proved it holds `token_id`, the
+/// reward to redeem, and when the code was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterClaim {
+    #[serde(rename = "c")]
+    pub customer_id: i64,
+    #[serde(rename = "w")]
+    pub wallet: Address,
+    #[serde(rename = "r")]
+    pub reward_id: i64,
+    #[serde(rename = "t")]
+    pub token_id: U256,
+    /// Unix seconds.
+    #[serde(rename = "i")]
+    pub issued_at: i64,
+}
+
+impl CodeKey {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self(Arc::new(SecretBox::new(Box::new(key))))
+    }
+
+    fn tag(&self, domain: &[u8], data: &[u8]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose_secret()).expect("HMAC accepts any key length");
+        mac.update(domain);
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A fresh random brand code: its id and its text.
+    pub fn new_brand_code(&self) -> (CodeId, String) {
+        let id: CodeId = rand::random();
+        (id, self.brand_code(&id))
+    }
+
+    /// The text of brand code `id` (32 characters of A–Z and 2–7).
+    pub fn brand_code(&self, id: &CodeId) -> String {
+        let mut bytes = [0u8; ID_BYTES + TAG_BYTES];
+        bytes[..ID_BYTES].copy_from_slice(id);
+        bytes[ID_BYTES..].copy_from_slice(&self.tag(b"brand-code/v1", id)[..TAG_BYTES]);
+        BASE32_NOPAD.encode(&bytes)
+    }
+
+    /// The id of a brand code's text (case is ignored), if its tag is right.
+    pub fn read_brand_code(&self, text: &str) -> Result<CodeId, CodeError> {
+        if text.len() != BRAND_CODE_LEN || !text.is_ascii() {
+            return Err(CodeError::NotOurs);
+        }
+        let bytes = BASE32_NOPAD.decode(text.to_ascii_uppercase().as_bytes()).map_err(|_| CodeError::NotOurs)?;
+        let (id, tag) = bytes.split_at(ID_BYTES);
+        let expected = self.tag(b"brand-code/v1", id);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(tag, &expected[..TAG_BYTES])) {
+            return Err(CodeError::NotOurs);
+        }
+        id.try_into().map_err(|_| CodeError::NotOurs)
+    }
+
+    /// The text of a counter code.
+    pub fn counter_code(&self, claim: &CounterClaim) -> String {
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claim).unwrap_or_default());
+        let tag = URL_SAFE_NO_PAD.encode(&self.tag(b"counter-code/v1", body.as_bytes())[..16]);
+        format!("{COUNTER_PREFIX}{body}.{tag}")
+    }
+
+    /// What a counter code says, if its tag is right and it was made within `valid + grace`
+    /// before `now` (and not more than the grace after it: clocks drift).
+    pub fn read_counter_code(
+        &self,
+        text: &str,
+        now: DateTime<Utc>,
+        valid: Duration,
+        grace: Duration,
+    ) -> Result<CounterClaim, CodeError> {
+        let rest = text.trim().strip_prefix(COUNTER_PREFIX).filter(|_| text.len() <= MAX_COUNTER_LEN);
+        let (body, tag) = rest.and_then(|rest| rest.split_once('.')).ok_or(CodeError::NotOurs)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| CodeError::NotOurs)?;
+        let expected = self.tag(b"counter-code/v1", body.as_bytes());
+        if tag.len() != 16 || !bool::from(subtle::ConstantTimeEq::ct_eq(tag.as_slice(), &expected[..16])) {
+            return Err(CodeError::NotOurs);
+        }
+        let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| CodeError::NotOurs)?;
+        let claim: CounterClaim = serde_json::from_slice(&json).map_err(|_| CodeError::NotOurs)?;
+        let age = now.timestamp().saturating_sub(claim.issued_at);
+        let limit = i64::try_from((valid + grace).as_secs()).unwrap_or(i64::MAX);
+        let ahead = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        if age > limit || -age > ahead {
+            return Err(CodeError::Expired);
+        }
+        Ok(claim)
+    }
+}
+
+/// Why a QR code could not be drawn (the text is too long for a QR code).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw a QR code: {0}")]
+pub struct RenderError(String);
+
+fn symbol(text: &str) -> Result<QrCode, RenderError> {
+    // Level M: readable with 15 % of the symbol damaged (a scuffed box, a glare on a screen).
+    QrCode::with_error_correction_level(text, EcLevel::M).map_err(|e| RenderError(e.to_string()))
+}
+
+/// `text` as a grayscale PNG, 6 px per module with the standard 4-module quiet zone.
+pub fn png(text: &str) -> Result<Vec<u8>, RenderError> {
+    let image = symbol(text)?.render::<Luma<u8>>().module_dimensions(MODULE_PX, MODULE_PX).build();
+    let mut out = Vec::with_capacity(2048);
+    // Two shades only: fast compression loses nothing worth the time of a slower one.
+    png::PngEncoder::new_with_quality(&mut out, png::CompressionType::Fast, png::FilterType::NoFilter)
+        .write_image(image.as_raw(), image.width(), image.height(), ExtendedColorType::L8)
+        .map_err(|e| RenderError(e.to_string()))?;
+    Ok(out)
+}
+
+/// `text` as an SVG document (scales to any print size).
+pub fn svg(text: &str) -> Result<String, RenderError> {
+    Ok(symbol(text)?.render::<svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn key() -> CodeKey {
+        CodeKey::new([7; 32])
+    }
+
+    #[test]
+    fn a_brand_code_reads_back_and_any_change_is_refused() {
+        let (id, text) = key().new_brand_code();
+        assert_eq!(text.len(), BRAND_CODE_LEN);
+        assert_eq!(key().read_brand_code(&text), Ok(id));
+        assert_eq!(key().read_brand_code(&text.to_ascii_lowercase()), Ok(id), "case does not matter");
+        for at in 0..text.len() {
+            let mut tampered = text.clone().into_bytes();
+            tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(tampered).unwrap();
+            assert_eq!(key().read_brand_code(&tampered), Err(CodeError::NotOurs), "{tampered}");
+        }
+        assert_eq!(CodeKey::new([8; 32]).read_brand_code(&text), Err(CodeError::NotOurs), "another key");
+        for junk in ["", "x", "é".repeat(16).as_str(), &"A".repeat(32), &"A".repeat(10_000), "\0\n"] {
+            assert_eq!(key().read_brand_code(junk), Err(CodeError::NotOurs));
+        }
+    }
+
+    #[test]
+    fn a_counter_code_is_accepted_while_fresh_and_never_as_another_kind() {
+        let now = Utc::now();
+        let claim = CounterClaim {
+            customer_id: 42,
+            wallet: Address::repeat_byte(0xab),
+            reward_id: 7,
+            token_id: U256::MAX,
+            issued_at: now.timestamp(),
+        };
+        let text = key().counter_code(&claim);
+        let (valid, grace) = (Duration::from_secs(30), Duration::from_secs(10));
+        let read = |at: DateTime<Utc>| key().read_counter_code(&text, at, valid, grace);
+        assert_eq!(read(now), Ok(claim.clone()));
+        assert_eq!(read(now + chrono::Duration::seconds(40)), Ok(claim));
+        assert_eq!(read(now + chrono::Duration::seconds(41)), Err(CodeError::Expired));
+        assert_eq!(read(now - chrono::Duration::seconds(11)), Err(CodeError::Expired), "from the future");
+        let (body, _) = text.rsplit_once('.').unwrap();
+        let forged = format!("{body}.{}", URL_SAFE_NO_PAD.encode([0u8; 16]));
+        assert_eq!(key().read_counter_code(&forged, now, valid, grace), Err(CodeError::NotOurs));
+        let (_, brand) = key().new_brand_code();
+        assert_eq!(key().read_counter_code(&brand, now, valid, grace), Err(CodeError::NotOurs));
+        assert_eq!(key().read_brand_code(&text), Err(CodeError::NotOurs));
+        for junk in ["BMC1.", "BMC1..", "BMC1.a.b", &format!("BMC1.{}", "a".repeat(10_000))] {
+            assert_eq!(key().read_counter_code(junk, now, valid, grace), Err(CodeError::NotOurs));
+        }
+    }
+
+    #[test]
+    fn a_png_decodes_back_to_its_text_and_an_svg_is_drawn() {
+        let url = format!("https://brand.example/r/{}", key().new_brand_code().1);
+        let drawn = png(&url).unwrap();
+        let image = image::load_from_memory(&drawn).unwrap().to_luma8();
+        let mut prepared = rqrr::PreparedImage::prepare(image);
+        let grids = prepared.detect_grids();
+        assert_eq!(grids.len(), 1);
+        assert_eq!(grids[0].decode().unwrap().1, url);
+        assert!(svg(&url).unwrap().starts_with("<?xml"));
+        assert!(png(&"x".repeat(5_000)).is_err(), "too long for any QR code");
+    }
+}
