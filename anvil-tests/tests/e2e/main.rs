@@ -13,6 +13,7 @@ mod indexing;
 mod kyc;
 mod operator;
 mod platform;
+mod qr_codes;
 mod redeeming;
 mod royalty_shares;
 mod sales;

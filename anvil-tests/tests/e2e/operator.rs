@@ -13,7 +13,10 @@ use shared::{
     contracts::{Platform, PlatformRoles},
     service::background,
 };
-use testkit::{self as testing, TEST_PASSWORD, TestApp, TestDb};
+use testkit::{
+    self as testing, TEST_PASSWORD, TestApp, TestDb,
+    proxy::{Hold, RpcProxy},
+};
 use tokio_util::sync::CancellationToken;
 
 /// A 1×1 PNG.
@@ -38,6 +41,11 @@ impl Operator {
         let response = request.send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs a file (an export, a ZIP, an image).
+    pub(crate) async fn download(&self, path: &str) -> reqwest::Response {
+        self.app.client.get(self.app.url(path)).bearer_auth(&self.token).send().await.unwrap()
     }
 
     pub(crate) async fn upload(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
@@ -81,15 +89,38 @@ pub(crate) struct Platformed {
     /// The payment service on the same database and chain.
     pub(crate) payment: TestApp,
     pub(crate) brand: i64,
+    /// Between the services and anvil when asked for ([`platformed_behind_proxy`]).
+    pub(crate) rpc: Option<RpcProxy>,
     shutdown: CancellationToken,
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
+
+/// The services a platformed test's background runs.
+const SERVICES: [shared::ServiceSpec; 4] =
+    [backoffice::SERVICE, payment::SERVICE, indexer::SERVICE, redemption::SERVICE];
 
 /// Sets everything up; `deployer` holds the factory's deployer role (the relayer, normally);
 /// `extra` adds configuration.
 pub(crate) async fn platformed(
     deployer: impl FnOnce(&alloy::node_bindings::AnvilInstance) -> Address,
     extra: &[(&str, &str)],
+) -> Platformed {
+    set_up(deployer, extra, false).await
+}
+
+/// Same as [`platformed`], with the services reaching anvil through an [`RpcProxy`] the test
+/// can make hold broadcasts back.
+pub(crate) async fn platformed_behind_proxy(
+    deployer: impl FnOnce(&alloy::node_bindings::AnvilInstance) -> Address,
+    extra: &[(&str, &str)],
+) -> Platformed {
+    set_up(deployer, extra, true).await
+}
+
+async fn set_up(
+    deployer: impl FnOnce(&alloy::node_bindings::AnvilInstance) -> Address,
+    extra: &[(&str, &str)],
+    proxied: bool,
 ) -> Platformed {
     let anvil = testing::anvil();
     let relayer = testing::signer(&anvil, 0);
@@ -104,13 +135,18 @@ pub(crate) async fn platformed(
     let checksum = |a: &Address| a.to_checksum(None);
     let key = format!("0x{}", alloy::hex::encode(relayer.to_bytes()));
     let db = TestDb::create().await;
+    let rpc = match proxied {
+        true => Some(RpcProxy::start(anvil.endpoint(), Hold::Nothing).await.unwrap()),
+        false => None,
+    };
+    let endpoint = rpc.as_ref().map_or_else(|| anvil.endpoint(), |rpc| rpc.url().to_owned());
     let quote_signer = format!("0x{}", alloy::hex::encode(testing::signer(&anvil, 1).to_bytes()));
     let mut vars = vec![("QUOTE_SIGNER_PRIVATE_KEY", quote_signer.as_str())];
     vars.extend_from_slice(extra);
     let config = |more: &[(&str, &str)]| {
         let mut all = vars.clone();
         all.extend_from_slice(more);
-        testing::config(&db.url, &anvil.endpoint(), &all)
+        testing::config(&db.url, &endpoint, &all)
     };
     let config = config(&[
         ("TX_SIGNER_PRIVATE_KEYS", &key),
@@ -127,14 +163,7 @@ pub(crate) async fn platformed(
     let shutdown = CancellationToken::new();
     let running = tokio::spawn({
         let (resources, shutdown) = (app.resources.clone(), shutdown.clone());
-        async move {
-            background(
-                &resources,
-                &[backoffice::SERVICE, payment::SERVICE, indexer::SERVICE, redemption::SERVICE],
-                shutdown,
-            )
-            .await
-        }
+        async move { background(&resources, &SERVICES, shutdown).await }
     });
 
     // The brand owner signs in through the API.
@@ -150,7 +179,7 @@ pub(crate) async fn platformed(
         .unwrap();
     assert_eq!(sign_in.status(), StatusCode::OK);
     let token = sign_in.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
-    Platformed { anvil, platform, relayer, owner: Operator { app, token }, payment, brand, shutdown, running }
+    Platformed { anvil, platform, relayer, owner: Operator { app, token }, payment, brand, rpc, shutdown, running }
 }
 
 impl Platformed {
@@ -160,9 +189,7 @@ impl Platformed {
         self.running.abort();
         drop((&mut self.running).await);
         let (resources, shutdown) = (self.owner.app.resources.clone(), self.shutdown.clone());
-        self.running = tokio::spawn(async move {
-            background(&resources, &[backoffice::SERVICE, payment::SERVICE, indexer::SERVICE], shutdown).await
-        });
+        self.running = tokio::spawn(async move { background(&resources, &SERVICES, shutdown).await });
     }
 
     /// Whether the background (dispatcher, daemons, sender) still runs.

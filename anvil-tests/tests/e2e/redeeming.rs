@@ -18,17 +18,21 @@ use serde_json::{Value, json};
 use shared::{auth::PlatformRole, contracts::RewardVault};
 use testkit::{self as testing, TestApp};
 
-use crate::operator::{PNG, platformed};
+use crate::operator::{PNG, Platformed, platformed, platformed_behind_proxy};
 
-/// A client of the redemption service as one customer.
-struct Customer<'a> {
-    app: &'a TestApp,
-    token: String,
+/// A client of the redemption service as one customer (signed in with their wallet, or not).
+pub(crate) struct Customer<'a> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) token: Option<String>,
 }
 
 impl Customer<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.app.client.request(method, self.app.url(path)).bearer_auth(&self.token);
+    /// Calls the service; checks that no answer is a 500 and every refusal a problem document.
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.app.client.request(method, self.app.url(path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -41,7 +45,7 @@ impl Customer<'_> {
         (status, body)
     }
 
-    async fn claim(&self, reward: i64, token: u64, extra: Value) -> (StatusCode, Value) {
+    pub(crate) async fn claim(&self, reward: i64, token: u64, extra: Value) -> (StatusCode, Value) {
         let mut body = json!({ "reward_id": reward, "token_id": token.to_string() });
         if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
             body.extend(extra);
@@ -63,7 +67,7 @@ impl Customer<'_> {
         }
     }
 
-    async fn until(&self, redemption: i64, state: &str) -> Value {
+    pub(crate) async fn until(&self, redemption: i64, state: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (_, body) = self.call(Method::GET, &format!("/customers/me/redemptions/{redemption}"), None).await;
@@ -76,15 +80,33 @@ impl Customer<'_> {
     }
 }
 
-#[tokio::test]
-async fn wallet_redemptions_pay_exactly_once_follow_the_holder_and_wait_for_kyc() {
+/// A live campaign with a 5-dollar reward, a 50-dollar one above a 10-dollar KYC threshold
+/// (both funded with 100 dollars in the vault) and a perk with two codes; tokens 1 and 2 held
+/// by Ann (account 6), token 3 by Bob (account 7); the redemption service beside it.
+pub(crate) struct Rewarded {
+    pub(crate) setup: Platformed,
+    pub(crate) service: TestApp,
+    pub(crate) campaign: i64,
+    /// The campaign's path in the back office.
+    pub(crate) base: String,
+    pub(crate) small: i64,
+    pub(crate) large: i64,
+    pub(crate) perk: i64,
+    pub(crate) collection: Address,
+    pub(crate) ann: Address,
+    pub(crate) bob: Address,
+}
+
+/// Sets up [`Rewarded`]; `proxied` puts an [`testkit::proxy::RpcProxy`] between the services
+/// and anvil.
+pub(crate) async fn rewarded(proxied: bool) -> Rewarded {
     // The redemption service's voucher key, made a voucher signer of the vault below.
     let voucher_key = "0x5de4111afa1a4b94908f83103e29f0502e07e17ba31d7b643d5d5f24e5b6d1ca";
-    let setup = platformed(
-        |anvil| anvil.addresses()[0],
-        &[("VOUCHER_SIGNER_PRIVATE_KEY", voucher_key), ("REDEMPTION_CLAIMS_PER_HOUR", "100000")],
-    )
-    .await;
+    let extra = [("VOUCHER_SIGNER_PRIVATE_KEY", voucher_key), ("REDEMPTION_CLAIMS_PER_HOUR", "100000")];
+    let setup = match proxied {
+        true => platformed_behind_proxy(|anvil| anvil.addresses()[0], &extra).await,
+        false => platformed(|anvil| anvil.addresses()[0], &extra).await,
+    };
     let (anvil, owner, platform) = (&setup.anvil, &setup.owner, &setup.platform);
     let service = TestApp::spawn_with(redemption::SERVICE, owner.app.resources.config().clone()).await;
     let voucher_signer = voucher_key.parse::<alloy::signers::local::PrivateKeySigner>().unwrap().address();
@@ -155,14 +177,29 @@ async fn wallet_redemptions_pay_exactly_once_follow_the_holder_and_wait_for_kyc(
         })
         .await;
 
-    // Tokens 1 and 2 to Ann (account 6), token 3 to Bob (account 7).
     let (ann, bob) = (anvil.addresses()[6], anvil.addresses()[7]);
     let nft = platform.collection(collection);
     testing::mined(nft.mint(ann, U256::from(2))).await;
     testing::mined(nft.mint(bob, U256::from(1))).await;
+    Rewarded { campaign: id, base, small, large, perk, collection, ann, bob, service, setup }
+}
+
+impl Rewarded {
+    pub(crate) async fn stop(self) {
+        self.service.stop().await.unwrap();
+        self.setup.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn wallet_redemptions_pay_exactly_once_follow_the_holder_and_wait_for_kyc() {
+    let world = rewarded(false).await;
+    let Rewarded { ref setup, ref service, small, large, perk, collection, ann, bob, .. } = world;
+    let (anvil, owner, platform) = (&setup.anvil, &setup.owner, &setup.platform);
     let (_, ann_token) = service.customer(ann).await;
     let (_, bob_token) = service.customer(bob).await;
-    let (ann_c, bob_c) = (Customer { app: &service, token: ann_token }, Customer { app: &service, token: bob_token });
+    let (ann_c, bob_c) =
+        (Customer { app: service, token: Some(ann_token) }, Customer { app: service, token: Some(bob_token) });
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, rewards) = ann_c.call(Method::GET, "/customers/me/rewards", None).await;
@@ -245,7 +282,7 @@ async fn wallet_redemptions_pay_exactly_once_follow_the_holder_and_wait_for_kyc(
     let upload = service
         .client
         .put(service.url("/customers/me/kyc/documents/front"))
-        .bearer_auth(&ann_c.token)
+        .bearer_auth(ann_c.token.as_deref().unwrap())
         .header("content-type", "image/png")
         .body(alloy::hex::decode(PNG).unwrap());
     assert_eq!(upload.send().await.unwrap().status(), StatusCode::CREATED);
@@ -259,6 +296,5 @@ async fn wallet_redemptions_pay_exactly_once_follow_the_holder_and_wait_for_kyc(
     let redeemed = chain.get_logs(&filter).await.unwrap();
     assert_eq!(redeemed.len(), 3, "Ann's five, Bob's five, Ann's fifty");
 
-    service.stop().await.unwrap();
-    setup.stop().await;
+    world.stop().await;
 }

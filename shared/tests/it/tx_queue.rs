@@ -28,7 +28,11 @@ use shared::{
     workflow::machines::TxState,
 };
 use sqlx::{PgPool, postgres::PgPoolOptions};
-use testkit::{TestDb, required_env};
+use testkit::{
+    TestDb,
+    proxy::{Hold, RpcProxy},
+    required_env,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -393,68 +397,6 @@ async fn a_transaction_stuck_under_a_raised_base_fee_is_bumped_and_then_confirms
     assert!(receipt.status());
 }
 
-/// A JSON-RPC proxy in front of a node that can hold broadcasts back: `Swallow` never forwards
-/// them nor answers; `ForwardSilently` forwards them but never answers (the node has the
-/// transaction; the sender cannot know).
-struct Proxy {
-    url: String,
-    broadcasts_seen: Arc<AtomicUsize>,
-}
-
-#[derive(Clone, Copy)]
-#[repr(u8)]
-enum Hold {
-    Swallow = 1,
-    ForwardSilently = 2,
-}
-
-async fn proxy(upstream: String, hold: Hold) -> Proxy {
-    use axum::{extract::State, routing::post};
-
-    #[derive(Clone)]
-    struct Shared {
-        upstream: String,
-        client: reqwest::Client,
-        hold: Arc<AtomicU8>,
-        seen: Arc<AtomicUsize>,
-    }
-
-    async fn forward(State(shared): State<Shared>, body: axum::body::Bytes) -> axum::response::Response {
-        let is_broadcast = String::from_utf8_lossy(&body).contains("eth_sendRawTransaction");
-        let hold = shared.hold.load(Ordering::SeqCst);
-        if is_broadcast {
-            shared.seen.fetch_add(1, Ordering::SeqCst);
-        }
-        let send = || {
-            shared.client.post(&shared.upstream).header("content-type", "application/json").body(body.clone()).send()
-        };
-        if is_broadcast && hold == Hold::Swallow as u8 {
-            return std::future::pending().await;
-        }
-        let answer = send().await.unwrap().bytes().await.unwrap();
-        if is_broadcast && hold == Hold::ForwardSilently as u8 {
-            return std::future::pending().await;
-        }
-        axum::response::Response::builder()
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(answer))
-            .unwrap()
-    }
-
-    let seen = Arc::new(AtomicUsize::new(0));
-    let shared = Shared {
-        upstream,
-        client: reqwest::Client::new(),
-        hold: Arc::new(AtomicU8::new(hold as u8)),
-        seen: seen.clone(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new().route("/", post(forward)).with_state(shared);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Proxy { url, broadcasts_seen: seen }
-}
-
 /// Kills the sender while its broadcast is in flight (signed and stored, the node's answer
 /// not yet heard), restarts it, and checks exactly one transaction reaches the chain.
 async fn crash_between_signing_and_broadcast(hold: Hold) {
@@ -463,18 +405,18 @@ async fn crash_between_signing_and_broadcast(hold: Hold) {
     let chain_id = chain.get_chain_id().await.unwrap();
     let signer = funded_signer(&chain).await;
     let from = signer.address();
-    let proxy = proxy(required_env("RPC_URL"), hold).await;
+    let proxy = RpcProxy::start(required_env("RPC_URL"), hold).await.unwrap();
     let id = enqueue(&pool, &transfer("deploy:campaign:42", chain_id, from, somebody(), 3)).await;
 
-    let sender = Running::start(&pool, &provider(&proxy.url), signer.clone(), config());
+    let sender = Running::start(&pool, &provider(proxy.url()), signer.clone(), config());
     let signed = eventually("a broadcast in flight", Duration::from_secs(20), || async {
         let tx = view(&pool, id).await;
-        (tx.state == TxState::Signed && proxy.broadcasts_seen.load(Ordering::SeqCst) > 0).then_some(tx)
+        (tx.state == TxState::Signed && proxy.broadcasts_seen() > 0).then_some(tx)
     })
     .await;
     sender.kill().await;
     let expected_on_chain = match hold {
-        Hold::Swallow => 0,
+        Hold::Swallow | Hold::Nothing => 0,
         Hold::ForwardSilently => 1,
     };
     let count = eventually("the node to settle", Duration::from_secs(10), || async {
@@ -515,14 +457,14 @@ async fn a_nonce_used_outside_the_queue_is_detected_and_the_request_sent_again_w
     let chain_id = chain.get_chain_id().await.unwrap();
     let signer = funded_signer(&chain).await;
     let from = signer.address();
-    let proxy = proxy(required_env("RPC_URL"), Hold::Swallow).await;
+    let proxy = RpcProxy::start(required_env("RPC_URL"), Hold::Swallow).await.unwrap();
     let id = enqueue(&pool, &transfer("payout:redemption:11", chain_id, from, somebody(), 2)).await;
 
     // The queue signs nonce 0; its broadcast never arrives and the sender dies.
-    let sender = Running::start(&pool, &provider(&proxy.url), signer.clone(), config());
+    let sender = Running::start(&pool, &provider(proxy.url()), signer.clone(), config());
     let signed = eventually("a broadcast in flight", Duration::from_secs(20), || async {
         let tx = view(&pool, id).await;
-        (tx.state == TxState::Signed && proxy.broadcasts_seen.load(Ordering::SeqCst) > 0).then_some(tx)
+        (tx.state == TxState::Signed && proxy.broadcasts_seen() > 0).then_some(tx)
     })
     .await;
     sender.kill().await;
