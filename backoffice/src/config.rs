@@ -155,13 +155,11 @@ mod tests {
         let mut local = MINIMAL.to_vec();
         local.push(("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"));
         assert!(load(&local).unwrap().webhooks.allow_private_targets);
-        local.push(("APP_ENV", "production"));
-        local.push(("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"));
+        local.extend_from_slice(shared::config::PRODUCTION_ENV);
         let err = load(&local).unwrap_err().to_string();
         assert!(err.contains("WEBHOOK_ALLOW_PRIVATE_TARGETS"), "{err}");
         // Production needs no Stripe or FX setting to run the back office.
-        let kyc = ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f");
-        let production = [MINIMAL, &[("APP_ENV", "production"), kyc]].concat();
+        let production = [MINIMAL, shared::config::PRODUCTION_ENV].concat();
         assert!(load(&production).unwrap().webhooks.require_https);
     }
 

@@ -186,9 +186,11 @@ mod tests {
     use super::*;
 
     const MINIMAL: &[(&str, &str)] = shared::config::MINIMAL_ENV;
+    /// Production's core keys and Stripe's.
     const PRODUCTION: &[(&str, &str)] = &[
         ("APP_ENV", "production"),
         ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"),
+        ("QR_CODE_KEY", "9d1e4b7a0c3f6e2d5a8b1c4f7e0d3a6b9c2f5e8d1a4b7c0f3e6d9a2b5c8f1e4d"),
         ("STRIPE_SECRET_KEY", "sk_live_hunter2"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_hunter2"),
     ];

@@ -44,6 +44,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(MAX_PHOTO_BYTES + 1));
     OpenApiRouter::new()
         .routes(require(Permission::Customer, routes!(counter_code)))
+        .routes(require(Permission::RedemptionsScan, routes!(scanner)))
         .routes(require(Permission::RedemptionsScan, routes!(scan)))
         .merge(photos)
 }
@@ -81,6 +82,15 @@ pub(crate) struct Scan {
 #[derive(Debug, Deserialize)]
 pub(crate) struct StorePath {
     store_id: i64,
+}
+
+/// Where a verifier is scanning.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Scanner {
+    brand_id: i64,
+    brand_name: String,
+    store_id: i64,
+    store_name: String,
 }
 
 /// What a scan did, for the person at the counter.
@@ -138,6 +148,31 @@ fn token_id(text: &str) -> ApiResult<U256> {
         Ok(id) if text.trim().len() <= 78 => Ok(id.get()),
         _ => Err(ApiError::Validation(vec![FieldError::new("token_id", "must be a token id in decimal digits")])),
     }
+}
+
+/// The store a verifier's scanner is set up for (verifiers: only their assigned stores).
+#[utoipa::path(get, path = "/brands/{brand_id}/stores/{store_id}/scanner", tag = "redemptions",
+    params(("brand_id" = i64, Path), ("store_id" = i64, Path)),
+    responses((status = 200, body = Scanner), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all)]
+async fn scanner(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(StorePath { store_id }): Path<StorePath>,
+) -> ApiResult<Json<Scanner>> {
+    let brand = caller.brand()?.id;
+    let scanner = sqlx::query_as!(
+        Scanner,
+        "SELECT b.id AS brand_id, b.name AS brand_name, s.id AS store_id, s.name AS store_name
+         FROM stores s JOIN brands b ON b.id = s.brand_id
+         WHERE s.brand_id = $1 AND s.id = $2",
+        brand.get(),
+        store_id
+    )
+    .fetch_optional(state.db())
+    .await?
+    .ok_or_else(|| ApiError::NotFound("no such store".into()))?;
+    Ok(Json(scanner))
 }
 
 /// Redeems the customer's counter code at the store: a perk is marked used, a token reward paid

@@ -1,5 +1,5 @@
-//! Customers sign in with their wallet (EIP-4361 Sign-In with Ethereum) to redeem rewards;
-//! verifiers open a store's scanner. The rules live in `shared::auth`.
+//! Customers sign in with their wallet (EIP-4361 Sign-In with Ethereum) to redeem rewards. The
+//! rules live in `shared::auth`.
 
 use alloy::primitives::Bytes;
 use axum::extract::State;
@@ -17,7 +17,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(public(routes!(siwe_nonce)))
         .routes(public(routes!(siwe_sign_in)))
         .routes(require(Permission::Customer, routes!(me)))
-        .routes(require(Permission::RedemptionsScan, routes!(scanner)))
 }
 
 /// A nonce to put in the EIP-4361 message.
@@ -60,15 +59,6 @@ pub(crate) struct CustomerToken {
 pub(crate) struct CustomerMe {
     customer_id: i64,
     address: String,
-}
-
-/// Where a verifier is scanning.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Scanner {
-    brand_id: i64,
-    brand_name: String,
-    store_id: i64,
-    store_name: String,
 }
 
 /// Issues a single-use nonce for a Sign-In with Ethereum message.
@@ -121,34 +111,4 @@ async fn siwe_sign_in(
 async fn me(caller: Caller) -> ApiResult<Json<CustomerMe>> {
     let (customer_id, wallet) = caller.customer()?;
     Ok(Json(CustomerMe { customer_id, address: wallet.to_checksum(None) }))
-}
-
-/// The store a verifier's scanner is set up for (verifiers: only their assigned stores).
-#[utoipa::path(get, path = "/brands/{brand_id}/stores/{store_id}/scanner", tag = "redemptions",
-    params(("brand_id" = i64, Path), ("store_id" = i64, Path)),
-    responses((status = 200, body = Scanner), (status = 404, body = Problem)))]
-#[tracing::instrument(skip_all)]
-async fn scanner(
-    State(state): State<AppState>,
-    caller: Caller,
-    shared::http::extract::Path(path): shared::http::extract::Path<StorePath>,
-) -> ApiResult<Json<Scanner>> {
-    let brand = caller.brand()?.id;
-    let scanner = sqlx::query_as!(
-        Scanner,
-        "SELECT b.id AS brand_id, b.name AS brand_name, s.id AS store_id, s.name AS store_name
-         FROM stores s JOIN brands b ON b.id = s.brand_id
-         WHERE s.brand_id = $1 AND s.id = $2",
-        brand.get(),
-        path.store_id
-    )
-    .fetch_optional(state.db())
-    .await?
-    .ok_or_else(|| ApiError::NotFound("no such store".into()))?;
-    Ok(Json(scanner))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct StorePath {
-    store_id: i64,
 }

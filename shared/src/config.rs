@@ -709,6 +709,14 @@ pub const MINIMAL_ENV: &[(&str, &str)] = &[
     ("JWT_SECRET", "correct-horse-battery-staple-0123456789"),
 ];
 
+/// What production needs on top of [`MINIMAL_ENV`]: its own keys for KYC documents and QR
+/// codes (no service's own section: the core starts without, say, Stripe's keys).
+pub const PRODUCTION_ENV: &[(&str, &str)] = &[
+    ("APP_ENV", "production"),
+    ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"),
+    ("QR_CODE_KEY", "9d1e4b7a0c3f6e2d5a8b1c4f7e0d3a6b9c2f5e8d1a4b7c0f3e6d9a2b5c8f1e4d"),
+];
+
 #[cfg(test)]
 mod tests {
 
@@ -720,12 +728,7 @@ mod tests {
 
     const MINIMAL: &[(&str, &str)] = MINIMAL_ENV;
 
-    /// What production needs on top of [`MINIMAL`]: its own KYC key (no service's own section:
-    /// the core starts without, say, Stripe's keys).
-    const PRODUCTION: &[(&str, &str)] = &[
-        ("APP_ENV", "production"),
-        ("KYC_ENCRYPTION_KEY", "5f0c0c7d8e2a41b39a6f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566f"),
-    ];
+    const PRODUCTION: &[(&str, &str)] = PRODUCTION_ENV;
 
     #[test]
     fn a_missing_required_variable_is_named_in_the_error() {
@@ -857,5 +860,18 @@ mod tests {
         let documented = documented(include_str!("../../.env.example"), "core");
         let declared: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
         assert_eq!(documented, declared, ".env.example's core section is out of step with config::VARIABLES");
+    }
+
+    #[test]
+    fn the_qr_code_key_is_required_in_production_and_the_same_in_every_local_process() {
+        let (_, code) = load(MINIMAL).unwrap().qr_code_key.new_brand_code();
+        assert!(load(MINIMAL).unwrap().qr_code_key.read_brand_code(&code).is_ok(), "local processes agree");
+        let production = [MINIMAL, PRODUCTION].concat();
+        let missing: Vec<_> = production.iter().copied().filter(|(k, _)| *k != "QR_CODE_KEY").collect();
+        assert!(matches!(load(&missing).unwrap_err(), ConfigError::Missing { name: "QR_CODE_KEY", .. }));
+        let own = load(&production).unwrap().qr_code_key;
+        assert!(own.read_brand_code(&code).is_err(), "a code printed locally means nothing in production");
+        let err = load(&[MINIMAL, &[("QR_CODE_KEY", "c2hvcnQ=")]].concat()).unwrap_err().to_string();
+        assert!(err.contains("QR_CODE_KEY") && !err.contains("c2hvcnQ"), "{err}");
     }
 }

@@ -340,6 +340,11 @@ struct Fixtures {
     member: i64,
     kyc: i64,
     document: i64,
+    /// A QR code batch of the campaign, and one of its codes.
+    batch: i64,
+    code: String,
+    /// A fresh counter code for the reward and token 1.
+    counter: String,
 }
 
 impl Fixtures {
@@ -353,6 +358,7 @@ impl Fixtures {
             "NewOrder" => json!({ "item_id": self.item }),
             "NewItem" => json!({ "supply": 10 }),
             "DecisionBody" => json!({ "reason": "The scan is cut off." }),
+            "Scan" => json!({ "code": self.counter }),
             _ => json!({}),
         }
     }
@@ -371,6 +377,10 @@ impl Fixtures {
             "account_id" => self.member,
             "kyc_id" => self.kyc,
             "document_id" => self.document,
+            "batch_id" => self.batch,
+            "seq" => 1,
+            "format" => return "png".into(),
+            "code" => return self.code.clone(),
             "token_id" => 1,
             "delivery_id" | "redemption_id" => 999_999,
             "chain_id" => 31_337,
@@ -444,7 +454,40 @@ async fn fixtures(backoffice: &TestApp, redemption: &TestApp, world: &access::Wo
     if kyc == 999_999 || document == 999_999 {
         eprintln!("setup: no KYC submission ({submitted}); using 999999");
     }
-    Fixtures { brand, store, campaign, item, reward, voucher, endpoint, key, invite, member, kyc, document }
+    let batch_body = json!({ "reward_id": reward, "label": "Fuzz", "size": 2, "typed_addresses": true });
+    let (batch, _) = create(backoffice, admin, &format!("{base}/campaigns/{campaign}/qr-batches"), batch_body).await;
+    let nonce: Vec<u8> = sqlx::query_scalar("SELECT nonce FROM qr_codes WHERE batch_id = $1 AND seq = 1")
+        .bind(batch)
+        .fetch_optional(backoffice.resources.db())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| vec![0; 10]);
+    let code = backoffice.resources.config().qr_code_key.brand_code(nonce.as_slice().try_into().unwrap());
+    let counter = shared::qr::CounterClaim {
+        customer_id: 1,
+        wallet: Address::repeat_byte(0x42),
+        reward_id: reward,
+        token_id: alloy::primitives::U256::from(1),
+        issued_at: chrono::Utc::now().timestamp(),
+    };
+    let counter = backoffice.resources.config().qr_code_key.counter_code(&counter);
+    Fixtures {
+        brand,
+        store,
+        campaign,
+        item,
+        reward,
+        voucher,
+        endpoint,
+        key,
+        invite,
+        member,
+        kyc,
+        document,
+        batch,
+        code,
+        counter,
+    }
 }
 
 /// Where the bad value went.
@@ -687,13 +730,22 @@ fn probes(
             push(Target::RawBody, label, path_with(None), vec![], None, Some((raw.clone(), bytes)));
         }
     }
+    // The required query parameters, valid, beside the one being mutated.
+    let required: Vec<(String, String)> = parameters
+        .iter()
+        .filter(|p| p["in"] == "query" && p["required"] == true)
+        .filter_map(|p| p["name"].as_str())
+        .map(|name| (name.to_owned(), fixtures.path_value(template, name)))
+        .collect();
     for parameter in &parameters {
         let name = parameter["name"].as_str().unwrap_or_default();
         match parameter["in"].as_str() {
             Some("query") => {
                 let timestamp = parameter["schema"]["format"] == "date-time";
                 for (label, value) in query_mutations(timestamp) {
-                    let query = vec![(name.to_owned(), value)];
+                    let mut query: Vec<(String, String)> =
+                        required.iter().filter(|(n, _)| n != name).cloned().collect();
+                    query.push((name.to_owned(), value));
                     push(Target::Query(name.into()), label, path_with(None), query, None, baseline_body.clone());
                 }
             }
