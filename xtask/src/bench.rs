@@ -19,6 +19,7 @@ const BENCHMARKS: &[(&str, &str)] = &[
     ("checkout", "card orders/s and p50/p99 against one hot item over loopback, next to pgbench's TPS"),
     ("indexer", "events/s indexed from genesis into PostgreSQL next to raw eth_getLogs, tail latency, peak RSS"),
     ("royalties", "the royalty report for a campaign and platform-wide over 10M sales; sales recorded/s"),
+    ("qr", "PNG codes/s per core, a 10,000-code printable batch generated and downloaded, code claims/s"),
 ];
 
 pub fn run(name: Option<&str>) -> Result<()> {
