@@ -1,7 +1,8 @@
 //! `brandmint seed-demo`: demo data for `cargo xtask dev`, made the way an operator would make
 //! it — through the back office's API as the platform admin: a brand with a treasury and a
 //! store, a campaign with two items, a token reward and a perk with codes, its artwork, and the
-//! deployment (through the transaction queue) until it is live, then the reward funded.
+//! deployment (through the transaction queue) until it is live, then the reward funded and a
+//! batch of printed QR codes for it.
 //! Idempotent: a brand named [`DEMO_BRAND`] already there is left as it is.
 
 use std::time::{Duration, Instant};
@@ -115,9 +116,15 @@ pub async fn seed(base: &str, email: &str, password: &str) -> anyhow::Result<Str
     // 10,000 tUSD for the token reward.
     let fund = json!({ "amount": "10000000000" });
     api.json(Method::POST, &format!("{base_path}/rewards/{}/fund", cash["id"]), fund).await?;
+    // 20 printed codes for the token reward, payable to a typed address.
+    let batch = json!({ "reward_id": cash["id"], "label": "Demo packaging", "size": 20, "typed_addresses": true });
+    let batch = api.json(Method::POST, &format!("{base_path}/qr-batches"), batch).await?;
     Ok(format!(
         "  demo brand   {DEMO_BRAND} (id {brand}), owner invited as owner@demo.brandmint.local (see the mailbox)\n  \
-         demo drop    campaign {id} live at {} (metadata {base}/metadata/{id}/<token>), vault funding queued",
+         demo drop    campaign {id} live at {} (metadata {base}/metadata/{id}/<token>), vault funding queued\n  \
+         demo codes   20 printed QR codes: {base}{base_path}/qr-batches/{}/printable (claim on the redemption \
+         service at /r/<code>)",
         live["collection_address"].as_str().unwrap_or("?"),
+        batch["id"],
     ))
 }
