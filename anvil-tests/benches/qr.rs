@@ -60,6 +60,8 @@ async fn main() -> Result<()> {
         ("STABLECOIN_ADDRESS", "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
         ("VOUCHER_SIGNER_PRIVATE_KEY", "0x5de4111afa1a4b94908f83103e29f0502e07e17ba31d7b643d5d5f24e5b6d1ca"),
         ("REDEMPTION_CLAIMS_PER_HOUR", "1000000"),
+        // One client sends every claim: no per-IP budget.
+        ("RATE_LIMIT_IP_PER_MINUTE", "0"),
     ];
     let config = |more: &[(&str, &str)]| testkit::config(&db.url, &required_env("RPC_URL"), &[&common, more].concat());
     // Only the redemption service (which runs no sender here) knows the relayer's key.
@@ -70,11 +72,8 @@ async fn main() -> Result<()> {
     let (owner, token) = backoffice.account("owner@bench.example", None).await;
     backoffice.member(brand, owner, BrandRole::Owner, &[]).await;
     let campaign: i64 = sqlx::query_scalar(
-        "INSERT INTO campaigns (brand_id, state, name, slug, symbol, royalty_bps, royalty_receiver, chain_id,
-                                collection_address)
-         VALUES ($1, 'live', 'Bench', 'bench', 'B', 0, decode(repeat('55', 20), 'hex'), 31337,
-                 decode(repeat('66', 20), 'hex'))
-         RETURNING id",
+        "INSERT INTO campaigns (brand_id, state, name, slug, symbol, royalty_bps, royalty_receiver)
+         VALUES ($1, 'draft', 'Bench', 'bench', 'B', 0, decode(repeat('55', 20), 'hex')) RETURNING id",
     )
     .bind(brand)
     .fetch_one(&pool)
@@ -84,6 +83,14 @@ async fn main() -> Result<()> {
     let (status, reward) = backoffice.call(Method::POST, &rewards, &token, Some(body)).await;
     ensure!(status == StatusCode::CREATED, "reward: {status} {reward}");
     let reward = reward["id"].as_i64().context("reward id")?;
+    // Deployed (as far as claims can tell: a chain and a collection).
+    sqlx::query(
+        "UPDATE campaigns SET state = 'live', chain_id = 31337, collection_address = decode(repeat('66', 20), 'hex')
+         WHERE id = $1",
+    )
+    .bind(campaign)
+    .execute(&pool)
+    .await?;
 
     // The back office's daemons generate what the request leaves.
     let shutdown = CancellationToken::new();
@@ -129,21 +136,19 @@ async fn main() -> Result<()> {
     println!("    together                        {:>7.2} s", (generated + downloaded).as_secs_f64());
 
     // Claims of distinct codes, 16 in flight.
-    let nonces: Vec<Vec<u8>> = sqlx::query_scalar("SELECT nonce FROM qr_codes WHERE batch_id = $1 ORDER BY seq LIMIT $2")
-        .bind(batch["id"].as_i64())
-        .bind(i64::try_from(CLAIMS)?)
-        .fetch_all(&pool)
-        .await?;
+    let nonces: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT nonce FROM qr_codes WHERE batch_id = $1 ORDER BY seq LIMIT $2")
+            .bind(batch["id"].as_i64())
+            .bind(i64::try_from(CLAIMS)?)
+            .fetch_all(&pool)
+            .await?;
     let key = &backoffice.resources.config().qr_code_key;
-    let codes = nonces
-        .iter()
-        .map(|n| Ok(key.brand_code(n.as_slice().try_into()?)))
-        .collect::<Result<Vec<String>>>()?;
+    let codes = nonces.iter().map(|n| Ok(key.brand_code(n.as_slice().try_into()?))).collect::<Result<Vec<String>>>()?;
     let client = &redemption;
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(CLAIMS);
     let mut claims = futures_util::stream::iter(codes.iter().enumerate().map(|(i, code)| async move {
-        let address = format!("0x{:040x}", i + 1);
+        let address = alloy::primitives::Address::left_padding_from(&(i as u64 + 1).to_be_bytes()).to_checksum(None);
         let at = Instant::now();
         let answer = client
             .client

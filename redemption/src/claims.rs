@@ -190,6 +190,51 @@ pub(crate) struct Claim<'a> {
     pub(crate) actor: &'a str,
 }
 
+/// What a use is counted against: a token in a period, or a printed code.
+enum Use<'a> {
+    Token { id: U256, period_key: &'a str },
+    Code(i64),
+}
+
+/// Inserts the lowest of `slots` uses that no live redemption holds; `None` when every one is
+/// held (or the one found was taken concurrently: the unique index refuses it).
+async fn insert_use(conn: &mut PgConnection, claim: &Claim<'_>, of: &Use<'_>, slots: i32) -> sqlx::Result<Option<i64>> {
+    let (free, token, period_key, code) = match of {
+        Use::Token { id, period_key } => (
+            "x.reward_id = $3 AND x.token_id = $4::numeric AND x.period_key = $5",
+            Some(id.to_string()),
+            *period_key,
+            None,
+        ),
+        Use::Code(code) => ("x.qr_code_id = $6", None, "", Some(*code)),
+    };
+    sqlx::query_scalar(&format!(
+        "INSERT INTO redemptions (brand_id, campaign_id, reward_id, token_id, period_key, qr_code_id, customer_id,
+                                  claimant, recipient, submitted_by, store_id, slot)
+         SELECT $1, $2, $3, $4::numeric, $5, $6, $7, $8, $9, $10, $11, s.slot
+         FROM generate_series(1, $12) AS s (slot)
+         WHERE NOT EXISTS (SELECT 1 FROM redemptions x WHERE {free} AND x.slot = s.slot AND x.state <> ALL($13))
+         ORDER BY s.slot LIMIT 1
+         ON CONFLICT DO NOTHING
+         RETURNING id"
+    ))
+    .bind(claim.brand)
+    .bind(claim.campaign)
+    .bind(claim.reward)
+    .bind(token)
+    .bind(period_key)
+    .bind(code)
+    .bind(claim.customer)
+    .bind(claim.claimant.as_slice())
+    .bind(claim.recipient.as_slice())
+    .bind(claim.submitted_by)
+    .bind(claim.store)
+    .bind(slots)
+    .bind(RedemptionState::released_names())
+    .fetch_optional(&mut *conn)
+    .await
+}
+
 /// Takes the lowest free use of `token_id` in the period (`per` uses each); a race lost for a
 /// use tries the next while the token has uses left. 409 `already-redeemed` when none is left.
 pub(crate) async fn take_token_use(
@@ -201,35 +246,9 @@ pub(crate) async fn take_token_use(
 ) -> ApiResult<i64> {
     let period_key = period_key(period, Utc::now());
     expire_stale_vouchers(conn, claim.reward, token_id, &period_key).await?;
-    let released = RedemptionState::released_names();
+    let of = Use::Token { id: token_id, period_key: &period_key };
     for _ in 0..=per {
-        let taken = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO redemptions (brand_id, campaign_id, reward_id, token_id, customer_id, claimant, recipient,
-                                      period_key, slot, submitted_by, store_id)
-             SELECT $1, $2, $3, $4::numeric, $5, $6, $7, $8, s.slot, $10, $12
-             FROM generate_series(1, $9) AS s (slot)
-             WHERE NOT EXISTS (SELECT 1 FROM redemptions x
-                               WHERE x.reward_id = $3 AND x.token_id = $4::numeric AND x.period_key = $8
-                                 AND x.slot = s.slot AND x.state <> ALL($11))
-             ORDER BY s.slot LIMIT 1
-             ON CONFLICT DO NOTHING
-             RETURNING id",
-        )
-        .bind(claim.brand)
-        .bind(claim.campaign)
-        .bind(claim.reward)
-        .bind(token_id.to_string())
-        .bind(claim.customer)
-        .bind(claim.claimant.as_slice())
-        .bind(claim.recipient.as_slice())
-        .bind(&period_key)
-        .bind(per)
-        .bind(claim.submitted_by)
-        .bind(&released)
-        .bind(claim.store)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(id) = taken {
+        if let Some(id) = insert_use(conn, claim, &of, per).await? {
             return Ok(id);
         }
         let left: bool = sqlx::query_scalar(
@@ -240,7 +259,7 @@ pub(crate) async fn take_token_use(
         .bind(token_id.to_string())
         .bind(&period_key)
         .bind(i64::from(per))
-        .bind(&released)
+        .bind(RedemptionState::released_names())
         .fetch_one(&mut *conn)
         .await?;
         if !left {
@@ -260,30 +279,7 @@ pub(crate) async fn take_token_use(
 /// Takes the lowest free use of printed code `code` (`uses` each), whose row the caller has
 /// locked. 409 `already-redeemed` when every use is taken.
 pub(crate) async fn take_code_use(conn: &mut PgConnection, claim: &Claim<'_>, code: i64, uses: i32) -> ApiResult<i64> {
-    let taken = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO redemptions (brand_id, campaign_id, reward_id, qr_code_id, customer_id, claimant, recipient,
-                                  slot, submitted_by)
-         SELECT $1, $2, $3, $4, $5, $6, $7, s.slot, $9
-         FROM generate_series(1, $8) AS s (slot)
-         WHERE NOT EXISTS (SELECT 1 FROM redemptions x WHERE x.qr_code_id = $4 AND x.slot = s.slot
-                                                        AND x.state <> ALL($10))
-         ORDER BY s.slot LIMIT 1
-         ON CONFLICT DO NOTHING
-         RETURNING id",
-    )
-    .bind(claim.brand)
-    .bind(claim.campaign)
-    .bind(claim.reward)
-    .bind(code)
-    .bind(claim.customer)
-    .bind(claim.claimant.as_slice())
-    .bind(claim.recipient.as_slice())
-    .bind(uses)
-    .bind(claim.submitted_by)
-    .bind(RedemptionState::released_names())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(id) = taken else {
+    let Some(id) = insert_use(conn, claim, &Use::Code(code), uses).await? else {
         return Err(conflict(ConflictCode::AlreadyRedeemed, "this code has already been redeemed"));
     };
     sync_code(conn, id).await?;

@@ -6,10 +6,6 @@
 
 use std::{
     future::Future,
-    sync::{
-        Arc,
-        atomic::{AtomicU8, AtomicUsize, Ordering},
-    },
     time::{Duration, Instant},
 };
 
