@@ -125,8 +125,9 @@ pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Conf
         ("INDEXER_CONFIRMATIONS".into(), "0".into()),
         ("INDEXER_POLL_MS".into(), "100".into()),
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
-        // A real key, as production requires (the dev-only fallback is covered by config's tests).
+        // Real keys, as production requires (the dev-only fallback is covered by config's tests).
         ("KYC_ENCRYPTION_KEY".into(), "6b79632d746573742d6b65792d6f6e6c792d3031323334353637383961626364".into()),
+        ("QR_CODE_KEY".into(), "71722d746573742d6b65792d6f6e6c792d303132333435363738396162636465".into()),
         // Each app its own dev mailbox, so a test reads only its own mail.
         (
             "MAIL_DIR".into(),
