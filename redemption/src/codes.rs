@@ -11,8 +11,11 @@ use alloy::primitives::Address;
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
 };
 use chrono::{DateTime, Utc};
+use maud::html;
 use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
@@ -22,6 +25,7 @@ use shared::{
         extract::{Json, Path},
         ratelimit,
     },
+    pages,
     qr::CodeError,
 };
 use sqlx::{PgConnection, Row};
@@ -34,8 +38,14 @@ use crate::{
 };
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(public(routes!(show_code))).routes(public(routes!(claim_code)))
+    OpenApiRouter::new()
+        .routes(public(routes!(show_code)))
+        .routes(public(routes!(claim_code)))
+        .route("/assets/redeem.js", get(|| async { pages::asset("text/javascript; charset=utf-8", SCRIPT) }))
 }
+
+/// The script of the page a code opens.
+const SCRIPT: &str = include_str!("../assets/redeem.js");
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct CodePath {
@@ -144,7 +154,8 @@ fn expired() -> ApiError {
     conflict(ConflictCode::CodeExpired, "this code has expired and can no longer be redeemed")
 }
 
-/// What a printed code gives and whether it can still be claimed.
+/// What a printed code gives and whether it can still be claimed. A browser (asking for
+/// `text/html`, as one that followed the QR code does) gets the page to claim it.
 #[utoipa::path(get, path = "/r/{code}", tag = "qr-codes",
     params(("code" = String, Path, description = "The code printed in the QR (32 characters)")),
     responses(
@@ -155,8 +166,19 @@ fn expired() -> ApiError {
 async fn show_code(
     State(state): State<AppState>,
     Path(CodePath { code }): Path<CodePath>,
-) -> ApiResult<Json<CodeView>> {
-    let nonce = read(&state, &code)?;
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    let html = pages::wants_html(&headers);
+    match view(&state, &code).await {
+        Ok(view) if html => Ok(page(&code, &view)),
+        Ok(view) => Ok(Json(view).into_response()),
+        Err(e) if html => Err(refused_page(&e)),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+async fn view(state: &AppState, code: &str) -> ApiResult<CodeView> {
+    let nonce = read(state, code)?;
     let mut conn = state.db().acquire().await?;
     let found = find(&mut conn, &nonce, false).await?;
     let row = sqlx::query(
@@ -190,7 +212,7 @@ async fn show_code(
         .fetch_one(&mut *conn)
         .await?;
     let expired = found.state == "issued" && found.expires_at.is_some_and(|at| at < Utc::now());
-    Ok(Json(CodeView {
+    Ok(CodeView {
         state: if expired { "expired".into() } else { found.state.clone() },
         campaign_id: row.get("campaign_id"),
         campaign: row.get("campaign"),
@@ -208,7 +230,76 @@ async fn show_code(
         typed_addresses: found.typed_addresses,
         expires_at: found.expires_at,
         claims,
-    }))
+    })
+}
+
+/// The page a code opens: the reward, and how to claim it while it can be claimed.
+fn page(code: &str, view: &CodeView) -> Response {
+    let amount = match (view.token.as_deref(), view.amount.as_deref()) {
+        (Some("eth"), Some(amount)) => Some(format!("{} ETH", pages::amount(amount, 18))),
+        (Some(_), Some(amount)) => Some(format!("{} USD in stablecoin", pages::amount(amount, 6))),
+        _ => None,
+    };
+    let claimable = view.state == "issued";
+    let following = view.claims.first().is_some_and(|c| c.state != "completed" && view.state != "issued");
+    let paid = view.claims.iter().find(|c| c.state == "completed");
+    let body = html! {
+        section.card #redeem data-code=(code) data-following=(following) {
+            p.muted { (view.campaign) }
+            h1 { (view.name) }
+            @if let Some(amount) = &amount { p.amount { (amount) } }
+            @if !view.description.is_empty() { p { (view.description) } }
+            p.status #status role="status" aria-live="polite" data-kind=(if paid.is_some() { "good" } else { "info" }) {
+                @match (view.state.as_str(), paid) {
+                    ("issued", _) => {},
+                    (_, Some(claim)) => {
+                        "This code has been redeemed and paid. Transaction "
+                        span.hash { (claim.tx_hash.as_deref().unwrap_or("recorded")) } "."
+                    },
+                    ("claimed", None) => "This code has been claimed; its reward is on its way.",
+                    ("expired", _) => "This code has expired and can no longer be redeemed.",
+                    ("revoked", _) => "This code has been withdrawn by the brand and can no longer be redeemed.",
+                    _ => "This code has already been redeemed.",
+                }
+            }
+        }
+        @if claimable {
+            section.card #claim aria-labelledby="claim-title" {
+                h2 #claim-title { "Claim it" }
+                p { "Sign in with your wallet to receive the reward there." }
+                button #connect type="button" { "Sign in with your wallet" }
+                @if view.typed_addresses {
+                    p.or { "or" }
+                    form #typed {
+                        label for="address" { "Your wallet address" }
+                        input #address type="text" name="address" required autocomplete="off" spellcheck="false"
+                            inputmode="text" placeholder="0x…" aria-describedby="address-help";
+                        p.muted #address-help { "The 0x… address of the wallet to pay, as your wallet shows it." }
+                        button.secondary type="submit" { "Send the reward to this address" }
+                    }
+                }
+            }
+        }
+    };
+    pages::page(&view.name, &["/assets/redeem.js"], body)
+}
+
+/// A code refused outright (not ours, never issued), in words.
+fn refused_page(error: &ApiError) -> Response {
+    let (status, detail) = match error {
+        ApiError::NotFound(detail) => (StatusCode::NOT_FOUND, detail.clone()),
+        other => (StatusCode::INTERNAL_SERVER_ERROR, format!("this code cannot be read right now ({other})")),
+    };
+    let body = html! {
+        section.card {
+            h1 { "This code does not work" }
+            p.status data-kind="bad" role="status" { (detail) }
+            p { "Check that the whole code was scanned, or ask the brand for help." }
+        }
+    };
+    let mut response = pages::page("Code not recognised", &[], body);
+    *response.status_mut() = status;
+    response
 }
 
 /// Claims a printed code: signed in with a wallet (bearer token from the SIWE sign-in), the

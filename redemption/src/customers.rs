@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
     auth::{self, Caller, Permission, RequestMeta, public, require},
-    http::{ApiError, ApiResult, Problem, extract::Json, ratelimit},
+    http::{
+        ApiError, ApiResult, Problem,
+        extract::{Json, Query},
+        ratelimit,
+    },
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -29,6 +33,17 @@ pub(crate) struct Nonce {
     chain_id: u64,
     /// Seconds the nonce stays usable.
     expires_in: u64,
+    /// With `?address=`: the whole EIP-4361 message to sign (the address in its EIP-55 form,
+    /// which wallets do not always give).
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NonceQuery {
+    /// The wallet that will sign, in any case: the answer then carries the message to sign.
+    address: Option<String>,
 }
 
 /// The signed message.
@@ -62,13 +77,25 @@ pub(crate) struct CustomerMe {
 }
 
 /// Issues a single-use nonce for a Sign-In with Ethereum message.
-#[utoipa::path(get, path = "/auth/siwe/nonce", tag = "auth", responses(
+#[utoipa::path(get, path = "/auth/siwe/nonce", tag = "auth", params(NonceQuery), responses(
     (status = 200, body = Nonce),
+    (status = 422, body = Problem),
     (status = 429, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
-async fn siwe_nonce(State(state): State<AppState>, meta: RequestMeta) -> ApiResult<Json<Nonce>> {
+async fn siwe_nonce(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    Query(query): Query<NonceQuery>,
+) -> ApiResult<Json<Nonce>> {
     let config = &state.config().auth;
+    let address = match query.address.as_deref() {
+        Some(text) => Some(
+            shared::address::parse_wallet_address(text)
+                .map_err(|reason| ApiError::Validation(vec![shared::http::FieldError::new("address", reason)]))?,
+        ),
+        None => None,
+    };
     ratelimit::attempt(&state, "siwe-nonce", &meta, None).await?;
     let nonce = auth::siwe::issue_nonce(state.db(), config).await?;
     let chain_id = state
@@ -76,7 +103,20 @@ async fn siwe_nonce(State(state): State<AppState>, meta: RequestMeta) -> ApiResu
         .chain_id()
         .await
         .map_err(|e| ApiError::Unavailable { detail: format!("the chain is unavailable: {e}"), checks: None })?;
-    Ok(Json(Nonce { nonce, domain: config.siwe_domain.clone(), chain_id, expires_in: config.siwe_nonce_ttl.as_secs() }))
+    let domain = config.siwe_domain.clone();
+    let expires_in = config.siwe_nonce_ttl.as_secs();
+    let message = address.map(|address| {
+        let now = chrono::Utc::now();
+        let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        format!(
+            "{domain} wants you to sign in with your Ethereum account:\n{}\n\nSign in to redeem your rewards.\n\n\
+             URI: https://{domain}\nVersion: 1\nChain ID: {chain_id}\nNonce: {nonce}\nIssued At: {}\nExpiration Time: {}",
+            address.to_checksum(None),
+            at(now),
+            at(now + chrono::Duration::seconds(i64::try_from(expires_in).unwrap_or(300))),
+        )
+    });
+    Ok(Json(Nonce { nonce, domain, chain_id, expires_in, message }))
 }
 
 /// Signs a customer in with a signed EIP-4361 message.

@@ -20,6 +20,7 @@ pub mod kyc;
 pub mod mail;
 pub mod money;
 pub mod orders;
+pub mod pages;
 pub mod qr;
 pub mod service;
 pub mod storage;

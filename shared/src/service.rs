@@ -297,8 +297,8 @@ impl App {
     }
 }
 
-/// The complete router of a service: its routes plus health, metrics, `/openapi.json` and
-/// Swagger UI at `/docs`, inside the shared middleware stack.
+/// The complete router of a service: its routes plus health, metrics, `/openapi.json`, Swagger
+/// UI at `/docs` and the pages' stylesheet, inside the shared middleware stack.
 pub fn router(spec: ServiceSpec, resources: Resources) -> Router {
     let (router, api) = split(spec);
     http::metrics::describe_service(spec.name);
@@ -309,6 +309,7 @@ pub fn router(spec: ServiceSpec, resources: Resources) -> Router {
     let router = router
         .with_state(state.clone())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .merge(crate::pages::assets())
         // The permission wall (`auth::require`) runs as a route layer and reads the state from here.
         .layer(axum::Extension(state));
     http::with_middleware(router, spec.name, timeout, ip_budget)

@@ -26,6 +26,7 @@ pub fn run() -> Result<()> {
 
     timed("cargo fmt --check", &mut || util::run(cargo().args(["fmt", "--all", "--", "--check"])))?;
     timed("npm toolchain", &mut util::npm_install)?;
+    timed("headless Chromium and ChromeDriver (browser tests)", &mut browser)?;
     timed("contracts: forge build, artifacts check, forge test", &mut contracts)?;
     timed("cargo clippy -D warnings", &mut || {
         util::run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
@@ -83,17 +84,10 @@ pub fn run() -> Result<()> {
 /// package; no Docker engine needed), with test values for the secrets it requires. Installed
 /// with apt when running as root (CI); elsewhere skipped with a note when it is missing.
 fn compose_config() -> Result<()> {
-    if util::which("docker-compose").is_none() {
-        if util::is_root() && util::which("apt-get").is_some() {
-            util::run(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-q", "--no-install-recommends", "docker-compose"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            )?;
-        } else {
-            println!("skipped: docker-compose is not installed (`apt-get install docker-compose` validates the file)");
-            return Ok(());
-        }
+    if util::which("docker-compose").is_none()
+        && !util::apt_install(&["docker-compose"], "validating the compose file")?
+    {
+        return Ok(());
     }
     let dir = std::env::temp_dir().join(format!("brandmint-compose-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -108,6 +102,15 @@ fn compose_config() -> Result<()> {
     );
     drop(std::fs::remove_dir_all(&dir));
     result
+}
+
+/// Debian's Chromium and its WebDriver, which the browser tests drive; installed when missing.
+/// Without them (not root, no apt) the browser tests fail and say what to install.
+fn browser() -> Result<()> {
+    if util::which("chromium").is_some() && util::which("chromedriver").is_some() {
+        return Ok(());
+    }
+    util::apt_install(&["chromium", "chromium-driver"], "the browser tests").map(drop)
 }
 
 /// A cargo command reading the committed `.sqlx` data.

@@ -135,6 +135,28 @@ pub fn npm_install() -> Result<()> {
     Ok(())
 }
 
+/// Installs Debian packages with apt when running as root (CI, this kind of machine); returns
+/// false, having said what to install, where that cannot be done.
+pub fn apt_install(packages: &[&str], why: &str) -> Result<bool> {
+    if !is_root() || which("apt-get").is_none() {
+        println!("skipped: {why} needs `apt-get install {}`", packages.join(" "));
+        return Ok(false);
+    }
+    println!("installing {} from Debian's packages ({why})", packages.join(" "));
+    let install = |cmd: &mut Command| {
+        run(cmd
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    if install(&mut Command::new("apt-get")).is_err() {
+        // Stale package lists: refresh them once and try again.
+        run(Command::new("apt-get").args(["update", "-q"]))?;
+        install(&mut Command::new("apt-get"))?;
+    }
+    Ok(true)
+}
+
 /// A program installed by npm under node_modules/.bin.
 pub fn npm_bin(name: &str) -> PathBuf {
     root().join("node_modules/.bin").join(name)

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod access;
+mod browser;
 mod checkout;
 mod compose;
 mod contracts;
@@ -12,6 +13,7 @@ mod fuzz;
 mod indexing;
 mod kyc;
 mod operator;
+mod pages;
 mod platform;
 mod qr_codes;
 mod redeeming;

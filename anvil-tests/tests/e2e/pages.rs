@@ -1,0 +1,77 @@
+//! The pages, in a real headless Chromium against the real services and a private anvil: a
+//! customer who scanned a printed QR code opens its page on a phone, signs in with the wallet in
+//! the browser and is paid; another types an address on a desktop and is paid; a code that is
+//! not ours gets a page that says so. Every page is screenshotted, and checked for console
+//! errors, failed requests and accessibility violations.
+
+use alloy::primitives::U256;
+use reqwest::Method;
+use serde_json::json;
+use testkit as testing;
+
+use crate::{
+    browser::{Browser, Viewport},
+    redeeming::{Rewarded, rewarded},
+};
+
+#[tokio::test]
+async fn a_customer_opens_a_printed_code_and_is_paid_with_the_browsers_wallet_or_a_typed_address() {
+    let world = rewarded(false).await;
+    let Rewarded { ref setup, ref service, ref base, small, .. } = world;
+    let (owner, stablecoin) = (&setup.owner, &setup.platform.stablecoin);
+    let batch = json!({ "reward_id": small, "label": "Page test", "size": 2, "typed_addresses": true });
+    let (_, batch) = owner.call(Method::POST, &format!("{base}/qr-batches"), Some(batch)).await;
+    let nonces: Vec<Vec<u8>> = sqlx::query_scalar("SELECT nonce FROM qr_codes WHERE batch_id = $1 ORDER BY seq")
+        .bind(batch["id"].as_i64().unwrap())
+        .fetch_all(owner.app.resources.db())
+        .await
+        .unwrap();
+    let key = &owner.app.resources.config().qr_code_key;
+    let codes: Vec<String> = nonces.iter().map(|n| key.brand_code(n.as_slice().try_into().unwrap())).collect();
+
+    // On a phone, with the wallet in the browser.
+    let browser = Browser::start("printed-code", Viewport::Phone).await;
+    let page = service.url(&format!("/r/{}", codes[0]));
+    browser.open(&page).await;
+    assert_eq!(browser.text("h1").await, "Five");
+    assert_eq!(browser.text(".amount").await, "5.00 USD in stablecoin");
+    browser.check("the code's page").await;
+    browser.screenshot("code").await;
+    let ann = testing::signer(&setup.anvil, 6);
+    let before = stablecoin.balanceOf(ann.address()).call().await.unwrap();
+    browser.inject_wallet().await;
+    browser.click("#connect").await;
+    browser.serve_wallet(&ann, setup.anvil.chain_id()).await;
+    let paid = browser.wait_text("#status", "Paid").await;
+    assert!(paid.contains("0x"), "the transaction is shown: {paid}");
+    browser.check("the code's page, paid").await;
+    browser.screenshot("paid").await;
+    assert_eq!(stablecoin.balanceOf(ann.address()).call().await.unwrap() - before, U256::from(5_000_000u64));
+    // Opened again, it says it was redeemed and paid.
+    browser.open(&page).await;
+    browser.wait_text("#status", "redeemed and paid").await;
+    assert!(browser.text("main").await.contains("Five"));
+    browser.check("a paid code's page").await;
+    browser.screenshot("redeemed").await;
+    browser.close().await;
+
+    // On a desktop, to a typed address.
+    let browser = Browser::start("printed-code", Viewport::Desktop).await;
+    browser.open(&service.url(&format!("/r/{}", codes[1]))).await;
+    let bob = setup.anvil.addresses()[7];
+    let before = stablecoin.balanceOf(bob).call().await.unwrap();
+    browser.fill("#address", &bob.to_checksum(None)).await;
+    browser.screenshot("typed").await;
+    browser.click("#typed button").await;
+    browser.wait_text("#status", "Paid").await;
+    browser.check("the code's page, paid to a typed address").await;
+    browser.screenshot("paid-typed").await;
+    assert_eq!(stablecoin.balanceOf(bob).call().await.unwrap() - before, U256::from(5_000_000u64));
+    // A code that is not ours: a page that says so (its 404 is the point, so only a screenshot).
+    browser.open(&service.url("/r/ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")).await;
+    assert_eq!(browser.text("h1").await, "This code does not work");
+    browser.screenshot("unknown").await;
+    browser.close().await;
+
+    world.stop().await;
+}

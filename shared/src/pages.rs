@@ -1,0 +1,132 @@
+//! Server-rendered pages, for the people behind the APIs (a customer with a phone, staff at a
+//! counter): one layout, one stylesheet served by every service, and the headers every page
+//! carries — a strict Content-Security-Policy (scripts and styles from the service itself only,
+//! no inline code, no framing), `nosniff`, and no referrer leaving the site.
+//!
+//! A page is the HTML representation of a resource the API already has: the handler renders it
+//! when the client asks for `text/html` ([`wants_html`]) and answers JSON otherwise. Its script
+//! talks to the same JSON routes the page's users could call themselves.
+
+use axum::{
+    Router,
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use maud::{DOCTYPE, Markup, html};
+
+/// What a page may load: its own service's scripts, styles and images (and `data:` images, for
+/// QR codes drawn inline); nothing inline, nothing framed, forms only back to the service.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const STYLESHEET: &str = include_str!("../assets/brandmint.css");
+
+/// `/assets/brandmint.css`, served by every service.
+pub fn assets<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/assets/brandmint.css", get(|| async { asset("text/css; charset=utf-8", STYLESHEET) }))
+}
+
+/// A static asset compiled into the binary, cached for an hour.
+pub fn asset(media: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(media)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Whether the client prefers HTML (a browser following a link or a scanned QR code) to JSON.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let position = |media: &str| accept.find(media);
+    match (position("text/html"), position("application/json")) {
+        (Some(html), Some(json)) => html < json,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// A whole page: `title`, the `scripts` it loads (the service's own, deferred) and its `body`.
+pub fn page(title: &str, scripts: &[&str], body: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Brandmint" }
+                link rel="stylesheet" href="/assets/brandmint.css";
+                // No favicon to fetch (and no 404 in every page's log).
+                link rel="icon" href="data:,";
+                @for script in scripts {
+                    script src=(script) defer {}
+                }
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top { "Brandmint" }
+                main #main { (body) }
+            }
+        }
+    };
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+/// An amount in base units as a person reads it: `5000000` with 6 decimals is `5.00`; ETH
+/// (18 decimals) keeps up to 6 significant decimals (`0.0125`).
+pub fn amount(base_units: &str, decimals: usize) -> String {
+    let digits = base_units.trim_start_matches('0');
+    let padded = format!("{digits:0>width$}", width = decimals + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - decimals);
+    let shown = fraction.get(..decimals.min(6)).unwrap_or_default().trim_end_matches('0');
+    match shown.len() {
+        0 if decimals == 6 => format!("{whole}.00"),
+        0 => whole.to_owned(),
+        1 if decimals == 6 => format!("{whole}.{shown}0"),
+        _ => format!("{whole}.{shown}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_read_as_people_write_them() {
+        assert_eq!(amount("5000000", 6), "5.00");
+        assert_eq!(amount("5500000", 6), "5.50");
+        assert_eq!(amount("1234567", 6), "1.234567");
+        assert_eq!(amount("12500000000000000", 18), "0.0125");
+        assert_eq!(amount("2000000000000000000", 18), "2");
+        assert_eq!(amount("0", 6), "0.00");
+    }
+
+    #[test]
+    fn html_is_chosen_only_when_the_client_prefers_it() {
+        let accept = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(value));
+            wants_html(&headers)
+        };
+        assert!(accept("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+        assert!(!accept("application/json"));
+        assert!(!accept("*/*"));
+        assert!(!accept("application/json, text/html"));
+        assert!(!wants_html(&HeaderMap::new()));
+    }
+}
