@@ -1,6 +1,6 @@
 // The page a printed QR code opens (`/r/{code}`): claim the reward with the wallet in the browser
-// (EIP-1193 `window.ethereum`, signed in with SIWE) or, where the brand allows it, to a typed
-// address; then follow the claim until it is paid. Talks only to this service's JSON routes.
+// (signed in with SIWE by wallet.js) or, where the brand allows it, to a typed address; then
+// follow the claim until it is paid. Talks only to this service's JSON routes.
 "use strict";
 
 (() => {
@@ -61,28 +61,11 @@
     follow();
   }
 
-  const connect = document.getElementById("connect");
-  connect?.addEventListener("click", async () => {
-    if (!window.ethereum) {
-      say("No wallet in this browser: open this page in your wallet app" +
-        (document.getElementById("typed") ? ", or type your address below." : "."), "bad");
-      return;
-    }
+  document.getElementById("connect")?.addEventListener("click", async () => {
     busy(true);
     try {
-      const [address] = await window.ethereum.request({ method: "eth_requestAccounts" });
-      const nonce = await json(`/auth/siwe/nonce?address=${encodeURIComponent(address)}`);
-      if (!nonce.ok) throw new Error(nonce.body.detail || "no sign-in message");
-      const message = nonce.body.message;
-      const hex = "0x" + Array.from(new TextEncoder().encode(message), (b) => b.toString(16).padStart(2, "0")).join("");
-      const signature = await window.ethereum.request({ method: "personal_sign", params: [hex, address] });
-      const session = await json("/auth/siwe", {
-        method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json" },
-        body: JSON.stringify({ message, signature }),
-      });
-      if (!session.ok) throw new Error(session.body.detail || "sign-in refused");
-      await claim({}, session.body.access_token);
+      const session = await window.brandmintSignIn();
+      await claim({}, session.access_token);
     } catch (e) {
       say("Signing in did not work: " + (e.message || e), "bad");
       busy(false);

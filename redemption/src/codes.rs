@@ -41,11 +41,15 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(public(routes!(show_code)))
         .routes(public(routes!(claim_code)))
-        .route("/assets/redeem.js", get(|| async { pages::asset("text/javascript; charset=utf-8", SCRIPT) }))
+        .route("/assets/redeem.js", get(|| async { pages::asset(JAVASCRIPT, SCRIPT) }))
+        .route("/assets/wallet.js", get(|| async { pages::asset(JAVASCRIPT, WALLET) }))
 }
 
+pub(crate) const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 /// The script of the page a code opens.
 const SCRIPT: &str = include_str!("../assets/redeem.js");
+/// Sign-In with Ethereum from the pages, with the browser's wallet.
+const WALLET: &str = include_str!("../assets/wallet.js");
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct CodePath {
@@ -281,7 +285,7 @@ fn page(code: &str, view: &CodeView) -> Response {
             }
         }
     };
-    pages::page(&view.name, &["/assets/redeem.js"], body)
+    pages::page(&view.name, &["/assets/wallet.js", "/assets/redeem.js"], body)
 }
 
 /// A code refused outright (not ours, never issued), in words.

@@ -6,22 +6,27 @@
 //! text or a photo of it, which is decoded here. A scan takes one use of the reward like any
 //! claim: a perk is marked used at that store, a token reward is paid to the customer's wallet.
 
+use alloy::primitives::Address;
 use alloy::primitives::U256;
 use axum::{
     body::Body,
     extract::{DefaultBodyLimit, State},
     http::{HeaderMap, StatusCode, header},
+    response::Response,
+    routing::get,
 };
 use chrono::{DateTime, Utc};
+use maud::html;
 use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
-    auth::{Caller, Permission, require},
+    auth::{Caller, Permission, Principal, authenticate, require},
     http::{
         ApiError, ApiResult, ConflictCode, FieldError, Problem,
         extract::{Json, Path, Query},
     },
     money::Wei,
+    pages,
     qr::{self, CodeError, CounterClaim},
 };
 use utoipa::{IntoParams, ToSchema};
@@ -30,7 +35,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     claims::{self, Claim, RedemptionView, conflict},
     config::RedemptionConfig,
+    redeem,
 };
+
+/// The counter page's script.
+const SCRIPT: &str = include_str!("../assets/counter.js");
 
 /// The largest photo of a code accepted.
 const MAX_PHOTO_BYTES: usize = 8 * 1024 * 1024;
@@ -44,6 +53,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(MAX_PHOTO_BYTES + 1));
     OpenApiRouter::new()
         .routes(require(Permission::Customer, routes!(counter_code)))
+        .route("/counter", get(counter_page))
+        .route("/assets/counter.js", get(|| async { pages::asset(crate::codes::JAVASCRIPT, SCRIPT) }))
         .routes(require(Permission::RedemptionsScan, routes!(scanner)))
         .routes(require(Permission::RedemptionsScan, routes!(scan)))
         .merge(photos)
@@ -119,28 +130,129 @@ async fn counter_code(
     Query(query): Query<CounterQuery>,
 ) -> ApiResult<Json<CounterCode>> {
     let (customer, wallet) = caller.customer()?;
+    Ok(Json(issue(&state, customer, wallet, query.reward_id, &query.token_id).await?))
+}
+
+/// A fresh counter code for `customer`, whose `wallet` must hold the token.
+async fn issue(
+    state: &AppState,
+    customer: i64,
+    wallet: Address,
+    reward_id: i64,
+    token: &str,
+) -> ApiResult<CounterCode> {
     let settings = state.part::<RedemptionConfig>()?;
-    let token_id = token_id(&query.token_id)?;
-    let reward = claims::reward(&state, query.reward_id).await?;
-    claims::holds(&state, reward.chain_id, reward.collection, token_id, wallet).await?;
+    let token_id = token_id(token)?;
+    let reward = claims::reward(state, reward_id).await?;
+    claims::holds(state, reward.chain_id, reward.collection, token_id, wallet).await?;
     let now = Utc::now();
-    let claim = CounterClaim {
-        customer_id: customer,
-        wallet,
-        reward_id: query.reward_id,
-        token_id,
-        issued_at: now.timestamp(),
-    };
+    let claim = CounterClaim { customer_id: customer, wallet, reward_id, token_id, issued_at: now.timestamp() };
     let code = state.config().qr_code_key.counter_code(&claim);
     let svg = qr::svg(&code).map_err(|e| ApiError::Internal(e.into()))?;
     let ttl = settings.counter_code_ttl;
-    Ok(Json(CounterCode {
+    Ok(CounterCode {
         code,
         svg,
         expires_at: now + chrono::Duration::from_std(ttl).unwrap_or_default(),
         // Two thirds of the way: the next code is on screen well before this one runs out.
         refresh_after_secs: (ttl.as_secs() * 2 / 3).max(1),
-    }))
+    })
+}
+
+/// Which counter code the page shows.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    reward_id: Option<i64>,
+    token_id: Option<String>,
+}
+
+/// The customer's "show at the counter" page: signed in (a page session), the rewards their
+/// tokens give; for one of them, its QR code, kept fresh by the page's script.
+async fn counter_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<PageQuery>,
+) -> Response {
+    let scripts = ["/assets/wallet.js", "/assets/counter.js"];
+    let signed_in = match authenticate(&state, &headers).await {
+        Ok((Principal::Customer { id, wallet }, _)) => Some((id, wallet)),
+        _ => None,
+    };
+    let Some((customer, wallet)) = signed_in else {
+        let body = html! {
+            section.card {
+                h1 { "Show at the counter" }
+                p { "Sign in with your wallet to show a code that proves you hold your token." }
+                p.status #status role="status" aria-live="polite" {}
+                button #connect type="button" { "Sign in with your wallet" }
+            }
+        };
+        return pages::page("Show at the counter", &scripts, body);
+    };
+    let body = match (query.reward_id, query.token_id.as_deref()) {
+        (Some(reward_id), Some(token)) => match issue(&state, customer, wallet, reward_id, token).await {
+            Ok(code) => {
+                use base64::Engine;
+                let svg = base64::engine::general_purpose::STANDARD.encode(&code.svg);
+                html! {
+                    section.card.counter {
+                        h1 { "Show this at the counter" }
+                        p.muted { "Token " (token) " · the code renews itself; keep this page open." }
+                        img #qr src=(format!("data:image/svg+xml;base64,{svg}")) data-reward=(reward_id)
+                            data-token=(token) data-refresh=(code.refresh_after_secs)
+                            alt="Your counter code: let the staff scan it";
+                        p #expires { "Valid until " (code.expires_at.format("%H:%M:%S UTC")) }
+                        p.status #status role="status" aria-live="polite" {}
+                        a href="/counter" { "Back to your rewards" }
+                    }
+                }
+            }
+            Err(e) => html! {
+                section.card {
+                    h1 { "No code to show" }
+                    p.status data-kind="bad" role="status" { (problem_detail(e)) }
+                    a href="/counter" { "Back to your rewards" }
+                }
+            },
+        },
+        _ => match redeem::eligible(&state, customer, wallet).await {
+            Ok(rewards) => html! {
+                section.card {
+                    h1 { "Your rewards" }
+                    p.muted { "Signed in as " span.hash { (wallet.to_checksum(None)) } }
+                    @if rewards.is_empty() {
+                        p { "None of your tokens gives a reward yet." }
+                    }
+                    ul.rewards {
+                        @for reward in &rewards {
+                            li {
+                                strong { (reward.name) } " · " (reward.campaign) " · token " (reward.token_id)
+                                @if reward.left > 0 {
+                                    " · "
+                                    a href=(format!("/counter?reward_id={}&token_id={}", reward.reward_id, reward.token_id)) {
+                                        "Show at the counter"
+                                    }
+                                } @else {
+                                    span.muted { " · used" }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            Err(e) => html! { section.card { p.status data-kind="bad" role="status" { (problem_detail(e)) } } },
+        },
+    };
+    pages::page("Show at the counter", &scripts, body)
+}
+
+/// What a refusal says, for a page.
+fn problem_detail(error: ApiError) -> String {
+    match error {
+        ApiError::Conflict { detail, .. } | ApiError::NotFound(detail) => detail,
+        ApiError::Unavailable { detail, .. } => detail,
+        other => other.to_string(),
+    }
 }
 
 fn token_id(text: &str) -> ApiResult<U256> {

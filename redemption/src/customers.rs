@@ -2,7 +2,13 @@
 //! rules live in `shared::auth`.
 
 use alloy::primitives::Bytes;
-use axum::extract::State;
+use std::time::Duration;
+
+use axum::{
+    extract::State,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
 use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
@@ -56,6 +62,10 @@ pub(crate) struct SiweSignIn {
     /// EIP-1271 `isValidSignature` accepts.
     #[schema(value_type = String)]
     signature: Bytes,
+    /// Also start a session for this site's pages: `HttpOnly; Secure; SameSite=Strict` cookies
+    /// (the access token, and a CSRF token the page echoes in `x-csrf-token`).
+    #[serde(default)]
+    cookie: bool,
 }
 
 /// A customer's access token.
@@ -121,7 +131,7 @@ async fn siwe_nonce(
 
 /// Signs a customer in with a signed EIP-4361 message.
 #[utoipa::path(post, path = "/auth/siwe", tag = "auth", request_body = SiweSignIn, responses(
-    (status = 200, body = CustomerToken),
+    (status = 200, body = CustomerToken, description = "Signed in (with `cookie`: the page session's cookies set)"),
     (status = 401, description = "Wrong domain or chain, expired, reused nonce, or not the address's signature",
         body = Problem),
     (status = 429, body = Problem),
@@ -131,18 +141,26 @@ async fn siwe_sign_in(
     State(state): State<AppState>,
     meta: RequestMeta,
     Json(body): Json<SiweSignIn>,
-) -> ApiResult<Json<CustomerToken>> {
+) -> ApiResult<Response> {
     let config = &state.config().auth;
     let claimed = auth::siwe::claimed_address(&body.message);
     ratelimit::attempt(&state, "siwe", &meta, claimed.as_deref()).await?;
     let session = auth::siwe::sign_in(state.db(), state.chain(), config, &body.message, &body.signature, &meta).await?;
-    Ok(Json(CustomerToken {
+    let cookies =
+        body.cookie.then(|| auth::session_cookies(&session.access_token, Duration::from_secs(session.expires_in)));
+    let mut response = Json(CustomerToken {
         access_token: session.access_token,
         token_type: "Bearer",
         expires_in: session.expires_in,
         customer_id: session.customer,
         address: session.address.to_checksum(None),
-    }))
+    })
+    .into_response();
+    for cookie in cookies.into_iter().flatten() {
+        let value = HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?;
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 /// The signed-in customer.

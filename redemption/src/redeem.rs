@@ -41,15 +41,15 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 /// A reward one of the customer's tokens gives.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Eligible {
-    reward_id: i64,
+    pub(crate) reward_id: i64,
     campaign_id: i64,
-    campaign: String,
+    pub(crate) campaign: String,
     /// token or perk.
-    kind: String,
-    name: String,
+    pub(crate) kind: String,
+    pub(crate) name: String,
     description: String,
     /// Decimal string.
-    token_id: String,
+    pub(crate) token_id: String,
     /// token: eth or stablecoin, and the amount per redemption in wei / base units.
     token: Option<String>,
     amount: Option<String>,
@@ -57,7 +57,7 @@ pub(crate) struct Eligible {
     period: String,
     per_period: i32,
     /// Uses left for this token in the current period.
-    left: i64,
+    pub(crate) left: i64,
     /// Whether claiming waits for the customer's approved KYC.
     needs_kyc: bool,
 }
@@ -90,6 +90,11 @@ pub(crate) struct RedemptionPath {
 #[tracing::instrument(skip_all)]
 async fn my_rewards(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Eligible>>> {
     let (customer, wallet) = caller.customer()?;
+    Ok(Json(eligible(&state, customer, wallet).await?))
+}
+
+/// What `wallet`'s tokens give `customer`, with the uses left in the current period.
+pub(crate) async fn eligible(state: &AppState, customer: i64, wallet: Address) -> ApiResult<Vec<Eligible>> {
     let now = Utc::now();
     let rows = sqlx::query(
         "SELECT r.id, r.campaign_id, c.name AS campaign, r.kind, r.name, r.description, o.token_id::text AS token_id,
@@ -136,7 +141,7 @@ async fn my_rewards(State(state): State<AppState>, caller: Caller) -> ApiResult<
             }
         })
         .collect();
-    Ok(Json(rewards))
+    Ok(rewards)
 }
 
 /// Claims a reward for a token the signed-in wallet holds. Answers 201 with the redemption:

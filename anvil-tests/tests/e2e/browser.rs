@@ -109,6 +109,25 @@ impl Browser {
         self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
     }
 
+    /// The browser's cookie `name`: its value, and whether it is HttpOnly, Secure and
+    /// SameSite=Strict.
+    pub(crate) async fn cookie(&self, name: &str) -> (String, bool, bool, bool) {
+        let cookie = self.client.get_named_cookie(name).await.unwrap_or_else(|e| panic!("cookie {name}: {e}"));
+        let strict = cookie.same_site().is_some_and(|s| s.is_strict());
+        (cookie.value().to_owned(), cookie.http_only() == Some(true), cookie.secure() == Some(true), strict)
+    }
+
+    /// Whether the page has an element matching `css`.
+    pub(crate) async fn exists(&self, css: &str) -> bool {
+        self.client.find(Locator::Css(css)).await.is_ok()
+    }
+
+    /// A PNG of the element matching `css`, as the screen shows it.
+    pub(crate) async fn element_screenshot(&self, css: &str) -> Vec<u8> {
+        let element = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        element.screenshot().await.unwrap()
+    }
+
     /// Waits until the text of `css` contains `wanted`; returns it.
     pub(crate) async fn wait_text(&self, css: &str, wanted: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -75,3 +75,74 @@ async fn a_customer_opens_a_printed_code_and_is_paid_with_the_browsers_wallet_or
 
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_customer_shows_a_counter_code_on_a_phone_and_the_stores_verifier_scans_a_picture_of_it() {
+    let world = rewarded(false).await;
+    let Rewarded { ref setup, ref service, perk, .. } = world;
+    let owner = &setup.owner;
+    let brand = setup.brand;
+    let store = owner.app.store(brand, "Counter store").await;
+    let (vera, vera_token) = owner.app.account("vera@acme.example", None).await;
+    owner.app.member(brand, vera, shared::auth::BrandRole::Verifier, &[store]).await;
+
+    let browser = Browser::start("counter", Viewport::Phone).await;
+    browser.open(&service.url("/counter")).await;
+    browser.check("the counter page, signed out").await;
+    browser.screenshot("signed-out").await;
+    browser.inject_wallet().await;
+    browser.click("#connect").await;
+    browser.serve_wallet(&testing::signer(&setup.anvil, 6), setup.anvil.chain_id()).await;
+    // Signed in (the page session's cookie), the page lists what Ann's tokens give.
+    browser.wait_text("h1", "Your rewards").await;
+    let link = format!("a[href='/counter?reward_id={perk}&token_id=1']");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !browser.exists(&link).await {
+        assert!(std::time::Instant::now() < deadline, "the perk for token 1 is never offered");
+        browser.open(&service.url("/counter")).await;
+    }
+    browser.check("the counter page, rewards").await;
+
+    // The page session: the token out of scripts' reach, both cookies Secure and SameSite=Strict;
+    // a state-changing call on the cookie alone is refused unless it echoes the CSRF cookie.
+    let (session, http_only, secure, strict) = browser.cookie("bm_session").await;
+    assert!(http_only && secure && strict, "bm_session: HttpOnly {http_only}, Secure {secure}, Strict {strict}");
+    let (csrf, csrf_http_only, csrf_secure, csrf_strict) = browser.cookie("bm_csrf").await;
+    assert!(!csrf_http_only && csrf_secure && csrf_strict, "the page's script reads bm_csrf");
+    let claim = |csrf_header: Option<&str>| {
+        let mut request = service
+            .client
+            .post(service.url("/customers/me/redemptions"))
+            .header("cookie", format!("bm_session={session}; bm_csrf={csrf}"))
+            .json(&serde_json::json!({ "reward_id": 0, "token_id": "1" }));
+        if let Some(header) = csrf_header {
+            request = request.header("x-csrf-token", header);
+        }
+        request.send()
+    };
+    assert_eq!(claim(None).await.unwrap().status(), reqwest::StatusCode::FORBIDDEN, "no CSRF header");
+    assert_eq!(claim(Some("forged")).await.unwrap().status(), reqwest::StatusCode::FORBIDDEN, "a wrong one");
+    assert_eq!(claim(Some(&csrf)).await.unwrap().status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY, "past the wall");
+    browser.screenshot("rewards").await;
+    browser.click(&link).await;
+    browser.wait_text("h1", "Show this at the counter").await;
+    browser.check("the counter page, the code").await;
+    browser.screenshot("code").await;
+
+    // The verifier photographs the phone's screen: the picture decodes, the perk is redeemed.
+    let picture = browser.element_screenshot("#qr").await;
+    let scanned = service
+        .client
+        .post(service.url(&format!("/brands/{brand}/stores/{store}/scans/photo")))
+        .bearer_auth(&vera_token)
+        .header("content-type", "image/png")
+        .body(picture)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scanned.status(), reqwest::StatusCode::CREATED);
+    let scanned: serde_json::Value = scanned.json().await.unwrap();
+    assert!(scanned["message"].as_str().unwrap().contains("Backstage"), "{scanned}");
+    browser.close().await;
+    world.stop().await;
+}

@@ -250,6 +250,9 @@ async fn authorize(permission: Permission, request: Request) -> ApiResult<Reques
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState extension missing")))?;
     let meta = RequestMeta::from_parts(&parts, state.config().auth.trust_forwarded_for);
     let (principal, session) = authenticate(&state, &parts.headers).await?;
+    if credentials(&parts.headers).is_some_and(|(_, from_cookie)| from_cookie) && !parts.method.is_safe() {
+        check_csrf(&parts.headers)?;
+    }
     let brand = match permission.scope() {
         Scope::Platform if principal.holds_platform(permission) => None,
         Scope::Platform => return Err(ApiError::Forbidden),
@@ -352,8 +355,8 @@ async fn check_store(state: &AppState, principal: &Principal, access: BrandAcces
 /// Who the `Authorization: Bearer` credential belongs to: an API key (`bm_…`) or an access
 /// token whose session is still live and whose account is not disabled. Anything else is 401.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<(Principal, Option<Uuid>)> {
-    let token = bearer(headers).ok_or(ApiError::Unauthenticated)?;
-    if token.starts_with(super::api_keys::TOKEN_PREFIX) {
+    let (token, from_cookie) = credentials(headers).ok_or(ApiError::Unauthenticated)?;
+    if token.starts_with(super::api_keys::TOKEN_PREFIX) && !from_cookie {
         let key = super::api_keys::authenticate(state.db(), token).await?.ok_or(ApiError::Unauthenticated)?;
         return Ok((key, None));
     }
@@ -388,6 +391,58 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<(P
         },
     };
     Ok((principal, Some(claims.sid)))
+}
+
+/// The page session's cookie: the access token, out of scripts' reach (`HttpOnly`), sent only
+/// over HTTPS (browsers count loopback as secure) and never with a request from another site.
+pub const SESSION_COOKIE: &str = "bm_session";
+/// The CSRF cookie, which the page's script echoes in [`CSRF_HEADER`] on every unsafe request
+/// made with the session cookie (double submit; `SameSite=Strict` already keeps other sites'
+/// requests from carrying either cookie).
+pub const CSRF_COOKIE: &str = "bm_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The request's credentials: a bearer token, else the page session's cookie (`true`).
+fn credentials(headers: &HeaderMap) -> Option<(&str, bool)> {
+    match bearer(headers) {
+        Some(token) => Some((token, false)),
+        None => cookie(headers, SESSION_COOKIE).map(|token| (token, true)),
+    }
+}
+
+/// The value of cookie `name`.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// A state-changing request on the cookie session must echo the CSRF cookie in its header.
+fn check_csrf(headers: &HeaderMap) -> ApiResult<()> {
+    use subtle::ConstantTimeEq;
+    let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    match (sent, cookie(headers, CSRF_COOKIE)) {
+        (Some(sent), Some(expected))
+            if !expected.is_empty() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+/// The `Set-Cookie` values that start a page session holding `access_token` for `ttl`.
+pub fn session_cookies(access_token: &str, ttl: std::time::Duration) -> [String; 2] {
+    let age = ttl.as_secs();
+    [
+        format!("{SESSION_COOKIE}={access_token}; Path=/; Max-Age={age}; HttpOnly; Secure; SameSite=Strict"),
+        format!("{CSRF_COOKIE}={}; Path=/; Max-Age={age}; Secure; SameSite=Strict", random_token()),
+    ]
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

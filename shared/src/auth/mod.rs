@@ -27,8 +27,9 @@ pub use crate::ids::{AccountId, BrandId};
 pub use account::{Account, Email, create_account, find_account, sign_in};
 pub use acl::{BrandRole, Permission, PlatformRole};
 pub use guard::{
-    BrandAccess, Caller, Principal, RequestMeta, SECURITY_SCHEME, X_PERMISSION, X_PUBLIC, authenticate, client_ip, may,
-    public, random_token, require, token_hash,
+    BrandAccess, CSRF_COOKIE, CSRF_HEADER, Caller, Principal, RequestMeta, SECURITY_SCHEME, SESSION_COOKIE,
+    X_PERMISSION, X_PUBLIC, authenticate, client_ip, cookie, may, public, random_token, require, session_cookies,
+    token_hash,
 };
 pub use session::{TokenPair, logout, refresh};
 
