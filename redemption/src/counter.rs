@@ -40,6 +40,8 @@ use crate::{
 
 /// The counter page's script.
 const SCRIPT: &str = include_str!("../assets/counter.js");
+/// The staff scanner page's script.
+const SCANNER_SCRIPT: &str = include_str!("../assets/scanner.js");
 
 /// The largest photo of a code accepted.
 const MAX_PHOTO_BYTES: usize = 8 * 1024 * 1024;
@@ -55,6 +57,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(require(Permission::Customer, routes!(counter_code)))
         .route("/counter", get(counter_page))
         .route("/assets/counter.js", get(|| async { pages::asset(crate::codes::JAVASCRIPT, SCRIPT) }))
+        .route("/staff/scanner", get(scanner_page))
+        .route("/assets/scanner.js", get(|| async { pages::asset(crate::codes::JAVASCRIPT, SCANNER_SCRIPT) }))
         .routes(require(Permission::RedemptionsScan, routes!(scanner)))
         .routes(require(Permission::RedemptionsScan, routes!(scan)))
         .merge(photos)
@@ -244,6 +248,54 @@ async fn counter_page(
         },
     };
     pages::page("Show at the counter", &scripts, body)
+}
+
+/// Which store the scanner page is for.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ScannerQuery {
+    brand_id: i64,
+    store_id: i64,
+}
+
+/// The staff scanner page (`/staff/scanner?brand_id&store_id`). The page holds no data of its
+/// own: its script signs staff in (a page session) when the page says nobody is, and reads the
+/// store from the scanner route, so the same access rules apply (a verifier of another store is
+/// told so).
+async fn scanner_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<ScannerQuery>,
+) -> Response {
+    let signed_in = matches!(authenticate(&state, &headers).await, Ok((Principal::Account { .. }, _)));
+    let body = html! {
+        section.card #scanner data-brand=(query.brand_id) data-store=(query.store_id) data-signed-in=(signed_in) {
+            h1 { "Scan a customer's code" }
+            p.muted #store {}
+            p.status.result #result role="status" aria-live="assertive" {}
+            div #signin hidden {
+                h2 { "Sign in" }
+                form #signin-form {
+                    label for="email" { "Email" }
+                    input #email type="text" name="email" autocomplete="username" required;
+                    label for="password" { "Password" }
+                    input #password type="password" name="password" autocomplete="current-password" required;
+                    button type="submit" { "Sign in" }
+                }
+            }
+            div #scan hidden {
+                button #camera type="button" hidden { "Scan with the camera" }
+                video #video hidden muted playsinline aria-label="Camera" {}
+                label for="photo" { "Take a photo of the code" }
+                input #photo type="file" accept="image/*" capture="environment";
+                form #text-form {
+                    label for="code" { "Or paste the code's text" }
+                    input #code type="text" name="code" autocomplete="off" spellcheck="false";
+                    button.secondary type="submit" { "Redeem this code" }
+                }
+            }
+        }
+    };
+    pages::page("Scanner", &["/assets/scanner.js"], body)
 }
 
 /// What a refusal says, for a page.

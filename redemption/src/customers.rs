@@ -1,12 +1,11 @@
-//! Customers sign in with their wallet (EIP-4361 Sign-In with Ethereum) to redeem rewards. The
-//! rules live in `shared::auth`.
+//! Customers sign in with their wallet (EIP-4361 Sign-In with Ethereum) to redeem rewards, and
+//! staff sign in for this service's pages (the store scanner). The rules live in `shared::auth`.
 
 use alloy::primitives::Bytes;
 use std::time::Duration;
 
 use axum::{
     extract::State,
-    http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -26,6 +25,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(public(routes!(siwe_nonce)))
         .routes(public(routes!(siwe_sign_in)))
+        .routes(public(routes!(staff_session)))
         .routes(require(Permission::Customer, routes!(me)))
 }
 
@@ -146,8 +146,7 @@ async fn siwe_sign_in(
     let claimed = auth::siwe::claimed_address(&body.message);
     ratelimit::attempt(&state, "siwe", &meta, claimed.as_deref()).await?;
     let session = auth::siwe::sign_in(state.db(), state.chain(), config, &body.message, &body.signature, &meta).await?;
-    let cookies =
-        body.cookie.then(|| auth::session_cookies(&session.access_token, Duration::from_secs(session.expires_in)));
+    let (token, ttl) = (session.access_token.clone(), Duration::from_secs(session.expires_in));
     let mut response = Json(CustomerToken {
         access_token: session.access_token,
         token_type: "Bearer",
@@ -156,10 +155,47 @@ async fn siwe_sign_in(
         address: session.address.to_checksum(None),
     })
     .into_response();
-    for cookie in cookies.into_iter().flatten() {
-        let value = HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?;
-        response.headers_mut().append(header::SET_COOKIE, value);
+    if body.cookie {
+        auth::start_page_session(&mut response, &token, ttl)?;
     }
+    Ok(response)
+}
+
+/// Staff's email and password, for a page session.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct StaffSignIn {
+    email: String,
+    #[schema(value_type = String, format = Password)]
+    password: secrecy::SecretString,
+}
+
+/// Who signed in.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StaffSession {
+    /// Seconds the page session lasts.
+    expires_in: u64,
+}
+
+/// Signs staff in for this service's pages (the store scanner): the same accounts, rules and
+/// limits as the back office's sign-in, answered with the page session's cookies
+/// (`HttpOnly; Secure; SameSite=Strict`) instead of tokens.
+#[utoipa::path(post, path = "/auth/staff-session", tag = "auth", request_body = StaffSignIn, responses(
+    (status = 200, description = "Signed in; the cookies are set", body = StaffSession),
+    (status = 401, description = "Unknown email, wrong password or disabled account (indistinguishable)",
+        body = Problem),
+    (status = 429, body = Problem),
+))]
+#[tracing::instrument(skip_all)]
+async fn staff_session(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    Json(body): Json<StaffSignIn>,
+) -> ApiResult<Response> {
+    use secrecy::ExposeSecret;
+    ratelimit::attempt(&state, "sign-in", &meta, Some(&body.email.trim().to_lowercase())).await?;
+    let pair = auth::sign_in(state.db(), &state.config().auth, &body.email, body.password, &meta).await?;
+    let mut response = Json(StaffSession { expires_in: pair.expires_in }).into_response();
+    auth::start_page_session(&mut response, pair.access_token.expose_secret(), Duration::from_secs(pair.expires_in))?;
     Ok(response)
 }
 

@@ -189,6 +189,12 @@ fn run_platform(
         for (name, addr) in &addrs {
             println!("  {name:<11} http://{addr:<17} http://{addr}/docs  /metrics  /health/ready");
         }
+        if let Some((_, redemption)) = addrs.iter().find(|(name, _)| *name == "redemption") {
+            println!("\n  pages (redemption service):");
+            println!("    a printed code's page      http://{redemption}/r/<code>  (codes: the demo batch's ZIP)");
+            println!("    show at the counter        http://{redemption}/counter");
+            println!("    staff scanner              http://{redemption}/staff/scanner?brand_id=<id>&store_id=<id>");
+        }
         println!("\n  PostgreSQL  {}", endpoints.database_url);
         println!("  anvil       {} (chain id {CHAIN_ID})", endpoints.rpc_url);
         println!("  admin       {DEMO_ADMIN} / {DEMO_ADMIN_PASSWORD} (POST /auth/sign-in on the back office)");

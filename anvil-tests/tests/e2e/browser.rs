@@ -117,6 +117,20 @@ impl Browser {
         (cookie.value().to_owned(), cookie.http_only() == Some(true), cookie.secure() == Some(true), strict)
     }
 
+    /// Waits until the element matching `css` is shown.
+    pub(crate) async fn wait_visible(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && element.is_displayed().await.unwrap_or(false)
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{css} was never shown");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Whether the page has an element matching `css`.
     pub(crate) async fn exists(&self, css: &str) -> bool {
         self.client.find(Locator::Css(css)).await.is_ok()

@@ -83,7 +83,7 @@ async fn a_customer_shows_a_counter_code_on_a_phone_and_the_stores_verifier_scan
     let owner = &setup.owner;
     let brand = setup.brand;
     let store = owner.app.store(brand, "Counter store").await;
-    let (vera, vera_token) = owner.app.account("vera@acme.example", None).await;
+    let (vera, _) = owner.app.account("vera@acme.example", None).await;
     owner.app.member(brand, vera, shared::auth::BrandRole::Verifier, &[store]).await;
 
     let browser = Browser::start("counter", Viewport::Phone).await;
@@ -129,20 +129,43 @@ async fn a_customer_shows_a_counter_code_on_a_phone_and_the_stores_verifier_scan
     browser.check("the counter page, the code").await;
     browser.screenshot("code").await;
 
-    // The verifier photographs the phone's screen: the picture decodes, the perk is redeemed.
-    let picture = browser.element_screenshot("#qr").await;
-    let scanned = service
-        .client
-        .post(service.url(&format!("/brands/{brand}/stores/{store}/scans/photo")))
-        .bearer_auth(&vera_token)
-        .header("content-type", "image/png")
-        .body(picture)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scanned.status(), reqwest::StatusCode::CREATED);
-    let scanned: serde_json::Value = scanned.json().await.unwrap();
-    assert!(scanned["message"].as_str().unwrap().contains("Backstage"), "{scanned}");
+    // The verifier photographs the phone's screen and uploads it on the store's scanner page.
+    let picture = std::env::temp_dir().join(format!("brandmint-counter-{}.png", uuid::Uuid::new_v4()));
+    std::fs::write(&picture, browser.element_screenshot("#qr").await).unwrap();
+    let scanner_url = service.url(&format!("/staff/scanner?brand_id={brand}&store_id={store}"));
+    let staff = Browser::start("scanner", Viewport::Phone).await;
+    staff.open(&scanner_url).await;
+    staff.wait_visible("#signin-form").await;
+    staff.check("the scanner, signed out").await;
+    staff.screenshot("sign-in").await;
+    staff.fill("#email", "vera@acme.example").await;
+    staff.fill("#password", testing::TEST_PASSWORD).await;
+    staff.click("#signin-form button").await;
+    staff.wait_text("#store", "Counter store").await;
+    staff.fill("#photo", picture.to_str().unwrap()).await;
+    let said = staff.wait_text("#result", "hand over").await;
+    assert!(said.contains("Backstage"), "{said}");
+    staff.check("the scanner, redeemed").await;
+    staff.screenshot("redeemed").await;
+    // The same code again: told so, big.
+    staff.fill("#photo", picture.to_str().unwrap()).await;
+    staff.wait_text("#result", "already redeemed").await;
+    staff.screenshot("already-redeemed").await;
+    staff.close().await;
+    // A verifier of another store is told they cannot scan here.
+    let other = owner.app.store(brand, "Other store").await;
+    let (victor, _) = owner.app.account("victor@acme.example", None).await;
+    owner.app.member(brand, victor, shared::auth::BrandRole::Verifier, &[other]).await;
+    let staff = Browser::start("scanner", Viewport::Desktop).await;
+    staff.open(&scanner_url).await;
+    staff.wait_visible("#signin-form").await;
+    staff.fill("#email", "victor@acme.example").await;
+    staff.fill("#password", testing::TEST_PASSWORD).await;
+    staff.click("#signin-form button").await;
+    staff.wait_text("#result", "cannot scan at this store").await;
+    staff.screenshot("another-store").await;
+    staff.close().await;
+    drop(std::fs::remove_file(&picture));
     browser.close().await;
     world.stop().await;
 }

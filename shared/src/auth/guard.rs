@@ -436,13 +436,22 @@ fn check_csrf(headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
-/// The `Set-Cookie` values that start a page session holding `access_token` for `ttl`.
-pub fn session_cookies(access_token: &str, ttl: std::time::Duration) -> [String; 2] {
+/// Starts a page session holding `access_token` for `ttl`: sets its cookie and a fresh CSRF
+/// cookie on `response`.
+pub fn start_page_session(
+    response: &mut axum::response::Response,
+    access_token: &str,
+    ttl: std::time::Duration,
+) -> ApiResult<()> {
     let age = ttl.as_secs();
-    [
+    for cookie in [
         format!("{SESSION_COOKIE}={access_token}; Path=/; Max-Age={age}; HttpOnly; Secure; SameSite=Strict"),
         format!("{CSRF_COOKIE}={}; Path=/; Max-Age={age}; Secure; SameSite=Strict", random_token()),
-    ]
+    ] {
+        let value = header::HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?;
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

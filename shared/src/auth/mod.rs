@@ -28,7 +28,7 @@ pub use account::{Account, Email, create_account, find_account, sign_in};
 pub use acl::{BrandRole, Permission, PlatformRole};
 pub use guard::{
     BrandAccess, CSRF_COOKIE, CSRF_HEADER, Caller, Principal, RequestMeta, SECURITY_SCHEME, SESSION_COOKIE,
-    X_PERMISSION, X_PUBLIC, authenticate, client_ip, cookie, may, public, random_token, require, session_cookies,
+    X_PERMISSION, X_PUBLIC, authenticate, client_ip, cookie, may, public, random_token, require, start_page_session,
     token_hash,
 };
 pub use session::{TokenPair, logout, refresh};
