@@ -1,5 +1,5 @@
-// The customer's "show at the counter" page (`/counter`): sign in with the wallet (page session),
-// then keep the QR code fresh: a new one is fetched before the shown one runs out.
+// The customer's "show at the counter" page (`/counter`, signed in by wallet.js): keeps the QR
+// code fresh, fetching a new one before the shown one runs out.
 "use strict";
 
 (() => {
@@ -9,18 +9,6 @@
     status.textContent = text;
     status.dataset.kind = kind || "info";
   };
-
-  document.getElementById("connect")?.addEventListener("click", async (event) => {
-    event.target.disabled = true;
-    say("Signing in…");
-    try {
-      await window.brandmintSignIn({ cookie: true });
-      window.location.reload();
-    } catch (e) {
-      say("Signing in did not work: " + (e.message || e), "bad");
-      event.target.disabled = false;
-    }
-  });
 
   const qr = document.getElementById("qr");
   if (!qr) return;

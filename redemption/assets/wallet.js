@@ -2,6 +2,7 @@
 // the service writes the message for the wallet's address, the wallet signs it, the service
 // checks it. `cookie: true` also starts the page session (HttpOnly cookies). Used by the pages
 // of this service; resolves to the sign-in answer (with `access_token`), or throws in words.
+// Loaded with `defer`, after the page is parsed.
 "use strict";
 
 window.brandmintSignIn = async function signIn(options) {
@@ -24,3 +25,23 @@ window.brandmintSignIn = async function signIn(options) {
   if (!answer.ok) throw new Error(session.detail || "the sign-in was refused");
   return session;
 };
+
+// A page's "Sign in with your wallet" button (`data-sign-in="page"`): starts the page session,
+// then shows the page again, signed in. Trouble is told in the page's `#status`.
+document.querySelectorAll("button[data-sign-in=page]").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const status = document.getElementById("status");
+    button.disabled = true;
+    if (status) status.textContent = "Signing in…";
+    try {
+      await window.brandmintSignIn({ cookie: true });
+      window.location.reload();
+    } catch (e) {
+      if (status) {
+        status.textContent = "Signing in did not work: " + (e.message || e);
+        status.dataset.kind = "bad";
+      }
+      button.disabled = false;
+    }
+  });
+});

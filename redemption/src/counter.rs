@@ -178,19 +178,8 @@ async fn counter_page(
     axum::extract::Query(query): axum::extract::Query<PageQuery>,
 ) -> Response {
     let scripts = ["/assets/wallet.js", "/assets/counter.js"];
-    let signed_in = match authenticate(&state, &headers).await {
-        Ok((Principal::Customer { id, wallet }, _)) => Some((id, wallet)),
-        _ => None,
-    };
-    let Some((customer, wallet)) = signed_in else {
-        let body = html! {
-            section.card {
-                h1 { "Show at the counter" }
-                p { "Sign in with your wallet to show a code that proves you hold your token." }
-                p.status #status role="status" aria-live="polite" {}
-                button #connect type="button" { "Sign in with your wallet" }
-            }
-        };
+    let Some((customer, wallet)) = page_customer(&state, &headers).await else {
+        let body = sign_in_card("Show at the counter", "to show a code that proves you hold your token");
         return pages::page("Show at the counter", &scripts, body);
     };
     let body = match (query.reward_id, query.token_id.as_deref()) {
@@ -298,8 +287,28 @@ async fn scanner_page(
     pages::page("Scanner", &["/assets/scanner.js"], body)
 }
 
+/// The customer of a page session, if one is signed in.
+pub(crate) async fn page_customer(state: &AppState, headers: &HeaderMap) -> Option<(i64, Address)> {
+    match authenticate(state, headers).await {
+        Ok((Principal::Customer { id, wallet }, _)) => Some((id, wallet)),
+        _ => None,
+    }
+}
+
+/// A page's invitation to sign in with the wallet (wallet.js does the rest).
+pub(crate) fn sign_in_card(title: &str, why: &str) -> maud::Markup {
+    html! {
+        section.card {
+            h1 { (title) }
+            p { "Sign in with your wallet " (why) "." }
+            p.status #status role="status" aria-live="polite" {}
+            button #connect type="button" data-sign-in="page" { "Sign in with your wallet" }
+        }
+    }
+}
+
 /// What a refusal says, for a page.
-fn problem_detail(error: ApiError) -> String {
+pub(crate) fn problem_detail(error: ApiError) -> String {
     match error {
         ApiError::Conflict { detail, .. } | ApiError::NotFound(detail) => detail,
         ApiError::Unavailable { detail, .. } => detail,

@@ -10,6 +10,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
 };
 use chrono::{DateTime, NaiveDate, Utc};
+use maud::html;
 use serde::Serialize;
 use shared::{
     AppState,
@@ -21,6 +22,7 @@ use shared::{
         Submission,
         documents::{self, NewDocument},
     },
+    pages,
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -30,6 +32,109 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(require(Permission::Customer, routes!(status, save_details)))
         .routes(require(Permission::Customer, routes!(upload_document)))
         .routes(require(Permission::Customer, routes!(submit)))
+        .route("/kyc", axum::routing::get(page))
+        .route("/assets/kyc.js", axum::routing::get(|| async { pages::asset(crate::codes::JAVASCRIPT, SCRIPT) }))
+}
+
+/// The KYC page's script.
+const SCRIPT: &str = include_str!("../assets/kyc.js");
+
+/// The customer's KYC page (`/kyc`): sign in with the wallet; the details and document pictures
+/// of the current submission, what is still missing, and where the review stands.
+async fn page(State(state): State<AppState>, headers: HeaderMap) -> axum::response::Response {
+    let scripts = ["/assets/wallet.js", "/assets/kyc.js"];
+    let Some((customer, _)) = crate::counter::page_customer(&state, &headers).await else {
+        let body = crate::counter::sign_in_card("Verify your identity", "to verify your identity");
+        return pages::page("Verify your identity", &scripts, body);
+    };
+    let latest = match state.db().acquire().await {
+        Ok(mut conn) => kyc::submission::latest_of(&mut conn, customer).await.map_err(ApiError::from),
+        Err(e) => Err(e.into()),
+    };
+    let latest = match latest {
+        Ok(latest) => latest.map(CustomerKyc::from),
+        Err(e) => {
+            let body = html! { section.card { p.status data-kind="bad" role="status" { (e.to_string()) } } };
+            return pages::page("Verify your identity", &scripts, body);
+        }
+    };
+    let editable = latest.as_ref().is_none_or(|k| matches!(k.state, KycState::Draft | KycState::Rejected));
+    let (said, kind) = match latest.as_ref().map(|k| k.state) {
+        None => ("Tell us who you are, add a picture of your document, then submit it for review.".to_owned(), "info"),
+        Some(KycState::Draft) => {
+            ("Your details are saved. Add the pictures still missing, then submit.".into(), "info")
+        }
+        Some(KycState::Pending | KycState::InReview) => {
+            ("Submitted: awaiting review. You will be able to claim rewards that need it once approved.".into(), "info")
+        }
+        Some(KycState::Approved) => ("Verified: your identity is approved.".into(), "good"),
+        Some(KycState::Rejected) => (
+            format!(
+                "Not approved: {}. Correct your details and submit again.",
+                latest.as_ref().and_then(|k| k.rejection_reason.clone()).unwrap_or_default()
+            ),
+            "bad",
+        ),
+    };
+    let value = |f: fn(&CustomerKyc) -> String| latest.as_ref().map(f).unwrap_or_default();
+    let document_type = latest.as_ref().map_or(DocumentType::Passport, |k| k.document_type);
+    let draft = latest.as_ref().filter(|k| k.state == KycState::Draft);
+    let body = html! {
+        section.card {
+            h1 { "Verify your identity" }
+            p.status #status role="status" aria-live="polite" data-kind=(kind) { (said) }
+        }
+        @if editable {
+            section.card aria-labelledby="details-title" {
+                h2 #details-title { "Your details" }
+                form #details {
+                    label for="legal_name" { "Full name, as on the document" }
+                    input #legal_name type="text" name="legal_name" autocomplete="name" required
+                        value=(value(|k| k.legal_name.clone()));
+                    label for="date_of_birth" { "Date of birth (YYYY-MM-DD)" }
+                    input #date_of_birth type="text" name="date_of_birth" autocomplete="bday" inputmode="numeric"
+                        placeholder="1990-12-31" required value=(value(|k| k.date_of_birth.to_string()));
+                    label for="country" { "Country that issued the document (two letters, e.g. FR)" }
+                    input #country type="text" name="country" autocomplete="country" maxlength="2" required
+                        value=(value(|k| k.country.clone()));
+                    label for="document_type" { "Document" }
+                    select #document_type name="document_type" {
+                        @for (kind, name) in [(DocumentType::Passport, "Passport"), (DocumentType::IdCard, "Identity card"),
+                                              (DocumentType::DrivingLicence, "Driving licence")] {
+                            option value=(kind.as_str()) selected[kind == document_type] { (name) }
+                        }
+                    }
+                    label for="document_number" { "Document number" }
+                    input #document_number type="text" name="document_number" autocomplete="off" required
+                        value=(value(|k| k.document_number.clone()));
+                    button type="submit" { "Save details" }
+                }
+            }
+        }
+        @if let Some(draft) = draft {
+            section.card aria-labelledby="pictures-title" {
+                h2 #pictures-title { "Pictures of your document" }
+                @for kind in document_type.required_images() {
+                    @let done = draft.documents.iter().any(|d| d.kind == *kind);
+                    label for=(format!("document-{}", kind.as_str())) {
+                        (picture_name(*kind)) @if done { " (added)" }
+                    }
+                    input id=(format!("document-{}", kind.as_str())) type="file" accept="image/jpeg,image/png,application/pdf"
+                        data-document=(kind.as_str());
+                }
+                button #submit-kyc type="button" disabled[!draft.missing_documents.is_empty()] { "Submit for review" }
+            }
+        }
+    };
+    pages::page("Verify your identity", &scripts, body)
+}
+
+fn picture_name(kind: DocumentKind) -> &'static str {
+    match kind {
+        DocumentKind::Front => "The document's front (a passport's photo page)",
+        DocumentKind::Back => "The document's back",
+        DocumentKind::Selfie => "You holding the document",
+    }
 }
 
 /// The customer's KYC as they see it.

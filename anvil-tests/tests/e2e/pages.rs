@@ -169,3 +169,56 @@ async fn a_customer_shows_a_counter_code_on_a_phone_and_the_stores_verifier_scan
     browser.close().await;
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_customer_verifies_their_identity_on_a_phone_and_sees_it_approved() {
+    let anvil = testing::anvil();
+    let db = testing::TestDb::create().await;
+    let config = testing::config(&db.url, &anvil.endpoint(), &[]);
+    let service = testing::TestApp::spawn_with(redemption::SERVICE, config.clone()).await;
+    let backoffice = testing::TestApp::spawn_with(backoffice::SERVICE, config).await;
+
+    let browser = Browser::start("kyc", Viewport::Phone).await;
+    browser.open(&service.url("/kyc")).await;
+    browser.check("the KYC page, signed out").await;
+    browser.inject_wallet().await;
+    browser.click("#connect").await;
+    browser.serve_wallet(&testing::signer(&anvil, 6), anvil.chain_id()).await;
+    browser.wait_visible("#details").await;
+    browser.check("the KYC page, empty").await;
+    browser.screenshot("empty").await;
+    browser.fill("#legal_name", "Ann Holder").await;
+    browser.fill("#date_of_birth", "1990-12-10").await;
+    browser.fill("#country", "FR").await;
+    browser.fill("#document_number", "12AB34567").await;
+    browser.click("#details button").await;
+    browser.wait_text("#status", "Add the pictures").await;
+    // A picture of the passport's photo page (any PNG will do for the platform's checks).
+    let picture = std::env::temp_dir().join(format!("brandmint-passport-{}.png", uuid::Uuid::new_v4()));
+    std::fs::write(&picture, shared::qr::png("passport").unwrap()).unwrap();
+    browser.fill("#document-front", picture.to_str().unwrap()).await;
+    browser.wait_text("label[for=document-front]", "(added)").await;
+    browser.check("the KYC page, a draft").await;
+    browser.screenshot("draft").await;
+    browser.click("#submit-kyc").await;
+    browser.wait_text("#status", "awaiting review").await;
+    browser.check("the KYC page, submitted").await;
+    browser.screenshot("submitted").await;
+
+    // Support approves it in the back office; the page says so.
+    let (_, reviewer) =
+        backoffice.account("support@brandmint.example", Some(shared::auth::PlatformRole::Support)).await;
+    let submission: i64 =
+        sqlx::query_scalar("SELECT max(id) FROM kyc_submissions").fetch_one(backoffice.resources.db()).await.unwrap();
+    let approve = backoffice.client.post(backoffice.url(&format!("/kyc/submissions/{submission}/approve")));
+    let approved = approve.bearer_auth(&reviewer).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(approved.status(), reqwest::StatusCode::OK);
+    browser.open(&service.url("/kyc")).await;
+    browser.wait_text("#status", "Verified").await;
+    browser.check("the KYC page, approved").await;
+    browser.screenshot("approved").await;
+    browser.close().await;
+    drop(std::fs::remove_file(&picture));
+    service.stop().await.unwrap();
+    backoffice.stop().await.unwrap();
+}
