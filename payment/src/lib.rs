@@ -12,6 +12,7 @@ pub mod fx;
 mod new_order;
 mod orders;
 mod reconcile;
+mod shop;
 pub mod stripe;
 mod wallet;
 
@@ -72,6 +73,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(orders::router())
         .merge(card::router())
         .merge(brand_orders::router())
+        .merge(shop::router())
 }
 
 /// Expires every pending order past its `expires_at` now (what the expiry daemon does every 15

@@ -52,13 +52,13 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewOrder {
-    item_id: ItemId,
+    pub(crate) item_id: ItemId,
     #[schema(minimum = 1, maximum = 100)]
     quantity: i64,
     /// Receipts go here.
     email: String,
     /// EIP-55 checksummed: where the NFTs are minted to.
-    wallet_address: String,
+    pub(crate) wallet_address: String,
     /// card, eth or stablecoin (among the item's accepted methods).
     method: String,
     /// A discount code of the brand.
@@ -69,17 +69,17 @@ pub(crate) struct NewOrder {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Order {
     /// The order's reference (use it in URLs).
-    id: Uuid,
-    state: OrderState,
+    pub(crate) id: Uuid,
+    pub(crate) state: OrderState,
     campaign_id: CampaignId,
-    item_id: ItemId,
-    quantity: i32,
+    pub(crate) item_id: ItemId,
+    pub(crate) quantity: i32,
     method: PaymentMethod,
-    currency: String,
+    pub(crate) currency: String,
     subtotal_minor: i64,
     discount_minor: i64,
-    total_minor: i64,
-    wallet_address: String,
+    pub(crate) total_minor: i64,
+    pub(crate) wallet_address: String,
     /// The buyer's e-mail, masked (`b***@example.com`): anyone holding the order's id can read
     /// this view. The brand sees it whole (`GET /brands/{brand_id}/orders/{id}`).
     email: String,
@@ -89,9 +89,12 @@ pub(crate) struct Order {
     failure_reason: Option<String>,
     created_at: DateTime<Utc>,
     /// Wallet orders: the signed quote to send to the Checkout contract.
-    wallet_payment: Option<crate::wallet::WalletPayment>,
+    pub(crate) wallet_payment: Option<crate::wallet::WalletPayment>,
     /// Card orders: the PaymentIntent (its client secret only in the creation answer).
     card_payment: Option<crate::card::CardPayment>,
+    /// Once minted: the first token's id (decimal), and its public metadata.
+    first_token_id: Option<String>,
+    metadata_url: Option<String>,
 }
 
 /// The order with public id `id`.
@@ -109,7 +112,13 @@ pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> 
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no order {id}")))?;
     let wallet_payment = crate::wallet::view(conn, row.id).await?;
+    let first_token_id: Option<String> = sqlx::query_scalar("SELECT first_token_id::text FROM orders WHERE id = $1")
+        .bind(row.id.get())
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(Order {
+        first_token_id,
+        metadata_url: None,
         wallet_payment,
         card_payment: row.payment_intent_id.map(crate::card::CardPayment::of),
         id: row.public_id,
@@ -129,6 +138,16 @@ pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> 
         failure_reason: row.failure_reason,
         created_at: row.created_at,
     })
+}
+
+impl Order {
+    /// Links the minted token to its public metadata under `PUBLIC_BASE_URL`.
+    pub(crate) fn link(mut self, state: &AppState) -> Self {
+        let base = state.config().chain.contracts.public_base_url.as_str().trim_end_matches('/').to_owned();
+        self.metadata_url =
+            self.first_token_id.as_ref().map(|token| format!("{base}/metadata/{}/{token}", self.campaign_id));
+        self
+    }
 }
 
 /// `buyer@example.com` → `b***@example.com`: enough for the buyer to recognise, too little to
@@ -480,6 +499,8 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
     tx.commit().await?;
     // The view from what this transaction wrote: a fresh order has no payment yet.
     let view = Order {
+        first_token_id: None,
+        metadata_url: None,
         id: created.public_id,
         state: OrderState::Pending,
         campaign_id: item.campaign_id,
@@ -519,9 +540,14 @@ async fn insert(state: &AppState, order: &Checked, key: Option<&str>, hash: &str
 async fn get_order(
     State(state): State<AppState>,
     Path(OrderPath { order_id }): Path<OrderPath>,
-) -> ApiResult<Json<Order>> {
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
     let mut conn = state.db().acquire().await?;
-    Ok(Json(load(&mut conn, order_id).await?))
+    let order = load(&mut conn, order_id).await?.link(&state);
+    Ok(match shared::pages::wants_html(&headers) {
+        true => crate::shop::order_page(&order),
+        false => Json(order).into_response(),
+    })
 }
 
 /// Server-Sent Events of an order's status for a checkout page: an `order` event with the order
@@ -538,7 +564,7 @@ async fn order_events(
 ) -> ApiResult<Response> {
     let first = {
         let mut conn = state.db().acquire().await?;
-        load(&mut conn, order_id).await?
+        load(&mut conn, order_id).await?.link(&state)
     };
     let stream =
         futures_util::stream::unfold((state, Some(first), None::<OrderState>), move |(state, next, last)| async move {
@@ -552,7 +578,7 @@ async fn order_events(
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         let mut conn = state.db().acquire().await.ok()?;
-                        load(&mut conn, order_id).await.ok()?
+                        load(&mut conn, order_id).await.ok()?.link(&state)
                     }
                 };
                 if last != Some(order.state) {

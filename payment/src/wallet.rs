@@ -7,7 +7,7 @@
 use alloy::primitives::{Address, B256, U256};
 use serde_json::json;
 use shared::{
-    contracts::Checkout::OrderPaid,
+    contracts::Checkout::{OrderPaid, Quote},
     ids::{BrandId, OrderId},
     orders::{OrderEvent, OrderKey, OrderState, advance},
     service::Resources,
@@ -143,14 +143,39 @@ pub(crate) struct WalletPayment {
     /// eth or stablecoin.
     asset: String,
     /// Fiat per whole unit of the asset (mid), its source and the spread applied.
-    rate: String,
-    source: String,
+    pub(crate) rate: String,
+    pub(crate) source: String,
     spread_bps: i32,
     /// Always `up`: the amount is rounded up to the asset's smallest unit.
     rounding: String,
     fetched_at: chrono::DateTime<chrono::Utc>,
     /// The quote's deadline: after it the contract refuses it.
-    expires_at: chrono::DateTime<chrono::Utc>,
+    pub(crate) expires_at: chrono::DateTime<chrono::Utc>,
+    /// The transactions to send from the buyer's wallet, in order, as `eth_sendTransaction`
+    /// takes them: for the stablecoin its `approve` of the checkout first, then `Checkout.buy`.
+    pub(crate) transactions: Vec<WalletTransaction>,
+}
+
+impl WalletPayment {
+    /// The quote's amount as a person reads it (`0.336667 ETH`, `25.25 USD stablecoin`).
+    pub(crate) fn display_amount(&self) -> String {
+        match self.asset.as_str() {
+            "eth" => format!("{} ETH", shared::pages::amount(&self.quote.amount, 18)),
+            _ => format!("{} USD stablecoin", shared::pages::amount(&self.quote.amount, 6)),
+        }
+    }
+}
+
+/// A transaction for the buyer's wallet to send.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct WalletTransaction {
+    /// What it does, in words.
+    purpose: String,
+    to: String,
+    /// Calldata, 0x-hex.
+    data: String,
+    /// Wei, 0x-hex (what `eth_sendTransaction` takes).
+    value: String,
 }
 
 /// The EIP-712 `Quote` as the contract takes it.
@@ -182,6 +207,15 @@ pub(crate) async fn view(
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|q| WalletPayment {
+        transactions: transactions(&q.checkout, &q.pay_token, &q.amount, &q.signature, || Quote {
+            orderId: chain_order_id(q.public_id),
+            buyer: Address::from_slice(&q.wallet_address),
+            collection: Address::from_slice(&q.collection),
+            quantity: U256::from(u64::try_from(q.quantity).unwrap_or(0)),
+            payToken: Address::from_slice(&q.pay_token),
+            amount: q.amount.parse().unwrap_or_default(),
+            deadline: U256::from(u64::try_from(q.expires_at.timestamp()).unwrap_or(0)),
+        }),
         checkout: shared::chain::checksummed(&q.checkout),
         chain_id: q.chain_id,
         quote: QuoteView {
@@ -202,6 +236,38 @@ pub(crate) async fn view(
         fetched_at: q.fetched_at,
         expires_at: q.expires_at,
     }))
+}
+
+/// The buyer's transactions for a quote: approve the stablecoin (when it is not ETH), then buy.
+fn transactions(
+    checkout: &[u8],
+    pay_token: &[u8],
+    amount: &str,
+    signature: &[u8],
+    quote: impl FnOnce() -> Quote,
+) -> Vec<WalletTransaction> {
+    use alloy::sol_types::SolCall;
+    let (checkout, token) = (Address::from_slice(checkout), Address::from_slice(pay_token));
+    let amount: U256 = amount.parse().unwrap_or_default();
+    let hex = |bytes: Vec<u8>| format!("0x{}", alloy::hex::encode(bytes));
+    let buy = shared::contracts::Checkout::buyCall { quote: quote(), signature: signature.to_vec().into() };
+    let mut calls = Vec::new();
+    if !token.is_zero() {
+        let approve = shared::contracts::TestStablecoin::approveCall { spender: checkout, value: amount };
+        calls.push(WalletTransaction {
+            purpose: "allow the checkout to take the price in stablecoin".into(),
+            to: token.to_checksum(None),
+            data: hex(approve.abi_encode()),
+            value: "0x0".into(),
+        });
+    }
+    calls.push(WalletTransaction {
+        purpose: "pay and mint".into(),
+        to: checkout.to_checksum(None),
+        data: hex(buy.abi_encode()),
+        value: format!("{:#x}", if token.is_zero() { amount } else { U256::ZERO }),
+    });
+    calls
 }
 
 /// How long after its quote's deadline a wallet order stays pending, so that a payment mined

@@ -189,10 +189,16 @@ fn run_platform(
         for (name, addr) in &addrs {
             println!("  {name:<11} http://{addr:<17} http://{addr}/docs  /metrics  /health/ready");
         }
+        if let Some((_, payment)) = addrs.iter().find(|(name, _)| *name == "payment") {
+            println!("\n  pages (payment service):");
+            println!("    the demo campaign          http://{payment}/shop/<slug>  (slugs: GET /catalog)");
+            println!("    an order                   http://{payment}/orders/<id>");
+        }
         if let Some((_, redemption)) = addrs.iter().find(|(name, _)| *name == "redemption") {
             println!("\n  pages (redemption service):");
             println!("    a printed code's page      http://{redemption}/r/<code>  (codes: the demo batch's ZIP)");
             println!("    show at the counter        http://{redemption}/counter");
+            println!("    verify your identity       http://{redemption}/kyc");
             println!("    staff scanner              http://{redemption}/staff/scanner?brand_id=<id>&store_id=<id>");
         }
         println!("\n  PostgreSQL  {}", endpoints.database_url);

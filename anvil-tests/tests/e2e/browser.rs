@@ -238,15 +238,20 @@ impl Browser {
             .unwrap();
     }
 
-    /// Answers the page's wallet requests as `signer` would, until it has given its accounts
-    /// and one signature (a sign-in).
-    pub(crate) async fn serve_wallet(&self, signer: &PrivateKeySigner, chain_id: u64) {
+    /// Answers the page's wallet requests as `signer` would until it has answered `count` of
+    /// them: its accounts, signatures (`personal_sign`), and transactions (`eth_sendTransaction`,
+    /// sent to the node at `rpc` and waited for).
+    pub(crate) async fn serve_wallet(&self, signer: &PrivateKeySigner, rpc: &str, count: usize) {
+        use alloy::providers::{Provider, ProviderBuilder};
+        let chain = ProviderBuilder::new()
+            .wallet(alloy::network::EthereumWallet::from(signer.clone()))
+            .connect_http(rpc.parse().unwrap());
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut answered = 0;
-        while answered < 2 {
+        while answered < count {
             if Instant::now() > deadline {
                 let page = self.client.source().await.unwrap_or_default();
-                panic!("the page never asked the wallet to sign in ({answered} answered); the page: {page}");
+                panic!("the page asked the wallet {answered} of {count} times; the page: {page}");
             }
             let pending = self
                 .client
@@ -254,16 +259,25 @@ impl Browser {
                 .await
                 .unwrap();
             for request in pending.as_array().into_iter().flatten() {
+                let params = &request["params"];
                 let result = match request["method"].as_str().unwrap_or_default() {
                     // Wallets give addresses in lower case; the page must cope.
-                    "eth_requestAccounts" | "eth_accounts" => {
-                        json!([format!("{:#x}", signer.address())])
-                    }
-                    "eth_chainId" => json!(format!("{chain_id:#x}")),
+                    "eth_requestAccounts" | "eth_accounts" => json!([format!("{:#x}", signer.address())]),
+                    "eth_chainId" => json!(format!("{:#x}", chain.get_chain_id().await.unwrap())),
                     "personal_sign" => {
-                        let message = alloy::hex::decode(request["params"][0].as_str().unwrap()).unwrap();
+                        let message = alloy::hex::decode(params[0].as_str().unwrap()).unwrap();
                         let signature = signer.sign_message_sync(&message).unwrap();
                         json!(format!("0x{}", alloy::hex::encode(signature.as_bytes())))
+                    }
+                    "eth_sendTransaction" => {
+                        let call = &params[0];
+                        let tx = alloy::rpc::types::TransactionRequest::default()
+                            .to(call["to"].as_str().unwrap().parse::<alloy::primitives::Address>().unwrap())
+                            .input(alloy::hex::decode(call["data"].as_str().unwrap()).unwrap().into())
+                            .value(call["value"].as_str().unwrap_or("0x0").parse().unwrap());
+                        let receipt = chain.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+                        assert!(receipt.status(), "the wallet's transaction reverted: {call}");
+                        json!(format!("{:#x}", receipt.transaction_hash))
                     }
                     other => panic!("the page asked the wallet for {other}"),
                 };

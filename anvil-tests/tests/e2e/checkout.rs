@@ -77,14 +77,8 @@ async fn a_wallet_pays_the_signed_quote_on_chain_and_the_order_is_fulfilled() {
         "royalty_receiver": anvil.addresses()[5].to_checksum(None),
         "items": [{ "name": "Pass", "price_minor": 150_000, "currency": "EUR", "supply": 10, "payment_methods": ["eth", "card"] }] });
     let live = live_campaign(owner, brand, &campaign).await;
-    // The checkout pays the brand: its treasury is set up after deployment, through the queue.
+    treasury_known(&setup, &live).await;
     let collection: Address = live.rest["collection_address"].as_str().unwrap().parse().unwrap();
-    for _ in 0..100 {
-        if !platform.checkout.treasuryOf(collection).call().await.unwrap().is_zero() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
     let item = live.items[0].id;
 
     // Two passes = 3,000 EUR = 1 ETH at the stub's 3,000 EUR, plus the 1 % spread.
@@ -143,13 +137,25 @@ async fn a_wallet_pays_the_signed_quote_on_chain_and_the_order_is_fulfilled() {
 }
 
 /// The owner creates `campaign`, uploads its artwork and deploys it; the campaign once live.
-async fn live_campaign(owner: &crate::operator::Operator, brand: i64, campaign: &Value) -> Campaign {
+pub(crate) async fn live_campaign(owner: &crate::operator::Operator, brand: i64, campaign: &Value) -> Campaign {
     let campaigns = owner.api().campaigns(BrandId::new(brand));
     let created = campaigns.create(campaign).await.expect("campaign created");
     campaigns.artwork(created.id, "image/png", alloy::hex::decode(PNG).unwrap()).await.expect("artwork");
     let live = campaigns.deployed(created.id).await;
     assert_eq!(live.state, "live", "{live:?}");
     live
+}
+
+/// Waits until the checkout knows the campaign's treasury (set up after deployment, through the
+/// queue): before that it cannot pay the brand.
+pub(crate) async fn treasury_known(setup: &Platformed, live: &Campaign) {
+    let collection: Address = live.rest["collection_address"].as_str().unwrap().parse().unwrap();
+    for _ in 0..100 {
+        if !setup.platform.checkout.treasuryOf(collection).call().await.unwrap().is_zero() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// A live campaign of `supply` card-payable units; returns its item.

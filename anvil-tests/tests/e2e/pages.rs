@@ -41,7 +41,7 @@ async fn a_customer_opens_a_printed_code_and_is_paid_with_the_browsers_wallet_or
     let before = stablecoin.balanceOf(ann.address()).call().await.unwrap();
     browser.inject_wallet().await;
     browser.click("#connect").await;
-    browser.serve_wallet(&ann, setup.anvil.chain_id()).await;
+    browser.serve_wallet(&ann, &setup.anvil.endpoint(), 2).await;
     let paid = browser.wait_text("#status", "Paid").await;
     assert!(paid.contains("0x"), "the transaction is shown: {paid}");
     browser.check("the code's page, paid").await;
@@ -92,7 +92,7 @@ async fn a_customer_shows_a_counter_code_on_a_phone_and_the_stores_verifier_scan
     browser.screenshot("signed-out").await;
     browser.inject_wallet().await;
     browser.click("#connect").await;
-    browser.serve_wallet(&testing::signer(&setup.anvil, 6), setup.anvil.chain_id()).await;
+    browser.serve_wallet(&testing::signer(&setup.anvil, 6), &setup.anvil.endpoint(), 2).await;
     // Signed in (the page session's cookie), the page lists what Ann's tokens give.
     browser.wait_text("h1", "Your rewards").await;
     let link = format!("a[href='/counter?reward_id={perk}&token_id=1']");
@@ -183,7 +183,7 @@ async fn a_customer_verifies_their_identity_on_a_phone_and_sees_it_approved() {
     browser.check("the KYC page, signed out").await;
     browser.inject_wallet().await;
     browser.click("#connect").await;
-    browser.serve_wallet(&testing::signer(&anvil, 6), anvil.chain_id()).await;
+    browser.serve_wallet(&testing::signer(&anvil, 6), &anvil.endpoint(), 2).await;
     browser.wait_visible("#details").await;
     browser.check("the KYC page, empty").await;
     browser.screenshot("empty").await;
@@ -221,4 +221,48 @@ async fn a_customer_verifies_their_identity_on_a_phone_and_sees_it_approved() {
     drop(std::fs::remove_file(&picture));
     service.stop().await.unwrap();
     backoffice.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_buyer_pays_from_the_browsers_wallet_on_the_campaign_page_and_sees_the_minted_token() {
+    let fx = fakes::fx::FxStub::start().await.unwrap();
+    let url = fx.url().to_string();
+    let setup = crate::operator::platformed(
+        |anvil| anvil.addresses()[0],
+        &[("BINANCE_API_URL", &url), ("FX_SECOND_SOURCE_URL", &url)],
+    )
+    .await;
+    let campaign = json!({ "name": "Browser Drop", "slug": "browser-drop", "royalty_bps": 0,
+        "royalty_receiver": setup.anvil.addresses()[5].to_checksum(None),
+        "items": [{ "name": "Pass", "price_minor": 150_000, "currency": "EUR", "supply": 10,
+                    "payment_methods": ["eth", "card"] }] });
+    let live = crate::checkout::live_campaign(&setup.owner, setup.brand, &campaign).await;
+    crate::checkout::treasury_known(&setup, &live).await;
+    let item = live.items[0].id;
+
+    let browser = Browser::start("checkout", Viewport::Desktop).await;
+    browser.open(&setup.payment.url("/shop/browser-drop")).await;
+    assert_eq!(browser.text("h1").await, "Browser Drop");
+    browser.check("the campaign page").await;
+    browser.screenshot("campaign").await;
+    let buyer = testing::signer(&setup.anvil, 8);
+    browser.fill(&format!("#email-{item}"), "buyer@example.com").await;
+    browser.fill(&format!("#wallet-{item}"), &buyer.address().to_checksum(None)).await;
+    browser.click("form.buy input[value=eth]").await;
+    browser.click("form.buy button[type=submit]").await;
+    browser.wait_text("h1", "Your order").await;
+    browser.wait_visible("#pay").await;
+    assert!(browser.text("#pay-card .amount").await.ends_with(" ETH"));
+    browser.check("the order page, to pay").await;
+    browser.screenshot("order").await;
+    browser.inject_wallet().await;
+    browser.click("#pay").await;
+    browser.serve_wallet(&buyer, &setup.anvil.endpoint(), 2).await;
+    browser.wait_text("#state", "token is minted").await;
+    browser.wait_visible("#token").await;
+    assert!(browser.text("#token").await.contains("token #"));
+    browser.check("the order page, minted").await;
+    browser.screenshot("minted").await;
+    browser.close().await;
+    setup.stop().await;
 }
