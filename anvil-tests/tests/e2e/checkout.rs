@@ -332,7 +332,20 @@ async fn a_thousand_buyers_of_a_hundred_units_pay_and_exactly_a_hundred_are_mint
         if fulfilled == 100 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{fulfilled} of 100 fulfilled");
+        if std::time::Instant::now() > deadline {
+            let stuck: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT o.state, o.failure_reason,
+                        (SELECT string_agg(e.event_type || ' → ' || d.subscriber || ' ' || d.status || ' x'
+                                           || d.attempts || ' ' || coalesce(d.last_error, ''), '; ')
+                         FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id
+                         WHERE e.aggregate_id = o.id AND d.status <> 'done')
+                 FROM orders o WHERE o.state <> 'fulfilled' AND o.state <> 'expired'",
+            )
+            .fetch_all(&db)
+            .await
+            .unwrap();
+            panic!("{fulfilled} of 100 fulfilled; the others (state, reason, undelivered events): {stuck:#?}");
+        }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     let collection = fulfilled_collection(&setup, item).await;
