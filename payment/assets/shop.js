@@ -5,10 +5,7 @@
 "use strict";
 
 (() => {
-  const say = (status, text, kind) => {
-    status.textContent = text;
-    status.dataset.kind = kind || "info";
-  };
+  const say = window.brandmintSay;
 
   document.querySelectorAll("form.buy").forEach((form) => {
     const status = form.querySelector(".status");

@@ -4,11 +4,7 @@
 
 (() => {
   const status = document.getElementById("status");
-  const say = (text, kind) => {
-    if (!status) return;
-    status.textContent = text;
-    status.dataset.kind = kind || "info";
-  };
+  const say = (text, kind) => window.brandmintSay(status, text, kind);
 
   const qr = document.getElementById("qr");
   if (!qr) return;

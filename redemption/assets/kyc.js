@@ -5,14 +5,10 @@
 
 (() => {
   const status = document.getElementById("status");
-  const say = (text, kind) => {
-    status.textContent = text;
-    status.dataset.kind = kind || "info";
-  };
-  const csrf = () => (document.cookie.split("; ").find((c) => c.startsWith("bm_csrf=")) || "").slice(8);
+  const say = (text, kind) => window.brandmintSay(status, text, kind);
   async function send(method, path, body, type) {
     say("Saving…");
-    const headers = { accept: "application/json", "x-csrf-token": csrf() };
+    const headers = { accept: "application/json", "x-csrf-token": window.brandmintCsrf() };
     if (type) headers["content-type"] = type;
     const response = await fetch(path, { method, headers, body });
     if (response.ok) {

@@ -8,10 +8,7 @@
   if (!root) return;
   const code = root.dataset.code;
   const status = document.getElementById("status");
-  const say = (text, kind) => {
-    status.textContent = text;
-    status.dataset.kind = kind || "info";
-  };
+  const say = (text, kind) => window.brandmintSay(status, text, kind);
   const busy = (on) => root.querySelectorAll("button").forEach((b) => { b.disabled = on; });
 
   async function json(path, options) {

@@ -8,14 +8,10 @@
   if (!root) return;
   const { brand, store, signedIn } = root.dataset;
   const result = document.getElementById("result");
-  const show = (text, kind) => {
-    result.textContent = text;
-    result.dataset.kind = kind || "info";
-  };
-  const csrf = () => (document.cookie.split("; ").find((c) => c.startsWith("bm_csrf=")) || "").slice(8);
+  const show = (text, kind) => window.brandmintSay(result, text, kind);
   const post = (path, body, type) => fetch(path, {
     method: "POST",
-    headers: { "content-type": type, accept: "application/json", "x-csrf-token": csrf() },
+    headers: { "content-type": type, accept: "application/json", "x-csrf-token": window.brandmintCsrf() },
     body,
   });
 

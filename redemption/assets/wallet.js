@@ -32,15 +32,12 @@ document.querySelectorAll("button[data-sign-in=page]").forEach((button) => {
   button.addEventListener("click", async () => {
     const status = document.getElementById("status");
     button.disabled = true;
-    if (status) status.textContent = "Signing in…";
+    window.brandmintSay(status, "Signing in…");
     try {
       await window.brandmintSignIn({ cookie: true });
       window.location.reload();
     } catch (e) {
-      if (status) {
-        status.textContent = "Signing in did not work: " + (e.message || e);
-        status.dataset.kind = "bad";
-      }
+      window.brandmintSay(status, "Signing in did not work: " + (e.message || e), "bad");
       button.disabled = false;
     }
   });

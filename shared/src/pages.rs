@@ -21,10 +21,14 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLESHEET: &str = include_str!("../assets/brandmint.css");
+const SCRIPT: &str = include_str!("../assets/page.js");
 
-/// `/assets/brandmint.css`, served by every service.
+/// `/assets/brandmint.css` and `/assets/page.js` (what every page's script may use), served by
+/// every service.
 pub fn assets<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/assets/brandmint.css", get(|| async { asset("text/css; charset=utf-8", STYLESHEET) }))
+    Router::new()
+        .route("/assets/brandmint.css", get(|| async { asset("text/css; charset=utf-8", STYLESHEET) }))
+        .route("/assets/page.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
 }
 
 /// A static asset compiled into the binary, cached for an hour.
@@ -63,6 +67,7 @@ pub fn page(title: &str, scripts: &[&str], body: Markup) -> Response {
                 link rel="stylesheet" href="/assets/brandmint.css";
                 // No favicon to fetch (and no 404 in every page's log).
                 link rel="icon" href="data:,";
+                script src="/assets/page.js" defer {}
                 @for script in scripts {
                     script src=(script) defer {}
                 }
