@@ -192,6 +192,25 @@ impl Platformed {
         self.running = tokio::spawn(async move { background(&resources, &SERVICES, shutdown).await });
     }
 
+    /// Waits until the transaction queue has nothing in flight: the platform's own account 0
+    /// (which tests also send from, to mint) is then free of the queue's nonces.
+    pub(crate) async fn queue_idle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let in_flight: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM chain_transactions WHERE state NOT IN ('confirmed', 'failed')",
+            )
+            .fetch_one(self.owner.app.resources.db())
+            .await
+            .unwrap();
+            if in_flight == 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{in_flight} queued transactions never finished");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Whether the background (dispatcher, daemons, sender) still runs.
     pub(crate) fn background_running(&self) -> bool {
         !self.running.is_finished()

@@ -92,6 +92,8 @@ async fn resold_campaign(setup: &Platformed, slug: &str) -> (shared::ids::Campai
     let created = campaigns.create(&body).await.unwrap();
     campaigns.artwork(created.id, "image/png", alloy::hex::decode(PNG).unwrap()).await.unwrap();
     let live = campaigns.deployed(created.id).await;
+    // The campaign's set-up calls go out from account 0 after deployment; tests mint from it.
+    setup.queue_idle().await;
     (created.id, live.rest["collection_address"].as_str().unwrap().parse().unwrap())
 }
 
