@@ -11,6 +11,7 @@
 //! `cargo xtask test` installs Chromium and ChromeDriver when they are missing.
 
 use std::{
+    os::unix::process::CommandExt,
     path::PathBuf,
     process::Stdio,
     time::{Duration, Instant},
@@ -58,7 +59,10 @@ impl Browser {
     /// Starts ChromeDriver on a free port and a headless Chromium session at `viewport`.
     pub(crate) async fn start(test: &str, viewport: Viewport) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Its own process group: Chromium is its child, and a test that panics before closing the
+        // session must not leave browsers running.
         let driver = std::process::Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -301,7 +305,10 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Stops ChromeDriver and every browser process it started (its process group).
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        drop(std::process::Command::new("kill").args(["-KILL", "--", &group]).status());
         drop(self.driver.kill());
         drop(self.driver.wait());
     }
