@@ -93,6 +93,15 @@ pub(crate) fn conflict(code: ConflictCode, detail: impl Into<String>) -> ApiErro
     ApiError::Conflict { code, detail: detail.into() }
 }
 
+/// A token id written as a customer sends it: decimal digits (at most 78, a `uint256`).
+pub(crate) fn parse_token_id(text: &str) -> Result<U256, &'static str> {
+    let text = text.trim();
+    match text.parse::<shared::money::Wei>() {
+        Ok(id) if text.len() <= 78 => Ok(id.get()),
+        _ => Err("must be a token id in decimal digits"),
+    }
+}
+
 /// The period a use counts in: `''` for once ever, else the UTC day, ISO week or month.
 pub(crate) fn period_key(period: &str, at: DateTime<Utc>) -> String {
     match period {

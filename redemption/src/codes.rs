@@ -290,10 +290,8 @@ fn page(code: &str, view: &CodeView) -> Response {
 
 /// A code refused outright (not ours, never issued), in words.
 fn refused_page(error: &ApiError) -> Response {
-    let (status, detail) = match error {
-        ApiError::NotFound(detail) => (StatusCode::NOT_FOUND, detail.clone()),
-        other => (StatusCode::INTERNAL_SERVER_ERROR, format!("this code cannot be read right now ({other})")),
-    };
+    let status = error.to_problem().status;
+    let detail = pages::refusal(error);
     let body = html! {
         section.card {
             h1 { "This code does not work" }
@@ -302,7 +300,7 @@ fn refused_page(error: &ApiError) -> Response {
         }
     };
     let mut response = pages::page("Code not recognised", &[], body);
-    *response.status_mut() = status;
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
 }
 

@@ -25,7 +25,6 @@ use shared::{
         ApiError, ApiResult, ConflictCode, FieldError, Problem,
         extract::{Json, Path, Query},
     },
-    money::Wei,
     pages,
     qr::{self, CodeError, CounterClaim},
 };
@@ -203,7 +202,7 @@ async fn counter_page(
             Err(e) => html! {
                 section.card {
                     h1 { "No code to show" }
-                    p.status data-kind="bad" role="status" { (problem_detail(e)) }
+                    p.status data-kind="bad" role="status" { (pages::refusal(&e)) }
                     a href="/counter" { "Back to your rewards" }
                 }
             },
@@ -233,7 +232,7 @@ async fn counter_page(
                     }
                 }
             },
-            Err(e) => html! { section.card { p.status data-kind="bad" role="status" { (problem_detail(e)) } } },
+            Err(e) => html! { section.card { p.status data-kind="bad" role="status" { (pages::refusal(&e)) } } },
         },
     };
     pages::page("Show at the counter", &scripts, body)
@@ -307,20 +306,8 @@ pub(crate) fn sign_in_card(title: &str, why: &str) -> maud::Markup {
     }
 }
 
-/// What a refusal says, for a page.
-pub(crate) fn problem_detail(error: ApiError) -> String {
-    match error {
-        ApiError::Conflict { detail, .. } | ApiError::NotFound(detail) => detail,
-        ApiError::Unavailable { detail, .. } => detail,
-        other => other.to_string(),
-    }
-}
-
 fn token_id(text: &str) -> ApiResult<U256> {
-    match text.trim().parse::<Wei>() {
-        Ok(id) if text.trim().len() <= 78 => Ok(id.get()),
-        _ => Err(ApiError::Validation(vec![FieldError::new("token_id", "must be a token id in decimal digits")])),
-    }
+    claims::parse_token_id(text).map_err(|reason| ApiError::Validation(vec![FieldError::new("token_id", reason)]))
 }
 
 /// The store a verifier's scanner is set up for (verifiers: only their assigned stores).

@@ -54,7 +54,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> axum::respon
     let latest = match latest {
         Ok(latest) => latest.map(CustomerKyc::from),
         Err(e) => {
-            let body = html! { section.card { p.status data-kind="bad" role="status" { (e.to_string()) } } };
+            let body = html! { section.card { p.status data-kind="bad" role="status" { (pages::refusal(&e)) } } };
             return pages::page("Verify your identity", &scripts, body);
         }
     };

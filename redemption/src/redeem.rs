@@ -18,7 +18,6 @@ use shared::{
         extract::{Json, Path},
         ratelimit,
     },
-    money::Wei,
     workflow::machines::RedemptionState,
 };
 use sqlx::Row;
@@ -170,14 +169,10 @@ async fn claim(
     if body.reward_id < 1 {
         errors.add("reward_id", "must be a reward's id (a positive number)");
     }
-    let token_text = body.token_id.trim();
-    let token_id = match token_text.parse::<Wei>() {
-        Ok(id) if token_text.len() <= 78 => id.get(),
-        _ => {
-            errors.add("token_id", "must be a token id in decimal digits");
-            U256::ZERO
-        }
-    };
+    let token_id = claims::parse_token_id(&body.token_id).unwrap_or_else(|reason| {
+        errors.add("token_id", reason);
+        U256::ZERO
+    });
     let recipient = match body.recipient.as_deref() {
         None => wallet,
         Some(text) => shared::address::parse_address(text).unwrap_or_else(|reason| {

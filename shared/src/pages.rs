@@ -92,6 +92,18 @@ pub fn page(title: &str, scripts: &[&str], body: Markup) -> Response {
         .into_response()
 }
 
+/// What a refusal says to the person on a page: the problem document's detail, else its field
+/// errors, else its title (so an internal error shows no internals, as in the API).
+pub fn refusal(error: &crate::http::ApiError) -> String {
+    let problem = error.to_problem();
+    let fields: Vec<String> = problem.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+    match problem.detail {
+        Some(detail) => detail,
+        None if !fields.is_empty() => fields.join("; "),
+        None => problem.title,
+    }
+}
+
 /// An amount in base units as a person reads it: `5000000` with 6 decimals is `5.00`; ETH
 /// (18 decimals) keeps up to 6 significant decimals (`0.0125`).
 pub fn amount(base_units: &str, decimals: usize) -> String {
