@@ -381,8 +381,7 @@ pub(crate) async fn load(conn: &mut PgConnection, state: &AppState, brand: i64, 
 
 /// Where the campaign's image is served publicly.
 pub(crate) fn artwork_url(state: &AppState, campaign: i64) -> String {
-    let base = state.config().chain.contracts.public_base_url.as_str().trim_end_matches('/').to_owned();
-    format!("{base}/metadata/{campaign}/image")
+    state.config().http.public.link(shared::config::Site::Backoffice, &format!("/metadata/{campaign}/image"))
 }
 
 /// A campaign's deployment.

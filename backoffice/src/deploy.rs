@@ -142,7 +142,7 @@ async fn deploy(
             (id, 1)
         }
     };
-    let base_uri = format!("{}/metadata/{id}/", contracts.public_base_url.as_str().trim_end_matches('/'));
+    let base_uri = state.config().http.public.link(shared::config::Site::Backoffice, &format!("/metadata/{id}/"));
     let minters = contracts.checkout.into_iter().chain([relayer]).collect();
     let call = CampaignFactory::deployCampaignCall {
         campaignId: U256::from(id),

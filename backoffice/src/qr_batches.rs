@@ -395,7 +395,7 @@ async fn get_batch(
 
 /// The URL a code's QR encodes.
 fn code_url(state: &AppState, text: &str) -> String {
-    format!("{}/r/{text}", state.config().chain.contracts.public_base_url.as_str().trim_end_matches('/'))
+    state.config().http.public.link(shared::config::Site::Redemption, &format!("/r/{text}"))
 }
 
 /// The whole batch, ready to print: a ZIP streamed as it is drawn, with `manifest.csv` (one row

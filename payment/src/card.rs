@@ -205,9 +205,11 @@ async fn checkout_session(
     }
     let currency: Currency = row.currency.parse()?;
     let reference = order_ref(order_id, row.brand_id)?;
-    let base = state.config().mail.app_base_url.as_str().trim_end_matches('/').to_owned();
-    let success = format!("{base}/orders/{order_id}?session={{CHECKOUT_SESSION_ID}}");
-    let cancel = format!("{base}/orders/{order_id}");
+    // Back to the order's page, where the buyer follows it until the token is minted.
+    let public = &state.config().http.public;
+    let success =
+        public.link(shared::config::Site::Payment, &format!("/orders/{order_id}?session={{CHECKOUT_SESSION_ID}}"));
+    let cancel = public.link(shared::config::Site::Payment, &format!("/orders/{order_id}"));
     // Stripe's minimum page lifetime is 30 minutes; the order's own expiry still applies.
     let expires = row.expires_at.map(|at| at.max(Utc::now() + chrono::Duration::minutes(31)));
     let request = stripe::CheckoutRequest {

@@ -52,7 +52,7 @@ pub(crate) struct CatalogItem {
     responses((status = 200, body = Vec<CatalogCampaign>), (status = 503, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn catalog(State(state): State<AppState>) -> ApiResult<Json<Vec<CatalogCampaign>>> {
-    let base = state.config().chain.contracts.public_base_url.as_str().trim_end_matches('/').to_owned();
+    let public = &state.config().http.public;
     let campaigns = sqlx::query!(
         "SELECT c.id, b.name AS brand, c.name, c.slug, c.description, c.artwork_key IS NOT NULL AS \"has_image!\",
                 c.collection_address
@@ -70,7 +70,9 @@ async fn catalog(State(state): State<AppState>) -> ApiResult<Json<Vec<CatalogCam
     let catalog = campaigns
         .into_iter()
         .map(|c| CatalogCampaign {
-            image: c.has_image.then(|| format!("{base}/metadata/{}/image", c.id)),
+            image: c
+                .has_image
+                .then(|| public.link(shared::config::Site::Backoffice, &format!("/metadata/{}/image", c.id))),
             collection_address: c.collection_address.as_deref().map(shared::chain::checksummed),
             items: items
                 .iter()

@@ -25,6 +25,7 @@ use shared::{
     AppState,
     auth::public,
     chain::parse_address,
+    config::Site,
     http::OnConstraint,
     http::{
         ApiError, ApiResult, FieldError, Problem,
@@ -141,11 +142,13 @@ pub(crate) async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Order> 
 }
 
 impl Order {
-    /// Links the minted token to its public metadata under `PUBLIC_BASE_URL`.
+    /// Links the minted token to its public metadata (served by the back office).
     pub(crate) fn link(mut self, state: &AppState) -> Self {
-        let base = state.config().chain.contracts.public_base_url.as_str().trim_end_matches('/').to_owned();
-        self.metadata_url =
-            self.first_token_id.as_ref().map(|token| format!("{base}/metadata/{}/{token}", self.campaign_id));
+        let public = &state.config().http.public;
+        self.metadata_url = self
+            .first_token_id
+            .as_ref()
+            .map(|token| public.link(Site::Backoffice, &format!("/metadata/{}/{token}", self.campaign_id)));
         self
     }
 }

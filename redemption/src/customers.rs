@@ -25,7 +25,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(public(routes!(siwe_nonce)))
         .routes(public(routes!(siwe_sign_in)))
-        .routes(public(routes!(staff_session)))
         .routes(require(Permission::Customer, routes!(me)))
 }
 
@@ -158,44 +157,6 @@ async fn siwe_sign_in(
     if body.cookie {
         auth::start_page_session(&mut response, &token, ttl)?;
     }
-    Ok(response)
-}
-
-/// Staff's email and password, for a page session.
-#[derive(Deserialize, ToSchema)]
-pub(crate) struct StaffSignIn {
-    email: String,
-    #[schema(value_type = String, format = Password)]
-    password: secrecy::SecretString,
-}
-
-/// Who signed in.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct StaffSession {
-    /// Seconds the page session lasts.
-    expires_in: u64,
-}
-
-/// Signs staff in for this service's pages (the store scanner): the same accounts, rules and
-/// limits as the back office's sign-in, answered with the page session's cookies
-/// (`HttpOnly; Secure; SameSite=Strict`) instead of tokens.
-#[utoipa::path(post, path = "/auth/staff-session", tag = "auth", request_body = StaffSignIn, responses(
-    (status = 200, description = "Signed in; the cookies are set", body = StaffSession),
-    (status = 401, description = "Unknown email, wrong password or disabled account (indistinguishable)",
-        body = Problem),
-    (status = 429, body = Problem),
-))]
-#[tracing::instrument(skip_all)]
-async fn staff_session(
-    State(state): State<AppState>,
-    meta: RequestMeta,
-    Json(body): Json<StaffSignIn>,
-) -> ApiResult<Response> {
-    use secrecy::ExposeSecret;
-    ratelimit::attempt(&state, "sign-in", &meta, Some(&body.email.trim().to_lowercase())).await?;
-    let pair = auth::sign_in(state.db(), &state.config().auth, &body.email, body.password, &meta).await?;
-    let mut response = Json(StaffSession { expires_in: pair.expires_in }).into_response();
-    auth::start_page_session(&mut response, pair.access_token.expose_secret(), Duration::from_secs(pair.expires_in))?;
     Ok(response)
 }
 

@@ -169,8 +169,23 @@ pub const TRANSFER_VALIDATOR_ADDRESS: Variable = optional(
 );
 pub const PUBLIC_BASE_URL: Variable = optional(
     "PUBLIC_BASE_URL",
-    "the back office's public address; collections' token metadata lives at <this>/metadata/<campaign>/<token>",
+    "the platform's public address, one origin routing to every service (token metadata at <this>/metadata/…, printed codes at <this>/r/…, the shop's pages)",
     "http://127.0.0.1:8081",
+);
+pub const BACKOFFICE_PUBLIC_URL: Variable = optional(
+    "BACKOFFICE_PUBLIC_URL",
+    "the back office's own public address where it is not behind PUBLIC_BASE_URL (token metadata, its pages)",
+    "",
+);
+pub const PAYMENT_PUBLIC_URL: Variable = optional(
+    "PAYMENT_PUBLIC_URL",
+    "the payment service's own public address where it is not behind PUBLIC_BASE_URL (the shop's pages, where Stripe's hosted page returns buyers)",
+    "",
+);
+pub const REDEMPTION_PUBLIC_URL: Variable = optional(
+    "REDEMPTION_PUBLIC_URL",
+    "the redemption service's own public address where it is not behind PUBLIC_BASE_URL (printed QR codes' pages)",
+    "",
 );
 pub const RUST_LOG: Variable =
     optional("RUST_LOG", "tracing filter directives, e.g. info,sqlx=warn,shared=debug", "info,sqlx=warn");
@@ -224,6 +239,9 @@ pub const VARIABLES: &[Variable] = &[
     STABLECOIN_ADDRESS,
     TRANSFER_VALIDATOR_ADDRESS,
     PUBLIC_BASE_URL,
+    BACKOFFICE_PUBLIC_URL,
+    PAYMENT_PUBLIC_URL,
+    REDEMPTION_PUBLIC_URL,
     RUST_LOG,
 ];
 
@@ -315,8 +333,6 @@ pub struct ContractsConfig {
     pub stablecoin: Option<alloy::primitives::Address>,
     /// The transfer validator of campaigns that enforce royalties.
     pub transfer_validator: Option<alloy::primitives::Address>,
-    /// Base of the public token metadata (`<base>/metadata/<campaign>/`).
-    pub public_base_url: url::Url,
 }
 
 /// How access and refresh tokens are issued and checked.
@@ -393,6 +409,52 @@ pub struct HttpConfig {
     pub indexer_addr: SocketAddr,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Where people and other systems reach each service.
+    pub public: PublicUrls,
+}
+
+/// A service with pages and links of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    Backoffice,
+    Payment,
+    Redemption,
+}
+
+/// The public address of each service: one origin for all (`PUBLIC_BASE_URL`, a router in front
+/// sending each path to its service) unless a service has its own.
+#[derive(Debug, Clone)]
+pub struct PublicUrls {
+    backoffice: url::Url,
+    payment: url::Url,
+    redemption: url::Url,
+}
+
+impl PublicUrls {
+    /// `path` (starting with `/`) on `site`'s public address.
+    pub fn link(&self, site: Site, path: &str) -> String {
+        let base = match site {
+            Site::Backoffice => &self.backoffice,
+            Site::Payment => &self.payment,
+            Site::Redemption => &self.redemption,
+        };
+        format!("{}{path}", base.as_str().trim_end_matches('/'))
+    }
+}
+
+fn public_urls(env: &Env) -> Result<PublicUrls> {
+    let base: url::Url = env.parse(PUBLIC_BASE_URL)?;
+    let own = |variable: Variable| -> Result<url::Url> {
+        match env.string(variable)?.as_str() {
+            "" => Ok(base.clone()),
+            _ => env.parse(variable),
+        }
+    };
+    Ok(PublicUrls {
+        backoffice: own(BACKOFFICE_PUBLIC_URL)?,
+        payment: own(PAYMENT_PUBLIC_URL)?,
+        redemption: own(REDEMPTION_PUBLIC_URL)?,
+    })
 }
 
 #[derive(Clone)]
@@ -476,7 +538,6 @@ impl Config {
                     reward_vault: address(&env, REWARD_VAULT_ADDRESS)?,
                     stablecoin: address(&env, STABLECOIN_ADDRESS)?,
                     transfer_validator: address(&env, TRANSFER_VALIDATOR_ADDRESS)?,
-                    public_base_url: env.parse(PUBLIC_BASE_URL)?,
                 },
             },
             http: HttpConfig {
@@ -486,6 +547,7 @@ impl Config {
                 indexer_addr: env.parse(INDEXER_ADDR)?,
                 request_timeout: Duration::from_secs(env.parse(HTTP_REQUEST_TIMEOUT_SECS)?),
                 shutdown_grace: Duration::from_secs(env.parse(SHUTDOWN_GRACE_SECS)?),
+                public: public_urls(&env)?,
             },
             log: LogConfig { format, filter: env.string(RUST_LOG)? },
             observability: ObservabilityConfig {

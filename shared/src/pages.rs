@@ -4,13 +4,17 @@
 //! no inline code, no framing), `nosniff`, and no referrer leaving the site.
 //!
 //! A page is the HTML representation of a resource the API already has: the handler renders it
-//! when the client asks for `text/html` ([`wants_html`]) and answers JSON otherwise. Its script
-//! talks to the same JSON routes the page's users could call themselves.
+//! when the client asks for `text/html` ([`wants_html`]) and answers JSON otherwise, behind the
+//! same permission wall (which sends a browser to `/sign-in` instead of answering 401). Its
+//! forms and scripts talk to the same JSON routes the page's users could call themselves: a
+//! `<form data-api="/path">` is sent as JSON by `/assets/page.js`, with the CSRF header.
+
+mod session;
 
 use axum::{
     Router,
-    http::{HeaderMap, HeaderValue, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    response::{IntoResponse, Redirect, Response},
     routing::get,
 };
 use maud::{DOCTYPE, Markup, html};
@@ -55,8 +59,55 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
     }
 }
 
+/// The page-session routes every service serves (`/sign-in`, `/auth/staff-session`,
+/// `/auth/sign-out`).
+pub fn session_routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    session::router()
+}
+
 /// A whole page: `title`, the `scripts` it loads (the service's own, deferred) and its `body`.
 pub fn page(title: &str, scripts: &[&str], body: Markup) -> Response {
+    document(title, scripts, None, body)
+}
+
+/// A page for signed-in staff: `nav`'s links (label, href) and a sign-out button in its header.
+pub fn staff_page(title: &str, scripts: &[&str], nav: &[(&str, String)], body: Markup) -> Response {
+    let nav = html! {
+        nav aria-label="Main" {
+            @for (label, href) in nav { a href=(href) { (label) } }
+            form.inline data-api="/auth/sign-out" data-next="/sign-in" {
+                button.link type="submit" { "Sign out" }
+            }
+        }
+    };
+    document(title, scripts, Some(nav), body)
+}
+
+/// What a browser following a link is shown when the permission wall refuses it: the sign-in
+/// page (coming back here afterwards) when it is not signed in, else a page saying why.
+pub fn refused(error: &crate::http::ApiError, uri: &Uri) -> Response {
+    use crate::http::ApiError;
+    if matches!(error, ApiError::Unauthenticated) {
+        let here = uri.path_and_query().map_or("/", |p| p.as_str());
+        let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        return Redirect::to(&format!("/sign-in?next={next}")).into_response();
+    }
+    let status = StatusCode::from_u16(error.to_problem().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (title, text) = match status {
+        StatusCode::FORBIDDEN => ("Not allowed", "Your account may not open this page.".to_owned()),
+        StatusCode::NOT_FOUND => ("Not found", "There is nothing here, or it is not yours to see.".to_owned()),
+        _ => ("Something went wrong", refusal(error)),
+    };
+    let body = html! {
+        section.card { h1 { (title) } p { (text) } p { a href="/" { "Home" } } }
+    };
+    let mut response = page(title, &[], body);
+    *response.status_mut() = status;
+    response
+}
+
+fn document(title: &str, scripts: &[&str], nav: Option<Markup>, body: Markup) -> Response {
+    let staff = nav.is_some();
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -72,9 +123,9 @@ pub fn page(title: &str, scripts: &[&str], body: Markup) -> Response {
                     script src=(script) defer {}
                 }
             }
-            body {
+            body class=[staff.then_some("staff")] {
                 a.skip href="#main" { "Skip to content" }
-                header.top { "Brandmint" }
+                header.top { span.brand { "Brandmint" } @if let Some(nav) = nav { (nav) } }
                 main #main { (body) }
             }
         }

@@ -340,6 +340,7 @@ pub fn openapi_router(spec: ServiceSpec) -> OpenApiRouter<AppState> {
         .routes(auth::public(routes!(http::health::live)))
         .routes(auth::public(routes!(http::health::ready)))
         .routes(auth::public(routes!(http::metrics::render)))
+        .merge(crate::pages::session_routes())
         .merge((spec.routes)())
 }
 

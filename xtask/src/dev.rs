@@ -146,7 +146,13 @@ fn run_platform(
     // anvil's account 1 signs checkout quotes (the suite's quote signer, see `deploy-local`).
     platform.env("QUOTE_SIGNER_PRIVATE_KEY", "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
     let backoffice = std::env::var("BACKOFFICE_ADDR").unwrap_or_else(|_| SERVICES[0].2.to_owned());
+    // No router in front locally: each service's pages and links at its own port.
     platform.env("PUBLIC_BASE_URL", format!("http://{backoffice}"));
+    platform.env("APP_BASE_URL", format!("http://{backoffice}"));
+    for (name, var, default) in &SERVICES[..3] {
+        let addr = std::env::var(var).unwrap_or_else(|_| (*default).to_owned());
+        platform.env(format!("{}_PUBLIC_URL", name.to_uppercase()), format!("http://{addr}"));
+    }
     let mut child = platform.spawn().context("cannot start the platform")?;
     child_pid.store(child.id(), Ordering::SeqCst);
 

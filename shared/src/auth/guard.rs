@@ -201,13 +201,30 @@ pub fn require(permission: Permission, routes: UtoipaMethodRouter<AppState>) -> 
             mark(operation, X_PERMISSION, permission.as_str().into());
         }
     }
-    let router = router.route_layer(axum::middleware::from_fn(move |request: Request, next: Next| async move {
-        match authorize(permission, request).await {
-            Ok(request) => next.run(request).await,
-            Err(e) => e.into_response(),
-        }
-    }));
+    let router = router
+        .route_layer(axum::middleware::from_fn(move |request: Request, next: Next| wall(permission, request, next)));
     (schemas, paths, router)
+}
+
+/// A page with no JSON twin (a home page) behind the same wall as [`require`]'s routes.
+pub fn require_page(
+    permission: Permission,
+    page: axum::routing::MethodRouter<AppState>,
+) -> axum::routing::MethodRouter<AppState> {
+    page.route_layer(axum::middleware::from_fn(move |request: Request, next: Next| wall(permission, request, next)))
+}
+
+/// The permission wall: the request goes on with its [`Caller`], or is refused. A person at a
+/// browser following a link is sent to sign in, or shown a page saying why not.
+async fn wall(permission: Permission, request: Request, next: Next) -> axum::response::Response {
+    let page = crate::pages::wants_html(request.headers()).then(|| request.uri().clone());
+    match authorize(permission, request).await {
+        Ok(request) => next.run(request).await,
+        Err(e) => match page {
+            Some(uri) => crate::pages::refused(&e, &uri),
+            None => e.into_response(),
+        },
+    }
 }
 
 /// Adds routes anyone may call (sign-in, health). Marked `x-public` in the OpenAPI document.
@@ -423,7 +440,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// A state-changing request on the cookie session must echo the CSRF cookie in its header.
-fn check_csrf(headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn check_csrf(headers: &HeaderMap) -> ApiResult<()> {
     use subtle::ConstantTimeEq;
     let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     match (sent, cookie(headers, CSRF_COOKIE)) {
@@ -452,6 +469,16 @@ pub fn start_page_session(
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     Ok(())
+}
+
+/// Ends the page session in the browser: both cookies expire at once.
+pub fn end_page_session(response: &mut axum::response::Response) {
+    for name in [SESSION_COOKIE, CSRF_COOKIE] {
+        let cookie = format!("{name}=; Path=/; Max-Age=0; Secure; SameSite=Strict");
+        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

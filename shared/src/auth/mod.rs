@@ -26,10 +26,11 @@ pub mod siwe;
 pub use crate::ids::{AccountId, BrandId};
 pub use account::{Account, Email, create_account, find_account, sign_in};
 pub use acl::{BrandRole, Permission, PlatformRole};
+pub(crate) use guard::check_csrf;
 pub use guard::{
     BrandAccess, CSRF_COOKIE, CSRF_HEADER, Caller, Principal, RequestMeta, SECURITY_SCHEME, SESSION_COOKIE,
-    X_PERMISSION, X_PUBLIC, authenticate, client_ip, cookie, may, public, random_token, require, start_page_session,
-    token_hash,
+    X_PERMISSION, X_PUBLIC, authenticate, client_ip, cookie, end_page_session, may, public, random_token, require,
+    require_page, start_page_session, token_hash,
 };
 pub use session::{TokenPair, logout, refresh};
 

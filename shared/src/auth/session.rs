@@ -183,7 +183,8 @@ pub async fn list(conn: &mut PgConnection, account: AccountId) -> Result<Vec<Ses
     .await?)
 }
 
-async fn revoke_in(conn: &mut PgConnection, session: Uuid) -> Result<()> {
+/// Ends `session` and its refresh tokens (signing out of a page session).
+pub async fn revoke_in(conn: &mut PgConnection, session: Uuid) -> Result<()> {
     sqlx::query!("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session)
         .execute(&mut *conn)
         .await?;
