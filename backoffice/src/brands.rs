@@ -1,7 +1,11 @@
 //! Brands and their stores. Platform admins create brands (inviting the first owner);
 //! members read their own brand; owners and managers add stores.
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::{
@@ -163,9 +167,57 @@ async fn list_brands(State(state): State<AppState>, _caller: Caller) -> ApiResul
     params(("brand_id" = i64, Path)),
     responses((status = 200, body = Brand), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
-async fn get_brand(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Brand>> {
+async fn get_brand(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
     let mut conn = state.db().acquire().await?;
-    Ok(Json(load(&mut conn, caller.brand()?.id).await?))
+    let brand = load(&mut conn, caller.brand()?.id).await?;
+    if !shared::pages::wants_html(&headers) {
+        return Ok(Json(brand).into_response());
+    }
+    let stores = list_stores(State(state.clone()), caller.clone()).await?.0;
+    Ok(brand_page(&state, &caller, &brand, &stores))
+}
+
+/// The brand's page: its profile, treasury and stores, and forms to change them.
+fn brand_page(state: &AppState, caller: &Caller, brand: &Brand, stores: &[Store]) -> Response {
+    let id = brand.id.get();
+    let body = maud::html! {
+        h1 { (brand.name) }
+        section.card aria-labelledby="profile-title" {
+            h2 #profile-title { "Profile" }
+            dl.facts {
+                dt { "Treasury" }
+                dd.hash { (brand.treasury_address.as_deref().unwrap_or("not set: proceeds and royalties need one")) }
+                dt { "Website" } dd { (brand.website.as_deref().unwrap_or("—")) }
+                dt { "Since" } dd { (crate::pages::when(brand.created_at)) }
+            }
+            @if !brand.description.is_empty() { p { (brand.description) } }
+            @if caller.holds(Permission::BrandEdit) {
+                form data-api=(format!("/brands/{id}")) data-method="PATCH" {
+                    label for="treasury" { "Treasury address (EIP-55, receives proceeds and royalties)" }
+                    input #treasury type="text" name="treasury_address" spellcheck="false" autocomplete="off"
+                        value=(brand.treasury_address.as_deref().unwrap_or_default());
+                    label for="description" { "Description" }
+                    textarea #description name="description" rows="3" { (brand.description) }
+                    button type="submit" { "Save" }
+                    p.status role="status" aria-live="polite" {}
+                }
+            }
+        }
+        section.card aria-labelledby="stores-title" {
+            h2 #stores-title { "Stores" }
+            @if stores.is_empty() { p.muted { "No stores yet. Verifiers scan counter codes at a store." } }
+            ul { @for store in stores { li { (store.name) " " span.muted { "(#" (store.id) ")" } } } }
+            @if caller.holds(Permission::StoresManage) {
+                form data-api=(format!("/brands/{id}/stores")) {
+                    label for="store-name" { "New store's name" }
+                    input #store-name type="text" name="name" required maxlength="200";
+                    button type="submit" { "Add the store" }
+                    p.status role="status" aria-live="polite" {}
+                }
+            }
+        }
+    };
+    crate::pages::brand_page(state, id, &brand.name, body)
 }
 
 /// Changes the brand's profile and treasury address.

@@ -5,9 +5,14 @@
 //! deployed; the description (off-chain metadata) can change at any time, and so can royalty
 //! enforcement ([`crate::enforcement`]), which the collection's admin switches on chain.
 
+mod page;
+
+pub(crate) use page::token_amount;
+
 use axum::{
     extract::{DefaultBodyLimit, State},
     http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -492,7 +497,7 @@ async fn create_campaign(
 #[utoipa::path(get, path = "/brands/{brand_id}/campaigns", tag = "campaigns", params(("brand_id" = i64, Path)),
     responses((status = 200, body = Vec<Campaign>)))]
 #[tracing::instrument(skip_all)]
-async fn list_campaigns(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Campaign>>> {
+async fn list_campaigns(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
     let brand = caller.brand()?.id;
     let mut conn = state.db().acquire().await?;
     let ids = sqlx::query_scalar!("SELECT id FROM campaigns WHERE brand_id = $1 ORDER BY id DESC", brand.get())
@@ -502,7 +507,10 @@ async fn list_campaigns(State(state): State<AppState>, caller: Caller) -> ApiRes
     for id in ids {
         campaigns.push(load(&mut conn, &state, brand.get(), id).await?);
     }
-    Ok(Json(campaigns))
+    match shared::pages::wants_html(&headers) {
+        true => Ok(page::list(&state, &caller, brand.get(), &campaigns)),
+        false => Ok(Json(campaigns).into_response()),
+    }
 }
 
 /// One campaign, with its items and deployment.
@@ -514,9 +522,17 @@ async fn get_campaign(
     State(state): State<AppState>,
     caller: Caller,
     Path(CampaignPath { campaign_id: id }): Path<CampaignPath>,
-) -> ApiResult<Json<Campaign>> {
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let mut conn = state.db().acquire().await?;
-    Ok(Json(load(&mut conn, &state, caller.brand()?.id.get(), id).await?))
+    let campaign = load(&mut conn, &state, caller.brand()?.id.get(), id).await?;
+    drop(conn);
+    if !shared::pages::wants_html(&headers) {
+        return Ok(Json(campaign).into_response());
+    }
+    let rewards = crate::rewards::section(&state, &caller, id).await?;
+    let batches = crate::qr_batches::section(&state, &caller, id).await?;
+    Ok(page::one(&state, &caller, &campaign, rewards, batches))
 }
 
 /// Locks the campaign row and returns its state (404 if not the brand's).

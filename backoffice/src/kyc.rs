@@ -8,7 +8,7 @@
 use axum::{
     body::Body,
     extract::State,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -97,12 +97,102 @@ async fn queue(
     State(state): State<AppState>,
     _caller: Caller,
     Query(params): Query<QueueParams>,
-) -> ApiResult<Json<QueuePage>> {
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let (status, limit, offset) = params.parse()?;
     let mut conn = state.db().acquire().await?;
     let items = kyc::submission::queue(&mut conn, status, limit, offset).await?;
     let next_offset = (items.len() as i64 == limit).then(|| offset.saturating_add(limit));
-    Ok(Json(QueuePage { items, limit, offset, next_offset }))
+    let page = QueuePage { items, limit, offset, next_offset };
+    match shared::pages::wants_html(&headers) {
+        true => Ok(queue_page(&page, status)),
+        false => Ok(Json(page).into_response()),
+    }
+}
+
+/// The review queue's page.
+fn queue_page(page: &QueuePage, status: Option<KycState>) -> Response {
+    let body = maud::html! {
+        h1 { "KYC review" }
+        section.card aria-labelledby="queue-title" {
+            h2 #queue-title { (status.map_or("Every submission, pending first", |s| s.as_str())) }
+            p { "Show: "
+                a href="/kyc/submissions?status=pending" { "pending" } " · "
+                a href="/kyc/submissions?status=in_review" { "in review" } " · "
+                a href="/kyc/submissions?status=approved" { "approved" } " · "
+                a href="/kyc/submissions?status=rejected" { "rejected" } " · "
+                a href="/kyc/submissions" { "all" } }
+            @if page.items.is_empty() { p.muted { "Nothing to review." } } @else {
+                div.table { table {
+                    thead { tr { th scope="col" { "Submission" } th scope="col" { "Name" } th scope="col" { "Country" }
+                                 th scope="col" { "Document" } th scope="col" { "State" } th scope="col" { "Submitted" } } }
+                    tbody { @for item in &page.items { tr {
+                        td { a href=(format!("/kyc/submissions/{}", item.id)) { "#" (item.id) } }
+                        td { (item.legal_name) } td { (item.country) }
+                        td { (item.document_type.as_str()) " · " (item.documents) " pictures" }
+                        td { (crate::pages::badge(item.state.as_str())) }
+                        td { (item.submitted_at.map(crate::pages::when).unwrap_or_default()) }
+                    } } }
+                } }
+            }
+            @if let Some(next) = page.next_offset {
+                p { a href=(format!("/kyc/submissions?offset={next}&limit={}{}", page.limit,
+                        status.map(|s| format!("&status={}", s.as_str())).unwrap_or_default())) { "Next page" } }
+            }
+        }
+    };
+    shared::pages::staff_page("KYC review", &[], &crate::pages::platform_nav(), body)
+}
+
+/// One submission's page: its details, its pictures (each view audited) and the decision.
+fn submission_page(submission: &Submission) -> Response {
+    let id = submission.id;
+    let open = matches!(submission.state, KycState::Pending | KycState::InReview);
+    let body = maud::html! {
+        h1 { "KYC submission #" (id) }
+        section.card aria-labelledby="details-title" {
+            h2 #details-title { "Details" }
+            dl.facts {
+                dt { "State" } dd #kyc-state { (crate::pages::badge(submission.state.as_str())) }
+                dt { "Legal name" } dd { (submission.legal_name) }
+                dt { "Date of birth" } dd { (submission.date_of_birth) }
+                dt { "Country" } dd { (submission.country) }
+                dt { "Document" } dd { (submission.document_type.as_str()) " " span.hash { (submission.document_number) } }
+                dt { "Submitted" } dd { (submission.submitted_at.map(crate::pages::when).unwrap_or_default()) }
+                @if let Some(reason) = &submission.decision_reason { dt { "Decision note" } dd { (reason) } }
+            }
+        }
+        section.card aria-labelledby="documents-title" {
+            h2 #documents-title { "Pictures" }
+            @for document in &submission.documents {
+                @let src = format!("/kyc/submissions/{id}/documents/{}", document.id);
+                figure {
+                    @if document.content_type.starts_with("image/") {
+                        img.document src=(src) alt=(format!("The {} of the document", document.kind.as_str().replace('_', " ")));
+                    }
+                    figcaption { (document.kind.as_str().replace('_', " ")) " · " a href=(src) { "open" } }
+                }
+            }
+        }
+        @if open {
+            section.card aria-labelledby="decide-title" {
+                h2 #decide-title { "Decision" }
+                form #approve data-api=(format!("/kyc/submissions/{id}/approve")) {
+                    label for="approve-note" { "Note (optional)" }
+                    input #approve-note type="text" name="reason" maxlength="500";
+                    button type="submit" { "Approve" }
+                    p.status role="status" aria-live="polite" {}
+                }
+                form #reject data-api=(format!("/kyc/submissions/{id}/reject")) {
+                    label for="reject-reason" { "Why it is rejected (the customer sees this)" }
+                    input #reject-reason type="text" name="reason" maxlength="500" required;
+                    button.secondary type="submit" { "Reject" }
+                    p.status role="status" aria-live="polite" {}
+                }
+            }
+        }
+    };
+    shared::pages::staff_page(&format!("KYC #{id}"), &[], &crate::pages::platform_nav(), body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,12 +216,16 @@ async fn detail(
     State(state): State<AppState>,
     caller: Caller,
     Path(path): Path<SubmissionPath>,
-) -> ApiResult<Json<Submission>> {
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let mut tx = state.db().begin().await?;
     let submission = kyc::submission::get_submitted(&mut tx, SubmissionId::new(path.kyc_id)).await?;
     audit::record(&mut tx, &caller, Entry::new("kyc.viewed", format!("kyc:{}", submission.id))).await?;
     tx.commit().await?;
-    Ok(Json(submission))
+    match shared::pages::wants_html(&headers) {
+        true => Ok(submission_page(&submission)),
+        false => Ok(Json(submission).into_response()),
+    }
 }
 
 /// One document image, decrypted, with its content type; never cached. Audited

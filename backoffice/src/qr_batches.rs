@@ -664,3 +664,71 @@ async fn revoke(conn: &mut PgConnection, brand: i64, batch: i64, seq: Option<i32
     }
     Ok(revoked)
 }
+
+/// The campaign page's printed-codes section: each batch with its codes counted by state and
+/// its printable ZIP, and a form to generate one for those who may.
+pub(crate) async fn section(state: &AppState, caller: &Caller, campaign_id: i64) -> ApiResult<maud::Markup> {
+    let brand = caller.brand()?.id.get();
+    let batches = list(&mut *state.db().acquire().await?, brand, campaign_id, None).await?;
+    let rewards: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, name FROM campaign_rewards WHERE brand_id = $1 AND campaign_id = $2 AND kind IN ('token', 'perk')
+         ORDER BY id",
+    )
+    .bind(brand)
+    .bind(campaign_id)
+    .fetch_all(state.db())
+    .await?;
+    let base = format!("/brands/{brand}/campaigns/{campaign_id}/qr-batches");
+    Ok(maud::html! {
+        section.card aria-labelledby="codes-title" {
+            h2 #codes-title { "Printed QR codes" }
+            @if batches.is_empty() { p.muted { "No batches yet." } } @else {
+                div.table { table {
+                    thead { tr {
+                        th scope="col" { "Batch" } th scope="col" { "State" } th scope="col" class="num" { "Codes" }
+                        th scope="col" class="num" { "Issued" } th scope="col" class="num" { "Paid" }
+                        th scope="col" class="num" { "Revoked" } th scope="col" { "Download" }
+                    } }
+                    tbody { @for b in &batches { tr {
+                        td { (b.label) br; span.muted { "uses per code: " (b.uses_per_code) } }
+                        td {
+                            (crate::pages::badge(&b.state))
+                            @if b.state == "generating" {
+                                span data-follow=(format!("{base}/{}", b.id)) data-field="state" data-while="generating" {
+                                    span.status role="status" aria-live="polite" { (b.generated) " of " (b.size) }
+                                }
+                            }
+                        }
+                        td.num { (b.size) } td.num { (b.codes.issued) } td.num { (b.codes.paid) } td.num { (b.codes.revoked) }
+                        td { @if b.state != "generating" {
+                            a href=(format!("{base}/{}/printable", b.id)) download { "ZIP of PNGs + manifest" }
+                        } }
+                    } } }
+                } }
+            }
+            @if caller.holds(shared::auth::Permission::CampaignsManage) && !rewards.is_empty() {
+                h3 { "New batch" }
+                form #new-batch data-api=(base) {
+                    label for="batch-reward" { "Reward" }
+                    select #batch-reward name="reward_id" data-type="number" {
+                        @for (id, name) in &rewards { option value=(id) { (name) } }
+                    }
+                    label for="batch-label" { "Label (what the codes are printed on)" }
+                    input #batch-label type="text" name="label" required maxlength="200";
+                    label for="batch-size" { "How many codes (1–100,000)" }
+                    input #batch-size type="number" name="size" data-type="number" min="1" max="100000" required;
+                    label for="batch-uses" { "Claims per code" }
+                    input #batch-uses type="number" name="uses_per_code" data-type="number" min="1" max="10000" value="1";
+                    label for="batch-expiry" { "Valid until (UTC; empty: no end)" }
+                    input #batch-expiry type="datetime-local" name="expires_at" data-type="utc";
+                    label.choice {
+                        input #batch-typed type="checkbox" name="typed_addresses" data-type="bool";
+                        " Customers may type an address instead of signing in with a wallet"
+                    }
+                    button type="submit" { "Generate" }
+                    p.status role="status" aria-live="polite" {}
+                }
+            }
+        }
+    })
+}

@@ -659,3 +659,73 @@ mod tests {
         assert_eq!(fields, ["rows[2]", "rows[3]", "rows[4]"]);
     }
 }
+
+/// The campaign page's rewards section: each reward, and forms to add one and to fund a token
+/// reward's vault balance for those who may.
+pub(crate) async fn section(state: &AppState, caller: &Caller, campaign_id: i64) -> ApiResult<maud::Markup> {
+    let path = Path(CampaignPath { campaign_id });
+    let rewards = list_rewards(State(state.clone()), caller.clone(), path).await?.0;
+    let brand = caller.brand()?.id.get();
+    let base = format!("/brands/{brand}/campaigns/{campaign_id}/rewards");
+    let manage = caller.holds(shared::auth::Permission::CampaignsManage);
+    Ok(maud::html! {
+        section.card aria-labelledby="rewards-title" {
+            h2 #rewards-title { "Rewards" }
+            @if rewards.is_empty() { p.muted { "No rewards yet." } }
+            @for reward in &rewards {
+                article.reward aria-labelledby=(format!("reward-{}", reward.id)) {
+                    h3 id=(format!("reward-{}", reward.id)) { (reward.name) " " span.muted { "(" (reward.kind.replace('_', " ")) ")" } }
+                    @if !reward.description.is_empty() { p { (reward.description) } }
+                    dl.facts {
+                        @if let Some(amount) = &reward.amount_per_redemption {
+                            dt { "Per redemption" } dd { (crate::campaigns::token_amount(amount, reward.token.as_deref())) }
+                            dt { "Period" } dd { (reward.period) }
+                        }
+                        @if let Some(balance) = &reward.vault_balance {
+                            dt { "In the vault" } dd { (crate::campaigns::token_amount(balance, reward.token.as_deref())) }
+                        }
+                        @if let Some(share) = reward.share_bps {
+                            dt { "Holders' share" } dd { (format!("{:.2} %", f64::from(share) / 100.0)) " of received royalties" }
+                        }
+                        @if reward.kind == "perk" { dt { "Codes left" } dd { (reward.codes_available) " of " (reward.codes_total) } }
+                    }
+                    @if manage && reward.kind == "token" {
+                        form data-api=(format!("{base}/{}/fund", reward.id)) {
+                            label for=(format!("fund-{}", reward.id)) { "Fund the vault, in base units (wei for ETH; 1000000 = 1.00 stablecoin)" }
+                            input id=(format!("fund-{}", reward.id)) type="text" name="amount" inputmode="numeric" pattern="[0-9]+" required;
+                            button.small type="submit" { "Fund" }
+                            p.status role="status" aria-live="polite" {}
+                        }
+                    }
+                }
+            }
+            @if manage {
+                h3 { "New reward" }
+                form #new-reward data-api=(base) {
+                    label for="reward-kind" { "Kind" }
+                    select #reward-kind name="kind" {
+                        option value="token" { "Token: paid from the vault to the holder" }
+                        option value="perk" { "Perk: a code or a hand-over at a store" }
+                        option value="royalty_share" { "Royalty share: part of received royalties to holders" }
+                    }
+                    label for="reward-name" { "Name" }
+                    input #reward-name type="text" name="name" required maxlength="100";
+                    label for="reward-description" { "Description" }
+                    input #reward-description type="text" name="description" maxlength="1000";
+                    label for="reward-token" { "Token (token rewards)" }
+                    select #reward-token name="token" {
+                        option value="" { "—" }
+                        option value="stablecoin" { "the USD stablecoin" }
+                        option value="eth" { "ETH" }
+                    }
+                    label for="reward-amount" { "Amount per redemption in base units (token rewards; 5000000 = 5.00 stablecoin)" }
+                    input #reward-amount type="text" name="amount_per_redemption" inputmode="numeric" pattern="[0-9]+";
+                    label for="reward-share" { "Holders' share in basis points (royalty shares; 2500 = 25 %)" }
+                    input #reward-share type="number" name="share_bps" data-type="number" min="1" max="10000";
+                    button type="submit" { "Add the reward" }
+                    p.status role="status" aria-live="polite" {}
+                }
+            }
+        }
+    })
+}

@@ -19,16 +19,19 @@ window.brandmintExplain = (problem) => {
 
 // Every `<form data-api="/path">` is sent to that JSON route (method `data-method`, POST by
 // default) with the CSRF header. Its named fields become the JSON body: `items.0.name` nests,
-// `data-type` on a field converts it (number, bool for a checkbox, list for comma-separated
-// text), empty fields are left out. A form with `data-upload` sends its file as the raw body.
-// On success the page goes to `data-next` (`{id}` is replaced by the answer's id) or reloads;
-// a refusal is shown in the form's status line.
+// `data-type` on a field converts it (number; bool for a checkbox; each for checkboxes sharing a
+// name, collected into a list of the checked values; list for comma-separated text; utc for a
+// datetime-local field read as UTC), empty fields are left out. A form with `data-upload` sends its file as the raw body.
+// On success the page goes to `data-next` (`{id}` is replaced by the answer's id), or shows the
+// answer's field `data-show` (a secret shown once) after `data-show-label`, or reloads; a
+// refusal is shown in the form's status line.
 (() => {
   const convert = (field) => {
     switch (field.dataset.type) {
       case "number": return Number(field.value);
       case "bool": return field.checked;
       case "list": return field.value.split(",").map((v) => v.trim()).filter((v) => v);
+      case "utc": return new Date(field.value + "Z").toISOString();
       default: return field.value;
     }
   };
@@ -43,12 +46,19 @@ window.brandmintExplain = (problem) => {
   };
   const body = (form) => {
     const json = {};
+    const lists = {};
     for (const field of form.elements) {
       if (!field.name || field.disabled) continue;
+      if (field.dataset.type === "each") {
+        lists[field.name] = lists[field.name] || [];
+        if (field.checked) lists[field.name].push(field.value);
+        continue;
+      }
       if (field.type === "radio" && !field.checked) continue;
       if (field.type !== "checkbox" && field.value === "") continue;
       put(json, field.name, convert(field));
     }
+    Object.entries(lists).forEach(([name, values]) => put(json, name, values));
     return json;
   };
   document.querySelectorAll("form[data-api]").forEach((form) => {
@@ -77,7 +87,8 @@ window.brandmintExplain = (problem) => {
           return;
         }
         const next = form.dataset.next;
-        if (next) window.location.assign(next.replace("{id}", answer.id));
+        if (form.dataset.show) window.brandmintSay(status, `${form.dataset.showLabel}: ${answer[form.dataset.show]}`, "good");
+        else if (next) window.location.assign(next.replace("{id}", answer.id));
         else window.location.reload();
       } catch (error) {
         window.brandmintSay(status, "The service could not be reached; nothing was changed. Try again.", "bad");

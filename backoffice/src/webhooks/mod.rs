@@ -4,10 +4,15 @@
 //! (shown once, rotated with a grace period), the delivery log, replays and test events.
 
 mod fanout;
+mod page;
 mod sender;
 mod standard;
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -258,7 +263,7 @@ async fn create_endpoint(
 #[utoipa::path(get, path = "/brands/{brand_id}/webhooks", tag = "webhooks", params(("brand_id" = i64, Path)),
     responses((status = 200, body = Vec<Endpoint>)))]
 #[tracing::instrument(skip_all)]
-async fn list_endpoints(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Endpoint>>> {
+async fn list_endpoints(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
     let endpoints = sqlx::query_as!(
         Endpoint,
         r#"SELECT id, url, description, event_types, enabled, created_at, updated_at,
@@ -269,7 +274,10 @@ async fn list_endpoints(State(state): State<AppState>, caller: Caller) -> ApiRes
     )
     .fetch_all(state.db())
     .await?;
-    Ok(Json(endpoints))
+    match shared::pages::wants_html(&headers) {
+        true => Ok(page::endpoints(&state, caller.brand()?.id.get(), &endpoints)),
+        false => Ok(Json(endpoints).into_response()),
+    }
 }
 
 /// One endpoint.
@@ -454,7 +462,8 @@ async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
     Path(path): Path<EndpointPath>,
-) -> ApiResult<Json<Vec<Delivery>>> {
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let brand = caller.brand()?.id;
     let mut conn = state.db().acquire().await?;
     let known = sqlx::query_scalar!(
@@ -467,7 +476,14 @@ async fn list_deliveries(
     if !known {
         return Err(not_found());
     }
-    Ok(Json(deliveries(&mut conn, brand, path.endpoint_id, None).await?))
+    let log = deliveries(&mut conn, brand, path.endpoint_id, None).await?;
+    if !shared::pages::wants_html(&headers) {
+        return Ok(Json(log).into_response());
+    }
+    let mut tx = state.db().begin().await?;
+    let endpoint = endpoint(&mut tx, brand, path.endpoint_id).await?;
+    tx.rollback().await?;
+    Ok(page::deliveries(&state, brand.get(), &endpoint, &log))
 }
 
 /// Sends a delivery again, with the same `webhook-id` and body and a fresh attempt budget.

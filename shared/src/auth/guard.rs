@@ -154,6 +154,20 @@ impl Caller {
         self.brand.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route is not brand-scoped")))
     }
 
+    /// Whether the caller may also use `permission` (on this route's brand, for a brand-scoped
+    /// one), by the same rules as the wall: for a page to offer only what its reader may do.
+    pub fn holds(&self, permission: Permission) -> bool {
+        match (permission.scope(), &self.principal, self.brand) {
+            (Scope::Platform, principal, _) => principal.holds_platform(permission),
+            (Scope::Brand, Principal::ApiKey { permissions, .. }, Some(_)) => permissions.contains(&permission),
+            (Scope::Brand, Principal::Account { platform_role, .. }, Some(access)) => {
+                access.role.is_some_and(|role| brand_grants(role).contains(&permission))
+                    || platform_role.is_some_and(|role| platform_grants(role).contains(&permission))
+            }
+            _ => false,
+        }
+    }
+
     /// The signed-in account, or 403 for customers and API keys on account routes.
     pub fn account(&self) -> ApiResult<AccountId> {
         self.principal.account().ok_or(ApiError::Forbidden)
