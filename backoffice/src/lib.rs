@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod brands;
 mod campaigns;
+mod charts;
 pub mod config;
 mod dashboards;
 mod deploy;
@@ -17,6 +18,7 @@ mod exports;
 mod kyc;
 mod members;
 mod metadata;
+mod pages;
 mod qr_batches;
 mod rewards;
 mod royalties;
@@ -70,6 +72,7 @@ fn addr(http: &HttpConfig) -> std::net::SocketAddr {
 /// The service's own routes (health, metrics and docs are added by `shared`).
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(pages::router())
         .merge(auth::router())
         .merge(brands::router())
         .merge(members::router())

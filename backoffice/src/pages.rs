@@ -54,6 +54,11 @@ pub(crate) fn badge(state: &str) -> Markup {
     html! { span.badge data-state=(state) { (state.replace('_', " ")) } }
 }
 
+/// Basis points as a percentage: 750 → `7.50 %`.
+pub(crate) fn percent(bps: i32) -> String {
+    format!("{}.{:02} %", bps / 100, (bps % 100).abs())
+}
+
 /// A moment as staff read it (UTC).
 pub(crate) fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()

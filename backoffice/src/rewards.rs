@@ -641,25 +641,6 @@ fn check_codes(rows: &[Vec<String>]) -> ApiResult<Vec<(usize, String)>> {
     if errors.is_empty() { Ok(codes) } else { Err(ApiError::Validation(errors)) }
 }
 
-#[cfg(test)]
-mod tests {
-    fn rows(lines: &[&[&str]]) -> Vec<Vec<String>> {
-        lines.iter().map(|l| l.iter().map(|c| (*c).to_owned()).collect()).collect()
-    }
-
-    #[test]
-    fn every_bad_row_is_named_and_nothing_passes() {
-        assert_eq!(super::check_codes(&rows(&[&["code"], &["A1"], &["B2"]])).unwrap().len(), 2);
-        let Err(shared::http::ApiError::Validation(errors)) =
-            super::check_codes(&rows(&[&["A1"], &[""], &["A1"], &["B2", "extra"]]))
-        else {
-            panic!("accepted");
-        };
-        let fields: Vec<_> = errors.iter().map(|e| e.field.clone()).collect();
-        assert_eq!(fields, ["rows[2]", "rows[3]", "rows[4]"]);
-    }
-}
-
 /// The campaign page's rewards section: each reward, and forms to add one and to fund a token
 /// reward's vault balance for those who may.
 pub(crate) async fn section(state: &AppState, caller: &Caller, campaign_id: i64) -> ApiResult<maud::Markup> {
@@ -685,7 +666,7 @@ pub(crate) async fn section(state: &AppState, caller: &Caller, campaign_id: i64)
                             dt { "In the vault" } dd { (crate::campaigns::token_amount(balance, reward.token.as_deref())) }
                         }
                         @if let Some(share) = reward.share_bps {
-                            dt { "Holders' share" } dd { (format!("{:.2} %", f64::from(share) / 100.0)) " of received royalties" }
+                            dt { "Holders' share" } dd { (crate::pages::percent(share)) " of received royalties" }
                         }
                         @if reward.kind == "perk" { dt { "Codes left" } dd { (reward.codes_available) " of " (reward.codes_total) } }
                     }
@@ -728,4 +709,23 @@ pub(crate) async fn section(state: &AppState, caller: &Caller, campaign_id: i64)
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    fn rows(lines: &[&[&str]]) -> Vec<Vec<String>> {
+        lines.iter().map(|l| l.iter().map(|c| (*c).to_owned()).collect()).collect()
+    }
+
+    #[test]
+    fn every_bad_row_is_named_and_nothing_passes() {
+        assert_eq!(super::check_codes(&rows(&[&["code"], &["A1"], &["B2"]])).unwrap().len(), 2);
+        let Err(shared::http::ApiError::Validation(errors)) =
+            super::check_codes(&rows(&[&["A1"], &[""], &["A1"], &["B2", "extra"]]))
+        else {
+            panic!("accepted");
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.clone()).collect();
+        assert_eq!(fields, ["rows[2]", "rows[3]", "rows[4]"]);
+    }
 }

@@ -3,9 +3,17 @@
 //! expected against received, the shortfall and the share of sales that paid in full. Read from
 //! the royalty ledger the indexer keeps with every sale, so a report costs a few rows per day
 //! whatever the number of sales.
+//!
+//! A browser asking for a brand's report gets its page: the period's form, the report's table
+//! and the links to download the brand's exports.
 
-use axum::extract::State;
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
 use chrono::{Days, NaiveDate, Utc};
+use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 use shared::{
     AppState,
@@ -15,9 +23,12 @@ use shared::{
         ApiError, ApiResult, Problem,
         extract::{Json, Query},
     },
+    pages,
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::dashboards::{PeriodForm, TokenUnit, campaigns, optional};
 
 /// The longest report, in days.
 const MAX_DAYS: u64 = 3_660;
@@ -29,14 +40,17 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Which days (and campaign).
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ReportQuery {
     /// First day (UTC), included (default: 30 days before `to`).
+    #[serde(default, deserialize_with = "optional")]
     from: Option<NaiveDate>,
     /// Last day (UTC), excluded (default: tomorrow, so today is in).
+    #[serde(default, deserialize_with = "optional")]
     to: Option<NaiveDate>,
-    /// Only this campaign.
+    /// Only this campaign (empty: every campaign).
+    #[serde(default, deserialize_with = "optional")]
     campaign_id: Option<i64>,
 }
 
@@ -91,8 +105,8 @@ fn window(query: &ReportQuery) -> ApiResult<(NaiveDate, NaiveDate)> {
     Ok((from, to))
 }
 
-async fn report(state: &AppState, brand: Option<i64>, query: ReportQuery) -> ApiResult<Json<RoyaltyReport>> {
-    let (from, to) = window(&query)?;
+async fn report(state: &AppState, brand: Option<i64>, query: &ReportQuery) -> ApiResult<RoyaltyReport> {
+    let (from, to) = window(query)?;
     let rows = sqlx::query!(
         r#"SELECT marketplace, NULLIF(payment_token, '\x0000000000000000000000000000000000000000'::bytea) AS payment_token,
                   sum(sales)::bigint AS "sales!", sum(paid_in_full)::bigint AS "paid_in_full!",
@@ -126,21 +140,39 @@ async fn report(state: &AppState, brand: Option<i64>, query: ReportQuery) -> Api
         received_bps: r.received_bps,
     })
     .collect();
-    Ok(Json(RoyaltyReport { from, to, brand_id: brand, campaign_id: query.campaign_id, rows }))
+    Ok(RoyaltyReport { from, to, brand_id: brand, campaign_id: query.campaign_id, rows })
 }
 
-/// The brand's royalty report, or one campaign's.
+/// The brand's royalty report, or one campaign's; its page for a browser.
 #[utoipa::path(get, path = "/brands/{brand_id}/royalties", tag = "dashboards",
     params(("brand_id" = i64, Path), ReportQuery),
-    responses((status = 200, body = RoyaltyReport), (status = 422, body = Problem)))]
+    responses(
+        (status = 200, description = "The report (a page for a client preferring text/html)", body = RoyaltyReport),
+        (status = 422, body = Problem),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn brand_report(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ReportQuery>,
-) -> ApiResult<Json<RoyaltyReport>> {
-    let brand = caller.brand()?.id;
-    report(&state, Some(brand.get()), query).await
+    headers: HeaderMap,
+    query: Result<Query<ReportQuery>, ApiError>,
+) -> ApiResult<Response> {
+    let brand = caller.brand()?.id.get();
+    if !pages::wants_html(&headers) {
+        let Query(query) = query?;
+        return Ok(Json(report(&state, Some(brand), &query).await?).into_response());
+    }
+    // A period refused is the page again, saying why.
+    let campaigns = campaigns(&state, brand).await?;
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => return Ok(refused(&state, brand, &ReportQuery::default(), &campaigns, &e)),
+    };
+    match report(&state, Some(brand), &query).await {
+        Ok(report) => Ok(page(&state, brand, &report, &campaigns)),
+        Err(e @ ApiError::Validation(_)) => Ok(refused(&state, brand, &query, &campaigns, &e)),
+        Err(e) => Err(e),
+    }
 }
 
 /// The royalty report across every brand (or one campaign).
@@ -151,5 +183,130 @@ async fn platform_report(
     State(state): State<AppState>,
     Query(query): Query<ReportQuery>,
 ) -> ApiResult<Json<RoyaltyReport>> {
-    report(&state, None, query).await
+    Ok(Json(report(&state, None, &query).await?))
+}
+
+/// The exports (`/brands/{id}/exports/{kind}`, see `crate::exports`) and what each holds.
+const EXPORTS: [(&str, &str); 3] =
+    [("orders", "Orders"), ("sales", "Secondary sales, with their royalties"), ("redemptions", "Redemptions")];
+
+/// The page for a period that was refused: the form, saying why (422).
+fn refused(
+    state: &AppState,
+    brand: i64,
+    query: &ReportQuery,
+    campaigns: &[(i64, String)],
+    error: &ApiError,
+) -> Response {
+    let today = Utc::now().date_naive();
+    let form = PeriodForm {
+        action: format!("/brands/{brand}/royalties"),
+        from: today.checked_sub_days(Days::new(30)).unwrap_or(today),
+        to: today.succ_opt().unwrap_or(today),
+        campaigns,
+        campaign: query.campaign_id,
+        error: Some(pages::refusal(error)),
+    };
+    let body = html! { h1 { "Royalties" } (form.render()) (exports(brand, query.campaign_id)) };
+    let mut response = crate::pages::brand_page(state, brand, "Royalties", body);
+    *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    response
+}
+
+/// A share in basis points as a percentage (`6666` → `66.66 %`).
+fn percent(bps: i64) -> String {
+    format!("{}.{:02} %", bps / 100, (bps % 100).abs())
+}
+
+/// The report's page.
+fn page(state: &AppState, brand: i64, report: &RoyaltyReport, campaigns: &[(i64, String)]) -> Response {
+    let form = PeriodForm {
+        action: format!("/brands/{brand}/royalties"),
+        from: report.from,
+        to: report.to,
+        campaigns,
+        campaign: report.campaign_id,
+        error: None,
+    };
+    let last = report.to.pred_opt().unwrap_or(report.to);
+    let campaign = campaigns.iter().find(|(id, _)| Some(*id) == report.campaign_id).map(|(_, name)| name);
+    let body = html! {
+        h1 { "Royalties" }
+        p.muted {
+            @if let Some(name) = campaign { (name) ", " } @else { "Every campaign, " }
+            (report.from) " to " (last) " (UTC)"
+        }
+        (form.render())
+        section.card aria-labelledby="report-title" {
+            h2 #report-title { "Royalties expected and received" }
+            @if report.rows.is_empty() {
+                p.muted { "No secondary sales in this period." }
+            } @else {
+                p.muted { "Per marketplace and payment token. Paid in full: the sales whose royalty received was at least the royalty expected." }
+                div.table {
+                    table {
+                        caption { "Royalties per marketplace and payment token" }
+                        thead {
+                            tr {
+                                th scope="col" { "Marketplace" }
+                                th scope="col" { "Paid in" }
+                                th.num scope="col" { "Sales" }
+                                th.num scope="col" { "Paid in full" }
+                                th.num scope="col" { "Volume" }
+                                th.num scope="col" { "Expected" }
+                                th.num scope="col" { "Received" }
+                                th.num scope="col" { "Shortfall" }
+                                th.num scope="col" { "Received of expected" }
+                            }
+                        }
+                        tbody {
+                            @for row in &report.rows {
+                                @let unit = TokenUnit::of(state, &row.currency);
+                                tr {
+                                    th scope="row" { (row.marketplace) }
+                                    td { @if row.currency == "ETH" { (unit.name) } @else { span.hash { (unit.name) } } }
+                                    td.num { (row.sales) }
+                                    td.num { (row.paid_in_full) " (" (percent(row.paid_in_full_bps)) ")" }
+                                    td.num { (unit.show(&row.volume)) }
+                                    td.num { (unit.show(&row.expected)) }
+                                    td.num { (unit.show(&row.received)) }
+                                    td.num { (unit.show(&row.shortfall)) }
+                                    td.num { (row.received_bps.map_or_else(|| "—".to_owned(), percent)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (exports(brand, report.campaign_id))
+    };
+    crate::pages::brand_page(state, brand, "Royalties", body)
+}
+
+/// Links to download each export as CSV and as XLSX (the campaign's rows only, when one is
+/// chosen).
+fn exports(brand: i64, campaign: Option<i64>) -> Markup {
+    let link = |kind: &str, format: &str| {
+        let campaign = campaign.map(|c| format!("&campaign_id={c}")).unwrap_or_default();
+        format!("/brands/{brand}/exports/{kind}?format={format}{campaign}")
+    };
+    html! {
+        section.card aria-labelledby="exports-title" {
+            h2 #exports-title { "Downloads" }
+            p.muted {
+                "Every row so far, whatever the period"
+                @if campaign.is_some() { ", of the chosen campaign" }
+                "."
+            }
+            ul {
+                @for (kind, name) in EXPORTS {
+                    li {
+                        a href=(link(kind, "csv")) { (name) " (CSV)" } " · "
+                        a href=(link(kind, "xlsx")) { (name) " (XLSX)" }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -34,7 +34,9 @@ pub(crate) struct SlugPath {
     slug: String,
 }
 
-fn price(minor: i64, currency: &str) -> String {
+/// A price as a person reads it (`25.00 EUR`); a currency the platform does not know is shown
+/// as stored (`2500 XYZ`).
+pub(crate) fn price(minor: i64, currency: &str) -> String {
     currency.parse::<Currency>().map_or_else(|_| format!("{minor} {currency}"), |c| Money::new(minor, c).to_string())
 }
 

@@ -24,7 +24,7 @@ window.brandmintExplain = (problem) => {
 // datetime-local field read as UTC), empty fields are left out. A form with `data-upload` sends its file as the raw body.
 // On success the page goes to `data-next` (`{id}` is replaced by the answer's id), or shows the
 // answer's field `data-show` (a secret shown once) after `data-show-label`, or reloads; a
-// refusal is shown in the form's status line.
+// refusal is shown in the form's status line (a 401 as `data-unauthorized` says, when set).
 (() => {
   const convert = (field) => {
     switch (field.dataset.type) {
@@ -83,7 +83,8 @@ window.brandmintExplain = (problem) => {
         const response = await fetch(form.dataset.api, { method: form.dataset.method || "POST", headers, body: payload });
         const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
         if (!response.ok) {
-          window.brandmintSay(status, window.brandmintExplain(answer), "bad");
+          const said = response.status === 401 && form.dataset.unauthorized;
+          window.brandmintSay(status, said || window.brandmintExplain(answer), "bad");
           return;
         }
         const next = form.dataset.next;

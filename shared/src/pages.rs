@@ -5,7 +5,8 @@
 //!
 //! A page is the HTML representation of a resource the API already has: the handler renders it
 //! when the client asks for `text/html` ([`wants_html`]) and answers JSON otherwise, behind the
-//! same permission wall (which sends a browser to `/sign-in` instead of answering 401). Its
+//! same permission wall; a refusal is a page for a browser ([`html_errors`]: `/sign-in` instead
+//! of a 401). Its
 //! forms and scripts talk to the same JSON routes the page's users could call themselves: a
 //! `<form data-api="/path">` is sent as JSON by `/assets/page.js`, with the CSRF header.
 
@@ -13,7 +14,7 @@ mod session;
 
 use axum::{
     Router,
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -83,25 +84,51 @@ pub fn staff_page(title: &str, scripts: &[&str], nav: &[(&str, String)], body: M
     document(title, scripts, Some(nav), body)
 }
 
-/// What a browser following a link is shown when the permission wall refuses it: the sign-in
-/// page (coming back here afterwards) when it is not signed in, else a page saying why.
-pub fn refused(error: &crate::http::ApiError, uri: &Uri) -> Response {
-    use crate::http::ApiError;
-    if matches!(error, ApiError::Unauthenticated) {
+/// Middleware: a person at a browser following a link never sees a problem document. Without
+/// credentials they are sent to sign in (and back here afterwards); any other refusal or failure
+/// is a page saying what the problem document says (its detail, else its field errors, else its
+/// title: no internals, as in the API), with the same status.
+pub async fn html_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let browser = wants_html(request.headers()).then(|| request.uri().clone());
+    let response = next.run(request).await;
+    let Some(uri) = browser else { return response };
+    let problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(crate::http::PROBLEM_JSON.as_bytes()));
+    if !problem {
+        return response;
+    }
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED {
         let here = uri.path_and_query().map_or("/", |p| p.as_str());
         let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
         return Redirect::to(&format!("/sign-in?next={next}")).into_response();
     }
-    let status = StatusCode::from_u16(error.to_problem().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let (title, text) = match status {
-        StatusCode::FORBIDDEN => ("Not allowed", "Your account may not open this page.".to_owned()),
-        StatusCode::NOT_FOUND => ("Not found", "There is nothing here, or it is not yours to see.".to_owned()),
-        _ => ("Something went wrong", refusal(error)),
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let document: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let text = |key: &str| document.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
+    let fields: Vec<String> = document
+        .get("errors")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some(format!("{}: {}", e.get("field")?.as_str()?, e.get("message")?.as_str()?)))
+        .collect();
+    let (title, said) = match status {
+        StatusCode::FORBIDDEN => ("Not allowed".to_owned(), "Your account may not open this page.".to_owned()),
+        StatusCode::NOT_FOUND => {
+            ("Not found".to_owned(), text("detail").unwrap_or_else(|| "There is nothing here.".to_owned()))
+        }
+        _ => (
+            text("title").unwrap_or_else(|| "Something went wrong".to_owned()),
+            text("detail").or_else(|| (!fields.is_empty()).then(|| fields.join("; "))).unwrap_or_default(),
+        ),
     };
     let body = html! {
-        section.card { h1 { (title) } p { (text) } p { a href="/" { "Home" } } }
+        section.card { h1 { (title) } @if !said.is_empty() { p { (said) } } p { a href="/" { "Home" } } }
     };
-    let mut response = page(title, &[], body);
+    let mut response = page(&title, &[], body);
     *response.status_mut() = status;
     response
 }

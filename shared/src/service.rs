@@ -310,6 +310,7 @@ pub fn router(spec: ServiceSpec, resources: Resources) -> Router {
         .with_state(state.clone())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .merge(crate::pages::assets())
+        .layer(axum::middleware::from_fn(crate::pages::html_errors))
         // The permission wall (`auth::require`) runs as a route layer and reads the state from here.
         .layer(axum::Extension(state));
     http::with_middleware(router, spec.name, timeout, ip_budget)

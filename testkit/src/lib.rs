@@ -147,6 +147,12 @@ pub fn config(database_url: &str, rpc_url: &str, extra: &[(&str, &str)]) -> Conf
     Config::from_lookup(move |name| vars.get(name).cloned()).expect("test configuration")
 }
 
+/// A loopback address with a port free right now, for a service whose public URL must be known
+/// before it starts (set its `*_ADDR` and `*_PUBLIC_URL` to it).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
+}
+
 /// A service running in the background of a test.
 #[derive(Debug)]
 pub struct TestApp {
@@ -173,7 +179,9 @@ impl TestApp {
         if resources.db().acquire().await.is_ok() {
             resources.migrate(shutdown.clone()).await;
         }
-        let app = App::build(spec, &resources, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+        // Port 0 (any free port) unless the test reserved one ([`free_addr`]).
+        let addr = (spec.addr)(&resources.config().http);
+        let app = App::build(spec, &resources, addr).await.expect("bind");
         let address = app.address();
         let server = tokio::spawn(app.run(shutdown.clone()));
         shared::chain::install_crypto_provider();

@@ -209,6 +209,12 @@ impl Browser {
         assert_eq!(violations, json!([]), "{page}: accessibility violations");
     }
 
+    /// Forgets the console's entries so far: after a refusal the test caused on purpose (the
+    /// browser logs every 4xx answer to a script's request as an error).
+    pub(crate) async fn forget_console(&self) {
+        self.console().await;
+    }
+
     /// The browser's console entries since the last read.
     async fn console(&self) -> Vec<Value> {
         let session = self.client.session_id().await.unwrap().unwrap();

@@ -390,7 +390,7 @@ async fn a_thousand_buyers_of_a_hundred_units_pay_and_exactly_a_hundred_are_mint
 }
 
 /// The card platform for these tests: the emulator delivers to the payment service.
-async fn card_platform(stripe: &StripeEmulator) -> Platformed {
+pub(crate) async fn card_platform(stripe: &StripeEmulator) -> Platformed {
     let secret = "whsec_dGVzdHMtb25seS13ZWJob29rLXNlY3JldA";
     let setup = platformed(
         |anvil| anvil.addresses()[0],

@@ -19,3 +19,4 @@ mod qr_codes;
 mod redeeming;
 mod royalty_shares;
 mod sales;
+mod staff_pages;

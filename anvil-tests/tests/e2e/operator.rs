@@ -24,7 +24,7 @@ pub(crate) const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108
 
 pub(crate) struct Operator {
     pub(crate) app: TestApp,
-    token: String,
+    pub(crate) token: String,
 }
 
 impl Operator {
@@ -141,7 +141,15 @@ async fn set_up(
     };
     let endpoint = rpc.as_ref().map_or_else(|| anvil.endpoint(), |rpc| rpc.url().to_owned());
     let quote_signer = format!("0x{}", alloy::hex::encode(testing::signer(&anvil, 1).to_bytes()));
-    let mut vars = vec![("QUOTE_SIGNER_PRIVATE_KEY", quote_signer.as_str())];
+    // The payment service's address is known before it starts: Stripe's hosted page sends
+    // buyers back to its order page.
+    let payment_addr = testing::free_addr().to_string();
+    let payment_url = format!("http://{payment_addr}");
+    let mut vars = vec![
+        ("QUOTE_SIGNER_PRIVATE_KEY", quote_signer.as_str()),
+        ("PAYMENT_ADDR", payment_addr.as_str()),
+        ("PAYMENT_PUBLIC_URL", payment_url.as_str()),
+    ];
     vars.extend_from_slice(extra);
     let config = |more: &[(&str, &str)]| {
         let mut all = vars.clone();

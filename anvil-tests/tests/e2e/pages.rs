@@ -266,3 +266,68 @@ async fn a_buyer_pays_from_the_browsers_wallet_on_the_campaign_page_and_sees_the
     browser.close().await;
     setup.stop().await;
 }
+
+#[tokio::test]
+async fn a_buyer_pays_by_card_on_the_hosted_page_sees_the_token_and_the_brand_refunds_it_from_the_orders_page() {
+    let stripe = fakes::stripe::StripeEmulator::start("sk_test_brandmint").await.unwrap();
+    let setup = crate::checkout::card_platform(&stripe).await;
+    let campaign = json!({ "name": "Card Page Drop", "slug": "card-page-drop", "royalty_bps": 0,
+        "royalty_receiver": setup.anvil.addresses()[5].to_checksum(None),
+        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "USD", "supply": 5,
+                    "payment_methods": ["card"] }] });
+    let live = crate::checkout::live_campaign(&setup.owner, setup.brand, &campaign).await;
+    crate::checkout::treasury_known(&setup, &live).await;
+    let item = live.items[0].id;
+
+    // On a phone: the campaign page, the card form, Stripe's hosted page, back to the order.
+    let browser = Browser::start("card-checkout", Viewport::Phone).await;
+    browser.open(&setup.payment.url("/shop/card-page-drop")).await;
+    assert_eq!(browser.text(".amount").await, "25.00 USD");
+    browser.fill(&format!("#email-{item}"), "card-buyer@example.com").await;
+    let buyer = setup.anvil.addresses()[8];
+    browser.fill(&format!("#wallet-{item}"), &buyer.to_checksum(None)).await;
+    browser.click("form.buy button[type=submit]").await;
+    // The emulator's hosted page (a third party's page: screenshotted, not held to our checks).
+    browser.wait_visible("form[action^='/pay/']").await;
+    browser.screenshot("hosted-page").await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_text("h1", "Your order").await;
+    browser.wait_text("#state", "token is minted").await;
+    let token = browser.text("#token").await;
+    assert!(token.contains("token #1"), "{token}");
+    browser.check("the order page after paying by card").await;
+    browser.screenshot("minted").await;
+    browser.close().await;
+    let order: String = sqlx::query_scalar("SELECT public_id::text FROM orders ORDER BY created_at DESC LIMIT 1")
+        .fetch_one(setup.owner.app.resources.db())
+        .await
+        .unwrap();
+    let owner_of = setup.platform.collection(live.rest["collection_address"].as_str().unwrap().parse().unwrap());
+    assert_eq!(owner_of.ownerOf(alloy::primitives::U256::from(1)).call().await.unwrap(), buyer);
+
+    // The brand's owner refunds it from the order's page on the payment service.
+    let staff = Browser::start("card-checkout", Viewport::Desktop).await;
+    let page = format!("/brands/{}/orders/{order}", setup.brand);
+    crate::staff_pages::sign_in(&staff, &setup.payment, "owner@acme.example", &page).await;
+    staff.wait_text("h1", "Order").await;
+    staff.check("the order's staff page").await;
+    staff.screenshot("staff-order").await;
+    staff.click("#refund-confirm").await;
+    staff.click("#refund-title ~ form button[type=submit]").await;
+    staff.wait_text(".badge", "refunded").await;
+    staff.check("the order's staff page, refunded").await;
+    staff.screenshot("refunded").await;
+    staff.open(&setup.payment.url(&format!("/brands/{}/orders", setup.brand))).await;
+    staff.wait_text("tbody", "refunded").await;
+    staff.check("the orders page").await;
+    staff.screenshot("orders").await;
+    staff.close().await;
+    let state: String = sqlx::query_scalar("SELECT state FROM orders WHERE public_id::text = $1")
+        .bind(&order)
+        .fetch_one(setup.owner.app.resources.db())
+        .await
+        .unwrap();
+    assert_eq!(state, "refunded");
+    setup.stop().await;
+    stripe.shutdown().await;
+}

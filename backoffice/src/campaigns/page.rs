@@ -36,7 +36,7 @@ pub(super) fn list(state: &AppState, caller: &Caller, brand: i64, campaigns: &[C
                         td { a href=(format!("/brands/{brand}/campaigns/{}", c.id)) { (c.name) } br; span.muted { (c.slug) } }
                         td { (badge(&c.state)) }
                         td.num { (c.items.len()) }
-                        td.num { (format!("{:.2} %", f64::from(c.royalty_bps) / 100.0)) }
+                        td.num { (crate::pages::percent(c.royalty_bps)) }
                         td { (when(c.updated_at)) }
                     } } }
                 } }
@@ -98,7 +98,8 @@ fn new_campaign(brand: i64) -> Markup {
 pub(super) fn one(state: &AppState, caller: &Caller, c: &Campaign, rewards: Markup, batches: Markup) -> Response {
     let base = format!("/brands/{}/campaigns/{}", c.brand_id, c.id);
     let manage = caller.holds(Permission::CampaignsManage);
-    let deploying = c.deployment.as_ref().is_some_and(|d| matches!(d.state.as_str(), "requested" | "submitted"));
+    // Followed until the collection is live (mined, then set up) or the deployment failed.
+    let deploying = c.state == "deploying";
     let body = html! {
         h1 { (c.name) }
         section.card aria-labelledby="about-title" {
@@ -107,7 +108,7 @@ pub(super) fn one(state: &AppState, caller: &Caller, c: &Campaign, rewards: Mark
                 dt { "State" } dd #campaign-state { (badge(&c.state)) }
                 dt { "Shop page" } dd { a href=(state.config().http.public.link(shared::config::Site::Payment, &format!("/shop/{}", c.slug))) { "/shop/" (c.slug) } }
                 dt { "Symbol" } dd { (c.symbol) }
-                dt { "Royalty" } dd { (format!("{:.2} %", f64::from(c.royalty_bps) / 100.0)) " to "
+                dt { "Royalty" } dd { (crate::pages::percent(c.royalty_bps)) " to "
                     span.hash { (c.royalty_receiver.as_deref().unwrap_or("the brand's treasury")) } }
                 dt { "Royalty enforcement" } dd { (if c.royalty_enforcement { "on" } else { "off" }) }
                 @if let Some(address) = &c.collection_address { dt { "Collection" } dd.hash #collection { (address) } }
@@ -120,8 +121,7 @@ pub(super) fn one(state: &AppState, caller: &Caller, c: &Campaign, rewards: Mark
             @match &c.deployment {
                 None => p.muted { "Not deployed yet." },
                 Some(d) => {
-                    div #deployment data-follow=(base) data-field="deployment.state"
-                        data-while=[deploying.then_some("requested submitted")] {
+                    div #deployment data-follow=[deploying.then_some(&base)] data-field="state" data-while="deploying" {
                         p { "Deployment: " (badge(&d.state)) " (attempt " (d.attempt) ")" }
                         @if let Some(hash) = &d.tx_hash { p { "Transaction " span.hash { (hash) } } }
                         @if let Some(error) = &d.error { p.status data-kind="bad" { (error) } }

@@ -5,6 +5,7 @@
 
 mod auth;
 mod campaigns;
+mod dashboards;
 mod hardening;
 mod identity;
 mod kyc;

@@ -21,7 +21,7 @@ pub(super) fn render(session: &Session, error: Option<&str>) -> String {
     let error = error.map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))).unwrap_or_default();
     format!(
         r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Pay {amount} — Stripe emulator</title></head>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Pay {amount} — Stripe emulator</title></head>
 <body>
 <h1>{product}</h1>
 <p>Total: <strong>{amount}</strong> (test mode: Stripe emulator, no real card is charged)</p>

@@ -303,6 +303,68 @@ async fn a_brand_lists_and_reads_its_own_orders_and_no_one_elses() {
 }
 
 #[tokio::test]
+async fn a_browser_gets_the_brands_orders_as_staff_pages_and_is_sent_to_sign_in_without_credentials() {
+    use shared::auth::BrandRole;
+    let (app, _stripe) = crate::payment_app(&[]).await;
+    let (brand, item) = live_item(&app, 10, None).await;
+    let (status, created) = post(&app, &order(item, 2, 1), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (owner, token) = app.account("owner@acme.example", None).await;
+    app.member(brand, owner, BrandRole::Owner, &[]).await;
+    // A browser: it asks for HTML and sees redirects rather than following them.
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let list = format!("/brands/{brand}/orders");
+    let open = |path: String| browser.get(app.url(&path)).header("accept", HTML).bearer_auth(&token).send();
+    let html = |response: &reqwest::Response| {
+        response.headers()["content-type"].to_str().unwrap().starts_with("text/html; charset=utf-8")
+    };
+
+    let page = open(list.clone()).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(html(&page));
+    let text = page.text().await.unwrap();
+    assert!(text.contains(&format!(r#"href="{list}/{id}""#)) && text.contains(&format!(">{id}</a>")), "{text}");
+    assert!(text.contains("buyer1@example.com") && text.contains("50.00 EUR") && text.contains("Drop"), "{text}");
+    assert!(text.contains(r#"data-state="pending""#), "{text}");
+
+    // The order's page: a pending order cannot be refunded; once fulfilled it can.
+    let page = open(format!("{list}/{id}")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(html(&page));
+    let text = page.text().await.unwrap();
+    assert!(text.contains(&id) && text.contains("buyer1@example.com") && !text.contains("/refund"), "{text}");
+    sqlx::query("UPDATE orders SET state = 'fulfilled', fulfilled_at = now(), first_token_id = 7 WHERE public_id = $1")
+        .bind(uuid::Uuid::parse_str(&id).unwrap())
+        .execute(app.resources.db())
+        .await
+        .unwrap();
+    let text = open(format!("{list}/{id}")).await.unwrap().text().await.unwrap();
+    assert!(text.contains(&format!(r#"data-api="{list}/{id}/refund""#)), "{text}");
+    assert!(text.contains(r#"<label for="refund-confirm">"#) && text.contains("7–8"), "{text}");
+    let missing = open(format!("{list}/{}", uuid::Uuid::new_v4())).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(html(&missing));
+
+    // Without credentials: to the sign-in page, coming back here afterwards.
+    let anonymous = browser.get(app.url(&format!("{list}?state=pending"))).header("accept", HTML).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        anonymous.headers()["location"],
+        format!("/sign-in?next=%2Fbrands%2F{brand}%2Forders%3Fstate%3Dpending")
+    );
+
+    // An API client still gets JSON.
+    let answer =
+        browser.get(app.url(&list)).header("accept", "application/json").bearer_auth(&token).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["content-type"], "application/json");
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["orders"][0]["id"], json!(id));
+}
+
+#[tokio::test]
 async fn strangers_get_problems_for_bad_input_and_see_the_buyers_email_masked() {
     let (app, _stripe) = crate::payment_app(&[]).await;
     let (_, item) = live_item(&app, 10, None).await;

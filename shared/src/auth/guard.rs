@@ -228,16 +228,12 @@ pub fn require_page(
     page.route_layer(axum::middleware::from_fn(move |request: Request, next: Next| wall(permission, request, next)))
 }
 
-/// The permission wall: the request goes on with its [`Caller`], or is refused. A person at a
-/// browser following a link is sent to sign in, or shown a page saying why not.
+/// The permission wall: the request goes on with its [`Caller`], or is refused (a browser gets
+/// a page instead: [`crate::pages::html_errors`]).
 async fn wall(permission: Permission, request: Request, next: Next) -> axum::response::Response {
-    let page = crate::pages::wants_html(request.headers()).then(|| request.uri().clone());
     match authorize(permission, request).await {
         Ok(request) => next.run(request).await,
-        Err(e) => match page {
-            Some(uri) => crate::pages::refused(&e, &uri),
-            None => e.into_response(),
-        },
+        Err(e) => e.into_response(),
     }
 }
 

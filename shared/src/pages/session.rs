@@ -120,7 +120,8 @@ async fn sign_in_page(Query(query): Query<Next>) -> Response {
     let body = html! {
         section.card aria-labelledby="signin-title" {
             h1 #signin-title { "Sign in" }
-            form #signin data-api="/auth/staff-session" data-next=(next) {
+            form #signin data-api="/auth/staff-session" data-next=(next)
+                data-unauthorized="Wrong email or password, or the account is disabled." {
                 label for="email" { "Email" }
                 input #email type="email" name="email" autocomplete="username" required;
                 label for="password" { "Password" }
