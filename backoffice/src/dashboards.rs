@@ -456,7 +456,25 @@ pub(crate) struct PeriodForm<'a> {
     pub(crate) error: Option<String>,
 }
 
-impl PeriodForm<'_> {
+impl<'a> PeriodForm<'a> {
+    /// The form of a page whose period was refused: the last 30 days again, saying why.
+    pub(crate) fn refused(
+        action: String,
+        campaigns: &'a [(i64, String)],
+        campaign: Option<i64>,
+        error: &ApiError,
+    ) -> Self {
+        let today = Utc::now().date_naive();
+        PeriodForm {
+            action,
+            from: today.checked_sub_days(chrono::Days::new(30)).unwrap_or(today),
+            to: today.succ_opt().unwrap_or(today),
+            campaigns,
+            campaign,
+            error: Some(pages::refusal(error)),
+        }
+    }
+
     /// A plain GET form: sending it reloads the page with the period in its query.
     pub(crate) fn render(&self) -> Markup {
         html! {
@@ -547,15 +565,7 @@ fn refused(
     campaigns: &[(i64, String)],
     error: &ApiError,
 ) -> Response {
-    let today = Utc::now().date_naive();
-    let form = PeriodForm {
-        action: format!("/brands/{brand}/dashboard"),
-        from: today.checked_sub_days(chrono::Days::new(30)).unwrap_or(today),
-        to: today.succ_opt().unwrap_or(today),
-        campaigns,
-        campaign: query.campaign_id,
-        error: Some(pages::refusal(error)),
-    };
+    let form = PeriodForm::refused(format!("/brands/{brand}/dashboard"), campaigns, query.campaign_id, error);
     let title = title(campaigns, query.campaign_id);
     let body = html! { h1 { (title) } (form.render()) };
     let mut response = crate::pages::brand_page(state, brand, &title, body);
@@ -586,9 +596,9 @@ fn page(state: &AppState, brand: i64, dashboard: &Dashboard, campaigns: &[(i64, 
         section aria-labelledby="totals-title" {
             h2 #totals-title { "Totals" }
             div.grid {
-                (totals_orders(dashboard))
+                (state_totals("orders-title", "Orders by state", "No orders in this period.", &dashboard.orders))
                 (totals_revenue(dashboard))
-                (totals_redemptions(dashboard))
+                (state_totals("redemptions-total-title", "Redemptions by state", "No redemptions in this period.", &dashboard.redemptions))
             }
         }
         section.card aria-labelledby="sales-title" {
@@ -603,17 +613,18 @@ fn page(state: &AppState, brand: i64, dashboard: &Dashboard, campaigns: &[(i64, 
     crate::pages::brand_page(state, brand, &title, body)
 }
 
-fn totals_orders(dashboard: &Dashboard) -> Markup {
-    let total: i64 = dashboard.orders.iter().map(|s| s.count).sum();
+/// Counts by state, as a total and a list of badges (`empty` when there are none).
+fn state_totals(id: &str, title: &str, empty: &str, counts: &[StateCount]) -> Markup {
+    let total: i64 = counts.iter().map(|s| s.count).sum();
     html! {
-        section.card aria-labelledby="orders-title" {
-            h3 #orders-title { "Orders by state" }
-            @if dashboard.orders.is_empty() {
-                p.muted { "No orders in this period." }
+        section.card aria-labelledby=(id) {
+            h3 id=(id) { (title) }
+            @if counts.is_empty() {
+                p.muted { (empty) }
             } @else {
                 p.amount { (total) }
                 dl.facts {
-                    @for state in &dashboard.orders {
+                    @for state in counts {
                         dt { span.badge data-state=(state.state) { (state.state.replace('_', " ")) } }
                         dd { (state.count) }
                     }
@@ -663,26 +674,6 @@ fn totals_revenue(dashboard: &Dashboard) -> Markup {
                                 }
                             }
                         }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn totals_redemptions(dashboard: &Dashboard) -> Markup {
-    let total: i64 = dashboard.redemptions.iter().map(|s| s.count).sum();
-    html! {
-        section.card aria-labelledby="redemptions-total-title" {
-            h3 #redemptions-total-title { "Redemptions by state" }
-            @if dashboard.redemptions.is_empty() {
-                p.muted { "No redemptions in this period." }
-            } @else {
-                p.amount { (total) }
-                dl.facts {
-                    @for state in &dashboard.redemptions {
-                        dt { span.badge data-state=(state.state) { (state.state.replace('_', " ")) } }
-                        dd { (state.count) }
                     }
                 }
             }

@@ -198,15 +198,7 @@ fn refused(
     campaigns: &[(i64, String)],
     error: &ApiError,
 ) -> Response {
-    let today = Utc::now().date_naive();
-    let form = PeriodForm {
-        action: format!("/brands/{brand}/royalties"),
-        from: today.checked_sub_days(Days::new(30)).unwrap_or(today),
-        to: today.succ_opt().unwrap_or(today),
-        campaigns,
-        campaign: query.campaign_id,
-        error: Some(pages::refusal(error)),
-    };
+    let form = PeriodForm::refused(format!("/brands/{brand}/royalties"), campaigns, query.campaign_id, error);
     let body = html! { h1 { "Royalties" } (form.render()) (exports(brand, query.campaign_id)) };
     let mut response = crate::pages::brand_page(state, brand, "Royalties", body);
     *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;

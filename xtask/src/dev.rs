@@ -195,10 +195,21 @@ fn run_platform(
         for (name, addr) in &addrs {
             println!("  {name:<11} http://{addr:<17} http://{addr}/docs  /metrics  /health/ready");
         }
+        if let Some((_, backoffice)) = addrs.iter().find(|(name, _)| *name == "backoffice") {
+            println!("\n  pages (back office; sign in as the admin below):");
+            println!("    sign in, then your brands  http://{backoffice}/");
+            println!("    a brand's campaigns        http://{backoffice}/brands/<id>/campaigns");
+            println!("    its dashboard (charts)     http://{backoffice}/brands/<id>/dashboard");
+            println!("    its royalty report         http://{backoffice}/brands/<id>/royalties");
+            println!("    its webhooks               http://{backoffice}/brands/<id>/webhooks");
+            println!("    KYC review queue           http://{backoffice}/kyc/submissions");
+            println!("    audit log                  http://{backoffice}/audit");
+        }
         if let Some((_, payment)) = addrs.iter().find(|(name, _)| *name == "payment") {
             println!("\n  pages (payment service):");
             println!("    the demo campaign          http://{payment}/shop/<slug>  (slugs: GET /catalog)");
             println!("    an order                   http://{payment}/orders/<id>");
+            println!("    a brand's orders, refunds  http://{payment}/brands/<id>/orders");
         }
         if let Some((_, redemption)) = addrs.iter().find(|(name, _)| *name == "redemption") {
             println!("\n  pages (redemption service):");
@@ -209,7 +220,7 @@ fn run_platform(
         }
         println!("\n  PostgreSQL  {}", endpoints.database_url);
         println!("  anvil       {} (chain id {CHAIN_ID})", endpoints.rpc_url);
-        println!("  admin       {DEMO_ADMIN} / {DEMO_ADMIN_PASSWORD} (POST /auth/sign-in on the back office)");
+        println!("  admin       {DEMO_ADMIN} / {DEMO_ADMIN_PASSWORD} (the pages' /sign-in, or POST /auth/sign-in)");
         println!(
             "  mailbox     {} (invitations, password resets)",
             std::path::Path::new("target/dev-mailbox").display()

@@ -205,14 +205,44 @@ async fn a_customer_verifies_their_identity_on_a_phone_and_sees_it_approved() {
     browser.check("the KYC page, submitted").await;
     browser.screenshot("submitted").await;
 
-    // Support approves it in the back office; the page says so.
-    let (_, reviewer) =
-        backoffice.account("support@brandmint.example", Some(shared::auth::PlatformRole::Support)).await;
-    let submission: i64 =
-        sqlx::query_scalar("SELECT max(id) FROM kyc_submissions").fetch_one(backoffice.resources.db()).await.unwrap();
-    let approve = backoffice.client.post(backoffice.url(&format!("/kyc/submissions/{submission}/approve")));
-    let approved = approve.bearer_auth(&reviewer).json(&serde_json::json!({})).send().await.unwrap();
-    assert_eq!(approved.status(), reqwest::StatusCode::OK);
+    // Support approves it on the back office's review queue.
+    backoffice.account("support@brandmint.example", Some(shared::auth::PlatformRole::Support)).await;
+    let support = Browser::start("kyc-review", Viewport::Desktop).await;
+    crate::staff_pages::sign_in(&support, &backoffice, "support@brandmint.example", "/").await;
+    support.click("a[href='/kyc/submissions']").await;
+    support.wait_text("h1", "KYC review").await;
+    support.wait_text("tbody", "Ann Holder").await;
+    support.check("the review queue").await;
+    support.screenshot("queue").await;
+    support.click("tbody a").await;
+    support.wait_text("#kyc-state", "pending").await;
+    // The picture is shown to the reviewer (decrypted for them, and the view audited).
+    support.wait_visible("img.document").await;
+    support.check("a submission to review").await;
+    support.screenshot("submission").await;
+    support.fill("#approve-note", "Passport matches").await;
+    support.click("#approve button").await;
+    support.wait_text("#kyc-state", "approved").await;
+    assert!(!support.exists("#approve").await, "a decided submission offers no decision");
+    support.check("an approved submission").await;
+    support.screenshot("approved").await;
+    support.close().await;
+
+    // An admin reads the audit log: the reviewer's views and decision, the chain intact.
+    backoffice.account("admin@brandmint.example", Some(shared::auth::PlatformRole::Admin)).await;
+    let admin = Browser::start("audit-log", Viewport::Desktop).await;
+    crate::staff_pages::sign_in(&admin, &backoffice, "admin@brandmint.example", "/").await;
+    admin.click("a[href='/audit']").await;
+    admin.wait_text("h1", "Audit log").await;
+    admin.wait_text("#chain", "Intact").await;
+    let log = admin.text("#audit").await;
+    for action in ["kyc.viewed", "kyc.document-viewed", "kyc.approved"] {
+        assert!(log.contains(action), "{action} is in the audit log: {log}");
+    }
+    admin.check("the audit log").await;
+    admin.screenshot("audit-log").await;
+    admin.close().await;
+
     browser.open(&service.url("/kyc")).await;
     browser.wait_text("#status", "Verified").await;
     browser.check("the KYC page, approved").await;

@@ -154,6 +154,28 @@ async fn a_brand_owner_creates_and_deploys_a_campaign_through_the_back_office_pa
         .unwrap();
     assert_eq!(html.status(), StatusCode::FORBIDDEN);
 
+    // The same pages on a phone.
+    let phone = Browser::start("back-office", Viewport::Phone).await;
+    sign_in(&phone, backoffice, "owner@acme.example", "/").await;
+    for (path, title, name) in [
+        (format!("/brands/{brand}/campaigns"), "Campaigns", "campaigns"),
+        (format!("/brands/{brand}/campaigns/{campaign}"), "Page Drop", "live"),
+        (format!("/brands/{brand}/dashboard?campaign_id={campaign}"), "Dashboard", "dashboard"),
+        (format!("/brands/{brand}/royalties"), "Royalties", "royalties"),
+        (format!("/brands/{brand}/webhooks"), "Webhooks", "webhooks"),
+        (format!("/brands/{brand}/audit"), "Audit log", "audit"),
+    ] {
+        phone.open(&backoffice.url(&path)).await;
+        phone.wait_text("h1", title).await;
+        phone.check(name).await;
+        phone.screenshot(name).await;
+    }
+    phone.open(&setup.payment.url(&format!("/brands/{brand}/orders"))).await;
+    phone.wait_text("h1", "Orders").await;
+    phone.check("orders").await;
+    phone.screenshot("orders").await;
+    phone.close().await;
+
     // Signing out ends the session: the next page asks to sign in again.
     browser.open(&backoffice.url(&format!("/brands/{brand}"))).await;
     browser.click("header form[data-api='/auth/sign-out'] button").await;

@@ -71,21 +71,23 @@ async fn staff_session(
     Ok(response)
 }
 
-/// Ends the caller's session (a page session's cookie, or a bearer access token) and clears the
-/// page session's cookies. A page session must echo its CSRF cookie, as for any change.
+/// Ends the page session: its session is revoked and its cookies cleared. It must echo its CSRF
+/// cookie, as for any change. (API clients holding tokens sign out with `/auth/logout`; a bearer
+/// token here ends nothing.)
 #[utoipa::path(post, path = "/auth/sign-out", tag = "auth", responses(
     (status = 204, description = "Signed out (also when there was no session)"),
     (status = 403, description = "A page session without its CSRF header", body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let has_bearer = headers.contains_key(axum::http::header::AUTHORIZATION);
-    if !has_bearer && auth::cookie(&headers, auth::SESSION_COOKIE).is_some() {
+    let page_session = !headers.contains_key(axum::http::header::AUTHORIZATION)
+        && auth::cookie(&headers, auth::SESSION_COOKIE).is_some();
+    if page_session {
         auth::check_csrf(&headers)?;
-    }
-    if let Ok((_, Some(session))) = auth::authenticate(&state, &headers).await {
-        let mut conn = state.db().acquire().await?;
-        auth::session::revoke_in(&mut conn, session).await?;
+        if let Ok((_, Some(session))) = auth::authenticate(&state, &headers).await {
+            let mut conn = state.db().acquire().await?;
+            auth::session::revoke_in(&mut conn, session).await?;
+        }
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     auth::end_page_session(&mut response);
