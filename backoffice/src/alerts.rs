@@ -1,5 +1,6 @@
 //! Alerts to the platform's operators: a Telegram message (Bot API `sendMessage`) to the
-//! configured chat on every new order and every failed contract deployment.
+//! configured chat on every new order, every failed contract deployment, and when a transaction
+//! signer's balance falls below its threshold (and when it is refilled).
 //!
 //! The subscriber is always registered, and does nothing when Telegram is not configured: a
 //! subscription left behind by a process that had it configured would otherwise collect
@@ -17,7 +18,7 @@ use sqlx::PgConnection;
 use crate::config::TelegramConfig;
 
 /// The events operators hear about.
-const EVENTS: &[&str] = &["order.created", "deployment.failed"];
+const EVENTS: &[&str] = &["order.created", "deployment.failed", "signer.balance_low", "signer.balance_ok"];
 
 /// Posts alerts to Telegram.
 #[derive(Debug, Clone)]
@@ -59,6 +60,9 @@ impl Subscriber for TelegramAlerts {
 
 /// The alert's text (plain, no markup to escape).
 async fn message(event: &OutboxEvent, conn: &mut PgConnection) -> anyhow::Result<String> {
+    if let Some(text) = signer_message(event) {
+        return Ok(text);
+    }
     let brand_id = event.payload.get("brand_id").and_then(Value::as_i64);
     let brand = match brand_id {
         Some(id) => sqlx::query_scalar!("SELECT name FROM brands WHERE id = $1", id)
@@ -80,6 +84,22 @@ async fn message(event: &OutboxEvent, conn: &mut PgConnection) -> anyhow::Result
         text.push_str(&format!("\nReason: {reason}"));
     }
     Ok(text)
+}
+
+/// A signer's balance crossing its threshold (the transaction queue's `signer.balance_*`).
+fn signer_message(event: &OutboxEvent) -> Option<String> {
+    let field = |key: &str| event.payload.get(key).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+    let (signer, chain) = (field("signer")?, field("chain_id")?);
+    let (balance, threshold) = (field("balance")?, field("threshold")?);
+    match event.event_type.as_str() {
+        "signer.balance_low" => Some(format!(
+            "Signer {signer} on chain {chain} is low on funds: {balance} wei, below {threshold} wei. Refill it before the node refuses its transactions."
+        )),
+        "signer.balance_ok" => {
+            Some(format!("Signer {signer} on chain {chain} is refilled: {balance} wei (threshold {threshold} wei)."))
+        }
+        _ => None,
+    }
 }
 
 /// `POST {api}/bot{token}/sendMessage`. Errors never carry the URL (it holds the token).

@@ -804,3 +804,122 @@ mod tests {
         assert!(super::sniff_image(b"\x89PNG\r\n\x1a\n truncated", "image/png").is_err());
     }
 }
+
+/// Fuzz targets: artwork is whatever bytes a brand uploads. Sniffing never panics, real images
+/// of the four formats are accepted, and an image declaring more than 8192 pixels a side is
+/// refused from its header, without decoding it. 256 cases each, or `PROPTEST_CASES`.
+#[cfg(test)]
+mod fuzz {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, Instant};
+
+    use image::ImageFormat;
+    use proptest::{prelude::*, sample::Index};
+
+    use super::{MAX_ARTWORK_SIDE, sniff_image};
+
+    const FORMATS: [ImageFormat; 4] = [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Gif];
+
+    fn encode(format: ImageFormat, width: u32, height: u32, seed: u8) -> Vec<u8> {
+        let pixels = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([seed ^ (x as u8), (y as u8).wrapping_mul(seed), seed.wrapping_add((x ^ y) as u8)])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(pixels).write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    /// A PNG signature and a well-formed IHDR chunk (CRC included) declaring `width`×`height`.
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            !bytes.iter().fold(!0u32, |crc, byte| {
+                (0..8).fold(crc ^ u32::from(*byte), |c, _| if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 })
+            })
+        }
+        let mut chunk = b"IHDR".to_vec();
+        chunk.extend_from_slice(&width.to_be_bytes());
+        chunk.extend_from_slice(&height.to_be_bytes());
+        chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\r".to_vec();
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        png
+    }
+
+    /// A JPEG start and baseline frame header declaring `width`×`height`.
+    fn jpeg_header(width: u16, height: u16) -> Vec<u8> {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 8];
+        jpeg.extend_from_slice(&height.to_be_bytes());
+        jpeg.extend_from_slice(&width.to_be_bytes());
+        jpeg.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        jpeg
+    }
+
+    /// Bytes an upload could hold: noise, a real header then noise, a real image cut short or
+    /// with bytes changed.
+    fn upload() -> impl Strategy<Value = Vec<u8>> {
+        let noise = prop::collection::vec(any::<u8>(), 0..512);
+        let magic = prop::sample::select(vec![
+            b"\x89PNG\r\n\x1a\n".to_vec(),
+            vec![0xFF, 0xD8, 0xFF],
+            b"GIF89a".to_vec(),
+            b"GIF87a".to_vec(),
+            b"RIFF\0\0\0\0WEBPVP8 ".to_vec(),
+            b"RIFF\xff\xff\xff\xffWEBPVP8L".to_vec(),
+            b"BM".to_vec(),
+            b"%PDF-".to_vec(),
+        ]);
+        let real = (prop::sample::select(FORMATS.to_vec()), 1u32..24, 1u32..24, any::<u8>())
+            .prop_map(|(f, w, h, seed)| encode(f, w, h, seed));
+        prop_oneof![
+            noise.clone(),
+            (magic, noise.clone()).prop_map(|(m, n)| [m, n].concat()),
+            (any::<u32>(), any::<u32>(), noise.clone()).prop_map(|(w, h, n)| [png_header(w, h), n].concat()),
+            (any::<u16>(), any::<u16>(), noise).prop_map(|(w, h, n)| [jpeg_header(w, h), n].concat()),
+            (real.clone(), any::<Index>()).prop_map(|(mut bytes, cut)| {
+                bytes.truncate(cut.index(bytes.len()));
+                bytes
+            }),
+            (real, prop::collection::vec((any::<Index>(), any::<u8>()), 1..8)).prop_map(|(mut bytes, edits)| {
+                for (at, byte) in edits {
+                    let i = at.index(bytes.len());
+                    bytes[i] = byte;
+                }
+                bytes
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn artwork_sniffing_never_panics_on_any_bytes_or_declared_type(bytes in upload(), declared in ".{0,40}") {
+            if let Ok(media) = sniff_image(&bytes, &declared) {
+                prop_assert!(["image/png", "image/jpeg", "image/webp", "image/gif"].contains(&media.as_str()), "{}", media);
+            }
+        }
+
+        #[test]
+        fn artwork_in_any_accepted_format_and_size_is_accepted_as_what_it_is(
+            format in prop::sample::select(FORMATS.to_vec()), width in 1u32..48, height in 1u32..48, seed in any::<u8>(),
+        ) {
+            let bytes = encode(format, width, height, seed);
+            prop_assert_eq!(sniff_image(&bytes, "application/octet-stream").unwrap(), format.to_mime_type());
+        }
+
+        #[test]
+        fn artwork_declaring_more_than_8192_pixels_a_side_is_refused_quickly(
+            big in MAX_ARTWORK_SIDE + 1..=u32::MAX, other in 1u32..=u32::MAX, wide in any::<bool>(),
+            noise in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let (width, height) = if wide { (big, other) } else { (other, big) };
+            for bytes in [[png_header(width, height), noise.clone()].concat(), png_header(100_000, 100_000)] {
+                let started = Instant::now();
+                prop_assert!(sniff_image(&bytes, "image/png").is_err());
+                prop_assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+            }
+            let (width, height) = (u16::try_from(width).unwrap_or(u16::MAX), u16::try_from(height).unwrap_or(u16::MAX));
+            prop_assert!(sniff_image(&[jpeg_header(width, height), noise].concat(), "image/jpeg").is_err());
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod brands;
 mod campaigns;
+mod chain_ops;
 mod charts;
 pub mod config;
 mod dashboards;
@@ -89,6 +90,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(royalties::router())
         .merge(kyc::router())
         .merge(webhooks::router())
+        .merge(chain_ops::router())
 }
 
 /// The outbox subscribers the back office runs.

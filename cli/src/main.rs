@@ -7,6 +7,7 @@
 //! brandmint deploy-local                  the platform's contracts on the local chain in RPC_URL
 //! brandmint seed-demo <back-office-url>   the demo brand and campaign, through the back office's API
 //! brandmint fakes <payment-url>           the local Stripe emulator, FX stubs and marketplace feeds, until stopped
+//! brandmint demo <backoffice> <payment> <redemption>   the journeys, step by step, against a running platform
 //! ```
 //!
 //! Configuration comes from the environment, as for every service (see `.env.example`).
@@ -45,6 +46,15 @@ enum Command {
         /// The back office's base URL, e.g. http://127.0.0.1:8081.
         backoffice: String,
     },
+    /// Walks through the journeys against a running platform (`cargo xtask dev`), printing each
+    /// step with its ids, transactions and pages: a brand's campaign deployed, card and wallet
+    /// checkouts, a printed code and a wallet redemption. As the admin in BRANDMINT_ADMIN_EMAIL /
+    /// BRANDMINT_ADMIN_PASSWORD; the chain in RPC_URL.
+    Demo {
+        backoffice: String,
+        payment: String,
+        redemption: String,
+    },
     /// Runs the local stand-ins of Stripe (delivering signed webhooks to the payment service) and
     /// of the FX sources, prints their settings as NAME=value lines, and serves until stopped.
     Fakes {
@@ -63,6 +73,19 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Fakes { payment } => fakes(&payment).await,
+        Command::Demo { backoffice, payment, redemption } => {
+            let email = std::env::var("BRANDMINT_ADMIN_EMAIL").context("BRANDMINT_ADMIN_EMAIL")?;
+            let password = std::env::var("BRANDMINT_ADMIN_PASSWORD").context("BRANDMINT_ADMIN_PASSWORD")?;
+            let rpc = std::env::var("RPC_URL").context("RPC_URL")?;
+            let trim = |url: String| url.trim_end_matches('/').to_owned();
+            let at = cli::walkthrough::Endpoints {
+                backoffice: trim(backoffice),
+                payment: trim(payment),
+                redemption: trim(redemption),
+                rpc,
+            };
+            cli::walkthrough::run(&at, &email, &password).await
+        }
         Command::SeedDemo { backoffice } => {
             let email = std::env::var("BRANDMINT_ADMIN_EMAIL").context("BRANDMINT_ADMIN_EMAIL")?;
             let password = std::env::var("BRANDMINT_ADMIN_PASSWORD").context("BRANDMINT_ADMIN_PASSWORD")?;

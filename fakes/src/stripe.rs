@@ -23,8 +23,10 @@
 //! `requires_capture`), `pm_card_chargeDeclined` is declined (`generic_decline`),
 //! `pm_card_chargeDeclinedInsufficientFunds` is declined with `insufficient_funds`.
 //!
-//! Automatic delivery posts each event once, in creation order, to the configured webhook URL
-//! (no retries: a test replays with [`StripeEmulator::redeliver`]). Test controls are plain
+//! Automatic delivery posts each event once, in creation order, to the configured webhook URL; a
+//! test replays with [`StripeEmulator::redeliver`]. With [`StripeEmulator::retry_deliveries`] a
+//! failed delivery (no answer, or not 2xx) is retried with growing waits, as Stripe does (for
+//! tests whose receivers die and come back). Test controls are plain
 //! methods on [`StripeEmulator`].
 
 mod page;
@@ -129,6 +131,7 @@ struct Inner {
     state: Mutex<State>,
     endpoint: Mutex<Option<Endpoint>>,
     paused: AtomicBool,
+    retrying: AtomicBool,
     outbox: mpsc::UnboundedSender<String>,
     http: reqwest::Client,
 }
@@ -151,6 +154,17 @@ impl Inner {
             // The worker stops only with the emulator.
             let _ = self.outbox.send(id);
         }
+    }
+
+    /// Delivers `event_id` again after 0.25 s, 0.5 s, 1 s, … (at most 5 s apart, 40 tries).
+    async fn retry(inner: Arc<Inner>, event_id: String) {
+        for attempt in 0..40u32 {
+            tokio::time::sleep(Duration::from_millis((250u64 << attempt.min(5)).min(5_000))).await;
+            if inner.deliver(&event_id, Signing::Genuine).await.is_ok_and(|status| status.is_success()) {
+                return;
+            }
+        }
+        tracing::warn!(event.id = %event_id, "Stripe emulator gave up delivering");
     }
 
     async fn deliver(&self, event_id: &str, signing: Signing) -> Result<StatusCode, DeliveryError> {
@@ -219,6 +233,7 @@ impl StripeEmulator {
             state: Mutex::new(state),
             endpoint: Mutex::new(None),
             paused: AtomicBool::new(false),
+            retrying: AtomicBool::new(false),
             outbox,
             http,
         });
@@ -236,10 +251,19 @@ impl StripeEmulator {
             let inner = inner.clone();
             async move {
                 while let Some(id) = queue.recv().await {
-                    match inner.deliver(&id, Signing::Genuine).await {
-                        Ok(status) => tracing::debug!(event.id = %id, %status, "Stripe emulator delivered"),
-                        Err(DeliveryError::NoEndpoint) => {}
-                        Err(e) => tracing::debug!(event.id = %id, error = %e, "Stripe emulator delivery failed"),
+                    let delivered = match inner.deliver(&id, Signing::Genuine).await {
+                        Ok(status) => {
+                            tracing::debug!(event.id = %id, %status, "Stripe emulator delivered");
+                            status.is_success()
+                        }
+                        Err(DeliveryError::NoEndpoint) => true,
+                        Err(e) => {
+                            tracing::debug!(event.id = %id, error = %e, "Stripe emulator delivery failed");
+                            false
+                        }
+                    };
+                    if !delivered && inner.retrying.load(Ordering::SeqCst) {
+                        tokio::spawn(Inner::retry(inner.clone(), id));
                     }
                 }
             }
@@ -267,6 +291,11 @@ impl StripeEmulator {
     pub fn set_webhook(&self, url: reqwest::Url, secret: &str) {
         *self.inner.endpoint.lock().unwrap_or_else(PoisonError::into_inner) =
             Some(Endpoint { url, secret: secret.to_owned() });
+    }
+
+    /// Retries failed automatic deliveries (off by default: most tests want each event once).
+    pub fn retry_deliveries(&self, on: bool) {
+        self.inner.retrying.store(on, Ordering::SeqCst);
     }
 
     /// Pauses (or resumes) automatic delivery. Events created while paused are recorded but not

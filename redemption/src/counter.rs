@@ -471,3 +471,164 @@ async fn redeem_scanned(
     };
     Ok((StatusCode::CREATED, Json(ScanResult { message, reward_name: name, redemption })))
 }
+
+/// Fuzz targets: a counter photo is whatever bytes a scanner sends. Decoding never panics, an
+/// image declaring more than 12 000 pixels a side is refused from its header, and a photo of a
+/// code reads back. 256 cases each (fewer for the photos decoded whole), or `PROPTEST_CASES`.
+#[cfg(test)]
+mod fuzz {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, Instant};
+
+    use image::{GrayImage, ImageFormat};
+    use proptest::{prelude::*, sample::Index};
+
+    use super::decode_photo;
+
+    const FORMATS: [ImageFormat; 3] = [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP];
+
+    fn encode(image: image::DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    fn small(format: ImageFormat, width: u32, height: u32, seed: u8) -> Vec<u8> {
+        let pixels = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([seed ^ (x as u8), (y as u8).wrapping_mul(seed), seed.wrapping_add((x ^ y) as u8)])
+        });
+        encode(image::DynamicImage::ImageRgb8(pixels), format)
+    }
+
+    /// A PNG signature and a well-formed IHDR chunk (CRC included) declaring `width`×`height`.
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            !bytes.iter().fold(!0u32, |crc, byte| {
+                (0..8).fold(crc ^ u32::from(*byte), |c, _| if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 })
+            })
+        }
+        let mut chunk = b"IHDR".to_vec();
+        chunk.extend_from_slice(&width.to_be_bytes());
+        chunk.extend_from_slice(&height.to_be_bytes());
+        chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\r".to_vec();
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        png
+    }
+
+    /// A JPEG start and baseline frame header declaring `width`×`height`.
+    fn jpeg_header(width: u16, height: u16) -> Vec<u8> {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 8];
+        jpeg.extend_from_slice(&height.to_be_bytes());
+        jpeg.extend_from_slice(&width.to_be_bytes());
+        jpeg.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        jpeg
+    }
+
+    /// A lossless WebP header declaring `width`×`height` (each 1 to 16 384).
+    fn webp_header(width: u32, height: u32) -> Vec<u8> {
+        let size = (width - 1) | ((height - 1) << 14);
+        let mut webp = b"RIFF\0\x10\0\0WEBPVP8L\0\x10\0\0\x2f".to_vec();
+        webp.extend_from_slice(&size.to_le_bytes());
+        webp
+    }
+
+    /// Bytes a scan could send: noise, a real header then noise, a real image cut short or with
+    /// bytes changed.
+    fn photo() -> impl Strategy<Value = Vec<u8>> {
+        let noise = prop::collection::vec(any::<u8>(), 0..512);
+        let real = (prop::sample::select(FORMATS.to_vec()), 1u32..32, 1u32..32, any::<u8>())
+            .prop_map(|(f, w, h, seed)| small(f, w, h, seed));
+        prop_oneof![
+            noise.clone(),
+            (any::<u32>(), any::<u32>(), noise.clone()).prop_map(|(w, h, n)| [png_header(w, h), n].concat()),
+            (any::<u16>(), any::<u16>(), noise.clone()).prop_map(|(w, h, n)| [jpeg_header(w, h), n].concat()),
+            (1u32..=16_384, 1u32..=16_384, noise).prop_map(|(w, h, n)| [webp_header(w, h), n].concat()),
+            (real.clone(), any::<Index>()).prop_map(|(mut bytes, cut)| {
+                bytes.truncate(cut.index(bytes.len()));
+                bytes
+            }),
+            (real, prop::collection::vec((any::<Index>(), any::<u8>()), 1..8)).prop_map(|(mut bytes, edits)| {
+                for (at, byte) in edits {
+                    let i = at.index(bytes.len());
+                    bytes[i] = byte;
+                }
+                bytes
+            }),
+        ]
+    }
+
+    /// `code` drawn as the platform draws it, `scale` times larger, on a white canvas of
+    /// `side` pixels at (`x`, `y`) (fractions of the room left), in `format`.
+    fn photo_of(code: &str, scale: u32, side: u32, (x, y): (f32, f32), format: ImageFormat) -> Vec<u8> {
+        let drawn = image::load_from_memory(&shared::qr::png(code).unwrap()).unwrap().to_luma8();
+        let (width, height) = (drawn.width() * scale, drawn.height() * scale);
+        let drawn = image::imageops::resize(&drawn, width, height, image::imageops::FilterType::Nearest);
+        let side = side.max(width);
+        let mut canvas = GrayImage::from_pixel(side, side, image::Luma([255]));
+        let room = side - width;
+        #[allow(clippy::float_arithmetic, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let (x, y) = ((room as f32 * x) as i64, (room as f32 * y) as i64);
+        image::imageops::overlay(&mut canvas, &drawn, x, y);
+        encode(image::DynamicImage::ImageLuma8(canvas), format)
+    }
+
+    #[test]
+    fn a_large_photo_is_scaled_down_before_its_code_is_read() {
+        // 2000 px a side, the code drawn 3× larger (a close-up): decoded after scaling to 1600 px.
+        let code = "BMC1.eyJjIjo0MiwidyI6IjB4YWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWIifQ.AAAAAAAAAAAAAAAAAAAAAA";
+        let photo = photo_of(code, 3, 2000, (0.3, 0.6), ImageFormat::Jpeg);
+        assert_eq!(decode_photo(&photo, ImageFormat::Jpeg).as_deref(), Ok(code));
+    }
+
+    proptest! {
+        #[test]
+        fn counter_photos_never_panic_on_any_bytes_in_any_accepted_format(
+            bytes in photo(), format in prop::sample::select(FORMATS.to_vec()),
+        ) {
+            let _ = decode_photo(&bytes, format);
+        }
+
+        #[test]
+        fn counter_photos_declaring_more_than_12000_pixels_a_side_are_refused_quickly(
+            big in 12_001u32..=u32::MAX, other in 1u32..=u32::MAX, wide in any::<bool>(),
+            webp_big in 12_001u32..=16_384, webp_other in 1u32..=16_384,
+            noise in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let (width, height) = if wide { (big, other) } else { (other, big) };
+            let (w16, h16) = (u16::try_from(width).unwrap_or(u16::MAX), u16::try_from(height).unwrap_or(u16::MAX));
+            let (webp_w, webp_h) = if wide { (webp_big, webp_other) } else { (webp_other, webp_big) };
+            for (bytes, format) in [
+                ([png_header(width, height), noise.clone()].concat(), ImageFormat::Png),
+                (png_header(100_000, 100_000), ImageFormat::Png),
+                ([jpeg_header(w16, h16), noise.clone()].concat(), ImageFormat::Jpeg),
+                ([webp_header(webp_w, webp_h), noise.clone()].concat(), ImageFormat::WebP),
+            ] {
+                let started = Instant::now();
+                prop_assert!(decode_photo(&bytes, format).is_err());
+                prop_assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+            }
+        }
+    }
+
+    proptest! {
+        // Each case draws, encodes and decodes a whole photo: fewer cases unless asked for more.
+        #![proptest_config(ProptestConfig { cases: cases(24), ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_photo_of_a_counter_code_reads_back_its_text(
+            code in prop_oneof!["BMC1\\.[A-Za-z0-9_-]{40,220}\\.[A-Za-z0-9_-]{22}", "[ -~]{1,120}"],
+            side in 0u32..640, at in (0f32..=1.0, 0f32..=1.0),
+            format in prop::sample::select(vec![ImageFormat::Png, ImageFormat::Jpeg]),
+        ) {
+            prop_assert_eq!(decode_photo(&photo_of(&code, 1, side, at, format), format), Ok(code));
+        }
+    }
+
+    /// `default` cases unless `PROPTEST_CASES` says how many.
+    fn cases(default: u32) -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(default)
+    }
+}

@@ -73,6 +73,16 @@ pub const TXQUEUE_FEE_BUMP_PERCENT: Variable =
     optional("TXQUEUE_FEE_BUMP_PERCENT", "how much a stuck transaction's fees are raised (at least 10)", "20");
 pub const TXQUEUE_MAX_FEE_PER_GAS_WEI: Variable =
     optional("TXQUEUE_MAX_FEE_PER_GAS_WEI", "the most a signer ever offers per gas, in wei (empty: no cap)", "");
+pub const TXQUEUE_LOW_BALANCE_WEI: Variable = optional(
+    "TXQUEUE_LOW_BALANCE_WEI",
+    "a signer whose balance falls below this many wei raises signer.balance_low (empty: TXQUEUE_LOW_BALANCE_TXS decides)",
+    "",
+);
+pub const TXQUEUE_LOW_BALANCE_TXS: Variable = optional(
+    "TXQUEUE_LOW_BALANCE_TXS",
+    "without TXQUEUE_LOW_BALANCE_WEI: low means less than this many transactions (300000 gas each) at current fees",
+    "50",
+);
 pub const JWT_SECRET: Variable = required(
     "JWT_SECRET",
     "HMAC key (at least 32 bytes) signing the HS256 access tokens, e.g. `openssl rand -base64 48`",
@@ -211,6 +221,8 @@ pub const VARIABLES: &[Variable] = &[
     TXQUEUE_STUCK_AFTER_SECS,
     TXQUEUE_FEE_BUMP_PERCENT,
     TXQUEUE_MAX_FEE_PER_GAS_WEI,
+    TXQUEUE_LOW_BALANCE_WEI,
+    TXQUEUE_LOW_BALANCE_TXS,
     JWT_SECRET,
     JWT_ISSUER,
     JWT_AUDIENCE,
@@ -398,6 +410,10 @@ pub struct ChainConfig {
     pub stuck_after: Duration,
     pub fee_bump_percent: u32,
     pub max_fee_per_gas: Option<u128>,
+    /// A signer's balance below this many wei is low; `None`: [`ChainConfig::low_balance_transactions`] decides.
+    pub low_balance_wei: Option<u128>,
+    /// Low: less than this many transactions' worth at current fees.
+    pub low_balance_transactions: u64,
     pub contracts: ContractsConfig,
 }
 
@@ -525,6 +541,11 @@ impl Config {
                     "" => None,
                     _ => Some(env.parse(TXQUEUE_MAX_FEE_PER_GAS_WEI)?),
                 },
+                low_balance_wei: match env.string(TXQUEUE_LOW_BALANCE_WEI)?.as_str() {
+                    "" => None,
+                    _ => Some(env.parse(TXQUEUE_LOW_BALANCE_WEI)?),
+                },
+                low_balance_transactions: env.parse(TXQUEUE_LOW_BALANCE_TXS)?,
                 contracts: ContractsConfig {
                     campaign_factory: address(&env, CAMPAIGN_FACTORY_ADDRESS)?,
                     quote_signer_key: match env.secret(QUOTE_SIGNER_PRIVATE_KEY)? {

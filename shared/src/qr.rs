@@ -144,9 +144,10 @@ impl CodeKey {
         let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| CodeError::NotOurs)?;
         let claim: CounterClaim = serde_json::from_slice(&json).map_err(|_| CodeError::NotOurs)?;
         let age = now.timestamp().saturating_sub(claim.issued_at);
-        let limit = i64::try_from((valid + grace).as_secs()).unwrap_or(i64::MAX);
+        let limit = i64::try_from(valid.saturating_add(grace).as_secs()).unwrap_or(i64::MAX);
         let ahead = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
-        if age > limit || -age > ahead {
+        // `age < -ahead`, not `-age > ahead`: the age saturates at i64::MIN, which has no negation.
+        if age > limit || age < -ahead {
             return Err(CodeError::Expired);
         }
         Ok(claim)
@@ -274,5 +275,156 @@ mod tests {
         assert_eq!(grids[0].decode().unwrap().1, url);
         assert!(svg(&url).unwrap().starts_with("<?xml"));
         assert!(png(&"x".repeat(5_000)).is_err(), "too long for any QR code");
+    }
+}
+
+/// Fuzz targets: codes are read from whatever a scanner or a customer sends. Reading never
+/// panics, a genuine code is accepted and a changed one refused. 256 cases each, or
+/// `PROPTEST_CASES`.
+#[cfg(test)]
+mod fuzz {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::{prelude::*, sample::Index};
+
+    use super::*;
+
+    fn key() -> CodeKey {
+        CodeKey::new([7; 32])
+    }
+
+    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+        let (min, max) = (DateTime::<Utc>::MIN_UTC.timestamp(), DateTime::<Utc>::MAX_UTC.timestamp());
+        prop_oneof![min..=max, 1_500_000_000i64..2_500_000_000].prop_map(|t| DateTime::from_timestamp(t, 0).unwrap())
+    }
+
+    fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            (0u64..3600).prop_map(Duration::from_secs),
+            (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+            Just(Duration::MAX),
+        ]
+    }
+
+    fn claim() -> impl Strategy<Value = CounterClaim> {
+        let issued_at = prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), 1_500_000_000i64..2_500_000_000];
+        (any::<i64>(), any::<[u8; 20]>(), any::<i64>(), any::<[u8; 32]>(), issued_at).prop_map(
+            |(customer_id, wallet, reward_id, token, issued_at)| CounterClaim {
+                customer_id,
+                wallet: Address::from(wallet),
+                reward_id,
+                token_id: U256::from_be_bytes(token),
+                issued_at,
+            },
+        )
+    }
+
+    /// Text that looks like a code, or anything at all.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            ".{0,700}",
+            "[A-Za-z2-7]{32}",
+            "[A-Za-z0-9=]{30,34}",
+            "\\PC{32}",
+            "BMC1\\.[A-Za-z0-9_-]{0,400}\\.[A-Za-z0-9_-]{0,30}",
+            "BMC1\\.[A-Za-z0-9_=+/.-]{0,700}",
+            "\\s{0,3}BMC1\\..{0,300}",
+        ]
+    }
+
+    /// One character substituted (not by the same letter in another case), inserted or removed.
+    fn mutate(text: &str, op: u8, at: Index, with: char) -> Option<String> {
+        let mut chars: Vec<char> = text.chars().collect();
+        match op % 3 {
+            0 => {
+                let i = at.index(chars.len());
+                if chars[i].eq_ignore_ascii_case(&with) {
+                    return None;
+                }
+                chars[i] = with;
+            }
+            1 => chars.insert(at.index(chars.len() + 1), with),
+            _ => drop(chars.remove(at.index(chars.len()))),
+        }
+        Some(chars.into_iter().collect())
+    }
+
+    #[test]
+    fn qr_a_counter_code_is_judged_at_extreme_times_and_settings_without_panicking() {
+        // Found by the targets below: `valid + grace` overflowed, and so did negating an age
+        // that saturated at i64::MIN (a code "made" at i64::MAX read before 1970).
+        let claim = |issued_at| CounterClaim {
+            customer_id: 0,
+            wallet: Address::ZERO,
+            reward_id: 0,
+            token_id: U256::ZERO,
+            issued_at,
+        };
+        let now = DateTime::from_timestamp(0, 0).unwrap();
+        let text = key().counter_code(&claim(0));
+        assert_eq!(key().read_counter_code(&text, now, Duration::from_secs(1), Duration::MAX), Ok(claim(0)));
+        let text = key().counter_code(&claim(i64::MAX));
+        let before_1970 = DateTime::from_timestamp(-1, 0).unwrap();
+        assert_eq!(key().read_counter_code(&text, before_1970, Duration::ZERO, Duration::ZERO), Err(CodeError::Expired));
+    }
+
+    proptest! {
+        #[test]
+        fn qr_codes_never_panic_on_arbitrary_text(
+            text in text(), now in instant(), valid in duration(), grace in duration(),
+        ) {
+            prop_assert_eq!(key().read_brand_code(&text), Err(CodeError::NotOurs));
+            prop_assert_eq!(key().read_counter_code(&text, now, valid, grace), Err(CodeError::NotOurs));
+        }
+
+        #[test]
+        fn qr_a_brand_code_is_accepted_in_any_case_and_any_one_character_change_refused(
+            id in any::<CodeId>(), op in any::<u8>(), at in any::<Index>(),
+            with in prop_oneof![prop::char::range('A', 'Z'), prop::char::range('2', '7'), any::<char>()],
+            lower in any::<bool>(),
+        ) {
+            let text = key().brand_code(&id);
+            prop_assert_eq!(text.len(), BRAND_CODE_LEN);
+            let shown = if lower { text.to_ascii_lowercase() } else { text.clone() };
+            prop_assert_eq!(key().read_brand_code(&shown), Ok(id));
+            if let Some(mutated) = mutate(&shown, op, at, with) {
+                prop_assert_eq!(key().read_brand_code(&mutated), Err(CodeError::NotOurs), "{} from {}", mutated, text);
+            }
+        }
+
+        #[test]
+        fn qr_a_counter_code_is_read_back_while_fresh_and_judged_at_any_time_without_panicking(
+            claim in claim(), now in instant(), age in -10i64..=40, valid in duration(), grace in duration(),
+        ) {
+            let text = key().counter_code(&claim);
+            prop_assert!(text.len() <= MAX_COUNTER_LEN);
+            // At any time and with any settings: read, or refused as expired, never anything else.
+            match key().read_counter_code(&text, now, valid, grace) {
+                Ok(read) => prop_assert_eq!(read, claim.clone()),
+                Err(e) => prop_assert_eq!(e, CodeError::Expired),
+            }
+            // Within 30 s and a grace of 10 s of when it was made: read back exactly.
+            if let Some(at) = claim.issued_at.checked_add(age).and_then(|t| DateTime::from_timestamp(t, 0)) {
+                let read = key().read_counter_code(&text, at, Duration::from_secs(30), Duration::from_secs(10));
+                prop_assert_eq!(read, Ok(claim));
+            }
+        }
+
+        #[test]
+        fn qr_any_one_character_change_to_a_counter_code_is_refused(
+            claim in claim(), op in any::<u8>(), at in any::<Index>(), with in any::<char>(),
+        ) {
+            let text = key().counter_code(&claim);
+            let now = DateTime::from_timestamp(claim.issued_at.clamp(0, 4_000_000_000), 0).unwrap();
+            let valid = Duration::from_secs(u64::MAX / 4);
+            if let Some(mutated) = mutate(&text, op, at, with) {
+                // Only white space added at either end is ignored (a scanner's trailing newline).
+                if mutated.trim() != text {
+                    let read = key().read_counter_code(&mutated, now, valid, valid);
+                    prop_assert_eq!(read, Err(CodeError::NotOurs), "{} from {}", mutated, text);
+                }
+            }
+        }
     }
 }

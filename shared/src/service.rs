@@ -30,7 +30,7 @@ use crate::{
     auth,
     chain::{
         Chain,
-        txqueue::{SenderConfig, TxSender},
+        txqueue::{LowBalance, SenderConfig, TxSender},
     },
     config::{Config, HttpConfig},
     daemon::{Daemon, DaemonRunner},
@@ -452,6 +452,10 @@ pub async fn background(
             stuck_after: chain.stuck_after,
             fee_bump_percent: chain.fee_bump_percent,
             max_fee_per_gas: chain.max_fee_per_gas,
+            low_balance: match chain.low_balance_wei {
+                Some(wei) => LowBalance::Wei(wei),
+                None => LowBalance::Transactions(chain.low_balance_transactions),
+            },
             ..SenderConfig::default()
         };
         let sender = TxSender::new(resources.db.clone(), resources.chain.provider().clone(), signer, config);

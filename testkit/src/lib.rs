@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
+pub mod cluster;
 pub mod proxy;
 pub mod seaport;
 

@@ -20,6 +20,7 @@ const BENCHMARKS: &[(&str, &str)] = &[
     ("indexer", "events/s indexed from genesis into PostgreSQL next to raw eth_getLogs, tail latency, peak RSS"),
     ("royalties", "the royalty report for a campaign and platform-wide over 10M sales; sales recorded/s"),
     ("qr", "PNG codes/s per core, a 10,000-code printable batch generated and downloaded, code claims/s"),
+    ("chaos", "20 seeded rounds of journeys while service processes are kill -9ed; violations counted (all 0)"),
 ];
 
 pub fn run(name: Option<&str>) -> Result<()> {
@@ -35,6 +36,12 @@ pub fn run(name: Option<&str>) -> Result<()> {
         bail!("unknown benchmark `{name}`; known: {known:?}");
     }
     util::npm_install()?;
+    if name == "chaos" {
+        // The services run as their shipped binaries, next to the bench in target/release.
+        util::run(Command::new(env!("CARGO")).current_dir(root()).args([
+            "build", "--locked", "--release", "-p", "backoffice", "-p", "payment", "-p", "redemption", "-p", "indexer",
+        ]))?;
+    }
     let endpoints = infra::up(Instance::Test)?;
     let result = util::run(
         Command::new(env!("CARGO"))

@@ -254,3 +254,22 @@ fn random_hex(len: usize) -> Result<String> {
     std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("/dev/urandom")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+/// `cargo xtask demo`: `brandmint demo` against the platform `cargo xtask dev` runs.
+pub fn demo() -> Result<()> {
+    let Some(rpc) = infra::running_anvil(Instance::Dev)? else {
+        bail!("the platform is not running: start `cargo xtask dev` in another terminal first");
+    };
+    util::run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--locked", "-p", "cli"]))?;
+    let addr = |n: usize| {
+        let (_, var, default) = SERVICES[n];
+        format!("http://{}", std::env::var(var).unwrap_or_else(|_| default.to_owned()))
+    };
+    util::run(
+        Command::new(target_dir().join("debug/brandmint"))
+            .args(["demo", &addr(0), &addr(1), &addr(2)])
+            .env("RPC_URL", rpc)
+            .env("BRANDMINT_ADMIN_EMAIL", DEMO_ADMIN)
+            .env("BRANDMINT_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD),
+    )
+}

@@ -111,6 +111,17 @@ pub fn up(instance: Instance) -> Result<Endpoints> {
     Ok(Endpoints { database_url, rpc_url })
 }
 
+/// The running anvil of `instance` (`RPC_URL` when set), or `None` when it is not running.
+pub fn running_anvil(instance: Instance) -> Result<Option<String>> {
+    if let Ok(url) = std::env::var("RPC_URL")
+        && !url.is_empty()
+    {
+        return Ok(Some(url));
+    }
+    let dirs = Dirs::new(instance)?;
+    Ok(anvil_pid(&dirs).map(|_| format!("http://127.0.0.1:{}", dirs.port("anvil").unwrap_or(instance.anvil_port()))))
+}
+
 /// Stops whatever this instance started. Safe to call when nothing runs.
 pub fn down(instance: Instance) -> Result<()> {
     let dirs = Dirs::new(instance)?;

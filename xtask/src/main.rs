@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo xtask dev                 run the whole platform locally (Ctrl-C stops all of it)
+//! cargo xtask demo                the journeys, step by step, against a running `cargo xtask dev`
 //! cargo xtask test                every check and test CI runs
 //! cargo xtask bench <name>        a benchmark that prints a table
 //! cargo xtask infra up|down|status [dev|test]
@@ -16,6 +17,7 @@
 mod bench;
 mod dev;
 mod infra;
+mod schemathesis;
 mod sqlx_prepare;
 mod test;
 mod util;
@@ -36,6 +38,10 @@ enum Task {
     /// Runs the whole platform locally: PostgreSQL, anvil, contracts, every service, demo data
     /// (Ctrl-C stops all of it).
     Dev,
+    /// Walks through the journeys against a running `cargo xtask dev` (another terminal): a
+    /// campaign deployed, card and wallet checkouts, a printed code and a wallet redemption,
+    /// each step printed with its ids, transactions and the page to open.
+    Demo,
     /// Every check and test CI runs, with timings.
     Test,
     /// A benchmark that prints a table; without a name, lists them.
@@ -74,6 +80,7 @@ fn main() -> Result<()> {
     // A usage mistake prints the usage and exits 2 (clap's convention); `--help` at every level.
     match Xtask::parse().command {
         Task::Dev => dev::run(),
+        Task::Demo => dev::demo(),
         Task::Test => test::run(),
         Task::Bench { name } => bench::run(name.as_deref()),
         Task::Infra { action, instance } => {

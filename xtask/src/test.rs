@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use crate::{
     infra::{self, Instance},
-    sqlx_prepare,
+    schemathesis, sqlx_prepare,
     util::{self, npm_bin, root, step},
 };
 
@@ -27,6 +27,7 @@ pub fn run() -> Result<()> {
     timed("cargo fmt --check", &mut || util::run(cargo().args(["fmt", "--all", "--", "--check"])))?;
     timed("npm toolchain", &mut util::npm_install)?;
     timed("headless Chromium and ChromeDriver (browser tests)", &mut browser)?;
+    timed("schemathesis in a virtualenv (API fuzzing test)", &mut schemathesis::install)?;
     timed("contracts: forge build, artifacts check, forge test", &mut contracts)?;
     timed("cargo clippy -D warnings", &mut || {
         util::run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
@@ -64,7 +65,8 @@ pub fn run() -> Result<()> {
             }
             cmd.env("DATABASE_URL", &endpoints.database_url)
                 .env("RPC_URL", &endpoints.rpc_url)
-                .env("ANVIL_BIN", npm_bin("anvil"));
+                .env("ANVIL_BIN", npm_bin("anvil"))
+                .env("SCHEMATHESIS_BIN", schemathesis::bin());
             util::run(&mut cmd)
         })
     })();

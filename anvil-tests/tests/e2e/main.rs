@@ -5,6 +5,7 @@
 
 mod access;
 mod browser;
+mod chaos;
 mod checkout;
 mod compose;
 mod contracts;
@@ -19,4 +20,5 @@ mod qr_codes;
 mod redeeming;
 mod royalty_shares;
 mod sales;
+mod schemathesis;
 mod staff_pages;

@@ -405,3 +405,123 @@ async fn a_failed_deployment_shows_why_and_deploys_on_retry() {
     assert_eq!(transitions, ["deploying", "deploy_failed", "deploying", "live"]);
     setup.stop().await;
 }
+
+#[tokio::test]
+async fn a_platform_admin_cancels_a_stuck_deployment_whose_nonce_goes_to_a_self_transfer_and_the_campaign_fails() {
+    use alloy::providers::Provider;
+
+    let setup = platformed_behind_proxy(|anvil| anvil.addresses()[0], &[]).await;
+    let Platformed { ref anvil, ref relayer, ref owner, brand, .. } = setup;
+    let rpc = setup.rpc.as_ref().unwrap();
+    let (_, admin) = owner.app.account("ops-admin@brandmint.example", Some(shared::auth::PlatformRole::Admin)).await;
+    let admin = Staff { app: &owner.app, token: &admin };
+    let (_, developer) =
+        owner.app.account("ops-dev@brandmint.example", Some(shared::auth::PlatformRole::Developer)).await;
+
+    // The node never hears of the deployment: it is stuck, signed with its nonce.
+    rpc.hold(Hold::Swallow);
+    let campaign = json!({
+        "name": "Stuck Drop", "slug": "stuck", "royalty_bps": 0,
+        "royalty_receiver": anvil.addresses()[5].to_checksum(None),
+        "items": [{ "name": "Pass", "price_minor": 100, "currency": "EUR", "supply": 10, "payment_methods": ["card"] }],
+    });
+    let (status, campaign) = owner.call(Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign)).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let base = format!("/brands/{brand}/campaigns/{}", campaign["id"]);
+    owner.upload(&format!("{base}/artwork"), "image/png", alloy::hex::decode(PNG).unwrap()).await;
+    let seen = rpc.broadcasts_seen();
+    let (status, deploying) = owner.call(Method::POST, &format!("{base}/deploy"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{deploying}");
+    let tx_id = deploying["deployment"]["chain_tx_id"].as_i64().unwrap();
+    let path = format!("/ops/chain-transactions/{tx_id}");
+    let stuck = admin.wait_for(&path, |tx| tx["state"] == "signed" && rpc.broadcasts_seen() > seen).await;
+    let nonce = stuck["nonce"].as_u64().unwrap();
+
+    // Developers read the queue but cannot act on it.
+    let developer = Staff { app: &owner.app, token: &developer };
+    let (status, listed) = developer.call(Method::GET, "/ops/chain-transactions?state=signed", None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert!(listed.as_array().unwrap().iter().any(|tx| tx["id"] == tx_id));
+    let (status, _) = developer.call(Method::POST, &format!("{path}/cancel"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Cancelled twice: one request, one audit entry.
+    let (status, first) = admin.call(Method::POST, &format!("{path}/cancel"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["operator_action"], "cancel");
+    let (status, second) = admin.call(Method::POST, &format!("{path}/cancel"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{second}");
+    assert_eq!(second["operator_action_at"], first["operator_action_at"]);
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'chain-tx.cancel-requested' AND target = $1")
+            .bind(format!("chain-tx:{tx_id}"))
+            .fetch_one(owner.app.resources.db())
+            .await
+            .unwrap();
+    assert_eq!(audited, 1);
+    let (status, problem) = admin.call(Method::POST, &format!("{path}/replace"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+
+    // The sender signs the self-transfer at the same nonce; the node hears of it.
+    let cancelling = admin
+        .wait_for(&path, |tx| tx["attempts"].as_array().is_some_and(|a| a.iter().any(|a| a["purpose"] == "cancel")))
+        .await;
+    rpc.hold(Hold::Nothing);
+    let cancel_hash: alloy::primitives::B256 = cancelling["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["purpose"] == "cancel")
+        .map(|a| a["tx_hash"].as_str().unwrap().parse().unwrap())
+        .unwrap();
+    let failed = admin.wait_for(&path, |tx| tx["state"] == "failed").await;
+    assert_eq!(failed["cancelled"], true, "{failed}");
+    assert_eq!(failed["error"], "cancelled by an operator");
+    assert_eq!(failed["nonce"].as_u64(), Some(nonce));
+
+    // The nonce went to the cancellation: a 0-value transfer from the relayer to itself.
+    let chain = alloy::providers::ProviderBuilder::new().connect_http(anvil.endpoint_url());
+    let receipt = chain.get_transaction_receipt(cancel_hash).await.unwrap().unwrap();
+    assert_eq!((receipt.from, receipt.to), (relayer.address(), Some(relayer.address())));
+    let mined = chain.get_transaction_by_hash(cancel_hash).await.unwrap().unwrap();
+    assert_eq!(alloy::consensus::Transaction::nonce(&mined), nonce);
+    assert!(chain.get_transaction_count(relayer.address()).await.unwrap() > nonce);
+
+    // The requester heard it failed: the deployment failed, with why.
+    let campaign = owner.wait_for(&base, |c| c["state"] != "deploying").await;
+    assert_eq!(campaign["state"], "deploy_failed", "{campaign}");
+    assert_eq!(campaign["deployment"]["error"], "cancelled by an operator");
+    setup.stop().await;
+}
+
+/// A platform staff member's calls to the back office (an admin, a developer).
+struct Staff<'a> {
+    app: &'a TestApp,
+    token: &'a str,
+}
+
+impl Staff<'_> {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.app.client.request(method, self.app.url(path)).bearer_auth(self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `path` until `done` holds (60 s at most: a swallowed broadcast holds the sender
+    /// for its RPC timeout).
+    async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = self.call(Method::GET, path, None).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "gave up waiting on {path}: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -162,7 +162,9 @@ impl WebhookVerifier {
             return Err(WebhookError::BadSignature);
         }
         let now = now.timestamp();
-        if (now - header.timestamp).abs() > TOLERANCE_SECS {
+        // `abs_diff`: a signed `t` near i64::MIN or MAX must not overflow (a panic in debug
+        // builds, and in release `(now - t).abs()` could wrap to i64::MIN and pass as fresh).
+        if now.abs_diff(header.timestamp) > TOLERANCE_SECS.unsigned_abs() {
             return Err(WebhookError::StaleTimestamp { timestamp: header.timestamp, now });
         }
         parse_event(payload)
@@ -342,5 +344,178 @@ mod tests {
         }
         assert_eq!(EventType::parse("invoice.paid"), EventType::Other("invoice.paid".into()));
         assert_eq!(EventType::Other("invoice.paid".into()).to_string(), "invoice.paid");
+    }
+}
+
+/// Fuzz targets: what an Internet caller controls (the body, the `Stripe-Signature` header) and
+/// what the clock says, arbitrary or nearly valid. Nothing may panic; 256 cases each, or
+/// `PROPTEST_CASES`.
+#[cfg(test)]
+mod fuzz {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SECRET: &str = "whsec_fuzz_secret";
+
+    fn verifier() -> WebhookVerifier {
+        WebhookVerifier::new(SECRET.to_owned().into())
+    }
+
+    /// Any instant `DateTime<Utc>` can hold.
+    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+        let (min, max) = (DateTime::<Utc>::MIN_UTC.timestamp(), DateTime::<Utc>::MAX_UTC.timestamp());
+        prop_oneof![min..=max, 1_500_000_000i64..2_500_000_000].prop_map(|t| DateTime::from_timestamp(t, 0).unwrap())
+    }
+
+    fn timestamp() -> impl Strategy<Value = i64> {
+        prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), Just(0i64), 1_500_000_000i64..2_500_000_000]
+    }
+
+    /// Headers of every shape: random text, `t=…,v1=…` with random values, repeated or huge parts.
+    fn header() -> impl Strategy<Value = String> {
+        let value = prop_oneof!["[0-9a-f]{64}", "[0-9a-fA-F]{0,130}", ".{0,80}", Just(String::new())];
+        let pair = prop_oneof![
+            (timestamp(), Just(())).prop_map(|(t, ())| format!("t={t}")),
+            "t=[^,]{0,30}",
+            value.clone().prop_map(|v| format!("v1={v}")),
+            value.prop_map(|v| format!("v0={v}")),
+            "[ -~]{0,20}=?[ -~]{0,20}",
+            "\\PC{0,20}",
+        ];
+        prop_oneof![
+            ".{0,300}",
+            prop::collection::vec(pair, 0..8).prop_map(|parts| parts.join(",")),
+            // A huge header: many candidate signatures (each is decoded and compared).
+            (timestamp(), 1usize..4000).prop_map(|(t, n)| format!("t={t},{}", vec![format!("v1={}", "ab".repeat(32)); n].join(","))),
+            (1usize..100_000).prop_map(|n| format!("t=1700000000,v1={}", "f".repeat(n))),
+        ]
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..2048),
+            ".{0,512}".prop_map(String::into_bytes),
+            event().prop_map(|(json, _)| json.into_bytes()),
+        ]
+    }
+
+    /// A well-formed Stripe event and what the verifier should read from it.
+    fn event() -> impl Strategy<Value = (String, WebhookEvent)> {
+        let event_type = prop_oneof![
+            prop::sample::select(EventType::NAMED.iter().map(|(_, name)| *name).collect::<Vec<_>>())
+                .prop_map(str::to_owned),
+            "[a-z_]{1,20}(\\.[a-z_]{1,20}){0,2}",
+        ];
+        ("evt_[A-Za-z0-9_]{1,40}", event_type, "[a-z]{2,3}_[A-Za-z0-9]{1,30}", "[a-z_.]{1,30}", any::<i64>(), any::<bool>())
+            .prop_map(|(id, event_type, object_id, object_type, created, livemode)| {
+                let json = serde_json::json!({
+                    "id": id, "object": "event", "type": event_type, "created": created, "livemode": livemode,
+                    "api_version": "2025-01-27.acacia",
+                    "data": { "object": { "id": object_id, "object": object_type, "amount": 1200 } },
+                });
+                let event = WebhookEvent {
+                    id: id.parse().unwrap(),
+                    event_type: EventType::parse(&event_type),
+                    object_id,
+                    object_type,
+                    created,
+                    livemode,
+                };
+                (json.to_string(), event)
+            })
+    }
+
+    /// A few bytes changed, inserted or removed.
+    fn mutate(bytes: &mut Vec<u8>, edits: &[(prop::sample::Index, u8, u8)]) {
+        for (at, op, byte) in edits {
+            match op % 3 {
+                0 if !bytes.is_empty() => {
+                    let i = at.index(bytes.len());
+                    bytes[i] ^= byte.max(&1);
+                }
+                1 => bytes.insert(at.index(bytes.len() + 1), *byte),
+                _ if !bytes.is_empty() => drop(bytes.remove(at.index(bytes.len()))),
+                _ => bytes.push(*byte),
+            }
+        }
+    }
+
+    #[test]
+    fn a_genuine_signature_at_an_extreme_timestamp_is_stale_not_a_panic() {
+        // Found by the target below: `(now - t).abs()` overflowed. The last one is `now - 2⁶³`,
+        // which a wrapping subtraction would have judged fresh.
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX, i64::MIN + 1_700_000_000] {
+            let header = signature_header(SECRET, t, b"{}");
+            let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+            assert!(matches!(verifier().verify(b"{}", &header, now), Err(WebhookError::StaleTimestamp { .. })), "{t}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn stripe_webhooks_never_panic_on_any_body_or_signature_header(
+            body in body(), header in header(), now in instant(),
+        ) {
+            let verdict = verifier().verify(&body, &header, now);
+            // Without the secret nothing gets past the signature check.
+            prop_assert!(
+                matches!(verdict, Err(WebhookError::MalformedHeader(_) | WebhookError::BadSignature)),
+                "{verdict:?}"
+            );
+        }
+
+        #[test]
+        fn genuine_signatures_at_any_timestamp_are_accepted_only_within_the_tolerance(
+            body in body(), t in timestamp(), now in instant(), near in -TOLERANCE_SECS..=TOLERANCE_SECS, close in any::<bool>(),
+        ) {
+            // Half the cases sign at a time near `now`, so acceptance is exercised too.
+            let t = if close { now.timestamp() + near } else { t };
+            let header = signature_header(SECRET, t, &body);
+            let fresh = (i128::from(now.timestamp()) - i128::from(t)).abs() <= i128::from(TOLERANCE_SECS);
+            match verifier().verify(&body, &header, now) {
+                Err(WebhookError::StaleTimestamp { timestamp, .. }) => prop_assert!(!fresh && timestamp == t),
+                Ok(_) | Err(WebhookError::MalformedPayload(_)) => prop_assert!(fresh),
+                other => prop_assert!(false, "a genuine signature was judged {other:?}"),
+            }
+        }
+
+        #[test]
+        fn a_genuinely_signed_fresh_event_is_accepted_and_read_exactly(
+            (json, expected) in event(), t in 1_500_000_000i64..2_500_000_000, delay in -TOLERANCE_SECS..=TOLERANCE_SECS,
+        ) {
+            let header = signature_header(SECRET, t, json.as_bytes());
+            let now = DateTime::from_timestamp(t + delay, 0).unwrap();
+            prop_assert_eq!(verifier().verify(json.as_bytes(), &header, now), Ok(expected));
+        }
+
+        #[test]
+        fn a_genuine_signature_over_a_mutated_body_or_header_is_refused(
+            (json, _) in event(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 1..4),
+            t in 1_500_000_000i64..2_500_000_000,
+        ) {
+            let header = signature_header(SECRET, t, json.as_bytes());
+            let now = DateTime::from_timestamp(t, 0).unwrap();
+            let mut body = json.clone().into_bytes();
+            mutate(&mut body, &edits);
+            if body != json.as_bytes() {
+                prop_assert_eq!(verifier().verify(&body, &header, now), Err(WebhookError::BadSignature));
+            }
+            let mut tampered = header.clone().into_bytes();
+            mutate(&mut tampered, &edits);
+            if let Ok(tampered) = String::from_utf8(tampered) {
+                // An edit may leave an equivalent header (spaces, upper-case hex, `t=+…`): then the
+                // header still says the signed timestamp and holds the genuine signature.
+                if verifier().verify(json.as_bytes(), &tampered, now).is_ok() {
+                    let genuine = header.split_once(",v1=").unwrap().1;
+                    let parsed = parse_header(&tampered).unwrap();
+                    prop_assert_eq!(parsed.timestamp, t);
+                    prop_assert!(parsed.v1.iter().any(|v| v.eq_ignore_ascii_case(genuine)), "{}", tampered);
+                }
+            }
+        }
     }
 }

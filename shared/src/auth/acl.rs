@@ -38,6 +38,8 @@ pub enum Permission {
     AuditReadAll,
     /// Operational data: error log, daemon runs, dead letters (no financial data).
     OpsRead,
+    /// Act on operations: cancel or replace a stuck chain transaction (platform admins only).
+    OpsManage,
     /// Review brands' KYC submissions.
     KycReview,
     /// Handle support tickets.
@@ -77,8 +79,8 @@ impl Permission {
     pub fn scope(self) -> Scope {
         use Permission::*;
         match self {
-            Account | Customer | BrandsCreate | BrandsList | AuditReadAll | OpsRead | KycReview | TicketsManage
-            | FinanceReadAll => Scope::Platform,
+            Account | Customer | BrandsCreate | BrandsList | AuditReadAll | OpsRead | OpsManage | KycReview
+            | TicketsManage | FinanceReadAll => Scope::Platform,
             BrandRead | BrandEdit | MembersRead | MembersManage | ApiKeysManage | StoresManage | CampaignsRead
             | CampaignsManage | FinanceRead | RefundsIssue | RedemptionsScan | AuditRead | WebhooksManage => {
                 Scope::Brand

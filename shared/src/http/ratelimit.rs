@@ -1,6 +1,6 @@
 //! Rate limits, two kinds:
 //!
-//! * [`check`]: fixed-window counters in PostgreSQL for the endpoints that guard credentials
+//! * [`check`]: counters in PostgreSQL for the endpoints that guard credentials
 //!   (sign-in, refresh, password reset, SIWE), per IP and per account. They live in the
 //!   database so every replica counts together: an attacker gains nothing by spreading
 //!   attempts over instances.
@@ -24,26 +24,28 @@ use super::{ApiError, ApiResult};
 use crate::config::RateLimitConfig;
 
 /// Counts one attempt in each bucket (`sign-in:ip:1.2.3.4`, `sign-in:account:<sha-256>`) and refuses
-/// it with 429 when any bucket has had more than `auth_max` attempts in the current window.
+/// it with 429 when any bucket has had more than `auth_max` attempts in the current window. A
+/// bucket's window starts at its first attempt (not at a clock boundary), so `auth_max + 1`
+/// attempts within one window's length are always refused, however they fall on the clock.
 pub async fn check(db: &PgPool, config: &RateLimitConfig, buckets: &[String]) -> ApiResult<()> {
     let window = i64::try_from(config.auth_window.as_secs()).unwrap_or(i64::MAX);
-    let rows = sqlx::query!(
-        r#"INSERT INTO rate_limit_windows AS w (bucket, window_start, hits)
-           SELECT bucket, to_timestamp(floor(extract(epoch FROM now())::double precision / $2) * $2), 1
-           FROM unnest($1::text[]) AS bucket
-           ON CONFLICT (bucket) DO UPDATE
-               SET hits = CASE WHEN w.window_start = EXCLUDED.window_start THEN w.hits + 1 ELSE 1 END,
-                   window_start = EXCLUDED.window_start
-           RETURNING hits AS "hits!",
-                     ceil(extract(epoch FROM window_start + make_interval(secs => $2) - now()))::bigint
-                         AS "retry_after!""#,
-        buckets,
-        window as f64,
+    let rows: Vec<(i32, i64)> = sqlx::query_as(
+        "INSERT INTO rate_limit_windows AS w (bucket, window_start, hits)
+         SELECT bucket, now(), 1
+         FROM unnest($1::text[]) AS bucket
+         ON CONFLICT (bucket) DO UPDATE
+             SET hits = CASE WHEN w.window_start > now() - make_interval(secs => $2) THEN w.hits + 1 ELSE 1 END,
+                 window_start = CASE WHEN w.window_start > now() - make_interval(secs => $2)
+                                     THEN w.window_start ELSE now() END
+         RETURNING hits, ceil(extract(epoch FROM window_start + make_interval(secs => $2) - now()))::bigint",
     )
+    .bind(buckets)
+    .bind(window as f64)
     .fetch_all(db)
     .await?;
-    let over = rows.iter().filter(|row| row.hits > i32::try_from(config.auth_max).unwrap_or(i32::MAX));
-    match over.map(|row| row.retry_after).max() {
+    let limit = i32::try_from(config.auth_max).unwrap_or(i32::MAX);
+    let over = rows.iter().filter(|(hits, _)| *hits > limit);
+    match over.map(|(_, retry_after)| *retry_after).max() {
         Some(retry_after) => {
             tracing::warn!(buckets = ?buckets, "rate limit reached");
             Err(ApiError::RateLimited { retry_after_secs: u64::try_from(retry_after.max(1)).unwrap_or(1) })

@@ -163,7 +163,7 @@ names!(
 );
 names!(
     /// What can happen to a queued chain transaction.
-    TxEvent { Sign, Broadcast, Bump, Mine, Reorg, Confirm, Revert, Fail, Requeue }
+    TxEvent { Sign, Broadcast, Bump, Mine, Reorg, Confirm, Revert, Fail, Requeue, Cancel, DeepReorg }
 );
 
 /// A contract call (or transfer) through the transaction queue. Its events are `tx.confirmed`
@@ -200,6 +200,14 @@ impl Machine for ChainTx {
             (S::Mined, E::Reorg, S::Signed),
             (S::Mined, E::Confirm, S::Confirmed),
             (S::Mined, E::Revert, S::Failed),
+            // An operator cancelled it: before it was signed, or its nonce went to a 0-value
+            // self-transfer (mined in its place). Its requester hears `tx.failed`.
+            (S::Queued, E::Cancel, S::Failed),
+            (S::Mined, E::Cancel, S::Failed),
+            // A reorg deeper than its confirmations removed it before its block was finalized:
+            // broadcast the signed transaction again.
+            (S::Confirmed, E::DeepReorg, S::Signed),
+            (S::Failed, E::DeepReorg, S::Signed),
         ]
     };
 }

@@ -182,7 +182,13 @@ async fn two_hundred_concurrent_requests_from_one_signer_confirm_with_contiguous
     let signer = funded_signer(&chain).await;
     let from = signer.address();
     let recipient = somebody();
-    let sender = Running::start(&pool, &chain, signer, config());
+    // Nothing here is stuck: with automine every broadcast is mined at once. But on a loaded
+    // machine the 200 requests can take longer than `config()`'s 30 s stuck threshold to go
+    // through (the nonce then "stands still" between two watch passes), and the watcher would
+    // bump fees or look for gaps, giving a request a second attempt the assertions below rule
+    // out. This test's threshold is far beyond its own deadline, so a bump cannot happen.
+    let sender =
+        Running::start(&pool, &chain, signer, SenderConfig { stuck_after: Duration::from_secs(3_600), ..config() });
 
     // Each request in its own database transaction, as requesters would; gas is estimated.
     let submissions: Vec<_> = (1..=200_u128)
@@ -661,4 +667,323 @@ async fn reverting_calls_fail_with_their_reason_and_only_a_mined_one_uses_a_nonc
     let mined_failure = failures.iter().find(|e| e["idempotency_key"] == "call:sent").unwrap();
     assert_eq!(mined_failure["revert_reason"], "revert: nope");
     assert_eq!(mined_failure["tx_hash"], json!(reverted.tx_hash.unwrap()));
+}
+
+/// An anvil of this test's own started with `args`.
+fn own_chain_with(args: &[&str]) -> (AnvilInstance, DynProvider) {
+    let anvil = Anvil::at(required_env("ANVIL_BIN")).args(args.iter().copied()).try_spawn().unwrap();
+    let provider = provider(&anvil.endpoint());
+    (anvil, provider)
+}
+
+async fn operator_view(pool: &PgPool, id: ChainTxId) -> txqueue::OperatorView {
+    let mut conn = pool.acquire().await.unwrap();
+    txqueue::operator_view(&mut conn, id).await.unwrap().unwrap()
+}
+
+async fn operator_action(
+    pool: &PgPool,
+    id: ChainTxId,
+    action: txqueue::OperatorAction,
+) -> txqueue::Result<txqueue::Requested> {
+    let mut conn = pool.acquire().await.unwrap();
+    txqueue::request_operator_action(&mut conn, id, action, "user:1").await
+}
+
+#[tokio::test]
+async fn an_operator_cancels_a_stuck_transaction_its_nonce_goes_to_a_self_transfer_and_the_requester_hears_it_failed() {
+    let pool = pool().await;
+    let (_anvil, chain) = own_chain();
+    chain.anvil_set_auto_mine(false).await.unwrap();
+    let chain_id = chain.get_chain_id().await.unwrap();
+    let signer = funded_signer(&chain).await;
+    let from = signer.address();
+    let sender = Running::start(&pool, &chain, signer, config());
+    let request = transfer("mint:order:77", chain_id, from, somebody(), 7).requested_by(txqueue::Requester::OrderMint);
+    let id = enqueue(&pool, &request).await;
+    let stuck = wait_for_state(&pool, id, TxState::Broadcast).await;
+
+    // Cancelled twice: one cancellation.
+    let first = operator_action(&pool, id, txqueue::OperatorAction::Cancel).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.view.operator_action.as_deref(), Some("cancel"));
+    let again = operator_action(&pool, id, txqueue::OperatorAction::Cancel).await.unwrap();
+    assert!(!again.created, "a second cancel answers the same");
+    // Replacing what is being cancelled is refused.
+    assert!(matches!(
+        operator_action(&pool, id, txqueue::OperatorAction::Replace { max_fee_per_gas: None }).await,
+        Err(TxQueueError::Refused(_))
+    ));
+
+    // The sender signs a self-transfer at the same nonce with higher fees and broadcasts it.
+    let cancelling = eventually("the cancellation to be broadcast", Duration::from_secs(20), || async {
+        let view = operator_view(&pool, id).await;
+        (view.tx.state == TxState::Broadcast && view.attempts.iter().any(|a| a.purpose == "cancel")).then_some(view)
+    })
+    .await;
+    assert!(!cancelling.operator_action_pending);
+    let cancel = cancelling.attempts.iter().find(|a| a.purpose == "cancel").unwrap().clone();
+    assert_eq!(cancel.nonce, stuck.nonce.unwrap());
+    assert!(cancel.max_fee_per_gas.get() * U256::from(10) >= stuck.max_fee_per_gas.unwrap().get() * U256::from(11));
+    assert!(
+        cancel.max_priority_fee_per_gas.get() * U256::from(10)
+            >= stuck.max_priority_fee_per_gas.unwrap().get() * U256::from(11)
+    );
+
+    // A block: the cancellation is mined in the original's place; the request fails.
+    let failed = eventually("the cancellation to be mined", Duration::from_secs(20), || async {
+        chain.evm_mine(None).await.unwrap();
+        let tx = view(&pool, id).await;
+        (tx.state == TxState::Failed).then_some(tx)
+    })
+    .await;
+    sender.stop().await;
+
+    assert_eq!(failed.error.as_deref(), Some("cancelled by an operator"));
+    assert_eq!(failed.tx_hash, Some(cancel.tx_hash));
+    assert!(operator_view(&pool, id).await.cancelled);
+    assert_eq!(chain.get_transaction_count(from).await.unwrap(), 1, "the nonce was used by the cancellation");
+    assert!(chain.get_transaction_receipt(stuck.tx_hash.unwrap()).await.unwrap().is_none());
+    let receipt = chain.get_transaction_receipt(cancel.tx_hash).await.unwrap().unwrap();
+    assert!(receipt.status());
+    assert_eq!((receipt.from, receipt.to), (from, Some(from)), "a self-transfer");
+    assert_eq!(transitions(&pool, id).await, ["sign", "broadcast", "bump", "broadcast", "mine", "cancel"]);
+    let failures = events(&pool, "tx.failed.order-mint").await;
+    assert_eq!(failures.len(), 1, "the requester hears it failed, once");
+    assert_eq!(failures[0]["error"], "cancelled by an operator");
+    assert_eq!(failures[0]["cancelled"], true);
+    assert!(events(&pool, "tx.confirmed.order-mint").await.is_empty());
+    // Done: cancelling again answers the same, replacing is refused.
+    assert!(!operator_action(&pool, id, txqueue::OperatorAction::Cancel).await.unwrap().created);
+    assert!(matches!(
+        operator_action(&pool, id, txqueue::OperatorAction::Replace { max_fee_per_gas: None }).await,
+        Err(TxQueueError::Refused(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_operator_replaces_a_stuck_transaction_at_the_same_nonce_with_the_fee_it_asks() {
+    let pool = pool().await;
+    let (_anvil, chain) = own_chain();
+    chain.anvil_set_auto_mine(false).await.unwrap();
+    let chain_id = chain.get_chain_id().await.unwrap();
+    let signer = funded_signer(&chain).await;
+    let from = signer.address();
+    let recipient = somebody();
+    let sender = Running::start(&pool, &chain, signer, config());
+    let id = enqueue(&pool, &transfer("payout:redemption:77", chain_id, from, recipient, 9)).await;
+    let stuck = wait_for_state(&pool, id, TxState::Broadcast).await;
+    let current = stuck.max_fee_per_gas.unwrap();
+
+    // Under what a node takes as a replacement: refused.
+    let low = Wei::new(current.get() * U256::from(105) / U256::from(100));
+    assert!(matches!(
+        operator_action(&pool, id, txqueue::OperatorAction::Replace { max_fee_per_gas: Some(low) }).await,
+        Err(TxQueueError::InvalidRequest(_))
+    ));
+    let asked = Wei::new(current.get() * U256::from(3));
+    let replace = txqueue::OperatorAction::Replace { max_fee_per_gas: Some(asked) };
+    assert!(operator_action(&pool, id, replace).await.unwrap().created);
+    let replaced = eventually("the replacement to be broadcast", Duration::from_secs(20), || async {
+        let tx = view(&pool, id).await;
+        (tx.state == TxState::Broadcast && tx.tx_hash != stuck.tx_hash).then_some(tx)
+    })
+    .await;
+    assert_eq!(replaced.max_fee_per_gas, Some(asked));
+    assert_eq!(replaced.nonce, stuck.nonce);
+
+    let confirmed = eventually("confirmation", Duration::from_secs(20), || async {
+        chain.evm_mine(None).await.unwrap();
+        let tx = view(&pool, id).await;
+        (tx.state == TxState::Confirmed).then_some(tx)
+    })
+    .await;
+    sender.stop().await;
+    assert_eq!(confirmed.tx_hash, replaced.tx_hash, "the replacement was mined");
+    assert_eq!(chain.get_transaction_count(from).await.unwrap(), 1);
+    assert_eq!(chain.get_balance(recipient).await.unwrap(), U256::from(9));
+    let attempts = operator_view(&pool, id).await.attempts;
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts.iter().all(|a| a.purpose == "send" && a.nonce == 0));
+    // Mined: no more cancelling or replacing.
+    assert!(matches!(operator_action(&pool, id, txqueue::OperatorAction::Cancel).await, Err(TxQueueError::Refused(_))));
+}
+
+#[tokio::test]
+async fn cancelling_a_request_not_signed_yet_fails_it_at_once() {
+    let pool = pool().await;
+    let chain = shared_chain();
+    let chain_id = chain.get_chain_id().await.unwrap();
+    let signer = funded_signer(&chain).await;
+    let from = signer.address();
+    let id = enqueue(
+        &pool,
+        &transfer("mint:order:78", chain_id, from, somebody(), 1).requested_by(txqueue::Requester::OrderMint),
+    )
+    .await;
+    // No sender yet: it is queued.
+    assert!(operator_action(&pool, id, txqueue::OperatorAction::Cancel).await.unwrap().created);
+    let sender = Running::start(&pool, &chain, signer, config());
+    let tx = finished(&pool, id, Duration::from_secs(20)).await;
+    sender.stop().await;
+    assert_eq!((tx.state, tx.nonce, tx.error.as_deref()), (TxState::Failed, None, Some("cancelled by an operator")));
+    assert_eq!(transitions(&pool, id).await, ["cancel"]);
+    assert_eq!(events(&pool, "tx.failed.order-mint").await.len(), 1);
+    assert_eq!(chain.get_transaction_count(from).await.unwrap(), 0, "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_signer_low_on_funds_raises_one_alert_per_crossing_and_one_when_refilled() {
+    let pool = pool().await;
+    let chain = shared_chain();
+    let signer = PrivateKeySigner::random();
+    let from = signer.address();
+    chain.anvil_set_balance(from, U256::from(ETHER)).await.unwrap();
+    let config = SenderConfig {
+        low_balance: txqueue::LowBalance::Wei(10 * ETHER),
+        balance_check_interval: Duration::from_millis(50),
+        ..config()
+    };
+    let sender = Running::start(&pool, &chain, signer, config);
+    let count = |kind: &'static str| {
+        let pool = pool.clone();
+        async move { events(&pool, kind).await.len() }
+    };
+
+    let low = eventually("the low-balance alert", Duration::from_secs(20), || async {
+        let low = events(&pool, txqueue::BALANCE_LOW).await;
+        (!low.is_empty()).then_some(low)
+    })
+    .await;
+    assert_eq!(low[0]["signer"], json!(from));
+    assert_eq!(low[0]["balance"], ETHER.to_string());
+    assert_eq!(low[0]["threshold"], (10 * ETHER).to_string());
+    // Many checks later: still one alert.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(txqueue::BALANCE_LOW).await, 1);
+
+    // Refilled: one all-clear; low again: a second alert.
+    chain.anvil_set_balance(from, U256::from(100 * ETHER)).await.unwrap();
+    eventually("the all-clear", Duration::from_secs(20), || async {
+        (count(txqueue::BALANCE_OK).await == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(txqueue::BALANCE_OK).await, 1);
+    chain.anvil_set_balance(from, U256::from(ETHER / 2)).await.unwrap();
+    eventually("the second alert", Duration::from_secs(20), || async {
+        (count(txqueue::BALANCE_LOW).await == 2).then_some(())
+    })
+    .await;
+    sender.stop().await;
+    let low: bool = sqlx::query_scalar("SELECT low FROM signer_balances WHERE address = $1")
+        .bind(from.as_slice())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(low);
+}
+
+#[tokio::test]
+async fn a_signer_low_balance_threshold_can_be_a_number_of_transactions_at_current_fees() {
+    let pool = pool().await;
+    let chain = shared_chain();
+    let signer = PrivateKeySigner::random();
+    let from = signer.address();
+    // Nothing at all: below any positive threshold.
+    let config = SenderConfig {
+        low_balance: txqueue::LowBalance::Transactions(10),
+        balance_check_interval: Duration::from_millis(50),
+        ..config()
+    };
+    let sender = Running::start(&pool, &chain, signer, config);
+    let low = eventually("the low-balance alert", Duration::from_secs(20), || async {
+        let low = events(&pool, txqueue::BALANCE_LOW).await;
+        low.into_iter().find(|e| e["signer"] == json!(from))
+    })
+    .await;
+    sender.stop().await;
+    let threshold: U256 = low["threshold"].as_str().unwrap().parse().unwrap();
+    assert!(threshold > U256::ZERO);
+    assert_eq!(threshold % U256::from(10 * txqueue::LowBalance::GAS_PER_TRANSACTION), U256::ZERO, "{threshold}");
+}
+
+#[tokio::test]
+async fn a_reorg_deeper_than_the_confirmations_sends_a_confirmed_transaction_again_once_then_it_is_finalized() {
+    let pool = pool().await;
+    // Finalized trails the head by two epochs: 2 × 4 blocks here (anvil's default is 2 × 32).
+    let (_anvil, chain) = own_chain_with(&["--slots-in-an-epoch", "4"]);
+    chain.anvil_set_auto_mine(false).await.unwrap();
+    let chain_id = chain.get_chain_id().await.unwrap();
+    // Some history first, so the reorg below does not reach the genesis block.
+    chain.anvil_mine(Some(5), None).await.unwrap();
+    let signer = funded_signer(&chain).await;
+    // The funding in a block of its own, which the reorg leaves alone.
+    chain.evm_mine(None).await.unwrap();
+    let from = signer.address();
+    let sender = Running::start(&pool, &chain, signer, config());
+    let request = transfer("mint:order:79", chain_id, from, somebody(), 7)
+        .with_confirmations(2)
+        .requested_by(txqueue::Requester::OrderMint);
+    let id = enqueue(&pool, &request).await;
+    let sent = wait_for_state(&pool, id, TxState::Broadcast).await;
+    chain.evm_mine(None).await.unwrap();
+    chain.evm_mine(None).await.unwrap();
+    let confirmed = wait_for_state(&pool, id, TxState::Confirmed).await;
+    let (orphaned_block, orphaned_hash) = (confirmed.block_number.unwrap(), confirmed.block_hash.unwrap());
+    let finalized = chain.get_block_by_number(alloy::eips::BlockNumberOrTag::Finalized).await.unwrap().unwrap();
+    assert!(finalized.header.number < orphaned_block, "not finalized yet");
+    assert!(!operator_view(&pool, id).await.finalized);
+
+    // Its block and the two after it replaced by empty ones: a reorg of 3 blocks, deeper than
+    // its 2 confirmations; the receipt is gone.
+    chain.evm_mine(None).await.unwrap();
+    let head = chain.get_block_number().await.unwrap();
+    assert_eq!(head, orphaned_block + 2);
+    chain.anvil_reorg(ReorgOptions { depth: 3, tx_block_pairs: vec![] }).await.unwrap();
+    assert!(chain.get_transaction_receipt(sent.tx_hash.unwrap()).await.unwrap().is_none());
+
+    // The queue notices, sends the same signed transaction (same nonce, same hash) again.
+    eventually("the deep reorg to be noticed", Duration::from_secs(20), || async {
+        transitions(&pool, id).await.contains(&"deep_reorg".to_owned()).then_some(())
+    })
+    .await;
+    wait_for_state(&pool, id, TxState::Broadcast).await;
+    let again = eventually("confirmation again", Duration::from_secs(20), || async {
+        chain.evm_mine(None).await.unwrap();
+        let tx = view(&pool, id).await;
+        (tx.state == TxState::Confirmed).then_some(tx)
+    })
+    .await;
+    assert_eq!((again.tx_hash, again.nonce), (sent.tx_hash, sent.nonce));
+    assert_ne!(again.block_hash, Some(orphaned_hash));
+
+    // Blocks pass until it is finalized: marked so, and never looked at again.
+    chain.anvil_mine(Some(12), None).await.unwrap();
+    eventually("finalization", Duration::from_secs(20), || async {
+        operator_view(&pool, id).await.finalized.then_some(())
+    })
+    .await;
+    sender.stop().await;
+
+    let history = transitions(&pool, id).await;
+    assert_eq!(
+        history,
+        ["sign", "broadcast", "mine", "confirm", "deep_reorg", "broadcast", "mine", "confirm"],
+        "{history:?}"
+    );
+    let view = operator_view(&pool, id).await;
+    assert_eq!(view.deep_reorgs, 1);
+    assert_eq!(view.attempts.len(), 1, "the same signed bytes, not a new signature");
+    assert_eq!(chain.get_transaction_count(from).await.unwrap(), 1);
+    // The requester heard "confirmed" once; the reorg and the re-confirmation are on record.
+    assert_eq!(events(&pool, "tx.confirmed.order-mint").await.len(), 1);
+    let repeated = events(&pool, "tx.confirmed").await;
+    assert_eq!(repeated.len(), 1);
+    assert_eq!(repeated[0]["repeated"], true);
+    let reorged = events(&pool, "tx.signed").await;
+    assert!(reorged.iter().any(|e| e["deep_reorg"] == true && e["orphaned_block_hash"] == json!(orphaned_hash)));
+    let alerts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM error_log WHERE kind = 'deep_reorg'").fetch_one(&pool).await.unwrap();
+    assert_eq!(alerts, 1);
 }

@@ -181,7 +181,9 @@ impl Worker {
                 continue;
             };
             let signed = self.sign_call(call, row.nonce, gas_limit, fees)?;
-            if store::record_resigned(&mut tx, &self.lane, &row.head, row.nonce, fees, &signed, None).await? {
+            if store::record_resigned(&mut tx, &self.lane, &row.head, row.nonce, fees, &signed, call.purpose(), None)
+                .await?
+            {
                 moved += 1;
             }
         }

@@ -18,10 +18,21 @@
 //!   number and hash, gas used, and the error or revert reason.
 //!
 //! Confirmed means `confirmations` blocks deep (the receipt's block is still the canonical one
-//! at that height): that is the queue's definition of final. A reorg that removes a mined
-//! transaction before then sends it again.
+//! at that height): that is when the requester hears the outcome. A reorg that removes a mined
+//! transaction before then sends it again. After that, settled transactions are re-checked
+//! until their block is at or below the chain's `finalized` block (then `finalized_at` is set
+//! and they are never looked at again); one that a deeper reorg removed goes back to `signed`
+//! (`deep_reorg`, a plain `tx.signed` event) and its signed bytes are sent again — the same
+//! nonce and hash — and the requester hears only an outcome different from the one it was told.
+//!
+//! Operators cancel or replace a stuck transaction ([`request_operator_action`]: recorded on the
+//! row, done by the sender), and each sender watches its signer's balance, raising
+//! `signer.balance_low` / `signer.balance_ok` in the outbox once per crossing of
+//! [`SenderConfig::low_balance`].
 
+mod balance;
 mod broadcast;
+mod operator;
 mod rpc;
 mod sender;
 mod sign;
@@ -43,7 +54,12 @@ use crate::{
     workflow::{WorkflowError, machines::TxState},
 };
 
-pub use sender::{SenderConfig, TxSender};
+pub use balance::{BALANCE_LOW, BALANCE_OK};
+pub use operator::{
+    AttemptView, OperatorAction, OperatorView, Requested, recent, request as request_operator_action,
+    view as operator_view,
+};
+pub use sender::{LowBalance, SenderConfig, TxSender};
 pub use submit::{attempts, enqueue, get, get_by_key};
 
 /// The `LISTEN/NOTIFY` channel [`enqueue`] notifies (payload `<chain id>:<signer>`), so a
@@ -291,6 +307,12 @@ pub enum TxQueueError {
     /// The request is malformed (bad key, zero confirmations, numbers out of range).
     #[error("invalid transaction request: {0}")]
     InvalidRequest(String),
+    /// No queued transaction has this id.
+    #[error("no chain transaction {0}")]
+    NotFound(ChainTxId),
+    /// What an operator asked is not possible in the transaction's state.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The idempotency key is already used by a request with different parameters.
     #[error("idempotency key `{0}` is already used by a different transaction")]
     KeyReused(String),

@@ -124,6 +124,12 @@ struct BlockHash {
     hash: B256,
 }
 
+/// A block header's number.
+#[derive(Debug, Deserialize)]
+struct BlockNumberOnly {
+    number: U64,
+}
+
 /// What a call would send, for estimates and revert replays.
 #[derive(Debug, Clone)]
 pub(crate) struct CallSpec {
@@ -183,6 +189,24 @@ impl Rpc {
         let head = self.bounded(head).await?;
         let nonce = self.bounded(nonce).await?;
         Ok((head.to::<u64>(), nonce.to::<u64>()))
+    }
+
+    /// The account's balance at the head.
+    pub(crate) async fn balance(&self, account: Address) -> Result<U256> {
+        self.bounded(self.provider.get_balance(account)).await
+    }
+
+    /// The number of the chain's `finalized` block (`None`: the node knows none yet).
+    pub(crate) async fn finalized_block(&self) -> Result<Option<u64>> {
+        let block = self
+            .bounded(
+                self.provider.client().request::<_, Option<BlockNumberOnly>>(
+                    "eth_getBlockByNumber",
+                    (BlockNumberOrTag::Finalized, false),
+                ),
+            )
+            .await?;
+        Ok(block.map(|b| b.number.to::<u64>()))
     }
 
     /// The signer's nonce count including transactions in the node's pool.

@@ -60,6 +60,26 @@ pub struct SenderConfig {
     pub rpc_timeout: Duration,
     /// After the node says the signer cannot pay: wait this long before sending again.
     pub funds_retry: Duration,
+    /// Below what the signer's balance raises `signer.balance_low` (and, back above it,
+    /// `signer.balance_ok`), before the node starts refusing its transactions.
+    pub low_balance: LowBalance,
+    /// How often the signer's balance is read.
+    pub balance_check_interval: Duration,
+}
+
+/// When a signer's balance counts as low.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LowBalance {
+    /// Below this many wei.
+    Wei(u128),
+    /// Below what this many transactions cost at the current max fee per gas, counting
+    /// [`LowBalance::GAS_PER_TRANSACTION`] gas each (a contract call of the platform's sort).
+    Transactions(u64),
+}
+
+impl LowBalance {
+    /// The gas one transaction is counted at by [`LowBalance::Transactions`].
+    pub const GAS_PER_TRANSACTION: u64 = 300_000;
 }
 
 impl Default for SenderConfig {
@@ -73,6 +93,8 @@ impl Default for SenderConfig {
             batch_size: 200,
             rpc_timeout: Duration::from_secs(10),
             funds_retry: Duration::from_secs(30),
+            low_balance: LowBalance::Transactions(50),
+            balance_check_interval: Duration::from_secs(30),
         }
     }
 }
@@ -275,7 +297,8 @@ impl Worker {
         if self.paused() {
             return Ok(0);
         }
-        let mut progressed = self.broadcast_unsent().await?;
+        let mut progressed = self.operator_actions().await?;
+        progressed += self.broadcast_unsent().await?;
         let signed = self.sign_queued().await?;
         if signed > 0 {
             progressed += signed + self.broadcast_unsent().await?;
@@ -285,7 +308,14 @@ impl Worker {
 
     async fn watch_loop(&self, wake: &Notify) {
         let mut state = WatchState::default();
+        let mut balance_checked: Option<Instant> = None;
         loop {
+            if balance_checked.is_none_or(|at| at.elapsed() >= self.config.balance_check_interval) {
+                balance_checked = Some(Instant::now());
+                if let Err(e) = self.check_balance().await {
+                    self.report("balance_check_failed", &e.to_string(), Value::Null).await;
+                }
+            }
             match self.watch_pass(&mut state).await {
                 Ok(true) => wake.notify_one(),
                 Ok(false) => {}

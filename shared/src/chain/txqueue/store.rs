@@ -17,8 +17,15 @@ use crate::{
     },
 };
 
-/// Gas of a plain transfer: what a gap-filling self-transfer needs.
-const TRANSFER_GAS: i64 = 21_000;
+/// Gas of a plain transfer: what a gap-filling or cancelling self-transfer needs.
+pub(crate) const TRANSFER_GAS: i64 = 21_000;
+
+/// Why a cancelled request failed (its `error`, and its `tx.failed` event's).
+pub(crate) const CANCELLED: &str = "cancelled by an operator";
+
+/// An attempt's purpose: the request's own call, or the 0-value self-transfer cancelling it.
+pub(crate) const SEND: &str = "send";
+pub(crate) const CANCEL: &str = "cancel";
 
 // --- conversions between the database's integers and bytes and alloy's types ---------------
 
@@ -59,7 +66,7 @@ fn fee(id: i64, wei: Option<Wei>) -> Result<u128> {
     u128::try_from(wei.get()).map_err(|_| corrupt(id, format!("fee {wei} out of range")))
 }
 
-fn fees(id: i64, max: Option<Wei>, priority: Option<Wei>) -> Result<Fees> {
+pub(crate) fn fees(id: i64, max: Option<Wei>, priority: Option<Wei>) -> Result<Fees> {
     Ok(Fees { max_fee_per_gas: fee(id, max)?, max_priority_fee_per_gas: fee(id, priority)? })
 }
 
@@ -105,7 +112,7 @@ pub(crate) struct Head {
 
 impl Head {
     /// The event payload: who asked, for what, with which nonce and hash, plus `extra`.
-    fn payload(&self, lane: &Lane, tx_hash: Option<B256>, extra: Value) -> Value {
+    pub(crate) fn payload(&self, lane: &Lane, tx_hash: Option<B256>, extra: Value) -> Value {
         let mut body = Map::new();
         body.insert("idempotency_key".into(), json!(self.key));
         body.insert("kind".into(), json!(self.kind));
@@ -133,6 +140,26 @@ pub(crate) struct Call {
     pub(crate) value: Wei,
     pub(crate) data: Bytes,
     pub(crate) gas_limit: Option<u64>,
+    /// An operator cancelled the request: this is the self-transfer that takes its nonce.
+    pub(crate) cancel: bool,
+}
+
+impl Call {
+    /// The 0-value self-transfer that uses a cancelled request's nonce.
+    pub(crate) fn cancellation(signer: Address) -> Self {
+        Self {
+            to: Some(signer),
+            value: Wei::ZERO,
+            data: Bytes::new(),
+            gas_limit: Some(TRANSFER_GAS.unsigned_abs()),
+            cancel: true,
+        }
+    }
+
+    /// The purpose of an attempt signing this call.
+    pub(crate) fn purpose(&self) -> &'static str {
+        if self.cancel { CANCEL } else { SEND }
+    }
 }
 
 /// A request waiting for its first signature.
@@ -177,6 +204,8 @@ pub(crate) struct Mined {
     pub(crate) gas_used: u64,
     pub(crate) effective_gas_price: u128,
     pub(crate) success: bool,
+    /// The mined attempt is an operator's cancellation, not the request's call.
+    pub(crate) cancellation: bool,
 }
 
 impl Mined {
@@ -326,6 +355,7 @@ pub(crate) async fn queued(conn: &mut PgConnection, lane: &Lane, limit: usize) -
                     value: r.value,
                     data: Bytes::from(r.calldata),
                     gas_limit: r.gas_limit.map(|g| to_u64(r.id, g)).transpose()?,
+                    cancel: false,
                 },
             })
         })
@@ -407,6 +437,8 @@ pub(crate) async fn watched(
                     gas_used: to_u64(id, gas_used)?,
                     effective_gas_price: fee(id, r.effective_gas_price).unwrap_or(0),
                     success,
+                    // Filled in by the watcher ([`cancellations`]) for the rows it follows.
+                    cancellation: false,
                 }),
                 _ => None,
             };
@@ -432,38 +464,54 @@ pub(crate) async fn watched(
         .collect()
 }
 
-/// Every attempt's hash of these requests, as `(request id, hash)`.
-pub(crate) async fn attempt_hashes(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<(i64, B256)>> {
-    let rows = sqlx::query!(
-        "SELECT chain_transaction_id, tx_hash FROM chain_transaction_attempts
+/// Every attempt's hash of these requests, as `(request id, hash, is a cancellation)`.
+pub(crate) async fn attempt_hashes(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<(i64, B256, bool)>> {
+    let rows: Vec<(i64, Vec<u8>, bool)> = sqlx::query_as(
+        "SELECT chain_transaction_id, tx_hash, purpose = 'cancel' FROM chain_transaction_attempts
          WHERE chain_transaction_id = ANY($1) ORDER BY id",
-        ids
     )
+    .bind(ids)
     .fetch_all(conn)
     .await?;
-    rows.into_iter().map(|r| Ok((r.chain_transaction_id, b256(r.chain_transaction_id, &r.tx_hash)?))).collect()
+    rows.into_iter().map(|(id, hash, cancel)| Ok((id, b256(id, &hash)?, cancel))).collect()
 }
 
-/// What each of these requests does, for re-signing or replaying it.
-pub(crate) async fn calls(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<(i64, Call)>> {
-    let rows = sqlx::query!(
-        r#"SELECT id, to_address, value AS "value: Wei", calldata, gas_limit
-           FROM chain_transactions WHERE id = ANY($1)"#,
-        ids
+/// Which of these requests' current attempt (the mined one, for mined rows) is a cancellation.
+pub(crate) async fn cancellations(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT t.id FROM chain_transactions t JOIN chain_transaction_attempts a ON a.tx_hash = t.tx_hash
+         WHERE t.id = ANY($1) AND a.purpose = 'cancel'",
     )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// What each of these requests does, for re-signing or replaying it: its call, or for a request
+/// an operator cancelled, the self-transfer that takes its nonce.
+pub(crate) async fn calls(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<(i64, Call)>> {
+    type Row = (i64, Vec<u8>, Option<Vec<u8>>, Wei, Vec<u8>, Option<i64>, bool);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, signer, to_address, value::numeric, calldata, gas_limit, operator_action IS NOT DISTINCT FROM 'cancel'
+         FROM chain_transactions WHERE id = ANY($1)",
+    )
+    .bind(ids)
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|r| {
-            Ok((
-                r.id,
+        .map(|(id, signer, to, value, data, gas_limit, cancelled)| {
+            let call = if cancelled {
+                Call::cancellation(address(id, &signer)?)
+            } else {
                 Call {
-                    to: opt_address(r.id, r.to_address.as_deref())?,
-                    value: r.value,
-                    data: Bytes::from(r.calldata),
-                    gas_limit: r.gas_limit.map(|g| to_u64(r.id, g)).transpose()?,
-                },
-            ))
+                    to: opt_address(id, to.as_deref())?,
+                    value,
+                    data: Bytes::from(data),
+                    gas_limit: gas_limit.map(|g| to_u64(id, g)).transpose()?,
+                    cancel: false,
+                }
+            };
+            Ok((id, call))
         })
         .collect()
 }
@@ -482,7 +530,13 @@ pub(crate) async fn raw_txs(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<
 // --- moving rows ----------------------------------------------------------------------------
 
 /// Applies `event` to the row in the savepoint `conn` holds, with `payload`.
-async fn transition(conn: &mut PgConnection, lane: &Lane, head: &Head, event: TxEvent, payload: Value) -> Result<()> {
+pub(crate) async fn transition(
+    conn: &mut PgConnection,
+    lane: &Lane,
+    head: &Head,
+    event: TxEvent,
+    payload: Value,
+) -> Result<()> {
     let cause = head.cause(event);
     let actor = lane.actor();
     let mut transition = Transition::new(head.id, event, &cause, &actor).with_payload(payload);
@@ -526,25 +580,33 @@ pub(crate) async fn record_signed(
         sp.rollback().await?;
         return Ok(false);
     }
-    insert_attempt(&mut sp, row.head.id, nonce, fees, signed).await?;
+    insert_attempt(&mut sp, row.head.id, nonce, fees, signed, SEND).await?;
     let head = Head { nonce: Some(nonce), ..row.head.clone() };
     transition(&mut sp, lane, &head, TxEvent::Sign, head.payload(lane, Some(signed.hash), Value::Null)).await?;
     sp.commit().await?;
     Ok(true)
 }
 
-async fn insert_attempt(conn: &mut PgConnection, id: i64, nonce: u64, fees: Fees, signed: &Signed) -> Result<()> {
-    sqlx::query!(
+async fn insert_attempt(
+    conn: &mut PgConnection,
+    id: i64,
+    nonce: u64,
+    fees: Fees,
+    signed: &Signed,
+    purpose: &str,
+) -> Result<()> {
+    sqlx::query(
         "INSERT INTO chain_transaction_attempts
-             (chain_transaction_id, nonce, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee_per_gas)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        id,
-        to_i64(nonce, "nonce")?,
-        signed.hash.as_slice(),
-        &signed.raw,
-        wei(fees.max_fee_per_gas) as Wei,
-        wei(fees.max_priority_fee_per_gas) as Wei
+             (chain_transaction_id, nonce, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee_per_gas, purpose)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
+    .bind(id)
+    .bind(to_i64(nonce, "nonce")?)
+    .bind(signed.hash.as_slice())
+    .bind(&signed.raw)
+    .bind(wei(fees.max_fee_per_gas))
+    .bind(wei(fees.max_priority_fee_per_gas))
+    .bind(purpose)
     .execute(conn)
     .await?;
     Ok(())
@@ -552,7 +614,9 @@ async fn insert_attempt(conn: &mut PgConnection, id: i64, nonce: u64, fees: Fees
 
 /// Records a new signature of the same nonce with other fees, before it is sent. With
 /// `Some(Bump)` the row goes `broadcast → signed` (a stuck transaction); with `None` it stays
-/// `signed` (its fees were refused before it ever reached the pool).
+/// `signed` (its fees were refused before it ever reached the pool). `purpose`: whether the
+/// signed call is the request's own or its cancellation.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_resigned(
     conn: &mut PgConnection,
     lane: &Lane,
@@ -560,6 +624,7 @@ pub(crate) async fn record_resigned(
     nonce: u64,
     fees: Fees,
     signed: &Signed,
+    purpose: &str,
     event: Option<TxEvent>,
 ) -> Result<bool> {
     let mut sp = conn.begin().await?;
@@ -581,7 +646,7 @@ pub(crate) async fn record_resigned(
         sp.rollback().await?;
         return Ok(false);
     }
-    insert_attempt(&mut sp, head.id, nonce, fees, signed).await?;
+    insert_attempt(&mut sp, head.id, nonce, fees, signed, purpose).await?;
     if let Some(event) = event {
         let extra = json!({
             "max_fee_per_gas": fees.max_fee_per_gas.to_string(),
@@ -740,7 +805,8 @@ pub(crate) async fn record_mined(
 }
 
 /// The receipt is `confirmations` deep on the canonical chain: `mined → confirmed` (status 1)
-/// or `mined → failed` (status 0, with the revert reason when the replay gives one).
+/// or `mined → failed` (status 0, with the revert reason when the replay gives one; or the
+/// operator's cancellation was mined in its place: `cancel`).
 pub(crate) async fn record_final(
     conn: &mut PgConnection,
     lane: &Lane,
@@ -749,7 +815,7 @@ pub(crate) async fn record_final(
     revert: Option<(&str, Option<&Bytes>)>,
 ) -> Result<bool> {
     let mut sp = conn.begin().await?;
-    let error = (!mined.success).then_some("reverted");
+    let error = if mined.cancellation { Some(CANCELLED) } else { (!mined.success).then_some("reverted") };
     let reason = revert.map(|(reason, _)| reason);
     let updated = sqlx::query!(
         "UPDATE chain_transactions
@@ -770,8 +836,31 @@ pub(crate) async fn record_final(
     extra["error"] = json!(error);
     extra["revert_reason"] = json!(reason);
     extra["revert_data"] = json!(revert.and_then(|(_, data)| data));
-    let event = if mined.success { TxEvent::Confirm } else { TxEvent::Revert };
-    transition(&mut sp, lane, head, event, head.payload(lane, Some(mined.tx_hash), extra)).await?;
+    let event = match (mined.cancellation, mined.success) {
+        (true, _) => TxEvent::Cancel,
+        (false, true) => TxEvent::Confirm,
+        (false, false) => TxEvent::Revert,
+    };
+    extra["cancelled"] = json!(mined.cancellation);
+    // After a deep reorg the requester was told an outcome already: the same again is not
+    // announced to it twice (the event is plain `tx.<state>`); a different one is.
+    let outcome = if event == TxEvent::Confirm { "confirmed" } else { "failed" };
+    let told: Option<String> = sqlx::query_scalar("SELECT reported_outcome FROM chain_transactions WHERE id = $1")
+        .bind(head.id)
+        .fetch_one(&mut *sp)
+        .await?;
+    let announced = if told.as_deref() == Some(outcome) {
+        extra["repeated"] = json!(true);
+        Head { requester: Requester::None.as_str().to_owned(), ..head.clone() }
+    } else {
+        head.clone()
+    };
+    sqlx::query("UPDATE chain_transactions SET reported_outcome = $2 WHERE id = $1")
+        .bind(head.id)
+        .bind(outcome)
+        .execute(&mut *sp)
+        .await?;
+    transition(&mut sp, lane, &announced, event, head.payload(lane, Some(mined.tx_hash), extra)).await?;
     sp.commit().await?;
     Ok(true)
 }
@@ -814,6 +903,128 @@ pub(crate) async fn record_reorg(conn: &mut PgConnection, lane: &Lane, head: &He
     }
     let extra = json!({ "orphaned_block_number": mined.block_number, "orphaned_block_hash": mined.block_hash });
     transition(&mut sp, lane, head, TxEvent::Reorg, head.payload(lane, Some(mined.tx_hash), extra)).await?;
+    sp.commit().await?;
+    Ok(true)
+}
+
+// --- after the outcome: finality -------------------------------------------------------------
+
+/// A request with an outcome from a receipt (confirmed, reverted or cancelled) whose block is
+/// not finalized yet: a reorg deeper than its confirmations may still remove it.
+#[derive(Debug, Clone)]
+pub(crate) struct Settled {
+    pub(crate) head: Head,
+    pub(crate) mined: Mined,
+}
+
+/// The lane's settled requests not finalized yet, oldest block first.
+pub(crate) async fn unfinalized(conn: &mut PgConnection, lane: &Lane, limit: i64) -> Result<Vec<Settled>> {
+    let rows = sqlx::query(
+        "SELECT id, revision, idempotency_key, kind, requester, context, nonce, tx_hash, block_number, block_hash,
+                gas_used, effective_gas_price::numeric AS effective_gas_price, receipt_status
+         FROM chain_transactions
+         WHERE chain_id = $1 AND signer = $2 AND state IN ('confirmed', 'failed') AND finalized_at IS NULL
+           AND block_number IS NOT NULL AND block_hash IS NOT NULL AND tx_hash IS NOT NULL
+         ORDER BY block_number, id
+         LIMIT $3",
+    )
+    .bind(lane.chain()?)
+    .bind(lane.signer())
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            use sqlx::Row;
+            let id: i64 = r.try_get("id")?;
+            let nonce: Option<i64> = r.try_get("nonce")?;
+            let gas_used: Option<i64> = r.try_get("gas_used")?;
+            let price: Option<Wei> = r.try_get("effective_gas_price")?;
+            Ok(Settled {
+                head: Head {
+                    id,
+                    revision: r.try_get("revision")?,
+                    key: r.try_get("idempotency_key")?,
+                    kind: r.try_get("kind")?,
+                    requester: r.try_get("requester")?,
+                    context: r.try_get("context")?,
+                    nonce: nonce.map(|n| to_u64(id, n)).transpose()?,
+                },
+                mined: Mined {
+                    tx_hash: b256(id, r.try_get::<&[u8], _>("tx_hash")?)?,
+                    block_number: to_u64(id, r.try_get("block_number")?)?,
+                    block_hash: b256(id, r.try_get::<&[u8], _>("block_hash")?)?,
+                    gas_used: gas_used.map(|g| to_u64(id, g)).transpose()?.unwrap_or(0),
+                    effective_gas_price: fee(id, price).unwrap_or(0),
+                    success: r.try_get::<Option<bool>, _>("receipt_status")?.unwrap_or(false),
+                    cancellation: false,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Their blocks are at or below the chain's finalized block: never looked at again.
+pub(crate) async fn mark_finalized(conn: &mut PgConnection, ids: &[i64]) -> Result<u64> {
+    let updated = sqlx::query(
+        "UPDATE chain_transactions SET finalized_at = now() WHERE id = ANY($1) AND finalized_at IS NULL
+           AND state IN ('confirmed', 'failed')",
+    )
+    .bind(ids)
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected())
+}
+
+/// A reorg moved a settled transaction into another block: follow it there (the outcome stands).
+pub(crate) async fn record_settled_moved(conn: &mut PgConnection, head: &Head, mined: &Mined) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE chain_transactions SET block_number = $3, block_hash = $4, gas_used = $5, revision = revision + 1
+         WHERE id = $1 AND revision = $2 AND state IN ('confirmed', 'failed') AND finalized_at IS NULL",
+    )
+    .bind(head.id)
+    .bind(head.revision)
+    .bind(to_i64(mined.block_number, "block number")?)
+    .bind(mined.block_hash.as_slice())
+    .bind(to_i64(mined.gas_used, "gas used")?)
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// A reorg deeper than its confirmations removed a settled transaction before its block was
+/// finalized: `confirmed`/`failed → signed` (`deep_reorg`), to broadcast the mined attempt's
+/// signed bytes again (same nonce, same hash). Its requester is not told (the event is plain
+/// `tx.signed`); it hears again only if the new outcome differs from the one it was told.
+pub(crate) async fn record_deep_reorg(
+    conn: &mut PgConnection,
+    lane: &Lane,
+    head: &Head,
+    mined: &Mined,
+) -> Result<bool> {
+    let mut sp = conn.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE chain_transactions
+         SET block_number = NULL, block_hash = NULL, gas_used = NULL, effective_gas_price = NULL,
+             receipt_status = NULL, mined_at = NULL, finished_at = NULL, error = NULL, revert_reason = NULL,
+             last_sent_at = NULL, deep_reorgs = deep_reorgs + 1, revision = revision + 1
+         WHERE id = $1 AND revision = $2 AND state IN ('confirmed', 'failed') AND finalized_at IS NULL",
+    )
+    .bind(head.id)
+    .bind(head.revision)
+    .execute(&mut *sp)
+    .await?;
+    if updated.rows_affected() == 0 {
+        sp.rollback().await?;
+        return Ok(false);
+    }
+    let extra = json!({
+        "deep_reorg": true,
+        "orphaned_block_number": mined.block_number,
+        "orphaned_block_hash": mined.block_hash,
+    });
+    let unaddressed = Head { requester: Requester::None.as_str().to_owned(), ..head.clone() };
+    transition(&mut sp, lane, &unaddressed, TxEvent::DeepReorg, head.payload(lane, Some(mined.tx_hash), extra)).await?;
     sp.commit().await?;
     Ok(true)
 }

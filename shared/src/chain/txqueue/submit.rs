@@ -129,7 +129,8 @@ pub async fn attempts(conn: &mut PgConnection, id: ChainTxId) -> Result<Vec<Atte
         .collect()
 }
 
-struct ViewRow {
+#[derive(sqlx::FromRow)]
+pub(crate) struct ViewRow {
     id: i64,
     idempotency_key: String,
     kind: String,

@@ -10,6 +10,10 @@
 //!    `failed` with the revert reason when the receipt's status is 0.
 //! 3. When the nonce has not moved for `stuck_after`: re-sign waiting transactions with both
 //!    fees bumped, and fill nonces that no request holds.
+//! 4. Settled transactions (confirmed, or failed with a receipt) whose block is not finalized
+//!    yet: still canonical? At or below the chain's `finalized` block: marked finalized, never
+//!    looked at again. Gone (a reorg deeper than their confirmations): `deep_reorg`, and the
+//!    mined attempt's signed bytes go out again.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -30,6 +34,12 @@ use crate::workflow::machines::{TxEvent, TxState};
 /// Passes that must agree before a nonce is declared used by someone else.
 const SUSPICIONS_BEFORE_REQUEUE: u32 = 2;
 
+/// Settled transactions re-checked per pass (the oldest blocks first).
+const FINALITY_BATCH: i64 = 500;
+
+/// The finality check runs every this many polls.
+const FINALITY_EVERY_POLLS: u32 = 4;
+
 /// What the watch loop remembers between passes (a cache: losing it costs only time).
 #[derive(Debug, Default)]
 pub(crate) struct WatchState {
@@ -39,6 +49,7 @@ pub(crate) struct WatchState {
     /// saw that.
     suspects: HashMap<i64, u32>,
     last_gap_check: Option<Instant>,
+    last_finality_check: Option<Instant>,
 }
 
 fn mined_from(receipt: &TransactionReceipt) -> Option<Mined> {
@@ -49,6 +60,7 @@ fn mined_from(receipt: &TransactionReceipt) -> Option<Mined> {
         gas_used: receipt.gas_used,
         effective_gas_price: receipt.effective_gas_price,
         success: receipt.status(),
+        cancellation: false,
     })
 }
 
@@ -106,7 +118,78 @@ impl Worker {
                 resend |= self.fill_gaps(&mut conn, chain_nonce).await?;
             }
         }
+
+        let every = self.config.poll_interval.saturating_mul(FINALITY_EVERY_POLLS);
+        if state.last_finality_check.is_none_or(|at| now.duration_since(at) >= every) {
+            state.last_finality_check = Some(now);
+            resend |= self.recheck_settled(&mut conn).await?;
+        }
         Ok(resend)
+    }
+
+    /// Step 4: settled transactions against the canonical chain and its finalized block.
+    async fn recheck_settled(&self, conn: &mut PgConnection) -> Result<bool> {
+        let settled = store::unfinalized(conn, &self.lane, FINALITY_BATCH).await?;
+        if settled.is_empty() {
+            return Ok(false);
+        }
+        // A node without the `finalized` tag: nothing is ever marked finalized, the re-checks go on.
+        let finalized = match self.rpc.finalized_block().await {
+            Ok(finalized) => finalized,
+            Err(e) => {
+                tracing::debug!(error = %e, "finalized block unavailable");
+                None
+            }
+        };
+        let numbers: Vec<u64> =
+            settled.iter().map(|s| s.mined.block_number).collect::<BTreeSet<_>>().into_iter().collect();
+        let canonical: HashMap<u64, Option<B256>> =
+            numbers.iter().copied().zip(self.rpc.block_hashes(&numbers).await?).collect();
+        let (kept, gone): (Vec<&store::Settled>, Vec<&store::Settled>) = settled
+            .iter()
+            .partition(|s| canonical.get(&s.mined.block_number).copied().flatten() == Some(s.mined.block_hash));
+        let finals: Vec<i64> =
+            kept.iter().filter(|s| finalized.is_some_and(|f| s.mined.block_number <= f)).map(|s| s.head.id).collect();
+        if !finals.is_empty() {
+            store::mark_finalized(conn, &finals).await?;
+        }
+        if gone.is_empty() {
+            return Ok(false);
+        }
+
+        let hashes: Vec<B256> = gone.iter().map(|s| s.mined.tx_hash).collect();
+        let receipts = self.rpc.receipts(&hashes).await?;
+        let mut reorged = Vec::new();
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        for (s, receipt) in gone.into_iter().zip(receipts) {
+            match receipt.as_ref().and_then(mined_from) {
+                // Re-included elsewhere: the outcome stands; follow it to its new block.
+                Some(moved) => {
+                    store::record_settled_moved(&mut tx, &s.head, &moved).await?;
+                }
+                None => {
+                    if store::record_deep_reorg(&mut tx, &self.lane, &s.head, &s.mined).await? {
+                        reorged.push(s);
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        for s in &reorged {
+            self.report(
+                "deep_reorg",
+                "a reorg deeper than its confirmations removed a settled transaction; it is sent again",
+                json!({
+                    "idempotency_key": s.head.key,
+                    "nonce": s.head.nonce,
+                    "tx_hash": s.mined.tx_hash,
+                    "orphaned_block_number": s.mined.block_number,
+                    "orphaned_block_hash": s.mined.block_hash,
+                }),
+            )
+            .await;
+        }
+        Ok(!reorged.is_empty())
     }
 
     /// Step 1: receipts of every attempt of the requests whose nonce the chain has passed.
@@ -119,12 +202,12 @@ impl Worker {
     ) -> Result<bool> {
         let ids: Vec<i64> = passed.iter().map(|r| r.head.id).collect();
         let attempts = store::attempt_hashes(conn, &ids).await?;
-        let hashes: Vec<B256> = attempts.iter().map(|(_, hash)| *hash).collect();
+        let hashes: Vec<B256> = attempts.iter().map(|(_, hash, _)| *hash).collect();
         let receipts = self.rpc.receipts(&hashes).await?;
         let mut found: HashMap<i64, Mined> = HashMap::new();
-        for ((id, _), receipt) in attempts.iter().zip(&receipts) {
+        for ((id, _, cancellation), receipt) in attempts.iter().zip(&receipts) {
             if let Some(mined) = receipt.as_ref().and_then(mined_from) {
-                found.insert(*id, mined);
+                found.insert(*id, Mined { cancellation: *cancellation, ..mined });
             }
         }
 
@@ -165,6 +248,15 @@ impl Worker {
 
     /// Step 2: mined transactions — still canonical? deep enough?
     async fn follow_mined(&self, conn: &mut PgConnection, head: u64, mined: &[(&Watched, &Mined)]) -> Result<bool> {
+        // Which of them is an operator's cancellation mined in the request's place.
+        let ids: Vec<i64> = mined.iter().map(|(r, _)| r.head.id).collect();
+        let cancelled = store::cancellations(conn, &ids).await?;
+        let marked: Vec<(&Watched, Mined)> = mined
+            .iter()
+            .map(|(r, m)| (*r, Mined { cancellation: cancelled.contains(&r.head.id), ..(*m).clone() }))
+            .collect();
+        let mined: Vec<(&Watched, &Mined)> = marked.iter().map(|(r, m)| (*r, m)).collect();
+        let mined = mined.as_slice();
         let numbers: Vec<u64> =
             mined.iter().map(|(_, m)| m.block_number).collect::<BTreeSet<_>>().into_iter().collect();
         let canonical: HashMap<u64, Option<B256>> =
@@ -216,7 +308,7 @@ impl Worker {
         }
         let calls = store::calls(conn, &[head.id]).await?;
         let reason = match calls.first() {
-            Some((_, call)) => {
+            Some((_, call)) if !mined.cancellation => {
                 let spec = self.call_spec(call, call.gas_limit);
                 match self.rpc.revert_reason(&spec, mined.block_number).await {
                     Ok(reason) => reason,
@@ -226,7 +318,7 @@ impl Worker {
                     }
                 }
             }
-            None => None,
+            _ => None,
         };
         let revert = reason.as_ref().map(|(r, data)| (r.as_str(), data.as_ref()));
         store::record_final(conn, &self.lane, head, mined, revert).await?;
@@ -252,8 +344,18 @@ impl Worker {
                 continue;
             };
             let signed = self.sign_call(call, row.nonce, gas_limit, fees)?;
-            if store::record_resigned(&mut tx, &self.lane, &row.head, row.nonce, fees, &signed, Some(TxEvent::Bump))
-                .await?
+            let purpose = call.purpose();
+            if store::record_resigned(
+                &mut tx,
+                &self.lane,
+                &row.head,
+                row.nonce,
+                fees,
+                &signed,
+                purpose,
+                Some(TxEvent::Bump),
+            )
+            .await?
             {
                 bumped += 1;
                 tracing::info!(tx.key = %row.head.key, nonce = row.nonce, max_fee = fees.max_fee_per_gas, "stuck transaction re-signed with higher fees");

@@ -1,0 +1,564 @@
+//! Chaos: the platform as separate processes (`testkit::cluster`: every service from its shipped
+//! binary, its own PostgreSQL, anvil behind a proxy that can cut it off), while a seeded random
+//! hand `kill -9`s and restarts service processes, a deployment, card checkouts (more buyers
+//! than units) and printed-code redemptions run through the APIs as clients would, retrying
+//! where a load balancer would. One round adds a 30-second RPC outage, another a PostgreSQL
+//! restart. Afterwards everything is terminal and agrees with the chain and Stripe:
+//! 0 double mints, 0 double payouts, 0 captures without a token, 0 oversold units, 0 outbox
+//! events lost, the signer's nonces contiguous. The report prints the counts.
+//!
+//! `cargo xtask test` runs three seeded rounds (`chaos_…`); `cargo xtask bench chaos` runs
+//! twenty ([`run`]).
+
+use std::time::{Duration, Instant};
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::Provider,
+    sol_types::SolEvent,
+};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use shared::contracts::RewardVault;
+use testkit::{self as testing, cluster::Cluster};
+
+/// What a round found; every count but the totals must be zero.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Report {
+    pub(crate) rounds: u32,
+    pub(crate) kills: u32,
+    pub(crate) orders_fulfilled: i64,
+    pub(crate) orders_refused_sold_out: i64,
+    pub(crate) tokens_minted: u64,
+    pub(crate) redemptions_paid: i64,
+    pub(crate) deployments_live: i64,
+    pub(crate) double_mints: i64,
+    pub(crate) double_payouts: i64,
+    pub(crate) captures_without_token: i64,
+    pub(crate) tokens_without_capture: i64,
+    pub(crate) oversold_units: i64,
+    pub(crate) outbox_events_lost: i64,
+    pub(crate) not_terminal: i64,
+    pub(crate) nonce_gaps: i64,
+    /// Runs of one daemon by two processes at overlapping times (its lease must prevent them).
+    pub(crate) daemon_overlaps: i64,
+    /// Daemons that more than one process ran over the rounds (the lease moves between them).
+    pub(crate) daemons_run_by_several: i64,
+}
+
+impl Report {
+    pub(crate) fn violations(&self) -> i64 {
+        self.double_mints
+            + self.double_payouts
+            + self.captures_without_token
+            + self.tokens_without_capture
+            + self.oversold_units
+            + self.outbox_events_lost
+            + self.not_terminal
+            + self.nonce_gaps
+            + self.daemon_overlaps
+    }
+
+    pub(crate) fn print(&self) {
+        println!(
+            "chaos: {} rounds, {} processes killed (kill -9) and restarted\n  \
+             done: {} deployments live, {} orders fulfilled, {} refused as sold out, {} tokens minted, \
+             {} redemptions paid\n  \
+             violations: {} double mints, {} double payouts, {} captures without a token, \
+             {} tokens without a capture, {} oversold units, {} outbox events lost, {} not terminal, \
+             {} nonce gaps, {} overlapping daemon runs\n  \
+             daemons run by more than one process: {}",
+            self.rounds,
+            self.kills,
+            self.deployments_live,
+            self.orders_fulfilled,
+            self.orders_refused_sold_out,
+            self.tokens_minted,
+            self.redemptions_paid,
+            self.double_mints,
+            self.double_payouts,
+            self.captures_without_token,
+            self.tokens_without_capture,
+            self.oversold_units,
+            self.outbox_events_lost,
+            self.not_terminal,
+            self.nonce_gaps,
+            self.daemon_overlaps,
+            self.daemons_run_by_several
+        );
+    }
+}
+
+const BUYERS: usize = 8;
+const SUPPLY: i64 = 6;
+const CODES: i64 = 4;
+const PAYOUT: u64 = 1_000_000;
+
+#[tokio::test]
+async fn chaos_three_seeded_rounds_of_kill_9_an_rpc_outage_and_a_postgres_restart_lose_and_double_nothing() {
+    let report = run(&[1, 2, 3], 1, true).await;
+    report.print();
+    assert_eq!(report.violations(), 0, "{report:#?}");
+    assert_eq!(report.orders_fulfilled, 3 * SUPPLY, "every unit sold once: {report:#?}");
+    assert_eq!(report.redemptions_paid, 3 * CODES, "every code paid once: {report:#?}");
+    assert!(report.kills >= 9, "processes were killed: {report:#?}");
+}
+
+#[tokio::test]
+async fn three_replicas_of_every_service_share_the_work_and_do_none_of_it_twice() {
+    let report = run(&[4], 3, false).await;
+    report.print();
+    assert_eq!(report.violations(), 0, "{report:#?}");
+    assert_eq!(report.orders_fulfilled, SUPPLY, "{report:#?}");
+    assert_eq!(report.redemptions_paid, CODES, "{report:#?}");
+}
+
+/// The world a round plays in.
+struct World {
+    anvil: alloy::node_bindings::AnvilInstance,
+    platform: shared::contracts::Platform,
+    stripe: fakes::stripe::StripeEmulator,
+    /// With the chaos task during a round.
+    cluster: Option<Cluster>,
+    /// Every process's service and address (a restarted process keeps its address).
+    addrs: Vec<(&'static str, std::net::SocketAddr)>,
+    db_url: String,
+    db: sqlx::PgPool,
+    http: reqwest::Client,
+    brand: i64,
+    token: String,
+}
+
+/// Runs one round per seed on one cluster of `replicas` processes per service, with the chaos
+/// hand at work or not; the totals.
+pub(crate) async fn run(seeds: &[u64], replicas: usize, chaos: bool) -> Report {
+    let mut world = set_up(replicas).await;
+    let mut report = Report::default();
+    for &seed in seeds {
+        round(&mut world, seed, chaos, &mut report).await;
+    }
+    check(&world, &mut report).await;
+    report.kills = world.cluster.as_ref().map_or(0, |c| c.processes.iter().map(|p| p.kills).sum());
+    report.rounds = u32::try_from(seeds.len()).unwrap_or(u32::MAX);
+    world.stripe.shutdown().await;
+    report
+}
+
+async fn set_up(replicas: usize) -> World {
+    let anvil = testing::anvil();
+    let platform = testing::platform(&anvil).await;
+    let key = |n: usize| format!("0x{}", alloy::hex::encode(testing::signer(&anvil, n).to_bytes()));
+    // The relayer's stablecoin for the reward vault, before the queue sends from its account.
+    let relayer = anvil.addresses()[0];
+    testing::mined(platform.stablecoin.mint(relayer, U256::from(1_000_000_000_000u64))).await;
+    let stripe = fakes::stripe::StripeEmulator::start("sk_test_brandmint").await.unwrap();
+    stripe.retry_deliveries(true);
+    let secret = "whsec_Y2hhb3MtdGVzdHMtd2ViaG9vay1zZWNyZXQ";
+    let checksum = |a: &Address| a.to_checksum(None);
+    let env = [
+        ("TX_SIGNER_PRIVATE_KEYS", key(0)),
+        ("QUOTE_SIGNER_PRIVATE_KEY", key(1)),
+        ("VOUCHER_SIGNER_PRIVATE_KEY", key(2)),
+        ("CHAIN_ID", anvil.chain_id().to_string()),
+        ("CAMPAIGN_FACTORY_ADDRESS", checksum(platform.factory.address())),
+        ("CHECKOUT_ADDRESS", checksum(platform.checkout.address())),
+        ("REWARD_VAULT_ADDRESS", checksum(platform.vault.address())),
+        ("STABLECOIN_ADDRESS", checksum(platform.stablecoin.address())),
+        ("TRANSFER_VALIDATOR_ADDRESS", checksum(platform.validator.address())),
+        ("STRIPE_SECRET_KEY", "sk_test_brandmint".into()),
+        ("STRIPE_API_BASE", stripe.base_url().to_owned()),
+        ("STRIPE_WEBHOOK_SECRET", secret.into()),
+        ("REDEMPTION_CLAIMS_PER_HOUR", "100000".into()),
+        ("TXQUEUE_STUCK_AFTER_SECS", "10".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let anvil_addr = anvil.endpoint_url().socket_addrs(|| None).unwrap()[0];
+    let cluster = Cluster::start(replicas, anvil_addr, &env).await.unwrap();
+    stripe.set_webhook(cluster.any("payment").url("/webhooks/stripe").parse().unwrap(), secret);
+    let db = sqlx::PgPool::connect(&cluster.postgres.url()).await.unwrap();
+
+    // The brand's owner (accounts have no public sign-up), then everything else through the API.
+    let mut conn = db.acquire().await.unwrap();
+    let owner = shared::auth::create_account(&mut conn, "owner@chaos.example", testing::TEST_PASSWORD.into(), None)
+        .await
+        .unwrap();
+    let brand: i64 =
+        sqlx::query_scalar("INSERT INTO brands (name) VALUES ('Chaos') RETURNING id").fetch_one(&db).await.unwrap();
+    sqlx::query("INSERT INTO brand_members (brand_id, account_id, role) VALUES ($1, $2, 'owner')")
+        .bind(brand)
+        .bind(owner.id.get())
+        .execute(&db)
+        .await
+        .unwrap();
+    drop(conn);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let sign_in = http
+        .post(cluster.any("backoffice").url("/auth/sign-in"))
+        .json(&json!({ "email": "owner@chaos.example", "password": testing::TEST_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let token = sign_in.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let addrs = cluster.processes.iter().map(|p| (p.service, p.addr)).collect();
+    let db_url = cluster.postgres.url();
+    let world = World { anvil, platform, stripe, cluster: Some(cluster), addrs, db_url, db, http, brand, token };
+    let treasury = world.anvil.addresses()[5].to_checksum(None);
+    let (status, body) =
+        world.call("backoffice", Method::PATCH, &format!("/brands/{brand}"), Some(json!({ "treasury_address": treasury })), true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    world
+}
+
+impl World {
+    /// A call to any live replica of `service`, as through a load balancer: a refused connection
+    /// goes to another replica (the request never arrived); any other failure is retried only
+    /// when the call is `idempotent`. Gives up after 120 s.
+    async fn call(
+        &self,
+        service: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        idempotent: bool,
+    ) -> (StatusCode, Value) {
+        self.call_with(service, method, path, body, idempotent, None, true).await
+    }
+
+    async fn call_with(
+        &self,
+        service: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        idempotent: bool,
+        idempotency_key: Option<&str>,
+        as_owner: bool,
+    ) -> (StatusCode, Value) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let replicas: Vec<_> = self.addrs.iter().filter(|(s, _)| *s == service).map(|(_, a)| *a).collect();
+        let mut n = 0usize;
+        loop {
+            let addr = replicas[n % replicas.len()];
+            n += 1;
+            let mut request =
+                self.http.request(method.clone(), format!("http://{addr}{path}")).header("accept", "application/json");
+            if as_owner {
+                request = request.bearer_auth(&self.token);
+            }
+            if let Some(key) = idempotency_key {
+                request = request.header("idempotency-key", key);
+            }
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            match request.send().await {
+                // A replica shutting down or a database restarting answers 503: try again.
+                Ok(response) if response.status() != StatusCode::SERVICE_UNAVAILABLE => {
+                    let status = response.status();
+                    return (status, response.json().await.unwrap_or(Value::Null));
+                }
+                Ok(_) => {}
+                Err(e) if e.is_connect() || idempotent => {}
+                Err(e) => panic!("{method} {path}: {e} (not idempotent: not retried)"),
+            }
+            assert!(Instant::now() < deadline, "{method} {path}: no replica of {service} answered in 120 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `path` on the first replica of `service`.
+    fn url(&self, service: &str, path: &str) -> String {
+        let addr = self.addrs.iter().find(|(s, _)| *s == service).map(|(_, a)| *a).unwrap();
+        format!("http://{addr}{path}")
+    }
+
+    /// Polls `path` until `done` holds (180 s at most).
+    async fn wait_for(&self, service: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let (_, body) = self.call(service, Method::GET, path, None, true).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "gave up waiting on {path}: {body}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// One round: a campaign set up, then — while processes die — deployed, funded, sold out by
+/// card and redeemed with printed codes.
+async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
+    let brand = world.brand;
+    let slug = format!("chaos-{seed}");
+    let campaign = json!({ "name": format!("Chaos {seed}"), "slug": slug, "royalty_bps": 500,
+        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": SUPPLY,
+                    "per_wallet_limit": 2, "payment_methods": ["card"] }] });
+    let (status, campaign) =
+        world.call("backoffice", Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign), false).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let id = campaign["id"].as_i64().unwrap();
+    let item = campaign["items"][0]["id"].as_i64().unwrap();
+    let base = format!("/brands/{brand}/campaigns/{id}");
+    let png = shared::qr::png("chaos").unwrap();
+    let upload = world
+        .http
+        .put(world.url("backoffice", &format!("{base}/artwork")))
+        .bearer_auth(&world.token)
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::OK);
+    let reward = json!({ "kind": "token", "name": "Chaos cash", "token": "stablecoin",
+                         "amount_per_redemption": PAYOUT.to_string() });
+    let (status, reward) = world.call("backoffice", Method::POST, &format!("{base}/rewards"), Some(reward), false).await;
+    assert_eq!(status, StatusCode::CREATED, "{reward}");
+    let reward = reward["id"].as_i64().unwrap();
+
+    // The chaos hand, from here until the journeys are done.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let chaos = {
+        let stop = stop.clone();
+        // The task holds the cluster until it is stopped, and gives it back.
+        let mut cluster = world.cluster.take().unwrap();
+        let rpc_outage = chaos && seed % 3 == 2;
+        let postgres_restart = chaos && seed % 3 == 0;
+        tokio::spawn(async move {
+            if !chaos {
+                stop.cancelled().await;
+                return cluster;
+            }
+            let mut rng = StdRng::seed_from_u64(seed);
+            // Early, while the deployment is on its way: the node gone for 30 s, or the
+            // database restarted (as a crash: open transactions lost, connections cut).
+            tokio::time::sleep(Duration::from_millis(rng.random_range(200..1_500))).await;
+            if rpc_outage {
+                cluster.rpc.cut().await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                cluster.rpc.restore();
+            }
+            if postgres_restart {
+                cluster.postgres.restart().unwrap();
+            }
+            while !stop.is_cancelled() {
+                let n = rng.random_range(0..cluster.processes.len());
+                cluster.kill(n);
+                tokio::time::sleep(Duration::from_millis(rng.random_range(100..1_500))).await;
+                cluster.restart(n).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(rng.random_range(200..1_500))).await;
+            }
+            cluster
+        })
+    };
+
+    // Deploy, and wait until the collection is live.
+    let (status, body) = world.call("backoffice", Method::POST, &format!("{base}/deploy"), None, true).await;
+    assert!(status == StatusCode::ACCEPTED || status == StatusCode::OK, "{status} {body}");
+    let live = world.wait_for("backoffice", &base, |c| c["state"] != "deploying").await;
+    assert_eq!(live["state"], "live", "{live}");
+    // Fund the reward (a money call: retried only when the request never arrived).
+    let (status, body) = world
+        .call("backoffice", Method::POST, &format!("{base}/rewards/{reward}/fund"),
+              Some(json!({ "amount": (PAYOUT * 100).to_string() })), false)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // More buyers than units, by card, concurrently.
+    let mut buyers = Vec::new();
+    for n in 0..BUYERS {
+        let wallet = world.anvil.addresses()[3 + n % 6].to_checksum(None);
+        buyers.push(buy(world, item, wallet, format!("chaos-{seed}-{n}")));
+    }
+    for (status, body) in futures_util::future::join_all(buyers).await {
+        match status {
+            StatusCode::CREATED | StatusCode::OK => {}
+            StatusCode::CONFLICT => report.orders_refused_sold_out += 1,
+            other => panic!("an order answered {other}: {body}"),
+        }
+    }
+
+    // Printed codes, each claimed once to a typed address (a lost answer's retry is refused as
+    // already redeemed, which is the point).
+    let batch = json!({ "reward_id": reward, "label": "Chaos", "size": CODES, "typed_addresses": true });
+    let (status, batch) = world.call("backoffice", Method::POST, &format!("{base}/qr-batches"), Some(batch), false).await;
+    assert_eq!(status, StatusCode::CREATED, "{batch}");
+    let nonces: Vec<Vec<u8>> = sqlx::query_scalar("SELECT nonce FROM qr_codes WHERE batch_id = $1 ORDER BY seq")
+        .bind(batch["id"].as_i64().unwrap())
+        .fetch_all(&world.db)
+        .await
+        .unwrap();
+    let key = testing::config(&world.db_url, "http://127.0.0.1:1", &[]).qr_code_key;
+    for (n, nonce) in nonces.iter().enumerate() {
+        let code = key.brand_code(nonce.as_slice().try_into().unwrap());
+        let address = world.anvil.addresses()[(n % 4) + 10 - 4].to_checksum(None);
+        let claim = Some(json!({ "address": address }));
+        let path = format!("/r/{code}/claims");
+        let (status, body) = world.call_with("redemption", Method::POST, &path, claim, true, None, false).await;
+        assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT, "{status} {body}");
+    }
+
+    // The mints, captures and payouts those started are still on their way: the hand keeps
+    // killing for a while, then everything settles with no more chaos.
+    if chaos {
+        tokio::time::sleep(Duration::from_secs(8)).await;
+    }
+    stop.cancel();
+    world.cluster = Some(chaos.await.unwrap());
+    settle(world, id).await;
+    report.deployments_live += 1;
+}
+
+async fn buy(world: &World, item: i64, wallet: String, key: String) -> (StatusCode, Value) {
+    let order = json!({ "item_id": item, "quantity": 1, "email": format!("{key}@example.com"),
+                        "wallet_address": wallet, "method": "card" });
+    let (status, body) =
+        world.call_with("payment", Method::POST, "/orders", Some(order), true, Some(&key), false).await;
+    if !status.is_success() {
+        return (status, body);
+    }
+    let intent = body["card_payment"]["payment_intent_id"].as_str().unwrap().to_owned();
+    let confirmed = world
+        .http
+        .post(format!("{}/v1/payment_intents/{intent}/confirm", world.stripe.base_url().trim_end_matches('/')))
+        .bearer_auth("sk_test_brandmint")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("payment_method=pm_card_visa")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    (status, body)
+}
+
+/// What is still moving: orders, redemptions and deployments not in an end state, queued
+/// transactions in flight, outbox deliveries not done.
+async fn in_flight(db: &sqlx::PgPool) -> sqlx::Result<(i64, i64, i64, i64, i64)> {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM orders WHERE state NOT IN ('fulfilled', 'expired', 'failed', 'refunded')),
+                (SELECT count(*) FROM redemptions WHERE state NOT IN ('completed', 'failed', 'refused', 'expired')),
+                (SELECT count(*) FROM campaigns WHERE state = 'deploying'),
+                (SELECT count(*) FROM chain_transactions WHERE state NOT IN ('confirmed', 'failed')),
+                (SELECT count(*) FROM outbox_deliveries WHERE status <> 'done')",
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Waits (three minutes at most) until nothing is in flight.
+async fn settle(world: &World, campaign: i64) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        // The database may be coming back from its restart.
+        if let Ok(moving) = in_flight(&world.db).await
+            && moving == (0, 0, 0, 0, 0)
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            let moving = in_flight(&world.db).await;
+            println!("campaign {campaign} did not settle in 180 s: {moving:?} (orders, redemptions, deployments, txs, deliveries)");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Compares the database with the chain and the Stripe emulator.
+async fn check(world: &World, report: &mut Report) {
+    let db = &world.db;
+    let (orders, redemptions, deployments, txs, deliveries) = in_flight(db).await.unwrap();
+    report.not_terminal = orders + redemptions + deployments + txs;
+    report.outbox_events_lost =
+        sqlx::query_scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'dead'").fetch_one(db).await.unwrap();
+    report.outbox_events_lost += deliveries;
+    report.orders_fulfilled =
+        sqlx::query_scalar("SELECT count(*) FROM orders WHERE state = 'fulfilled'").fetch_one(db).await.unwrap();
+
+    // Per collection: minted on chain against sold in the database and the supply.
+    let collections: Vec<(i64, Vec<u8>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT c.id, c.collection_address,
+                (SELECT COALESCE(sum(i.supply), 0) FROM campaign_items i WHERE i.campaign_id = c.id)::bigint,
+                (SELECT COALESCE(sum(i.reserved), 0) FROM campaign_items i WHERE i.campaign_id = c.id)::bigint,
+                (SELECT COALESCE(sum(o.quantity), 0) FROM orders o
+                  WHERE o.campaign_id = c.id AND o.state IN ('fulfilled', 'refunded'))::bigint
+         FROM campaigns c WHERE c.collection_address IS NOT NULL",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    for (_, address, supply, reserved, sold) in collections {
+        let nft = world.platform.collection(Address::from_slice(&address));
+        let minted: u64 = nft.totalMinted().call().await.unwrap().try_into().unwrap_or(u64::MAX);
+        report.tokens_minted += minted;
+        let minted = i64::try_from(minted).unwrap_or(i64::MAX);
+        report.double_mints += (minted - sold).max(0);
+        report.tokens_without_capture += (sold - minted).max(0);
+        report.oversold_units += (minted - supply).max(0) + (reserved - supply).max(0);
+    }
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT idempotency_key FROM chain_transactions
+                               WHERE state = 'confirmed' AND idempotency_key LIKE 'order-mint:%'
+                               GROUP BY idempotency_key HAVING count(*) > 1) t",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    report.double_mints += twice;
+
+    // Stripe: a captured payment must have its token, and a token its captured payment.
+    let intents: Vec<(String, String)> =
+        sqlx::query_as("SELECT payment_intent_id, state FROM orders WHERE payment_intent_id IS NOT NULL")
+            .fetch_all(db)
+            .await
+            .unwrap();
+    for (intent, state) in intents {
+        let captured = world.stripe.payment_intent(&intent).is_some_and(|i| i["status"] == "succeeded");
+        match (captured, state.as_str()) {
+            (true, "fulfilled" | "refunded") | (false, "expired" | "failed") => {}
+            (true, _) => report.captures_without_token += 1,
+            (false, _) => report.tokens_without_capture += 1,
+        }
+    }
+
+    // The vault: one RewardRedeemed per completed token redemption, never two for one id.
+    report.redemptions_paid =
+        sqlx::query_scalar("SELECT count(*) FROM redemptions WHERE state = 'completed'").fetch_one(db).await.unwrap();
+    let filter = alloy::rpc::types::Filter::new()
+        .address(*world.platform.vault.address())
+        .event_signature(RewardVault::RewardRedeemed::SIGNATURE_HASH)
+        .from_block(0);
+    let logs = world.platform.vault.provider().get_logs(&filter).await.unwrap();
+    let ids: std::collections::BTreeSet<_> = logs.iter().map(|log| log.topics().get(1).copied()).collect();
+    let events = i64::try_from(logs.len()).unwrap_or(i64::MAX);
+    report.double_payouts += events - i64::try_from(ids.len()).unwrap_or(0) + (events - report.redemptions_paid).max(0);
+
+    // Daemons: never two processes in one daemon's work at once (runs a kill cut short never
+    // finished; the lease ran out before another process took over).
+    report.daemon_overlaps = sqlx::query_scalar(
+        "SELECT count(*) FROM daemon_runs a JOIN daemon_runs b
+           ON a.daemon = b.daemon AND a.id < b.id AND a.holder <> b.holder
+          AND tstzrange(a.started_at, a.finished_at) && tstzrange(b.started_at, b.finished_at)
+          AND a.outcome IN ('ok', 'failed') AND b.outcome IN ('ok', 'failed')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    report.daemons_run_by_several = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT daemon FROM daemon_runs GROUP BY daemon HAVING count(DISTINCT holder) > 1) t",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+
+    // The signer's nonces: every one used once, none skipped.
+    let nonces: Vec<i64> = sqlx::query_scalar(
+        "SELECT nonce FROM chain_transactions WHERE state = 'confirmed' AND nonce IS NOT NULL ORDER BY nonce",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    report.nonce_gaps += nonces.windows(2).filter(|pair| pair[1] != pair[0] + 1).count() as i64;
+}
