@@ -268,11 +268,11 @@ mod fuzz {
     fn table() -> impl Strategy<Value = Vec<Vec<String>>> {
         let huge = proptest::option::weighted(0.2, (1usize..100_000, any::<Index>(), any::<Index>()));
         (prop::collection::vec(prop::collection::vec(cell(), 1..6), 1..20), huge).prop_map(|(mut rows, huge)| {
-            if let Some((n, row, col)) = huge {
+            if let Some((size, row, col)) = huge {
                 let n = rows.len();
                 let row = &mut rows[row.index(n)];
                 let at = col.index(row.len());
-                row[at] = "x\"".repeat(n);
+                row[at] = "x\"".repeat(size);
             }
             rows
         })
@@ -362,7 +362,10 @@ mod fuzz {
         sheet.write_string(0, 0, "A").unwrap();
         sheet.write_string(1_048_575, 0, "Z").unwrap();
         let rows = read_rows(XLSX, &workbook.save_to_buffer().unwrap()).unwrap();
-        assert_eq!((rows.len(), rows[0].as_slice(), rows[1_048_575].as_slice()), (1_048_576, &["A".to_owned()][..], &["Z".to_owned()][..]));
+        assert_eq!(
+            (rows.len(), rows[0].as_slice(), rows[1_048_575].as_slice()),
+            (1_048_576, &["A".to_owned()][..], &["Z".to_owned()][..])
+        );
     }
 
     proptest! {

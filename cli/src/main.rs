@@ -50,11 +50,7 @@ enum Command {
     /// step with its ids, transactions and pages: a brand's campaign deployed, card and wallet
     /// checkouts, a printed code and a wallet redemption. As the admin in BRANDMINT_ADMIN_EMAIL /
     /// BRANDMINT_ADMIN_PASSWORD; the chain in RPC_URL.
-    Demo {
-        backoffice: String,
-        payment: String,
-        redemption: String,
-    },
+    Demo { backoffice: String, payment: String, redemption: String },
     /// Runs the local stand-ins of Stripe (delivering signed webhooks to the payment service) and
     /// of the FX sources, prints their settings as NAME=value lines, and serves until stopped.
     Fakes {

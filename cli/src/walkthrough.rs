@@ -95,7 +95,11 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
     let client = Client::builder().timeout(Duration::from_secs(30)).build()?;
     let anonymous = Session { client: client.clone(), token: None };
     let signed_in = anonymous
-        .send(Method::POST, &format!("{}/auth/sign-in", at.backoffice), Some(json!({ "email": email, "password": password })))
+        .send(
+            Method::POST,
+            &format!("{}/auth/sign-in", at.backoffice),
+            Some(json!({ "email": email, "password": password })),
+        )
         .await
         .context("signing in as the admin (is `cargo xtask dev` running?)")?;
     let admin = Session { client: client.clone(), token: signed_in["access_token"].as_str().map(str::to_owned) };
@@ -108,17 +112,29 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
               Some(json!({ "name": format!("Walk-through {stamp}"), "owner_email": format!("owner-{stamp}@demo.brandmint.local") })))
         .await?;
     let brand = brand["id"].as_i64().context("brand id")?;
-    admin.send(Method::PATCH, &format!("{}/brands/{brand}", at.backoffice), Some(json!({ "treasury_address": TREASURY }))).await?;
+    admin
+        .send(
+            Method::PATCH,
+            &format!("{}/brands/{brand}", at.backoffice),
+            Some(json!({ "treasury_address": TREASURY })),
+        )
+        .await?;
     say(&format!("   brand {brand}: {}/brands/{brand}", at.backoffice));
     let campaign = json!({ "name": format!("Walk-through drop {stamp}"), "slug": format!("walk-{stamp}"), "royalty_bps": 500,
         "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": 100, "payment_methods": ["card", "eth"] }] });
-    let campaign = admin.send(Method::POST, &format!("{}/brands/{brand}/campaigns", at.backoffice), Some(campaign)).await?;
+    let campaign =
+        admin.send(Method::POST, &format!("{}/brands/{brand}/campaigns", at.backoffice), Some(campaign)).await?;
     let id = campaign["id"].as_i64().context("campaign id")?;
     let item = campaign["items"][0]["id"].as_i64().context("item id")?;
     let base = format!("{}/brands/{brand}/campaigns/{id}", at.backoffice);
     let reward = admin
-        .send(Method::POST, &format!("{base}/rewards"),
-              Some(json!({ "kind": "token", "name": "5 tUSD", "token": "stablecoin", "amount_per_redemption": "5000000" })))
+        .send(
+            Method::POST,
+            &format!("{base}/rewards"),
+            Some(
+                json!({ "kind": "token", "name": "5 tUSD", "token": "stablecoin", "amount_per_redemption": "5000000" }),
+            ),
+        )
         .await?;
     let reward = reward["id"].as_i64().context("reward id")?;
     let artwork = client
@@ -148,15 +164,22 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
     say("\n2. A buyer pays by card on Stripe's hosted page");
     let card_buyer: PrivateKeySigner = CARD_BUYER_KEY.parse()?;
     let order = anonymous
-        .send(Method::POST, &format!("{}/orders", at.payment),
-              Some(json!({ "item_id": item, "quantity": 1, "email": "card-buyer@demo.brandmint.local",
-                           "wallet_address": card_buyer.address().to_checksum(None), "method": "card" })))
+        .send(
+            Method::POST,
+            &format!("{}/orders", at.payment),
+            Some(json!({ "item_id": item, "quantity": 1, "email": "card-buyer@demo.brandmint.local",
+                           "wallet_address": card_buyer.address().to_checksum(None), "method": "card" })),
+        )
         .await?;
     let order_id = order["id"].as_str().context("order id")?.to_owned();
-    let hosted = anonymous.send(Method::POST, &format!("{}/orders/{order_id}/checkout-session", at.payment), None).await?;
+    let hosted =
+        anonymous.send(Method::POST, &format!("{}/orders/{order_id}/checkout-session", at.payment), None).await?;
     let page = hosted["url"].as_str().context("hosted page")?;
     say(&format!("   order {order_id}; hosted page {page}"));
-    let paid = Client::builder().redirect(reqwest::redirect::Policy::none()).build()?.post(page)
+    let paid = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?
+        .post(page)
         .header("content-type", "application/x-www-form-urlencoded")
         .body("payment_method=pm_card_visa")
         .send()
@@ -170,9 +193,12 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
     say("\n3. A buyer pays from a wallet, in ETH at a quoted price");
     let wallet_buyer: PrivateKeySigner = WALLET_BUYER_KEY.parse()?;
     let order = anonymous
-        .send(Method::POST, &format!("{}/orders", at.payment),
-              Some(json!({ "item_id": item, "quantity": 1, "email": "wallet-buyer@demo.brandmint.local",
-                           "wallet_address": wallet_buyer.address().to_checksum(None), "method": "eth" })))
+        .send(
+            Method::POST,
+            &format!("{}/orders", at.payment),
+            Some(json!({ "item_id": item, "quantity": 1, "email": "wallet-buyer@demo.brandmint.local",
+                           "wallet_address": wallet_buyer.address().to_checksum(None), "method": "eth" })),
+        )
         .await?;
     let wallet_order = order["id"].as_str().context("order id")?.to_owned();
     let quote = &order["wallet_payment"];
@@ -200,8 +226,11 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
 
     say("\n4. A customer scans a printed QR code and is paid");
     let batch = admin
-        .send(Method::POST, &format!("{base}/qr-batches"),
-              Some(json!({ "reward_id": reward, "label": "Walk-through", "size": 1, "typed_addresses": true })))
+        .send(
+            Method::POST,
+            &format!("{base}/qr-batches"),
+            Some(json!({ "reward_id": reward, "label": "Walk-through", "size": 1, "typed_addresses": true })),
+        )
         .await?;
     let zip = client
         .get(format!("{base}/qr-batches/{}/printable", batch["id"]))
@@ -218,7 +247,11 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
         .await?;
     say(&format!("   claimed (redemption {})", claim["id"]));
     let paid = anonymous.follow(&format!("{}/r/{code}", at.redemption), "state", |c| c["state"] != "claimed").await?;
-    say(&format!("   code {}: {}", paid["state"].as_str().unwrap_or("?"), paid["claims"][0]["tx_hash"].as_str().unwrap_or("")));
+    say(&format!(
+        "   code {}: {}",
+        paid["state"].as_str().unwrap_or("?"),
+        paid["claims"][0]["tx_hash"].as_str().unwrap_or("")
+    ));
 
     say("\n5. The card buyer signs in with the wallet and redeems the token's reward");
     let nonce = anonymous
@@ -227,18 +260,28 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
     let message = nonce["message"].as_str().context("the message to sign")?.to_owned();
     let signature = card_buyer.sign_message_sync(message.as_bytes())?;
     let token = anonymous
-        .send(Method::POST, &format!("{}/auth/siwe", at.redemption),
-              Some(json!({ "message": message, "signature": format!("0x{}", alloy::hex::encode(signature.as_bytes())) })))
+        .send(
+            Method::POST,
+            &format!("{}/auth/siwe", at.redemption),
+            Some(json!({ "message": message, "signature": format!("0x{}", alloy::hex::encode(signature.as_bytes())) })),
+        )
         .await?;
     let customer = Session { client: client.clone(), token: token["access_token"].as_str().map(str::to_owned) };
     let redemption = customer
-        .send(Method::POST, &format!("{}/customers/me/redemptions", at.redemption),
-              Some(json!({ "reward_id": reward, "token_id": card_token })))
+        .send(
+            Method::POST,
+            &format!("{}/customers/me/redemptions", at.redemption),
+            Some(json!({ "reward_id": reward, "token_id": card_token })),
+        )
         .await?;
     let rid = redemption["id"].as_i64().context("redemption id")?;
     let url = format!("{}/customers/me/redemptions/{rid}", at.redemption);
     let done = customer.follow(&url, "state", |r| matches!(r["state"].as_str(), Some("completed" | "failed"))).await?;
-    say(&format!("   redemption {rid} {}: transaction {}", done["state"].as_str().unwrap_or("?"), done["tx_hash"].as_str().unwrap_or("?")));
+    say(&format!(
+        "   redemption {rid} {}: transaction {}",
+        done["state"].as_str().unwrap_or("?"),
+        done["tx_hash"].as_str().unwrap_or("?")
+    ));
 
     say(&format!(
         "\nWhat the brand sees: {}/brands/{brand}/dashboard?campaign_id={id} (charts), {}/brands/{brand}/orders, \

@@ -10,4 +10,5 @@
 
 pub mod fx;
 pub mod marketplaces;
+pub mod sentry;
 pub mod stripe;

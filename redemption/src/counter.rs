@@ -578,7 +578,8 @@ mod fuzz {
     #[test]
     fn a_large_photo_is_scaled_down_before_its_code_is_read() {
         // 2000 px a side, the code drawn 3× larger (a close-up): decoded after scaling to 1600 px.
-        let code = "BMC1.eyJjIjo0MiwidyI6IjB4YWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWIifQ.AAAAAAAAAAAAAAAAAAAAAA";
+        let code =
+            "BMC1.eyJjIjo0MiwidyI6IjB4YWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWIifQ.AAAAAAAAAAAAAAAAAAAAAA";
         let photo = photo_of(code, 3, 2000, (0.3, 0.6), ImageFormat::Jpeg);
         assert_eq!(decode_photo(&photo, ImageFormat::Jpeg).as_deref(), Ok(code));
     }

@@ -366,7 +366,10 @@ mod fuzz {
         assert_eq!(key().read_counter_code(&text, now, Duration::from_secs(1), Duration::MAX), Ok(claim(0)));
         let text = key().counter_code(&claim(i64::MAX));
         let before_1970 = DateTime::from_timestamp(-1, 0).unwrap();
-        assert_eq!(key().read_counter_code(&text, before_1970, Duration::ZERO, Duration::ZERO), Err(CodeError::Expired));
+        assert_eq!(
+            key().read_counter_code(&text, before_1970, Duration::ZERO, Duration::ZERO),
+            Err(CodeError::Expired)
+        );
     }
 
     proptest! {

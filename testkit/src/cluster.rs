@@ -123,7 +123,13 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        drop(self.command("pg_ctl").args(["stop", "-m", "immediate", "-D"]).arg(self.data()).stdout(Stdio::null()).status());
+        drop(
+            self.command("pg_ctl")
+                .args(["stop", "-m", "immediate", "-D"])
+                .arg(self.data())
+                .stdout(Stdio::null())
+                .status(),
+        );
         drop(std::fs::remove_dir_all(&self.base));
     }
 }
@@ -162,6 +168,15 @@ impl Process {
 
     pub fn running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// Its resident memory in kB (Linux `/proc`), when it runs.
+    pub fn rss_kb(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.as_ref()?.id())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 }
 

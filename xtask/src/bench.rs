@@ -21,6 +21,7 @@ const BENCHMARKS: &[(&str, &str)] = &[
     ("royalties", "the royalty report for a campaign and platform-wide over 10M sales; sales recorded/s"),
     ("qr", "PNG codes/s per core, a 10,000-code printable batch generated and downloaded, code claims/s"),
     ("chaos", "20 seeded rounds of journeys while service processes are kill -9ed; violations counted (all 0)"),
+    ("soak", "10 minutes of mixed journeys at half the measured capacity; p99 and each process's memory per minute"),
 ];
 
 pub fn run(name: Option<&str>) -> Result<()> {
@@ -36,10 +37,20 @@ pub fn run(name: Option<&str>) -> Result<()> {
         bail!("unknown benchmark `{name}`; known: {known:?}");
     }
     util::npm_install()?;
-    if name == "chaos" {
+    if name == "chaos" || name == "soak" {
         // The services run as their shipped binaries, next to the bench in target/release.
         util::run(Command::new(env!("CARGO")).current_dir(root()).args([
-            "build", "--locked", "--release", "-p", "backoffice", "-p", "payment", "-p", "redemption", "-p", "indexer",
+            "build",
+            "--locked",
+            "--release",
+            "-p",
+            "backoffice",
+            "-p",
+            "payment",
+            "-p",
+            "redemption",
+            "-p",
+            "indexer",
         ]))?;
     }
     let endpoints = infra::up(Instance::Test)?;

@@ -143,8 +143,10 @@ fn run_platform(
     for (name, value) in fakes {
         platform.env(name, value);
     }
-    // anvil's account 1 signs checkout quotes (the suite's quote signer, see `deploy-local`).
+    // anvil's account 1 signs checkout quotes and account 2 reward vouchers (the suite's quote
+    // and voucher signers, see `deploy-local`).
     platform.env("QUOTE_SIGNER_PRIVATE_KEY", "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+    platform.env("VOUCHER_SIGNER_PRIVATE_KEY", "0x5de4111afa1a4b94908f83103e29f0502e07e17ba31d7b643d5d5f24e5b6d1ca");
     let backoffice = std::env::var("BACKOFFICE_ADDR").unwrap_or_else(|_| SERVICES[0].2.to_owned());
     // No router in front locally: each service's pages and links at its own port.
     platform.env("PUBLIC_BASE_URL", format!("http://{backoffice}"));
@@ -260,7 +262,14 @@ pub fn demo() -> Result<()> {
     let Some(rpc) = infra::running_anvil(Instance::Dev)? else {
         bail!("the platform is not running: start `cargo xtask dev` in another terminal first");
     };
-    util::run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--locked", "-p", "cli"]))?;
+    util::run(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--locked",
+        "-p",
+        "cli",
+        "--bin",
+        "brandmint",
+    ]))?;
     let addr = |n: usize| {
         let (_, var, default) = SERVICES[n];
         format!("http://{}", std::env::var(var).unwrap_or_else(|_| default.to_owned()))

@@ -36,9 +36,8 @@ pub fn install() -> Result<()> {
         return Ok(());
     }
     // Debian splits `venv`'s pip bootstrap (ensurepip) into python3-venv.
-    let venv_works = || {
-        Command::new("python3").args(["-c", "import venv, ensurepip"]).output().is_ok_and(|o| o.status.success())
-    };
+    let venv_works =
+        || Command::new("python3").args(["-c", "import venv, ensurepip"]).output().is_ok_and(|o| o.status.success());
     if (which("python3").is_none() || !venv_works())
         && !util::apt_install(&["python3", "python3-venv"], "the API fuzzing test (schemathesis)")?
     {

@@ -202,6 +202,7 @@ async fn every_route_of_every_service_answers_every_principal_as_the_permission_
                     .replace("{order_id}", &uuid::Uuid::nil().to_string())
                     .replace("{endpoint_id}", "999999")
                     .replace("{delivery_id}", "999999")
+                    .replace("{tx_id}", "999999")
                     .replace("{chain_id}", "31337")
                     .replace("{collection}", "0x0000000000000000000000000000000000000001");
                 assert!(!path.contains('{'), "{template}: add a fixture for its path parameter");

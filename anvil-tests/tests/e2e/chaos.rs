@@ -61,7 +61,7 @@ impl Report {
     }
 
     pub(crate) fn print(&self) {
-        println!(
+        eprintln!(
             "chaos: {} rounds, {} processes killed (kill -9) and restarted\n  \
              done: {} deployments live, {} orders fulfilled, {} refused as sold out, {} tokens minted, \
              {} redemptions paid\n  \
@@ -115,18 +115,18 @@ async fn three_replicas_of_every_service_share_the_work_and_do_none_of_it_twice(
 }
 
 /// The world a round plays in.
-struct World {
+pub(crate) struct World {
     anvil: alloy::node_bindings::AnvilInstance,
     platform: shared::contracts::Platform,
     stripe: fakes::stripe::StripeEmulator,
     /// With the chaos task during a round.
-    cluster: Option<Cluster>,
+    pub(crate) cluster: Option<Cluster>,
     /// Every process's service and address (a restarted process keeps its address).
     addrs: Vec<(&'static str, std::net::SocketAddr)>,
-    db_url: String,
-    db: sqlx::PgPool,
+    pub(crate) db_url: String,
+    pub(crate) db: sqlx::PgPool,
     http: reqwest::Client,
-    brand: i64,
+    pub(crate) brand: i64,
     token: String,
 }
 
@@ -145,7 +145,7 @@ pub(crate) async fn run(seeds: &[u64], replicas: usize, chaos: bool) -> Report {
     report
 }
 
-async fn set_up(replicas: usize) -> World {
+pub(crate) async fn set_up(replicas: usize) -> World {
     let anvil = testing::anvil();
     let platform = testing::platform(&anvil).await;
     let key = |n: usize| format!("0x{}", alloy::hex::encode(testing::signer(&anvil, n).to_bytes()));
@@ -204,17 +204,35 @@ async fn set_up(replicas: usize) -> World {
     let db_url = cluster.postgres.url();
     let world = World { anvil, platform, stripe, cluster: Some(cluster), addrs, db_url, db, http, brand, token };
     let treasury = world.anvil.addresses()[5].to_checksum(None);
-    let (status, body) =
-        world.call("backoffice", Method::PATCH, &format!("/brands/{brand}"), Some(json!({ "treasury_address": treasury })), true).await;
+    let (status, body) = world
+        .call(
+            "backoffice",
+            Method::PATCH,
+            &format!("/brands/{brand}"),
+            Some(json!({ "treasury_address": treasury })),
+            true,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     world
+}
+
+/// Who a call is made as.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Caller<'a> {
+    /// The brand's owner, signed in.
+    Owner,
+    /// A buyer placing an order: no account, an idempotency key so a retry is the same order.
+    Buyer { idempotency_key: &'a str },
+    /// Anyone (a customer with a printed code).
+    Anyone,
 }
 
 impl World {
     /// A call to any live replica of `service`, as through a load balancer: a refused connection
     /// goes to another replica (the request never arrived); any other failure is retried only
     /// when the call is `idempotent`. Gives up after 120 s.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         service: &str,
         method: Method,
@@ -222,18 +240,17 @@ impl World {
         body: Option<Value>,
         idempotent: bool,
     ) -> (StatusCode, Value) {
-        self.call_with(service, method, path, body, idempotent, None, true).await
+        self.call_with(service, method, path, body, idempotent, Caller::Owner).await
     }
 
-    async fn call_with(
+    pub(crate) async fn call_with(
         &self,
         service: &str,
         method: Method,
         path: &str,
         body: Option<Value>,
         idempotent: bool,
-        idempotency_key: Option<&str>,
-        as_owner: bool,
+        caller: Caller<'_>,
     ) -> (StatusCode, Value) {
         let deadline = Instant::now() + Duration::from_secs(120);
         let replicas: Vec<_> = self.addrs.iter().filter(|(s, _)| *s == service).map(|(_, a)| *a).collect();
@@ -243,11 +260,10 @@ impl World {
             n += 1;
             let mut request =
                 self.http.request(method.clone(), format!("http://{addr}{path}")).header("accept", "application/json");
-            if as_owner {
-                request = request.bearer_auth(&self.token);
-            }
-            if let Some(key) = idempotency_key {
-                request = request.header("idempotency-key", key);
+            match caller {
+                Caller::Owner => request = request.bearer_auth(&self.token),
+                Caller::Buyer { idempotency_key } => request = request.header("idempotency-key", idempotency_key),
+                Caller::Anyone => {}
             }
             if let Some(body) = &body {
                 request = request.json(body);
@@ -267,14 +283,19 @@ impl World {
         }
     }
 
+    /// The brand owner's access token.
+    pub(crate) fn owner_token(&self) -> &str {
+        &self.token
+    }
+
     /// `path` on the first replica of `service`.
-    fn url(&self, service: &str, path: &str) -> String {
+    pub(crate) fn url(&self, service: &str, path: &str) -> String {
         let addr = self.addrs.iter().find(|(s, _)| *s == service).map(|(_, a)| *a).unwrap();
         format!("http://{addr}{path}")
     }
 
     /// Polls `path` until `done` holds (180 s at most).
-    async fn wait_for(&self, service: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(&self, service: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let (_, body) = self.call(service, Method::GET, path, None, true).await;
@@ -305,7 +326,7 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
     let upload = world
         .http
         .put(world.url("backoffice", &format!("{base}/artwork")))
-        .bearer_auth(&world.token)
+        .bearer_auth(world.owner_token())
         .header("content-type", "image/png")
         .body(png)
         .send()
@@ -314,18 +335,19 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
     assert_eq!(upload.status(), StatusCode::OK);
     let reward = json!({ "kind": "token", "name": "Chaos cash", "token": "stablecoin",
                          "amount_per_redemption": PAYOUT.to_string() });
-    let (status, reward) = world.call("backoffice", Method::POST, &format!("{base}/rewards"), Some(reward), false).await;
+    let (status, reward) =
+        world.call("backoffice", Method::POST, &format!("{base}/rewards"), Some(reward), false).await;
     assert_eq!(status, StatusCode::CREATED, "{reward}");
     let reward = reward["id"].as_i64().unwrap();
 
     // The chaos hand, from here until the journeys are done.
     let stop = tokio_util::sync::CancellationToken::new();
-    let chaos = {
+    let hand = {
         let stop = stop.clone();
         // The task holds the cluster until it is stopped, and gives it back.
         let mut cluster = world.cluster.take().unwrap();
         let rpc_outage = chaos && seed % 3 == 2;
-        let postgres_restart = chaos && seed % 3 == 0;
+        let postgres_restart = chaos && seed.is_multiple_of(3);
         tokio::spawn(async move {
             if !chaos {
                 stop.cancelled().await;
@@ -361,8 +383,13 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
     assert_eq!(live["state"], "live", "{live}");
     // Fund the reward (a money call: retried only when the request never arrived).
     let (status, body) = world
-        .call("backoffice", Method::POST, &format!("{base}/rewards/{reward}/fund"),
-              Some(json!({ "amount": (PAYOUT * 100).to_string() })), false)
+        .call(
+            "backoffice",
+            Method::POST,
+            &format!("{base}/rewards/{reward}/fund"),
+            Some(json!({ "amount": (PAYOUT * 100).to_string() })),
+            false,
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
@@ -383,7 +410,8 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
     // Printed codes, each claimed once to a typed address (a lost answer's retry is refused as
     // already redeemed, which is the point).
     let batch = json!({ "reward_id": reward, "label": "Chaos", "size": CODES, "typed_addresses": true });
-    let (status, batch) = world.call("backoffice", Method::POST, &format!("{base}/qr-batches"), Some(batch), false).await;
+    let (status, batch) =
+        world.call("backoffice", Method::POST, &format!("{base}/qr-batches"), Some(batch), false).await;
     assert_eq!(status, StatusCode::CREATED, "{batch}");
     let nonces: Vec<Vec<u8>> = sqlx::query_scalar("SELECT nonce FROM qr_codes WHERE batch_id = $1 ORDER BY seq")
         .bind(batch["id"].as_i64().unwrap())
@@ -396,7 +424,7 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
         let address = world.anvil.addresses()[(n % 4) + 10 - 4].to_checksum(None);
         let claim = Some(json!({ "address": address }));
         let path = format!("/r/{code}/claims");
-        let (status, body) = world.call_with("redemption", Method::POST, &path, claim, true, None, false).await;
+        let (status, body) = world.call_with("redemption", Method::POST, &path, claim, true, Caller::Anyone).await;
         assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT, "{status} {body}");
     }
 
@@ -406,16 +434,16 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
         tokio::time::sleep(Duration::from_secs(8)).await;
     }
     stop.cancel();
-    world.cluster = Some(chaos.await.unwrap());
+    world.cluster = Some(hand.await.unwrap());
     settle(world, id).await;
     report.deployments_live += 1;
 }
 
-async fn buy(world: &World, item: i64, wallet: String, key: String) -> (StatusCode, Value) {
+pub(crate) async fn buy(world: &World, item: i64, wallet: String, key: String) -> (StatusCode, Value) {
     let order = json!({ "item_id": item, "quantity": 1, "email": format!("{key}@example.com"),
                         "wallet_address": wallet, "method": "card" });
-    let (status, body) =
-        world.call_with("payment", Method::POST, "/orders", Some(order), true, Some(&key), false).await;
+    let buyer = Caller::Buyer { idempotency_key: &key };
+    let (status, body) = world.call_with("payment", Method::POST, "/orders", Some(order), true, buyer).await;
     if !status.is_success() {
         return (status, body);
     }
@@ -459,7 +487,9 @@ async fn settle(world: &World, campaign: i64) {
         }
         if Instant::now() > deadline {
             let moving = in_flight(&world.db).await;
-            println!("campaign {campaign} did not settle in 180 s: {moving:?} (orders, redemptions, deployments, txs, deliveries)");
+            eprintln!(
+                "campaign {campaign} did not settle in 180 s: {moving:?} (orders, redemptions, deployments, txs, deliveries)"
+            );
             return;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -327,7 +327,7 @@ fn plausible_text(name: &str) -> String {
 
 /// The resources of brand A the fuzzing addresses, and what some bodies need beyond their
 /// required fields to be valid.
-struct Fixtures {
+pub(crate) struct Fixtures {
     brand: i64,
     store: i64,
     campaign: i64,
@@ -350,7 +350,7 @@ struct Fixtures {
 impl Fixtures {
     /// Fields a component needs besides its required ones (a percent voucher needs its
     /// percentage, a token reward its token and amount, an order a real item).
-    fn component(&self, name: &str) -> Value {
+    pub(crate) fn component(&self, name: &str) -> Value {
         match name {
             "NewReward" => json!({ "kind": "token", "token": "eth", "amount_per_redemption": "1000" }),
             "NewVoucher" => json!({ "kind": "percent", "percent_bps": 1000 }),
@@ -364,7 +364,7 @@ impl Fixtures {
     }
 
     /// The value of a path parameter in `template`.
-    fn path_value(&self, template: &str, name: &str) -> String {
+    pub(crate) fn path_value(&self, template: &str, name: &str) -> String {
         let id = match name {
             "brand_id" => self.brand,
             "store_id" => self.store,
@@ -382,7 +382,7 @@ impl Fixtures {
             "format" => return "png".into(),
             "code" => return self.code.clone(),
             "token_id" => 1,
-            "delivery_id" | "redemption_id" => 999_999,
+            "delivery_id" | "redemption_id" | "tx_id" => 999_999,
             "chain_id" => 31_337,
             "collection" => return "0x0000000000000000000000000000000000000001".into(),
             "kind" if template.contains("/exports/") => return "orders".into(),
@@ -412,7 +412,12 @@ async fn create(app: &TestApp, token: &str, path: &str, body: Value) -> (i64, Va
     }
 }
 
-async fn fixtures(backoffice: &TestApp, redemption: &TestApp, world: &access::World, admin: &str) -> Fixtures {
+pub(crate) async fn fixtures(
+    backoffice: &TestApp,
+    redemption: &TestApp,
+    world: &access::World,
+    admin: &str,
+) -> Fixtures {
     let brand = world.brand_a;
     let base = format!("/brands/{brand}");
     let item = json!({ "name": "Tee", "price_minor": 1000, "currency": "EUR", "supply": 10,

@@ -21,4 +21,5 @@ mod redeeming;
 mod royalty_shares;
 mod sales;
 mod schemathesis;
+mod sentry;
 mod staff_pages;

@@ -389,7 +389,8 @@ mod fuzz {
             ".{0,300}",
             prop::collection::vec(pair, 0..8).prop_map(|parts| parts.join(",")),
             // A huge header: many candidate signatures (each is decoded and compared).
-            (timestamp(), 1usize..4000).prop_map(|(t, n)| format!("t={t},{}", vec![format!("v1={}", "ab".repeat(32)); n].join(","))),
+            (timestamp(), 1usize..4000)
+                .prop_map(|(t, n)| format!("t={t},{}", vec![format!("v1={}", "ab".repeat(32)); n].join(","))),
             (1usize..100_000).prop_map(|n| format!("t=1700000000,v1={}", "f".repeat(n))),
         ]
     }
@@ -409,7 +410,14 @@ mod fuzz {
                 .prop_map(str::to_owned),
             "[a-z_]{1,20}(\\.[a-z_]{1,20}){0,2}",
         ];
-        ("evt_[A-Za-z0-9_]{1,40}", event_type, "[a-z]{2,3}_[A-Za-z0-9]{1,30}", "[a-z_.]{1,30}", any::<i64>(), any::<bool>())
+        (
+            "evt_[A-Za-z0-9_]{1,40}",
+            event_type,
+            "[a-z]{2,3}_[A-Za-z0-9]{1,30}",
+            "[a-z_.]{1,30}",
+            any::<i64>(),
+            any::<bool>(),
+        )
             .prop_map(|(id, event_type, object_id, object_type, created, livemode)| {
                 let json = serde_json::json!({
                     "id": id, "object": "event", "type": event_type, "created": created, "livemode": livemode,

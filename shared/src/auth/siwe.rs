@@ -171,7 +171,8 @@ mod tests {
 
 /// Fuzz targets: a SIWE message is the first thing an anonymous caller sends. Parsing it, reading
 /// its claimed address, and every check [`sign_in`] makes before it reaches the chain must refuse
-/// anything malformed without panicking. 256 cases each, or `PROPTEST_CASES`.
+/// anything malformed without panicking. 256 cases each (64 for the one signing with a key), or
+/// `PROPTEST_CASES`.
 #[cfg(test)]
 mod fuzz {
     #![allow(clippy::unwrap_used)]

@@ -8,6 +8,9 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The cause a handler's caught panic is answered with (the 500 of `CatchPanicLayer`).
+pub(crate) const PANIC_CAUSE: &str = "handler panicked";
+
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -375,8 +378,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.to_problem();
         match &self {
-            // The cause is logged once, here; the client gets the generic body.
-            ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            // The cause is logged and reported to Sentry (when configured) once, here; the client
+            // gets the generic body. The report carries the cause's chain only: no request body,
+            // headers or parameters. A handler's panic (`CatchPanicLayer` in `super`) is already
+            // reported by Sentry's panic hook, so it is not reported twice.
+            ApiError::Internal(cause) => {
+                tracing::error!(error = ?cause, "request failed");
+                if cause.to_string() != PANIC_CAUSE {
+                    sentry::capture_message(&format!("internal server error: {cause:#}"), sentry::Level::Error);
+                }
+            }
             ApiError::Unavailable { detail, .. } => {
                 tracing::warn!(%detail, "dependency unavailable")
             }
@@ -403,9 +414,26 @@ impl IntoResponse for ApiError {
 /// Documents every response whose body is a [`Problem`] as `application/problem+json`, the media
 /// type it is sent with. Routes declare their errors as `(status = 404, body = Problem)` (with a
 /// description of when it happens); the media type is stated once, here, for every service.
+///
+/// Then adds the refusals the shared stack answers before or around any handler, on every
+/// operation they can reach and that does not declare the status itself: 401 and 403 from the
+/// permission wall (operations with a security requirement), 404 for a path parameter naming
+/// nothing (a malformed id included, see [`super::extract::Path`]), 400, 415 and 422 from the JSON
+/// body extractor, 413 from the body limit, 422 from the query extractor, 429 from the per-IP
+/// budget and 503 from the request timeout. So a client, and the API fuzzing in CI, can rely on
+/// the document listing every status an operation answers.
 pub fn document_problems(api: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::RefOr;
-    let problem = format!("#/components/schemas/{}", <Problem as utoipa::ToSchema>::name());
+    use utoipa::openapi::{
+        Ref, RefOr,
+        path::ParameterIn,
+        response::{Response, ResponseBuilder},
+    };
+    let name = <Problem as ToSchema>::name();
+    let problem = format!("#/components/schemas/{name}");
+    let refusal = |description: &str| -> RefOr<Response> {
+        let content = utoipa::openapi::ContentBuilder::new().schema(Some(Ref::new(problem.clone()))).build();
+        ResponseBuilder::new().description(description).content(PROBLEM_JSON, content).build().into()
+    };
     for item in api.paths.paths.values_mut() {
         for operation in crate::auth::operations(item) {
             for response in operation.responses.responses.values_mut() {
@@ -418,7 +446,43 @@ pub fn document_problems(api: &mut utoipa::openapi::OpenApi) {
                     response.content.insert(PROBLEM_JSON.to_owned(), content);
                 }
             }
+
+            let parameters = operation.parameters.as_deref().unwrap_or_default();
+            let has = |place: ParameterIn| parameters.iter().any(|p| p.parameter_in == place);
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let body = operation.request_body.as_ref();
+            let json_body = body.is_some_and(|b| b.content.keys().any(|t| t == "application/json"));
+            let mut shared: Vec<(&str, &str)> = Vec::new();
+            if secured {
+                shared.push(("401", "No credentials, or credentials that are not valid (any more)"));
+                shared.push(("403", "The caller does not hold the permission this operation needs"));
+            }
+            if has(ParameterIn::Path) {
+                shared.push(("404", "A path parameter names nothing the caller may see (or is malformed)"));
+            }
+            if json_body {
+                shared.push(("400", "The body is not valid JSON"));
+                shared.push(("415", "The body is not of type application/json"));
+            }
+            if json_body || has(ParameterIn::Query) {
+                shared.push(("422", "A field or query parameter is invalid; `errors` names each"));
+            }
+            if body.is_some() {
+                shared.push(("413", "The body is larger than the operation accepts"));
+            }
+            shared.push(("429", "Too many requests from this address; see Retry-After"));
+            shared.push(("503", "A dependency is unavailable, or the request timed out"));
+            for (status, description) in shared {
+                operation.responses.responses.entry(status.to_owned()).or_insert_with(|| refusal(description));
+            }
         }
+    }
+    // The problem schemas, for a service none of whose routes names them itself.
+    let mut schemas = vec![(name.into_owned(), <Problem as utoipa::PartialSchema>::schema())];
+    <Problem as ToSchema>::schemas(&mut schemas);
+    let components = api.components.get_or_insert_with(Default::default);
+    for (name, schema) in schemas {
+        components.schemas.entry(name).or_insert(schema);
     }
 }
 

@@ -393,10 +393,24 @@ mod fuzz {
 
     fn declared() -> impl Strategy<Value = Option<String>> {
         let known = prop::sample::select(vec![
-            "image/jpeg", "image/jpg", "image/png", "application/pdf", "IMAGE/PNG", "image/png; charset=x",
-            "image/jpeg;q=\"a;b\"", "text/plain", "image/", "/", ";", "",
+            "image/jpeg",
+            "image/jpg",
+            "image/png",
+            "application/pdf",
+            "IMAGE/PNG",
+            "image/png; charset=x",
+            "image/jpeg;q=\"a;b\"",
+            "text/plain",
+            "image/",
+            "/",
+            ";",
+            "",
         ]);
-        proptest::option::of(prop_oneof![known.prop_map(str::to_owned), ".{0,60}", "[a-z]{1,8}/[a-z+.-]{1,12}(;.{0,20})?"])
+        proptest::option::of(prop_oneof![
+            known.prop_map(str::to_owned),
+            ".{0,60}",
+            "[a-z]{1,8}/[a-z+.-]{1,12}(;.{0,20})?"
+        ])
     }
 
     fn bytes() -> impl Strategy<Value = Vec<u8>> {
