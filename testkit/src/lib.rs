@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 pub mod cluster;
+pub mod images;
 pub mod proxy;
 pub mod seaport;
 

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask dev                 run the whole platform locally (Ctrl-C stops all of it)
 //! cargo xtask demo                the journeys, step by step, against a running `cargo xtask dev`
-//! cargo xtask test                every check and test CI runs
+//! cargo xtask test [--repeat N]   every check and test CI runs (the suite N times in a row)
 //! cargo xtask bench <name>        a benchmark that prints a table
 //! cargo xtask infra up|down|status [dev|test]
 //!                                 the throwaway PostgreSQL cluster and anvil node on their own
@@ -43,7 +43,11 @@ enum Task {
     /// each step printed with its ids, transactions and the page to open.
     Demo,
     /// Every check and test CI runs, with timings.
-    Test,
+    Test {
+        /// Run the test suite this many times in a row (to show it is not flaky).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: u32,
+    },
     /// A benchmark that prints a table; without a name, lists them.
     Bench {
         /// checkout, gas, tx-queue, …
@@ -81,7 +85,7 @@ fn main() -> Result<()> {
     match Xtask::parse().command {
         Task::Dev => dev::run(),
         Task::Demo => dev::demo(),
-        Task::Test => test::run(),
+        Task::Test { repeat } => test::run(repeat),
         Task::Bench { name } => bench::run(name.as_deref()),
         Task::Infra { action, instance } => {
             let action = match action {

@@ -13,7 +13,7 @@ use crate::{
     util::{self, npm_bin, root, step},
 };
 
-pub fn run() -> Result<()> {
+pub fn run(repeat: u32) -> Result<()> {
     let started = Instant::now();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
     let mut timed = |name: &'static str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
@@ -56,19 +56,33 @@ pub fn run() -> Result<()> {
     let endpoints = infra::up(Instance::Test)?;
     let outcome = (|| {
         timed(".sqlx freshness", &mut || sqlx_prepare::prepare(&endpoints.database_url, true))?;
-        timed("cargo tests (unit, integration, anvil end-to-end)", &mut || {
-            let mut cmd = cargo();
-            if nextest_available() {
-                cmd.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]);
-            } else {
-                cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
+        // `--repeat N` runs the suite N times in a row (flakiness shows as a run that fails);
+        // every run is reported, then the first failure, if any, fails the command.
+        let mut first_failure = None;
+        for run in 1..=repeat {
+            let name = match repeat {
+                1 => "cargo tests (unit, integration, anvil end-to-end)",
+                _ => String::leak(format!("cargo tests (unit, integration, anvil end-to-end), run {run} of {repeat}")),
+            };
+            let result = timed(name, &mut || {
+                let mut cmd = cargo();
+                if nextest_available() {
+                    cmd.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]);
+                } else {
+                    cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
+                }
+                cmd.env("DATABASE_URL", &endpoints.database_url)
+                    .env("RPC_URL", &endpoints.rpc_url)
+                    .env("ANVIL_BIN", npm_bin("anvil"))
+                    .env("SCHEMATHESIS_BIN", schemathesis::bin());
+                util::run(&mut cmd)
+            });
+            if let Err(e) = result {
+                println!("run {run} of {repeat} failed: {e:#}");
+                first_failure.get_or_insert(e);
             }
-            cmd.env("DATABASE_URL", &endpoints.database_url)
-                .env("RPC_URL", &endpoints.rpc_url)
-                .env("ANVIL_BIN", npm_bin("anvil"))
-                .env("SCHEMATHESIS_BIN", schemathesis::bin());
-            util::run(&mut cmd)
-        })
+        }
+        first_failure.map_or(Ok(()), Err)
     })();
     infra::down(Instance::Test)?;
 

@@ -63,7 +63,7 @@ pub fn with_middleware(
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
                 .layer(CatchPanicLayer::custom(|_| {
-                    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+                    ApiError::Internal(anyhow::anyhow!(problem::PANIC_CAUSE)).into_response()
                 }))
                 .layer(middleware::from_fn(move |req, next| metrics::track(service, req, next))),
         )

@@ -290,21 +290,13 @@ async fn pending(conn: &mut PgConnection, lane: &Lane) -> Result<Vec<Pending>> {
     .await?;
     rows.into_iter()
         .map(|r| {
-            let id: i64 = r.try_get("id")?;
-            let nonce: Option<i64> = r.try_get("nonce")?;
+            let head = Head::from_row(&r)?;
+            let id = head.id;
             let max_fee: Option<Wei> = r.try_get("max_fee")?;
             let priority: Option<Wei> = r.try_get("priority_fee")?;
             let gas_limit: Option<i64> = r.try_get("gas_limit")?;
             Ok(Pending {
-                head: Head {
-                    id,
-                    revision: r.try_get("revision")?,
-                    key: r.try_get("idempotency_key")?,
-                    kind: r.try_get("kind")?,
-                    requester: r.try_get("requester")?,
-                    context: r.try_get("context")?,
-                    nonce: nonce.map(|n| store::to_u64(id, n)).transpose()?,
-                },
+                head,
                 state: store::state(id, r.try_get("state")?)?,
                 cancel: r.try_get("cancel")?,
                 max_fee: r.try_get("operator_max_fee")?,

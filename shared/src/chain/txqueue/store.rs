@@ -111,6 +111,23 @@ pub(crate) struct Head {
 }
 
 impl Head {
+    /// A transaction's head from a row selecting `id, revision, idempotency_key, kind,
+    /// requester, context, nonce`.
+    pub(crate) fn from_row(r: &sqlx::postgres::PgRow) -> Result<Self> {
+        use sqlx::Row;
+        let id: i64 = r.try_get("id")?;
+        let nonce: Option<i64> = r.try_get("nonce")?;
+        Ok(Head {
+            id,
+            revision: r.try_get("revision")?,
+            key: r.try_get("idempotency_key")?,
+            kind: r.try_get("kind")?,
+            requester: r.try_get("requester")?,
+            context: r.try_get("context")?,
+            nonce: nonce.map(|n| to_u64(id, n)).transpose()?,
+        })
+    }
+
     /// The event payload: who asked, for what, with which nonce and hash, plus `extra`.
     pub(crate) fn payload(&self, lane: &Lane, tx_hash: Option<B256>, extra: Value) -> Value {
         let mut body = Map::new();
@@ -936,20 +953,12 @@ pub(crate) async fn unfinalized(conn: &mut PgConnection, lane: &Lane, limit: i64
     rows.into_iter()
         .map(|r| {
             use sqlx::Row;
-            let id: i64 = r.try_get("id")?;
-            let nonce: Option<i64> = r.try_get("nonce")?;
+            let head = Head::from_row(&r)?;
+            let id = head.id;
             let gas_used: Option<i64> = r.try_get("gas_used")?;
             let price: Option<Wei> = r.try_get("effective_gas_price")?;
             Ok(Settled {
-                head: Head {
-                    id,
-                    revision: r.try_get("revision")?,
-                    key: r.try_get("idempotency_key")?,
-                    kind: r.try_get("kind")?,
-                    requester: r.try_get("requester")?,
-                    context: r.try_get("context")?,
-                    nonce: nonce.map(|n| to_u64(id, n)).transpose()?,
-                },
+                head,
                 mined: Mined {
                     tx_hash: b256(id, r.try_get::<&[u8], _>("tx_hash")?)?,
                     block_number: to_u64(id, r.try_get("block_number")?)?,
