@@ -88,7 +88,9 @@ async fn collections_are_discovered_transfers_make_owners_and_reorgs_are_undone_
     let resources = &setup.owner.app.resources;
     let db = resources.db();
 
-    // Mints and transfers by the holders' own wallets, indexed as they happen.
+    // Mints and transfers by the holders' own wallets, indexed as they happen. The relayer's
+    // account mints: first the campaign's set-up transactions must be through the queue.
+    setup.queue_idle().await;
     let relayer = testing::wallet(anvil, 0);
     let nft = CampaignNFT::new(collection, relayer.clone());
     let (alice, bob, carol) = (anvil.addresses()[6], anvil.addresses()[7], anvil.addresses()[8]);

@@ -385,7 +385,9 @@ async fn a_failed_deployment_shows_why_and_deploys_on_retry() {
     let error = failed["deployment"]["error"].as_str().unwrap();
     assert!(!error.is_empty() && error != "the transaction failed", "the operator sees why: {error}");
 
-    // The platform admin grants the role (outside the back office); deploying again succeeds.
+    // The platform admin grants the role (outside the back office, from the relayer's account:
+    // once the queue has nothing in flight); deploying again succeeds.
+    setup.queue_idle().await;
     let deployer_role = platform.factory.DEPLOYER_ROLE().call().await.unwrap();
     let admin = shared::contracts::CampaignFactory::new(*platform.factory.address(), testing::wallet(anvil, 0));
     admin.grantRole(deployer_role, relayer.address()).send().await.unwrap().get_receipt().await.unwrap();
