@@ -251,6 +251,39 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no {service} process"))
     }
 
+    /// A brand named `brand` owned by a new account `email` (accounts have no public sign-up, so
+    /// both are written to the database), signed in through a back office process: the brand's
+    /// id and the owner's access token.
+    pub async fn brand_owner(&self, db: &sqlx::PgPool, brand: &str, email: &str) -> (i64, String) {
+        let mut conn = db.acquire().await.expect("a connection");
+        let owner = shared::auth::create_account(&mut conn, email, crate::TEST_PASSWORD.into(), None)
+            .await
+            .expect("the owner's account");
+        drop(conn);
+        let id: i64 = sqlx::query_scalar("INSERT INTO brands (name) VALUES ($1) RETURNING id")
+            .bind(brand)
+            .fetch_one(db)
+            .await
+            .expect("the brand");
+        sqlx::query("INSERT INTO brand_members (brand_id, account_id, role) VALUES ($1, $2, 'owner')")
+            .bind(id)
+            .bind(owner.id.get())
+            .execute(db)
+            .await
+            .expect("the membership");
+        let signed_in: serde_json::Value = reqwest::Client::new()
+            .post(self.any("backoffice").url("/auth/sign-in"))
+            .json(&serde_json::json!({ "email": email, "password": crate::TEST_PASSWORD }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("the owner signs in")
+            .json()
+            .await
+            .expect("a token pair");
+        (id, signed_in["access_token"].as_str().expect("an access token").to_owned())
+    }
+
     /// `SIGKILL`s process `n` (nothing after its current instruction runs) and reaps it.
     pub fn kill(&mut self, n: usize) {
         if let Some(mut child) = self.processes[n].child.take() {

@@ -178,28 +178,9 @@ pub(crate) async fn set_up(replicas: usize) -> World {
     stripe.set_webhook(cluster.any("payment").url("/webhooks/stripe").parse().unwrap(), secret);
     let db = sqlx::PgPool::connect(&cluster.postgres.url()).await.unwrap();
 
-    // The brand's owner (accounts have no public sign-up), then everything else through the API.
-    let mut conn = db.acquire().await.unwrap();
-    let owner = shared::auth::create_account(&mut conn, "owner@chaos.example", testing::TEST_PASSWORD.into(), None)
-        .await
-        .unwrap();
-    let brand: i64 =
-        sqlx::query_scalar("INSERT INTO brands (name) VALUES ('Chaos') RETURNING id").fetch_one(&db).await.unwrap();
-    sqlx::query("INSERT INTO brand_members (brand_id, account_id, role) VALUES ($1, $2, 'owner')")
-        .bind(brand)
-        .bind(owner.id.get())
-        .execute(&db)
-        .await
-        .unwrap();
-    drop(conn);
+    // The brand's owner, then everything else through the API.
+    let (brand, token) = cluster.brand_owner(&db, "Chaos", "owner@chaos.example").await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let sign_in = http
-        .post(cluster.any("backoffice").url("/auth/sign-in"))
-        .json(&json!({ "email": "owner@chaos.example", "password": testing::TEST_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    let token = sign_in.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
     let addrs = cluster.processes.iter().map(|p| (p.service, p.addr)).collect();
     let db_url = cluster.postgres.url();
     let world = World { anvil, platform, stripe, cluster: Some(cluster), addrs, db_url, db, http, brand, token };

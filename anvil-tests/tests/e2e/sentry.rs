@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use fakes::sentry::{SentryFake, event_text};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use testkit::{self as testing, cluster::Cluster};
 
 /// The daemon made to fail: the indexer's OpenSea poller, pointed at a port nobody listens on
@@ -47,19 +47,7 @@ async fn sentry_gets_each_daemon_failure_and_each_server_error_exactly_once() {
     let db = sqlx::PgPool::connect(&cluster.postgres.url()).await.unwrap();
 
     // A brand with its owner, and a campaign with a collection for the poller to ask about.
-    let mut conn = db.acquire().await.unwrap();
-    let owner = shared::auth::create_account(&mut conn, "owner@sentry.example", testing::TEST_PASSWORD.into(), None)
-        .await
-        .unwrap();
-    drop(conn);
-    let brand: i64 =
-        sqlx::query_scalar("INSERT INTO brands (name) VALUES ('Sentry') RETURNING id").fetch_one(&db).await.unwrap();
-    sqlx::query("INSERT INTO brand_members (brand_id, account_id, role) VALUES ($1, $2, 'owner')")
-        .bind(brand)
-        .bind(owner.id.get())
-        .execute(&db)
-        .await
-        .unwrap();
+    let (brand, token) = cluster.brand_owner(&db, "Sentry", "owner@sentry.example").await;
     sqlx::query(
         "INSERT INTO campaigns (brand_id, name, slug, symbol, royalty_bps, chain_id, collection_address)
          VALUES ($1, 'Polled', 'polled', 'POLL', 0, $2, $3)",
@@ -127,14 +115,6 @@ async fn sentry_gets_each_daemon_failure_and_each_server_error_exactly_once() {
     // A 500: the stores' table loses the column the route reads.
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let backoffice = cluster.any("backoffice");
-    let sign_in = http
-        .post(backoffice.url("/auth/sign-in"))
-        .json(&json!({ "email": "owner@sentry.example", "password": testing::TEST_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sign_in.status(), StatusCode::OK);
-    let token = sign_in.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
     let before = count(&sentry, "internal server error");
     assert_eq!(before, 0, "no 500 yet: {:#?}", sentry.events());
     sqlx::query("ALTER TABLE stores RENAME COLUMN name TO name_gone").execute(&db).await.unwrap();
