@@ -86,10 +86,11 @@ impl Postgres {
     }
 
     fn start_server(&self) -> std::io::Result<()> {
-        // Throwaway: durability off for speed (never for real data).
+        // Throwaway: no fsync (the OS keeps what was written across a process crash), but
+        // commits wait for their WAL write, so an immediate stop loses no committed row.
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=400 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+             -c fsync=off -c full_page_writes=off",
             self.port
         );
         let status = self
