@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use alloy::{
     node_bindings::{Anvil, AnvilInstance},
     primitives::{Address, Bytes, U256, address},
-    providers::{DynProvider, Provider, ProviderBuilder, ext::AnvilApi},
+    providers::{Provider, ext::AnvilApi},
     rpc::types::TransactionRequest,
     sol_types::SolEvent,
 };
@@ -32,11 +32,6 @@ use testkit::{TestApp, TestDb, required_env};
 const SEAPORT: Address = address!("0x0000000000000068F116a894984e2DB1123eB395");
 const TOKENS_PER_MINT: u64 = 500;
 const SEAPORT_LOGS_PER_BLOCK: usize = 50;
-
-fn provider(anvil: &AnvilInstance, index: usize) -> DynProvider {
-    let signer: alloy::signers::local::PrivateKeySigner = anvil.keys()[index].clone().into();
-    ProviderBuilder::new().with_simple_nonce_management().wallet(signer).connect_http(anvil.endpoint_url()).erased()
-}
 
 /// Runtime code that emits `repeat` LOG3s whose three topics are calldata[0..96] and whose data
 /// is the rest of the calldata.
@@ -129,7 +124,7 @@ async fn mint(chain: &Chain, collection: Address, total: u64) -> Result<()> {
 
 /// `blocks` blocks of Seaport `OrderFulfilled` logs at Seaport's address.
 async fn seaport_logs(chain: &Chain, collection: Address, blocks: usize) -> Result<()> {
-    let provider = provider(&chain.anvil, 0);
+    let provider = testkit::wallet(&chain.anvil, 0);
     provider.anvil_set_code(SEAPORT, emitter_code(SEAPORT_LOGS_PER_BLOCK)).await?;
     let event = OrderFulfilled {
         orderHash: [7u8; 32].into(),
@@ -169,7 +164,7 @@ async fn seaport_logs(chain: &Chain, collection: Address, blocks: usize) -> Resu
 
 /// Indexes the chain from genesis; measures both rates and the tail latency.
 async fn measure(name: &'static str, chain: &Chain, collections: &[Address]) -> Result<Row> {
-    let head = provider(&chain.anvil, 0).get_block_number().await?;
+    let head = testkit::wallet(&chain.anvil, 0).get_block_number().await?;
     // The raw read rate: the same logs, read and decoded, nothing written.
     let platform = indexer::decode::Platform {
         factory: Some(*chain.platform.factory.address()),
@@ -180,7 +175,7 @@ async fn measure(name: &'static str, chain: &Chain, collections: &[Address]) -> 
     let mut addresses = platform.addresses();
     addresses.extend_from_slice(collections);
     let known: std::collections::HashSet<Address> = collections.iter().copied().collect();
-    let fetcher = indexer::fetch::Fetcher::new(provider(&chain.anvil, 0), indexer::decode::signatures());
+    let fetcher = indexer::fetch::Fetcher::new(testkit::wallet(&chain.anvil, 0), indexer::decode::signatures());
     let wanted: std::collections::HashSet<Address> = addresses.iter().copied().collect();
     let mut rates = Vec::new();
     for by_topic in [false, true] {

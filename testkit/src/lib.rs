@@ -34,15 +34,41 @@ pub fn anvil() -> alloy::node_bindings::AnvilInstance {
 
 /// A provider that signs with anvil's `index`-th funded account.
 pub fn wallet(anvil: &alloy::node_bindings::AnvilInstance, index: usize) -> alloy::providers::DynProvider {
+    wallet_of(anvil, signer(anvil, index))
+}
+
+/// A provider that signs with `key` (fund it with `anvil_setBalance` first).
+pub fn wallet_of(
+    anvil: &alloy::node_bindings::AnvilInstance,
+    key: alloy::signers::local::PrivateKeySigner,
+) -> alloy::providers::DynProvider {
     use alloy::providers::{Provider, ProviderBuilder};
     shared::chain::install_crypto_provider();
     // Nonces from the node on every send: alloy's cached nonce manager advances on a send that
     // fails estimation (alloy#2385), which would strand every later transaction behind a gap.
-    ProviderBuilder::new()
-        .with_simple_nonce_management()
-        .wallet(signer(anvil, index))
-        .connect_http(anvil.endpoint_url())
-        .erased()
+    ProviderBuilder::new().with_simple_nonce_management().wallet(key).connect_http(anvil.endpoint_url()).erased()
+}
+
+/// What a wallet pays a wallet order with, read from the order's `wallet_payment` (the shape
+/// the payment API answers): the Checkout contract, the platform-signed quote, its signature.
+pub fn wallet_payment(
+    payment: &serde_json::Value,
+) -> (alloy::primitives::Address, shared::contracts::Checkout::Quote, alloy::primitives::Bytes) {
+    use alloy::primitives::U256;
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+    let quote = &payment["quote"];
+    let number = |name: &str| U256::from(quote[name].as_u64().unwrap_or(0));
+    let parsed = shared::contracts::Checkout::Quote {
+        orderId: text(&quote["order_id"]).parse().expect("quote.order_id"),
+        buyer: text(&quote["buyer"]).parse().expect("quote.buyer"),
+        collection: text(&quote["collection"]).parse().expect("quote.collection"),
+        quantity: number("quantity"),
+        payToken: text(&quote["pay_token"]).parse().expect("quote.pay_token"),
+        amount: text(&quote["amount"]).parse().expect("quote.amount"),
+        deadline: number("deadline"),
+    };
+    let checkout = text(&payment["checkout"]).parse().expect("checkout");
+    (checkout, parsed, text(&payment["signature"]).parse().expect("signature"))
 }
 
 /// Anvil's `index`-th funded account as a local signer.

@@ -1,11 +1,13 @@
 //! Chaos: the platform as separate processes (`testkit::cluster`: every service from its shipped
 //! binary, its own PostgreSQL, anvil behind a proxy that can cut it off), while a seeded random
-//! hand `kill -9`s and restarts service processes, a deployment, card checkouts (more buyers
-//! than units) and printed-code redemptions run through the APIs as clients would, retrying
-//! where a load balancer would. One round adds a 30-second RPC outage, another a PostgreSQL
-//! restart. Afterwards everything is terminal and agrees with the chain and Stripe:
-//! 0 double mints, 0 double payouts, 0 captures without a token, 0 oversold units, 0 outbox
-//! events lost, the signer's nonces contiguous. The report prints the counts.
+//! hand `kill -9`s and restarts service processes, the journeys run through the APIs and the
+//! chain as clients would, retrying where a load balancer would: a deployment; card and wallet
+//! checkouts (more buyers than units); a Seaport resale paying the royalty, whose holders' share
+//! the platform distributes through the vault; printed-code redemptions. One round adds a
+//! 30-second RPC outage, another a PostgreSQL restart. Afterwards everything is terminal and
+//! agrees with the chain and Stripe: 0 double mints, 0 double payouts, 0 captures without a
+//! token, 0 wallet payments without their order, 0 oversold units, 0 outbox events lost, the
+//! signer's nonces contiguous. The report prints the counts.
 //!
 //! `cargo xtask test` runs three seeded rounds (`chaos_…`); `cargo xtask bench chaos` runs
 //! twenty ([`run`]).
@@ -13,15 +15,20 @@
 use std::time::{Duration, Instant};
 
 use alloy::{
-    primitives::{Address, U256},
-    providers::Provider,
+    primitives::{Address, U256, keccak256},
+    providers::{DynProvider, Provider, ext::AnvilApi},
+    signers::local::PrivateKeySigner,
     sol_types::SolEvent,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::contracts::RewardVault;
-use testkit::{self as testing, cluster::Cluster};
+use shared::contracts::{CampaignNFT, Checkout, RewardVault};
+use testkit::{
+    self as testing,
+    cluster::Cluster,
+    seaport::{self, ERC721, NATIVE, consider, eth, offer},
+};
 
 /// What a round found; every count but the totals must be zero.
 #[derive(Debug, Default, Clone)]
@@ -29,14 +36,25 @@ pub(crate) struct Report {
     pub(crate) rounds: u32,
     pub(crate) kills: u32,
     pub(crate) orders_fulfilled: i64,
+    /// Of which paid from a wallet (`Checkout.buy`).
+    pub(crate) wallet_orders_fulfilled: i64,
     pub(crate) orders_refused_sold_out: i64,
     pub(crate) tokens_minted: u64,
     pub(crate) redemptions_paid: i64,
     pub(crate) deployments_live: i64,
+    pub(crate) resales: i64,
+    /// Holders' shares of resale royalties, in `RewardVault.distribute` batches paid.
+    pub(crate) distributions_paid: i64,
     pub(crate) double_mints: i64,
+    /// Two payouts of one redemption or one distribution batch, or a payout the platform has
+    /// no record of.
     pub(crate) double_payouts: i64,
     pub(crate) captures_without_token: i64,
     pub(crate) tokens_without_capture: i64,
+    /// `OrderPaid` on chain without its order fulfilled, or a wallet order fulfilled without it.
+    pub(crate) wallet_payments_unmatched: i64,
+    /// A batch recorded as paid whose payout is not on chain, or whose total differs from it.
+    pub(crate) distributions_unpaid: i64,
     pub(crate) oversold_units: i64,
     pub(crate) outbox_events_lost: i64,
     pub(crate) not_terminal: i64,
@@ -53,6 +71,8 @@ impl Report {
             + self.double_payouts
             + self.captures_without_token
             + self.tokens_without_capture
+            + self.wallet_payments_unmatched
+            + self.distributions_unpaid
             + self.oversold_units
             + self.outbox_events_lost
             + self.not_terminal
@@ -63,23 +83,29 @@ impl Report {
     pub(crate) fn print(&self) {
         eprintln!(
             "chaos: {} rounds, {} processes killed (kill -9) and restarted\n  \
-             done: {} deployments live, {} orders fulfilled, {} refused as sold out, {} tokens minted, \
-             {} redemptions paid\n  \
+             done: {} deployments live, {} orders fulfilled ({} paid from a wallet), {} refused as sold out, \
+             {} tokens minted, {} redemptions paid, {} resales, {} holders' distributions paid\n  \
              violations: {} double mints, {} double payouts, {} captures without a token, \
-             {} tokens without a capture, {} oversold units, {} outbox events lost, {} not terminal, \
+             {} tokens without a capture, {} wallet payments without their order, {} distributions unpaid, \
+             {} oversold units, {} outbox events lost, {} not terminal, \
              {} nonce gaps, {} overlapping daemon runs\n  \
              daemons run by more than one process: {}",
             self.rounds,
             self.kills,
             self.deployments_live,
             self.orders_fulfilled,
+            self.wallet_orders_fulfilled,
             self.orders_refused_sold_out,
             self.tokens_minted,
             self.redemptions_paid,
+            self.resales,
+            self.distributions_paid,
             self.double_mints,
             self.double_payouts,
             self.captures_without_token,
             self.tokens_without_capture,
+            self.wallet_payments_unmatched,
+            self.distributions_unpaid,
             self.oversold_units,
             self.outbox_events_lost,
             self.not_terminal,
@@ -90,8 +116,13 @@ impl Report {
     }
 }
 
-const BUYERS: usize = 8;
-const SUPPLY: i64 = 6;
+/// Ten buyers for eight units: two are refused, so at least one wallet buyer gets through.
+const CARD_BUYERS: usize = 7;
+const WALLET_BUYERS: usize = 3;
+const SUPPLY: i64 = 8;
+/// The anvil accounts card buyers receive their tokens in (their keys sign resales). Account 4
+/// deploys Seaport, 5 is the brand's treasury and royalty receiver; 0–2 are the platform's.
+const CARD_WALLETS: [usize; 5] = [3, 6, 7, 8, 9];
 const CODES: i64 = 4;
 const PAYOUT: u64 = 1_000_000;
 
@@ -101,7 +132,9 @@ async fn chaos_three_seeded_rounds_of_kill_9_an_rpc_outage_and_a_postgres_restar
     report.print();
     assert_eq!(report.violations(), 0, "{report:#?}");
     assert_eq!(report.orders_fulfilled, 3 * SUPPLY, "every unit sold once: {report:#?}");
+    assert!(report.wallet_orders_fulfilled >= 3, "wallet checkouts in every round: {report:#?}");
     assert_eq!(report.redemptions_paid, 3 * CODES, "every code paid once: {report:#?}");
+    assert_eq!((report.resales, report.distributions_paid), (3, 3), "a distribution per resale: {report:#?}");
     assert!(report.kills >= 9, "processes were killed: {report:#?}");
 }
 
@@ -111,14 +144,20 @@ async fn three_replicas_of_every_service_share_the_work_and_do_none_of_it_twice(
     report.print();
     assert_eq!(report.violations(), 0, "{report:#?}");
     assert_eq!(report.orders_fulfilled, SUPPLY, "{report:#?}");
+    assert!(report.wallet_orders_fulfilled >= 1, "{report:#?}");
     assert_eq!(report.redemptions_paid, CODES, "{report:#?}");
+    assert_eq!(report.distributions_paid, 1, "{report:#?}");
 }
 
 /// The world a round plays in.
 pub(crate) struct World {
     anvil: alloy::node_bindings::AnvilInstance,
     platform: shared::contracts::Platform,
+    /// Seaport, for resales.
+    market: seaport::binding::Seaport::SeaportInstance<DynProvider>,
     stripe: fakes::stripe::StripeEmulator,
+    /// Binance's prices for wallet quotes.
+    _fx: fakes::fx::FxStub,
     /// With the chaos task during a round.
     pub(crate) cluster: Option<Cluster>,
     /// Every process's service and address (a restarted process keeps its address).
@@ -148,6 +187,8 @@ pub(crate) async fn run(seeds: &[u64], replicas: usize, chaos: bool) -> Report {
 pub(crate) async fn set_up(replicas: usize) -> World {
     let anvil = testing::anvil();
     let platform = testing::platform(&anvil).await;
+    let market = seaport::deploy(testing::wallet(&anvil, 4)).await;
+    let fx = fakes::fx::FxStub::start().await.unwrap();
     let key = |n: usize| format!("0x{}", alloy::hex::encode(testing::signer(&anvil, n).to_bytes()));
     // The relayer's stablecoin for the reward vault, before the queue sends from its account.
     let relayer = anvil.addresses()[0];
@@ -166,6 +207,9 @@ pub(crate) async fn set_up(replicas: usize) -> World {
         ("REWARD_VAULT_ADDRESS", checksum(platform.vault.address())),
         ("STABLECOIN_ADDRESS", checksum(platform.stablecoin.address())),
         ("TRANSFER_VALIDATOR_ADDRESS", checksum(platform.validator.address())),
+        ("SEAPORT_ADDRESS", checksum(market.address())),
+        ("BINANCE_API_URL", fx.url().to_string()),
+        ("FX_SECOND_SOURCE_URL", fx.url().to_string()),
         ("STRIPE_SECRET_KEY", "sk_test_brandmint".into()),
         ("STRIPE_API_BASE", stripe.base_url().to_owned()),
         ("STRIPE_WEBHOOK_SECRET", secret.into()),
@@ -183,7 +227,20 @@ pub(crate) async fn set_up(replicas: usize) -> World {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let addrs = cluster.processes.iter().map(|p| (p.service, p.addr)).collect();
     let db_url = cluster.postgres.url();
-    let world = World { anvil, platform, stripe, cluster: Some(cluster), addrs, db_url, db, http, brand, token };
+    let world = World {
+        anvil,
+        platform,
+        market,
+        stripe,
+        _fx: fx,
+        cluster: Some(cluster),
+        addrs,
+        db_url,
+        db,
+        http,
+        brand,
+        token,
+    };
     let treasury = world.anvil.addresses()[5].to_checksum(None);
     let (status, body) = world
         .call(
@@ -290,13 +347,14 @@ impl World {
 }
 
 /// One round: a campaign set up, then — while processes die — deployed, funded, sold out by
-/// card and redeemed with printed codes.
+/// card and from wallets, a token resold on Seaport (its holders' royalty share distributed),
+/// and redeemed with printed codes.
 async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
     let brand = world.brand;
     let slug = format!("chaos-{seed}");
     let campaign = json!({ "name": format!("Chaos {seed}"), "slug": slug, "royalty_bps": 500,
         "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": SUPPLY,
-                    "per_wallet_limit": 2, "payment_methods": ["card"] }] });
+                    "per_wallet_limit": 2, "payment_methods": ["card", "eth"] }] });
     let (status, campaign) =
         world.call("backoffice", Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign), false).await;
     assert_eq!(status, StatusCode::CREATED, "{campaign}");
@@ -320,6 +378,9 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
         world.call("backoffice", Method::POST, &format!("{base}/rewards"), Some(reward), false).await;
     assert_eq!(status, StatusCode::CREATED, "{reward}");
     let reward = reward["id"].as_i64().unwrap();
+    let share = json!({ "kind": "royalty_share", "name": "Holders' half", "share_bps": 5_000 });
+    let (status, share) = world.call("backoffice", Method::POST, &format!("{base}/rewards"), Some(share), false).await;
+    assert_eq!(status, StatusCode::CREATED, "{share}");
 
     // The chaos hand, from here until the journeys are done.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -373,12 +434,18 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let collection: Address = live["collection_address"].as_str().unwrap().parse().unwrap();
+    world.fund_holders_share(id).await;
 
-    // More buyers than units, by card, concurrently.
+    // More buyers than units, by card and from wallets, concurrently.
     let mut buyers = Vec::new();
-    for n in 0..BUYERS {
-        let wallet = world.anvil.addresses()[3 + n % 6].to_checksum(None);
-        buyers.push(buy(world, item, wallet, format!("chaos-{seed}-{n}")));
+    for n in 0..CARD_BUYERS {
+        let wallet = world.anvil.addresses()[CARD_WALLETS[n % CARD_WALLETS.len()]].to_checksum(None);
+        buyers.push(futures_util::future::Either::Left(buy(world, item, wallet, format!("chaos-{seed}-{n}"))));
+    }
+    for n in 0..WALLET_BUYERS {
+        let key = format!("chaos-{seed}-wallet-{n}");
+        buyers.push(futures_util::future::Either::Right(buy_from_wallet(world, item, wallet_buyer(seed, n), key)));
     }
     for (status, body) in futures_util::future::join_all(buyers).await {
         match status {
@@ -387,6 +454,11 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
             other => panic!("an order answered {other}: {body}"),
         }
     }
+
+    // A holder resells a token on Seaport, the royalty paid to the brand; half of it goes to
+    // the collection's holders, through the vault, once the indexer has the sale.
+    world.resell(collection, seed).await;
+    report.resales += 1;
 
     // Printed codes, each claimed once to a typed address (a lost answer's retry is refused as
     // already redeemed, which is the point).
@@ -420,6 +492,124 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
     report.deployments_live += 1;
 }
 
+/// A wallet buyer of round `seed`: a key of its own (funded when it pays), so buyers never
+/// share a nonce.
+fn wallet_buyer(seed: u64, n: usize) -> PrivateKeySigner {
+    PrivateKeySigner::from_bytes(&keccak256(format!("chaos-wallet-buyer-{seed}-{n}"))).unwrap()
+}
+
+/// Waits (120 s at most, as long as an RPC outage can delay the queue) until `ready` holds.
+async fn until_on_chain<F: std::future::Future<Output = bool>>(what: &str, ready: impl Fn() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready().await {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An order paid from `key`'s wallet: placed (an idempotency key, as for card buyers), then its
+/// signed quote sent to `Checkout.buy`, which takes the ETH and mints in one transaction.
+pub(crate) async fn buy_from_wallet(
+    world: &World,
+    item: i64,
+    key: PrivateKeySigner,
+    idempotency_key: String,
+) -> (StatusCode, Value) {
+    let order = json!({ "item_id": item, "quantity": 1, "email": format!("{idempotency_key}@example.com"),
+                        "wallet_address": key.address().to_checksum(None), "method": "eth" });
+    let buyer = Caller::Buyer { idempotency_key: &idempotency_key };
+    let (status, body) = world.call_with("payment", Method::POST, "/orders", Some(order), true, buyer).await;
+    if !status.is_success() {
+        return (status, body);
+    }
+    let (checkout, quote, signature) = testing::wallet_payment(&body["wallet_payment"]);
+    // The contract pays the collection's treasury, which the queue tells it after deployment.
+    let checkout = Checkout::new(checkout, testing::wallet_of(&world.anvil, key.clone()));
+    let collection = quote.collection;
+    until_on_chain("the collection's treasury at the Checkout", || async {
+        checkout.treasuryOf(collection).call().await.is_ok_and(|t| !t.is_zero())
+    })
+    .await;
+    world.chain().anvil_set_balance(key.address(), eth(10_000)).await.unwrap();
+    let value = quote.amount;
+    let receipt = testing::mined(checkout.buy(quote, signature).value(value)).await;
+    assert!(receipt.status(), "Checkout.buy reverted for {idempotency_key}: {body}");
+    (status, body)
+}
+
+impl World {
+    /// A provider on anvil without a wallet of its own (reads, anvil's test methods).
+    fn chain(&self) -> DynProvider {
+        testing::wallet(&self.anvil, 0)
+    }
+
+    /// The brand funds its campaign's holders' share in the vault with 1 ETH from its treasury
+    /// (anvil's account 5), once the queue has made the campaign known to the vault.
+    async fn fund_holders_share(&self, campaign: i64) {
+        let campaign = U256::from(campaign);
+        let vault = &self.platform.vault;
+        until_on_chain("the campaign at the vault", || async {
+            vault.campaignAdmin(campaign).call().await.is_ok_and(|admin| !admin.is_zero())
+        })
+        .await;
+        let as_treasury = RewardVault::new(*vault.address(), testing::wallet(&self.anvil, 5));
+        testing::mined(as_treasury.fund(campaign, Address::ZERO, eth(1_000)).value(eth(1_000))).await;
+    }
+
+    /// The holder of token 1 (once minted) sells it on Seaport for 0.1 ETH, 5 % of it to the
+    /// brand's treasury as the royalty, to a collector of this round; waits until the platform
+    /// has accrued the holders' share of it.
+    async fn resell(&self, collection: Address, seed: u64) {
+        let nft = self.platform.collection(collection);
+        until_on_chain("token 1", || async { nft.totalMinted().call().await.is_ok_and(|n| !n.is_zero()) }).await;
+        let holder = nft.ownerOf(U256::from(1)).call().await.unwrap();
+        let seller = CARD_WALLETS
+            .iter()
+            .map(|n| testing::signer(&self.anvil, *n))
+            .chain((0..WALLET_BUYERS).map(|n| wallet_buyer(seed, n)))
+            .find(|key| key.address() == holder)
+            .unwrap_or_else(|| panic!("token 1 is held by {holder}, not a buyer of this round"));
+        let as_seller = CampaignNFT::new(collection, testing::wallet_of(&self.anvil, seller.clone()));
+        testing::mined(as_seller.setApprovalForAll(*self.market.address(), true)).await;
+        let treasury = self.anvil.addresses()[5];
+        let now = self.chain().get_block(alloy::eips::BlockId::latest()).await.unwrap().unwrap().header.timestamp;
+        let listing = seaport::signed(
+            &self.market,
+            &seller,
+            vec![offer(ERC721, collection, 1, U256::from(1))],
+            vec![
+                consider(NATIVE, Address::ZERO, 0, eth(95), holder),
+                consider(NATIVE, Address::ZERO, 0, eth(5), treasury),
+            ],
+            now,
+            seed,
+        )
+        .await;
+        let collector = PrivateKeySigner::from_bytes(&keccak256(format!("chaos-collector-{seed}"))).unwrap();
+        self.chain().anvil_set_balance(collector.address(), eth(10_000)).await.unwrap();
+        let as_collector =
+            seaport::binding::Seaport::new(*self.market.address(), testing::wallet_of(&self.anvil, collector));
+        testing::mined(as_collector.fulfillOrder(listing, Default::default()).value(eth(100))).await;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            // The database may be restarting.
+            let accrued: Option<i64> = sqlx::query_scalar(
+                "SELECT count(*) FROM royalty_accruals a JOIN campaigns c ON c.id = a.campaign_id
+                 WHERE c.collection_address = $1",
+            )
+            .bind(collection.to_vec())
+            .fetch_one(&self.db)
+            .await
+            .ok();
+            if accrued.is_some_and(|n| n > 0) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the resale of {collection}'s token 1 was never accrued to its holders");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
 pub(crate) async fn buy(world: &World, item: i64, wallet: String, key: String) -> (StatusCode, Value) {
     let order = json!({ "item_id": item, "quantity": 1, "email": format!("{key}@example.com"),
                         "wallet_address": wallet, "method": "card" });
@@ -443,14 +633,16 @@ pub(crate) async fn buy(world: &World, item: i64, wallet: String, key: String) -
 }
 
 /// What is still moving: orders, redemptions and deployments not in an end state, queued
-/// transactions in flight, outbox deliveries not done.
-async fn in_flight(db: &sqlx::PgPool) -> sqlx::Result<(i64, i64, i64, i64, i64)> {
+/// transactions in flight, outbox deliveries not done, holders' shares not paid (or reversed).
+async fn in_flight(db: &sqlx::PgPool) -> sqlx::Result<(i64, i64, i64, i64, i64, i64)> {
     sqlx::query_as(
         "SELECT (SELECT count(*) FROM orders WHERE state NOT IN ('fulfilled', 'expired', 'failed', 'refunded')),
                 (SELECT count(*) FROM redemptions WHERE state NOT IN ('completed', 'failed', 'refused', 'expired')),
                 (SELECT count(*) FROM campaigns WHERE state = 'deploying'),
                 (SELECT count(*) FROM chain_transactions WHERE state NOT IN ('confirmed', 'failed')),
-                (SELECT count(*) FROM outbox_deliveries WHERE status <> 'done')",
+                (SELECT count(*) FROM outbox_deliveries WHERE status <> 'done'),
+                (SELECT count(*) FROM royalty_accruals WHERE state IN ('accrued', 'batched'))
+                  + (SELECT count(*) FROM royalty_batches WHERE state = 'submitted')",
     )
     .fetch_one(db)
     .await
@@ -462,14 +654,15 @@ async fn settle(world: &World, campaign: i64) {
     loop {
         // The database may be coming back from its restart.
         if let Ok(moving) = in_flight(&world.db).await
-            && moving == (0, 0, 0, 0, 0)
+            && moving == (0, 0, 0, 0, 0, 0)
         {
             return;
         }
         if Instant::now() > deadline {
             let moving = in_flight(&world.db).await;
             eprintln!(
-                "campaign {campaign} did not settle in 180 s: {moving:?} (orders, redemptions, deployments, txs, deliveries)"
+                "campaign {campaign} did not settle in 180 s: {moving:?} (orders, redemptions, deployments, txs, \
+                 deliveries, holders' shares)"
             );
             return;
         }
@@ -480,8 +673,8 @@ async fn settle(world: &World, campaign: i64) {
 /// Compares the database with the chain and the Stripe emulator.
 async fn check(world: &World, report: &mut Report) {
     let db = &world.db;
-    let (orders, redemptions, deployments, txs, deliveries) = in_flight(db).await.unwrap();
-    report.not_terminal = orders + redemptions + deployments + txs;
+    let (orders, redemptions, deployments, txs, deliveries, shares) = in_flight(db).await.unwrap();
+    report.not_terminal = orders + redemptions + deployments + txs + shares;
     report.outbox_events_lost =
         sqlx::query_scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'dead'").fetch_one(db).await.unwrap();
     report.outbox_events_lost += deliveries;
@@ -533,6 +726,60 @@ async fn check(world: &World, report: &mut Report) {
             (false, _) => report.tokens_without_capture += 1,
         }
     }
+
+    // Wallets: one `OrderPaid` per fulfilled wallet order, and none for an order not fulfilled
+    // (the contract minted for it: a token the platform would not account for).
+    report.wallet_orders_fulfilled =
+        sqlx::query_scalar("SELECT count(*) FROM orders WHERE state = 'fulfilled' AND method <> 'card'")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    let paid = alloy::rpc::types::Filter::new()
+        .address(*world.platform.checkout.address())
+        .event_signature(Checkout::OrderPaid::SIGNATURE_HASH)
+        .from_block(0);
+    let paid = world.platform.checkout.provider().get_logs(&paid).await.unwrap();
+    let mut orders_paid = std::collections::BTreeSet::new();
+    for log in &paid {
+        let id = log.topics().get(1).copied().unwrap_or_default();
+        if !orders_paid.insert(id) {
+            report.double_mints += 1;
+        }
+        let order = uuid::Uuid::from_slice(&id[16..]).unwrap_or_default();
+        let fulfilled: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM orders WHERE public_id = $1 AND state IN ('fulfilled', 'refunded'))",
+        )
+        .bind(order)
+        .fetch_one(db)
+        .await
+        .unwrap();
+        report.wallet_payments_unmatched += i64::from(!fulfilled);
+    }
+    report.wallet_payments_unmatched +=
+        (report.wallet_orders_fulfilled - i64::try_from(orders_paid.len()).unwrap_or(0)).max(0);
+
+    // Holders' shares: one `RewardsDistributed` per paid batch, with the batch's total; none for
+    // a batch id the platform did not record as paid.
+    let batches: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, total::text FROM royalty_batches WHERE state = 'paid'").fetch_all(db).await.unwrap();
+    report.distributions_paid = i64::try_from(batches.len()).unwrap_or(i64::MAX);
+    let distributed = alloy::rpc::types::Filter::new()
+        .address(*world.platform.vault.address())
+        .event_signature(RewardVault::RewardsDistributed::SIGNATURE_HASH)
+        .from_block(0);
+    let mut on_chain: std::collections::BTreeMap<U256, Vec<U256>> = std::collections::BTreeMap::new();
+    for log in world.platform.vault.provider().get_logs(&distributed).await.unwrap() {
+        let event = RewardVault::RewardsDistributed::decode_log_data(log.data()).unwrap();
+        on_chain.entry(event.batchId).or_default().push(event.total);
+    }
+    for (batch, total) in &batches {
+        match on_chain.remove(&U256::from(u64::try_from(*batch).unwrap_or(0))).as_deref() {
+            Some([paid]) if paid.to_string() == *total => {}
+            Some([_]) | None => report.distributions_unpaid += 1,
+            Some(twice) => report.double_payouts += i64::try_from(twice.len()).unwrap_or(i64::MAX) - 1,
+        }
+    }
+    report.double_payouts += i64::try_from(on_chain.len()).unwrap_or(i64::MAX);
 
     // The vault: one RewardRedeemed per completed token redemption, never two for one id.
     report.redemptions_paid =

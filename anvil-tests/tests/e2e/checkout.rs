@@ -3,7 +3,7 @@
 //! an expired quote refused on chain; Binance refusing (451) and both sources down.
 
 use alloy::{
-    primitives::{Address, Bytes, U256},
+    primitives::{Address, U256},
     providers::{Provider, ext::AnvilApi},
 };
 use fakes::{
@@ -44,19 +44,8 @@ async fn order_state(setup: &Platformed, order: &Order, done: OrderState) -> Ord
 
 /// `Checkout.buy` from the buyer's wallet with the order's quote.
 async fn pay(setup: &Platformed, buyer: usize, payment: &Value) -> Result<(), String> {
-    let quote = &payment["quote"];
-    let checkout =
-        Checkout::new(payment["checkout"].as_str().unwrap().parse().unwrap(), testing::wallet(&setup.anvil, buyer));
-    let quote = Checkout::Quote {
-        orderId: quote["order_id"].as_str().unwrap().parse().unwrap(),
-        buyer: quote["buyer"].as_str().unwrap().parse().unwrap(),
-        collection: quote["collection"].as_str().unwrap().parse().unwrap(),
-        quantity: U256::from(quote["quantity"].as_u64().unwrap()),
-        payToken: quote["pay_token"].as_str().unwrap().parse().unwrap(),
-        amount: quote["amount"].as_str().unwrap().parse().unwrap(),
-        deadline: U256::from(quote["deadline"].as_u64().unwrap()),
-    };
-    let signature: Bytes = payment["signature"].as_str().unwrap().parse().unwrap();
+    let (checkout, quote, signature) = testing::wallet_payment(payment);
+    let checkout = Checkout::new(checkout, testing::wallet(&setup.anvil, buyer));
     let value = quote.amount;
     match checkout.buy(quote, signature).value(value).send().await {
         Ok(pending) => pending.get_receipt().await.map(drop).map_err(|e| e.to_string()),
