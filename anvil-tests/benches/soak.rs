@@ -17,39 +17,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::json;
 
 #[tokio::main]
 async fn main() {
     let minutes: u64 = std::env::var("SOAK_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let world = Arc::new(chaos::set_up(1).await);
-    let brand = world.brand;
-    let campaign = json!({ "name": "Soak", "slug": "soak", "royalty_bps": 0,
-        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": 1_000_000,
-                    "per_wallet_limit": 1_000_000, "payment_methods": ["card"] }] });
-    let (status, campaign) =
-        world.call("backoffice", Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign), false).await;
-    assert_eq!(status, StatusCode::CREATED, "{campaign}");
-    let (id, item) = (campaign["id"].as_i64().unwrap(), campaign["items"][0]["id"].as_i64().unwrap());
-    let base = format!("/brands/{brand}/campaigns/{id}");
-    let upload = reqwest::Client::new()
-        .put(world.url("backoffice", &format!("{base}/artwork")))
-        .bearer_auth(world_token(&world).await)
-        .header("content-type", "image/png")
-        .body(shared::qr::png("soak").unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), StatusCode::OK);
-    let reward =
-        json!({ "kind": "token", "name": "Soak cash", "token": "stablecoin", "amount_per_redemption": "1000" });
-    let (_, reward) = world.call("backoffice", Method::POST, &format!("{base}/rewards"), Some(reward), false).await;
-    let reward = reward["id"].as_i64().unwrap();
-    world.call("backoffice", Method::POST, &format!("{base}/deploy"), None, true).await;
-    world.wait_for("backoffice", &base, |c| c["state"] == "live").await;
-    let fund = json!({ "amount": "100000000000" });
-    world.call("backoffice", Method::POST, &format!("{base}/rewards/{reward}/fund"), Some(fund), false).await;
+    let (base, item, reward) = chaos::open_campaign(&world, "soak", 1_000_000).await;
     let batch = json!({ "reward_id": reward, "label": "Soak", "size": 20_000, "typed_addresses": true });
     let (_, batch) = world.call("backoffice", Method::POST, &format!("{base}/qr-batches"), Some(batch), false).await;
     let batch = batch["id"].as_i64().unwrap();
@@ -64,25 +39,7 @@ async fn main() {
         Arc::new(Mutex::new(nonces.iter().map(|n| key.brand_code(n.as_slice().try_into().unwrap())).collect()));
 
     // Capacity: orders placed and paid per second with 16 in flight, for 20 s.
-    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..16 {
-        let (world, counter) = (world.clone(), counter.clone());
-        workers.push(tokio::spawn(async move {
-            let mut n = 0;
-            while started.elapsed() < Duration::from_secs(20) {
-                let (status, _) = chaos::buy(&world, item, wallet(w), format!("cap-{w}-{n}")).await;
-                assert!(status.is_success(), "{status}");
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                n += 1;
-            }
-        }));
-    }
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let capacity = counter.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let capacity = chaos::capacity(&world, item, 16, Duration::from_secs(20)).await;
     let rate = capacity / 2.0;
     println!(
         "capacity: {capacity:.1} orders/s placed and paid (16 in flight); soaking at {rate:.1}/s for {minutes} min"
@@ -168,9 +125,4 @@ fn wallet(n: usize) -> String {
         "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f",
     ];
     keys[n % keys.len()].to_owned()
-}
-
-/// The signed-in owner's token (the world signs in once).
-async fn world_token(world: &chaos::World) -> String {
-    world.owner_token().to_owned()
 }

@@ -22,6 +22,7 @@ const BENCHMARKS: &[(&str, &str)] = &[
     ("qr", "PNG codes/s per core, a 10,000-code printable batch generated and downloaded, code claims/s"),
     ("chaos", "20 seeded rounds of journeys while service processes are kill -9ed; violations counted (all 0)"),
     ("soak", "10 minutes of mixed journeys at half the measured capacity; p99 and each process's memory per minute"),
+    ("replicas", "checkout throughput with 3 replicas of every service next to 1 (the ratio), then journeys on the 3"),
 ];
 
 pub fn run(name: Option<&str>) -> Result<()> {
@@ -37,7 +38,7 @@ pub fn run(name: Option<&str>) -> Result<()> {
         bail!("unknown benchmark `{name}`; known: {known:?}");
     }
     util::npm_install()?;
-    if name == "chaos" || name == "soak" {
+    if ["chaos", "soak", "replicas"].contains(&name) {
         // The services run as their shipped binaries, next to the bench in target/release.
         util::run(Command::new(env!("CARGO")).current_dir(root()).args([
             "build",

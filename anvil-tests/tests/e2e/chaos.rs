@@ -173,14 +173,20 @@ pub(crate) struct World {
 /// hand at work or not; the totals.
 pub(crate) async fn run(seeds: &[u64], replicas: usize, chaos: bool) -> Report {
     let mut world = set_up(replicas).await;
+    let report = run_on(&mut world, seeds, chaos).await;
+    world.shut_down().await;
+    report
+}
+
+/// [`run`] on a cluster already set up.
+pub(crate) async fn run_on(world: &mut World, seeds: &[u64], chaos: bool) -> Report {
     let mut report = Report::default();
     for &seed in seeds {
-        round(&mut world, seed, chaos, &mut report).await;
+        round(world, seed, chaos, &mut report).await;
     }
-    check(&world, &mut report).await;
+    check(world, &mut report).await;
     report.kills = world.cluster.as_ref().map_or(0, |c| c.processes.iter().map(|p| p.kills).sum());
     report.rounds = u32::try_from(seeds.len()).unwrap_or(u32::MAX);
-    world.stripe.shutdown().await;
     report
 }
 
@@ -267,6 +273,12 @@ pub(crate) enum Caller<'a> {
 }
 
 impl World {
+    /// Stops the processes, then the Stripe emulator (which would go on retrying deliveries).
+    pub(crate) async fn shut_down(mut self) {
+        drop(self.cluster.take());
+        self.stripe.shutdown().await;
+    }
+
     /// A call to any live replica of `service`, as through a load balancer: a refused connection
     /// goes to another replica (the request never arrived); any other failure is retried only
     /// when the call is `idempotent`. Gives up after 120 s.
@@ -490,6 +502,68 @@ async fn round(world: &mut World, seed: u64, chaos: bool, report: &mut Report) {
     world.cluster = Some(hand.await.unwrap());
     settle(world, id).await;
     report.deployments_live += 1;
+}
+
+/// A live campaign named `slug` whose one item has `supply` card-payable units and a stablecoin
+/// reward of 0.001 (funded for 100,000 payouts), for throughput runs: the campaign's path, its
+/// item and its reward.
+#[allow(dead_code, reason = "the throughput benches' (soak, replicas), which include this file")]
+pub(crate) async fn open_campaign(world: &World, slug: &str, supply: i64) -> (String, i64, i64) {
+    let brand = world.brand;
+    let campaign = json!({ "name": slug, "slug": slug, "royalty_bps": 0,
+        "items": [{ "name": "Pass", "price_minor": 2_500, "currency": "EUR", "supply": supply,
+                    "per_wallet_limit": supply, "payment_methods": ["card"] }] });
+    let (status, campaign) =
+        world.call("backoffice", Method::POST, &format!("/brands/{brand}/campaigns"), Some(campaign), false).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let (id, item) = (campaign["id"].as_i64().unwrap(), campaign["items"][0]["id"].as_i64().unwrap());
+    let base = format!("/brands/{brand}/campaigns/{id}");
+    let upload = world
+        .http
+        .put(world.url("backoffice", &format!("{base}/artwork")))
+        .bearer_auth(world.owner_token())
+        .header("content-type", "image/png")
+        .body(shared::qr::png(slug).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::OK);
+    let reward = json!({ "kind": "token", "name": "Cash", "token": "stablecoin", "amount_per_redemption": "1000" });
+    let (_, reward) = world.call("backoffice", Method::POST, &format!("{base}/rewards"), Some(reward), false).await;
+    let reward = reward["id"].as_i64().unwrap();
+    world.call("backoffice", Method::POST, &format!("{base}/deploy"), None, true).await;
+    world.wait_for("backoffice", &base, |c| c["state"] == "live").await;
+    let fund = json!({ "amount": "100000000" });
+    world.call("backoffice", Method::POST, &format!("{base}/rewards/{reward}/fund"), Some(fund), false).await;
+    (base, item, reward)
+}
+
+/// Card orders placed and paid per second with `in_flight` buyers at once for `period` (each
+/// buyer places its next order when its last is paid).
+#[allow(clippy::float_arithmetic)] // a rate
+#[allow(dead_code, reason = "the throughput benches' (soak, replicas), which include this file")]
+pub(crate) async fn capacity(world: &std::sync::Arc<World>, item: i64, in_flight: usize, period: Duration) -> f64 {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..in_flight {
+        let (world, done) = (world.clone(), done.clone());
+        let wallet = world.anvil.addresses()[CARD_WALLETS[w % CARD_WALLETS.len()]].to_checksum(None);
+        let tag = uuid::Uuid::new_v4().simple();
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while started.elapsed() < period {
+                let (status, body) = buy(&world, item, wallet.clone(), format!("capacity-{tag}-{n}")).await;
+                assert!(status.is_success(), "{status} {body}");
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                n += 1;
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    done.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// A wallet buyer of round `seed`: a key of its own (funded when it pays), so buyers never
