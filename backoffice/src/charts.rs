@@ -12,6 +12,8 @@ use std::cmp::Ordering;
 
 use maud::{Markup, html};
 
+use crate::pages::{Column, figures};
+
 /// The SVG's coordinate system (it is scaled to the page's width by the stylesheet).
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 260;
@@ -218,27 +220,21 @@ impl BarChart<'_> {
 
     /// The chart's numbers as a table.
     pub(crate) fn table(&self) -> Markup {
-        html! {
-            div.table {
-                table {
-                    caption { (self.title) }
-                    thead {
-                        tr {
-                            th scope="col" { (self.category) }
-                            @for name in self.series { th.num scope="col" { (name) } }
-                        }
-                    }
-                    tbody {
-                        @for group in &self.groups {
-                            tr {
-                                th scope="row" { (group.label) }
-                                @for bar in &group.bars { td.num { (bar.text) } }
-                            }
-                        }
+        let columns: Vec<Column<'_>> = std::iter::once(Column::Words(self.category))
+            .chain(self.series.iter().map(|name| Column::Numbers(name)))
+            .collect();
+        figures(
+            self.title,
+            &columns,
+            html! {
+                @for group in &self.groups {
+                    tr {
+                        th scope="row" { (group.label) }
+                        @for bar in &group.bars { td.num { (bar.text) } }
                     }
                 }
-            }
-        }
+            },
+        )
     }
 }
 

@@ -8,6 +8,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::pages::{
+    Column::{Numbers, Words},
+    figures,
+};
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
@@ -653,29 +657,17 @@ fn totals_revenue(dashboard: &Dashboard) -> Markup {
                 p.muted { "No fulfilled orders in this period." }
             } @else {
                 @for (currency, minor) in &totals { p.amount { (money(*minor, currency)) } }
-                div.table {
-                    table {
-                        caption { "Fulfilled orders by currency and payment method" }
-                        thead {
-                            tr {
-                                th scope="col" { "Currency" }
-                                th scope="col" { "Method" }
-                                th.num scope="col" { "Orders" }
-                                th.num scope="col" { "Amount" }
-                            }
-                        }
-                        tbody {
-                            @for row in &dashboard.revenue {
-                                tr {
-                                    th scope="row" { (row.currency) }
-                                    td { (row.method) }
-                                    td.num { (row.orders) }
-                                    td.num { (money(row.amount_minor, &row.currency)) }
-                                }
-                            }
+                (figures("Fulfilled orders by currency and payment method", &[Words("Currency"), Words("Method"), Numbers("Orders"), Numbers("Amount")], html! {
+                    @for row in &dashboard.revenue {
+                        tr {
+                            th scope="row" { (row.currency) }
+                            td { (row.method) }
+                            td.num { (row.orders) }
+                            td.num { (money(row.amount_minor, &row.currency)) }
                         }
                     }
-                }
+
+                }))
             }
         }
     }
@@ -825,31 +817,18 @@ fn items_section(dashboard: &Dashboard) -> Markup {
             @if dashboard.items.is_empty() {
                 p.muted { "No items yet." }
             } @else {
-                div.table {
-                    table {
-                        caption { "Every item, all time" }
-                        thead {
-                            tr {
-                                th scope="col" { "Item" }
-                                th.num scope="col" { "Sold" }
-                                th.num scope="col" { "Refunded" }
-                                th.num scope="col" { "Reserved" }
-                                th.num scope="col" { "Supply" }
-                            }
-                        }
-                        tbody {
-                            @for item in &dashboard.items {
-                                tr {
-                                    th scope="row" { (item.name) }
-                                    td.num { (item.sold) }
-                                    td.num { (item.refunded) }
-                                    td.num { (item.reserved) }
-                                    td.num { (item.supply) }
-                                }
-                            }
+                (figures("Every item, all time", &[Words("Item"), Numbers("Sold"), Numbers("Refunded"), Numbers("Reserved"), Numbers("Supply")], html! {
+                    @for item in &dashboard.items {
+                        tr {
+                            th scope="row" { (item.name) }
+                            td.num { (item.sold) }
+                            td.num { (item.refunded) }
+                            td.num { (item.reserved) }
+                            td.num { (item.supply) }
                         }
                     }
-                }
+
+                }))
             }
         }
     }

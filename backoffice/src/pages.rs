@@ -49,6 +49,36 @@ pub(crate) fn brand_page(state: &AppState, brand: i64, title: &str, body: Markup
     pages::staff_page(title, &["/assets/backoffice.js"], &brand_nav(state, brand), body)
 }
 
+/// A column of a [`figures`] table: words, or numbers (set right-aligned).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Column<'a> {
+    Words(&'a str),
+    Numbers(&'a str),
+}
+
+/// A table of figures with its caption and column headings; `rows` are its `tr`s (the first
+/// cell of each a `th scope="row"`).
+pub(crate) fn figures(caption: &str, columns: &[Column<'_>], rows: Markup) -> Markup {
+    html! {
+        div.table {
+            table {
+                caption { (caption) }
+                thead {
+                    tr {
+                        @for column in columns {
+                            @match column {
+                                Column::Words(name) => th scope="col" { (name) },
+                                Column::Numbers(name) => th.num scope="col" { (name) },
+                            }
+                        }
+                    }
+                }
+                tbody { (rows) }
+            }
+        }
+    }
+}
+
 /// A state as a badge.
 pub(crate) fn badge(state: &str) -> Markup {
     html! { span.badge data-state=(state) { (state.replace('_', " ")) } }

@@ -4,15 +4,23 @@
 //! the royalty ledger the indexer keeps with every sale, so a report costs a few rows per day
 //! whatever the number of sales.
 //!
-//! A browser asking for a brand's report gets its page: the period's form, the report's table
+//! With it, the holders' share of those royalties where a campaign gives its holders one (a
+//! `royalty_share` reward): accrued from the period's sales, paid by the reward vault in
+//! distribution batches, waiting, or reversed by a reorg.
+//!
+//! A browser asking for a brand's report gets its page: the period's form, the report's tables
 //! and the links to download the brand's exports.
 
+use crate::pages::{
+    Column::{Numbers, Words},
+    figures,
+};
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Days, NaiveDate, NaiveTime, Utc};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 use shared::{
@@ -74,6 +82,28 @@ pub(crate) struct RoyaltyRow {
     received_bps: Option<i64>,
 }
 
+/// The holders' share of one campaign's royalties in one currency, from the period's sales.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HoldersShareRow {
+    campaign_id: i64,
+    /// `ETH`, or the ERC-20's EIP-55 address; amounts are in its base units.
+    currency: String,
+    /// Sales a share was accrued from.
+    sales: i64,
+    /// Holders a share was accrued to.
+    holders: i64,
+    /// Paid to the holders by the reward vault (`RewardVault.distribute`).
+    paid: String,
+    /// Accrued and not paid yet: waiting for its sale's confirmation, or in a batch on its way.
+    pending: String,
+    /// Accrued from sales a reorg took back: never paid.
+    reversed: String,
+    /// Distribution batches that paid this campaign's holders in this currency.
+    batches_paid: i64,
+    /// The last of those batches' transaction.
+    last_tx_hash: Option<String>,
+}
+
 /// The report.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RoyaltyReport {
@@ -82,6 +112,8 @@ pub(crate) struct RoyaltyReport {
     brand_id: Option<i64>,
     campaign_id: Option<i64>,
     rows: Vec<RoyaltyRow>,
+    /// The holders' share of the royalties, for campaigns that give one.
+    holders_shares: Vec<HoldersShareRow>,
 }
 
 fn window(query: &ReportQuery) -> ApiResult<(NaiveDate, NaiveDate)> {
@@ -140,7 +172,54 @@ async fn report(state: &AppState, brand: Option<i64>, query: &ReportQuery) -> Ap
         received_bps: r.received_bps,
     })
     .collect();
-    Ok(RoyaltyReport { from, to, brand_id: brand, campaign_id: query.campaign_id, rows })
+    let holders_shares = holders_shares(state, brand, query.campaign_id, from, to).await?;
+    Ok(RoyaltyReport { from, to, brand_id: brand, campaign_id: query.campaign_id, rows, holders_shares })
+}
+
+/// The holders' shares accrued over `[from, to)` (UTC days), per campaign and currency.
+async fn holders_shares(
+    state: &AppState,
+    brand: Option<i64>,
+    campaign: Option<i64>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> ApiResult<Vec<HoldersShareRow>> {
+    type Row = (i64, Option<Vec<u8>>, i64, i64, String, String, String, i64, Option<Vec<u8>>);
+    let rows: Vec<Row> = sqlx::query_as(
+        r"SELECT a.campaign_id, NULLIF(a.payment_token, '\x0000000000000000000000000000000000000000'::bytea),
+                 count(DISTINCT a.sale_id), count(DISTINCT a.holder),
+                 COALESCE(sum(a.amount) FILTER (WHERE a.state = 'paid'), 0)::text,
+                 COALESCE(sum(a.amount) FILTER (WHERE a.state IN ('accrued', 'batched')), 0)::text,
+                 COALESCE(sum(a.amount) FILTER (WHERE a.state = 'reversed'), 0)::text,
+                 count(DISTINCT a.batch_id) FILTER (WHERE a.state = 'paid'),
+                 (SELECT t.tx_hash FROM royalty_batches b JOIN chain_transactions t ON t.id = b.chain_tx_id
+                   WHERE b.campaign_id = a.campaign_id AND b.payment_token = a.payment_token AND b.state = 'paid'
+                   ORDER BY b.id DESC LIMIT 1)
+          FROM royalty_accruals a
+          WHERE ($1::bigint IS NULL OR a.brand_id = $1) AND ($2::bigint IS NULL OR a.campaign_id = $2)
+            AND a.created_at >= $3 AND a.created_at < $4
+          GROUP BY a.campaign_id, a.payment_token ORDER BY 1, 2 NULLS FIRST",
+    )
+    .bind(brand)
+    .bind(campaign)
+    .bind(from.and_time(NaiveTime::MIN).and_utc())
+    .bind(to.and_time(NaiveTime::MIN).and_utc())
+    .fetch_all(state.db())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(campaign_id, token, sales, holders, paid, pending, reversed, batches_paid, tx)| HoldersShareRow {
+            campaign_id,
+            currency: token.as_deref().map_or_else(|| "ETH".to_owned(), checksummed),
+            sales,
+            holders,
+            paid,
+            pending,
+            reversed,
+            batches_paid,
+            last_tx_hash: tx.map(|hash| format!("0x{}", alloy::hex::encode(hash))),
+        })
+        .collect())
 }
 
 /// The brand's royalty report, or one campaign's; its page for a browser.
@@ -235,45 +314,60 @@ fn page(state: &AppState, brand: i64, report: &RoyaltyReport, campaigns: &[(i64,
                 p.muted { "No secondary sales in this period." }
             } @else {
                 p.muted { "Per marketplace and payment token. Paid in full: the sales whose royalty received was at least the royalty expected." }
-                div.table {
-                    table {
-                        caption { "Royalties per marketplace and payment token" }
-                        thead {
-                            tr {
-                                th scope="col" { "Marketplace" }
-                                th scope="col" { "Paid in" }
-                                th.num scope="col" { "Sales" }
-                                th.num scope="col" { "Paid in full" }
-                                th.num scope="col" { "Volume" }
-                                th.num scope="col" { "Expected" }
-                                th.num scope="col" { "Received" }
-                                th.num scope="col" { "Shortfall" }
-                                th.num scope="col" { "Received of expected" }
-                            }
-                        }
-                        tbody {
-                            @for row in &report.rows {
-                                @let unit = TokenUnit::of(state, &row.currency);
-                                tr {
-                                    th scope="row" { (row.marketplace) }
-                                    td { @if row.currency == "ETH" { (unit.name) } @else { span.hash { (unit.name) } } }
-                                    td.num { (row.sales) }
-                                    td.num { (row.paid_in_full) " (" (percent(row.paid_in_full_bps)) ")" }
-                                    td.num { (unit.show(&row.volume)) }
-                                    td.num { (unit.show(&row.expected)) }
-                                    td.num { (unit.show(&row.received)) }
-                                    td.num { (unit.show(&row.shortfall)) }
-                                    td.num { (row.received_bps.map_or_else(|| "—".to_owned(), percent)) }
-                                }
-                            }
+                (figures("Royalties per marketplace and payment token", &[Words("Marketplace"), Words("Paid in"), Numbers("Sales"), Numbers("Paid in full"), Numbers("Volume"), Numbers("Expected"), Numbers("Received"), Numbers("Shortfall"), Numbers("Received of expected")], html! {
+                    @for row in &report.rows {
+                        @let unit = TokenUnit::of(state, &row.currency);
+                        tr {
+                            th scope="row" { (row.marketplace) }
+                            td { @if row.currency == "ETH" { (unit.name) } @else { span.hash { (unit.name) } } }
+                            td.num { (row.sales) }
+                            td.num { (row.paid_in_full) " (" (percent(row.paid_in_full_bps)) ")" }
+                            td.num { (unit.show(&row.volume)) }
+                            td.num { (unit.show(&row.expected)) }
+                            td.num { (unit.show(&row.received)) }
+                            td.num { (unit.show(&row.shortfall)) }
+                            td.num { (row.received_bps.map_or_else(|| "—".to_owned(), percent)) }
                         }
                     }
-                }
+
+                }))
             }
         }
+        (holders_section(state, report, campaigns))
         (exports(brand, report.campaign_id))
     };
     crate::pages::brand_page(state, brand, "Royalties", body)
+}
+
+/// The holders' shares, where a campaign gives its holders part of its royalties.
+fn holders_section(state: &AppState, report: &RoyaltyReport, campaigns: &[(i64, String)]) -> Markup {
+    if report.holders_shares.is_empty() {
+        return html! {};
+    }
+    html! {
+        section.card aria-labelledby="holders-title" {
+            h2 #holders-title { "Holders' share" }
+            p.muted { "The part of these royalties that campaigns give their holders, split by tokens held at each sale and paid by the reward vault once the sale is confirmed." }
+            (figures("Holders' share per campaign and payment token", &[Words("Campaign"), Words("Paid in"), Numbers("Sales"), Numbers("Holders"), Numbers("Paid"), Numbers("Waiting"), Numbers("Reversed"), Numbers("Batches"), Words("Last payout")], html! {
+                @for row in &report.holders_shares {
+                    @let unit = TokenUnit::of(state, &row.currency);
+                    @let name = campaigns.iter().find(|(id, _)| *id == row.campaign_id).map(|(_, n)| n.as_str());
+                    tr {
+                        th scope="row" { (name.unwrap_or("—")) }
+                        td { @if row.currency == "ETH" { (unit.name) } @else { span.hash { (unit.name) } } }
+                        td.num { (row.sales) }
+                        td.num { (row.holders) }
+                        td.num { (unit.show(&row.paid)) }
+                        td.num { (unit.show(&row.pending)) }
+                        td.num { (unit.show(&row.reversed)) }
+                        td.num { (row.batches_paid) }
+                        td { @if let Some(hash) = &row.last_tx_hash { span.hash { (hash) } } @else { "—" } }
+                    }
+                }
+
+            }))
+        }
+    }
 }
 
 /// Links to download each export as CSV and as XLSX (the campaign's rows only, when one is

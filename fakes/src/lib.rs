@@ -10,5 +10,6 @@
 
 pub mod fx;
 pub mod marketplaces;
+pub mod seaport;
 pub mod sentry;
 pub mod stripe;

@@ -12,7 +12,6 @@ pub mod api;
 pub mod cluster;
 pub mod images;
 pub mod proxy;
-pub mod seaport;
 
 use shared::{
     config::Config,

@@ -20,15 +20,12 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolEvent,
 };
+use fakes::seaport::{self, ERC721, NATIVE, consider, eth, offer};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::contracts::{CampaignNFT, Checkout, RewardVault};
-use testkit::{
-    self as testing,
-    cluster::Cluster,
-    seaport::{self, ERC721, NATIVE, consider, eth, offer},
-};
+use testkit::{self as testing, cluster::Cluster};
 
 /// What a round found; every count but the totals must be zero.
 #[derive(Debug, Default, Clone)]
@@ -193,7 +190,7 @@ pub(crate) async fn run_on(world: &mut World, seeds: &[u64], chaos: bool) -> Rep
 pub(crate) async fn set_up(replicas: usize) -> World {
     let anvil = testing::anvil();
     let platform = testing::platform(&anvil).await;
-    let market = seaport::deploy(testing::wallet(&anvil, 4)).await;
+    let market = seaport::deploy(testing::wallet(&anvil, 4)).await.unwrap();
     let fx = fakes::fx::FxStub::start().await.unwrap();
     let key = |n: usize| format!("0x{}", alloy::hex::encode(testing::signer(&anvil, n).to_bytes()));
     // The relayer's stablecoin for the reward vault, before the queue sends from its account.
@@ -658,7 +655,8 @@ impl World {
             now,
             seed,
         )
-        .await;
+        .await
+        .unwrap();
         let collector = PrivateKeySigner::from_bytes(&keccak256(format!("chaos-collector-{seed}"))).unwrap();
         self.chain().anvil_set_balance(collector.address(), eth(10_000)).await.unwrap();
         let as_collector =

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
+use fakes::seaport::{self, ERC721, NATIVE, consider, eth, offer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use shared::{
@@ -16,10 +17,7 @@ use shared::{
     },
     ids::BrandId,
 };
-use testkit::{
-    self as testing,
-    seaport::{self, ERC721, NATIVE, consider, eth, offer},
-};
+use testkit::{self as testing};
 
 use crate::{
     operator::{PNG, platformed},
@@ -45,7 +43,7 @@ async fn an_enforcing_campaign_lets_seaport_sell_and_refuses_other_operators_unt
     let setup =
         platformed(|anvil| anvil.addresses()[0], &[("ROYALTY_ENFORCEMENT_OPERATORS", predicted.as_str())]).await;
     let (anvil, owner, platform) = (&setup.anvil, &setup.owner, &setup.platform);
-    let market = seaport::deploy(testing::wallet(anvil, 4)).await;
+    let market = seaport::deploy(testing::wallet(anvil, 4)).await.unwrap();
     assert_eq!(market.address().to_checksum(None), predicted);
     let validator = *platform.validator.address();
 
@@ -104,7 +102,8 @@ async fn an_enforcing_campaign_lets_seaport_sell_and_refuses_other_operators_unt
         now,
         1,
     )
-    .await;
+    .await
+    .unwrap();
     let as_buyer = seaport::binding::Seaport::new(*market.address(), testing::wallet(anvil, 7));
     testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(1_000))).await;
     assert_eq!(nft.ownerOf(U256::from(first + 1)).call().await.unwrap(), buyer);

@@ -8,12 +8,10 @@ use alloy::{
     primitives::{Address, U256},
     providers::{Provider, ext::AnvilApi},
 };
+use fakes::seaport::{self, ERC721, NATIVE, consider, eth, offer};
 use serde_json::{Value, json};
 use shared::ids::BrandId;
-use testkit::{
-    self as testing,
-    seaport::{self, ERC721, NATIVE, consider, eth, offer},
-};
+use testkit::{self as testing};
 
 use crate::{
     operator::{PNG, Platformed, platformed},
@@ -28,7 +26,7 @@ async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once()
         platformed(|anvil| anvil.addresses()[0], &[("SEAPORT_ADDRESS", &predicted), ("INDEXER_CONFIRMATIONS", "2")])
             .await;
     let Platformed { ref anvil, ref owner, ref platform, brand, .. } = setup;
-    let market = seaport::deploy(testing::wallet(anvil, 4)).await;
+    let market = seaport::deploy(testing::wallet(anvil, 4)).await.unwrap();
     let resources = &owner.app.resources;
     let db = resources.db();
 
@@ -108,7 +106,7 @@ async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once()
     // First, a sale of token 2 in blocks a reorg then drops, before it is confirmed: its shares
     // accrue, wait for the confirmation, and are reversed.
     let snapshot = chain.anvil_snapshot().await.unwrap();
-    testing::mined(as_buyer.fulfillOrder(listing(2, 2).await, Default::default()).value(eth(1_000))).await;
+    testing::mined(as_buyer.fulfillOrder(listing(2, 2).await.unwrap(), Default::default()).value(eth(1_000))).await;
     indexer::catch_up(resources).await.unwrap();
     until(vec![("accrued".into(), 3)]).await;
     chain.anvil_revert(snapshot).await.unwrap();
@@ -116,7 +114,7 @@ async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once()
     indexer::catch_up(resources).await.unwrap();
     until(vec![("reversed".into(), 3)]).await;
 
-    let order = listing(1, 1).await;
+    let order = listing(1, 1).await.unwrap();
     testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(1_000))).await;
     let balances = || async {
         let mut all = Vec::new();
@@ -153,6 +151,29 @@ async fn a_resale_pays_the_holders_share_of_the_royalty_through_the_vault_once()
     let left = platform.vault.campaignBalance(campaign_ref, Address::ZERO).call().await.unwrap();
     assert_eq!(left, eth(1_000) - eth(25), "the vault paid the share out of the campaign's funds");
     assert_eq!(accruals().await, vec![("paid".to_owned(), 3), ("reversed".to_owned(), 3)]);
+
+    // The brand's royalty report shows the holders' share: paid, reversed, the batch's tx.
+    let (status, report) =
+        owner.call(reqwest::Method::GET, &format!("/brands/{brand}/royalties?campaign_id={}", created.id), None).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{report}");
+    let shares = &report["holders_shares"];
+    assert_eq!(shares.as_array().map(Vec::len), Some(1), "{report}");
+    let paid_tx: Option<String> = sqlx::query_scalar(
+        "SELECT '0x' || encode(t.tx_hash, 'hex') FROM royalty_batches b JOIN chain_transactions t ON t.id = b.chain_tx_id
+         WHERE b.id = $1",
+    )
+    .bind(batch)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (&shares[0]["currency"], &shares[0]["sales"], &shares[0]["holders"], &shares[0]["batches_paid"]),
+        (&json!("ETH"), &json!(2), &json!(3), &json!(1)),
+        "{report}"
+    );
+    assert_eq!((&shares[0]["paid"], &shares[0]["pending"]), (&json!(eth(25).to_string()), &json!("0")));
+    assert_eq!(shares[0]["reversed"], json!(eth(25).to_string()), "the reorged sale's share, never paid");
+    assert_eq!(shares[0]["last_tx_hash"].as_str(), paid_tx.as_deref());
 
     // The distribution is on chain (the indexer has it), and the same batch id is refused.
     indexer::catch_up(resources).await.unwrap();

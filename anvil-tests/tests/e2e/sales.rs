@@ -9,13 +9,11 @@ use alloy::{
     providers::{Provider, ext::AnvilApi},
 };
 use fakes::marketplaces::{Feed, MarketplaceFake, Reported};
+use fakes::seaport::{self, ERC20, ERC721, NATIVE, consider, eth, offer};
 use serde_json::json;
 use shared::{contracts::TestStablecoin, ids::BrandId};
 use sqlx::PgPool;
-use testkit::{
-    self as testing,
-    seaport::{self, ERC20, ERC721, NATIVE, consider, eth, offer},
-};
+use testkit::{self as testing};
 
 use crate::operator::{PNG, Platformed, platformed};
 
@@ -103,7 +101,7 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
     let setup = platformed(|anvil| anvil.addresses()[0], &[("SEAPORT_ADDRESS", &predicted)]).await;
     let Platformed { ref anvil, ref owner, ref platform, .. } = setup;
     assert_eq!(anvil.addresses()[4], SEAPORT_DEPLOYER);
-    let market = seaport::deploy(testing::wallet(anvil, 4)).await;
+    let market = seaport::deploy(testing::wallet(anvil, 4)).await.unwrap();
     let market_address = *market.address();
     assert_eq!(market_address.to_checksum(None), predicted);
     let resources = &owner.app.resources;
@@ -142,7 +140,8 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         now,
         1,
     )
-    .await;
+    .await
+    .unwrap();
     testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(1_000))).await;
     // B. Listing of token 2 for 0.2 ETH paying no royalty.
     let order = seaport::signed(
@@ -153,7 +152,8 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         now,
         2,
     )
-    .await;
+    .await
+    .unwrap();
     testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(200))).await;
     // C. The buyer's offer of 1,000 TUSD for token 3 (royalty 50 TUSD), accepted by the seller.
     let order = seaport::signed(
@@ -164,7 +164,8 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         now,
         3,
     )
-    .await;
+    .await
+    .unwrap();
     testing::mined(as_seller_market.fulfillOrder(order, Default::default())).await;
     // D. A bundle of tokens 4 and 5 for 0.3 ETH with its royalty.
     let order = seaport::signed(
@@ -178,7 +179,8 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         now,
         4,
     )
-    .await;
+    .await
+    .unwrap();
     testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(300))).await;
     settled(resources).await;
     let before_match = ledger(db).await;
@@ -194,7 +196,8 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         now,
         5,
     )
-    .await;
+    .await
+    .unwrap();
     let bid = seaport::signed(
         &market,
         &buyer_key,
@@ -203,7 +206,8 @@ async fn seaport_sales_are_decoded_into_exact_rows_and_a_reorged_sale_is_taken_b
         now,
         6,
     )
-    .await;
+    .await
+    .unwrap();
     let component = |order: u64, item: u64| seaport::binding::Seaport::FulfillmentComponent {
         orderIndex: U256::from(order),
         itemIndex: U256::from(item),
@@ -359,7 +363,7 @@ async fn marketplace_feeds_are_polled_deduplicated_against_the_chain_and_their_g
     .await;
     let Platformed { ref anvil, ref owner, ref platform, .. } = setup;
     feeds.set_chain(anvil.endpoint_url());
-    let market = seaport::deploy(testing::wallet(anvil, 4)).await;
+    let market = seaport::deploy(testing::wallet(anvil, 4)).await.unwrap();
     let market_address = *market.address();
     let resources = &owner.app.resources;
     let db = resources.db();
@@ -395,7 +399,8 @@ async fn marketplace_feeds_are_polled_deduplicated_against_the_chain_and_their_g
             now,
             token,
         )
-        .await;
+        .await
+        .unwrap();
         let receipt = testing::mined(as_buyer.fulfillOrder(order, Default::default()).value(eth(100))).await;
         txs.push(receipt.transaction_hash);
     }
@@ -482,7 +487,7 @@ async fn a_collection_offer_filled_in_parts_is_one_sale_per_fill() {
     let predicted = seaport::predicted(SEAPORT_DEPLOYER).to_checksum(None);
     let setup = platformed(|anvil| anvil.addresses()[0], &[("SEAPORT_ADDRESS", &predicted)]).await;
     let Platformed { ref anvil, ref owner, ref platform, .. } = setup;
-    let market = seaport::deploy(testing::wallet(anvil, 4)).await;
+    let market = seaport::deploy(testing::wallet(anvil, 4)).await.unwrap();
     let resources = &owner.app.resources;
     let receiver = anvil.addresses()[5];
     let (_, collection) = resold_campaign(&setup, "offered").await;
@@ -512,7 +517,7 @@ async fn a_collection_offer_filled_in_parts_is_one_sale_per_fill() {
         1,
     );
     parameters.orderType = seaport::PARTIAL_OPEN;
-    let order = seaport::sign(&market, &buyer_key, parameters).await;
+    let order = seaport::sign(&market, &buyer_key, parameters).await.unwrap();
     let as_seller_market = seaport::binding::Seaport::new(*market.address(), testing::wallet(anvil, 6));
     for token in [1u64, 2] {
         let third = AdvancedOrder {
@@ -533,7 +538,7 @@ async fn a_collection_offer_filled_in_parts_is_one_sale_per_fill() {
         testing::mined(as_seller_market.fulfillAdvancedOrder(third, vec![resolver], B256::ZERO, Address::ZERO)).await;
         assert_eq!(nft.ownerOf(U256::from(token)).call().await.unwrap(), buyer);
     }
-    let hash = seaport::order_hash(&market, &order.parameters).await;
+    let hash = seaport::order_hash(&market, &order.parameters).await.unwrap();
     let status = market.getOrderStatus(hash).call().await.unwrap();
     assert_eq!((status.totalFilled.to::<u64>(), status.totalSize.to::<u64>()), (2, 3), "two thirds filled");
     settled(resources).await;

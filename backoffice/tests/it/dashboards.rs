@@ -195,9 +195,78 @@ async fn the_royalty_report_is_a_page_with_its_table_and_the_exports() {
             assert!(page.contains(&link), "{link} in {page}");
         }
     }
+    assert!(!page.contains("Holders' share"), "no holders' share without a royalty-share reward: {page}");
     // The JSON is unchanged.
     let (status, report) = owner.call(Method::GET, &path, Value::Null).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["rows"][0]["marketplace"], "opensea");
     assert_eq!(report["rows"][0]["shortfall"], "10000000000000000");
+    assert_eq!(report["holders_shares"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_royalty_report_shows_the_holders_share_paid_waiting_and_reversed() {
+    let owner = Owner::new().await;
+    let campaign = seeded(&owner).await;
+    let db = owner.app.resources.db();
+    // Half of every royalty to holders: two sales' shares in the period (one paid in a batch,
+    // one waiting), one reversed by a reorg; a share accrued after the period.
+    let reward: i64 = sqlx::query_scalar(
+        "INSERT INTO campaign_rewards (brand_id, campaign_id, kind, name, share_bps)
+         VALUES ($1, $2, 'royalty_share', 'Holders', 5000) RETURNING id",
+    )
+    .bind(owner.brand)
+    .bind(campaign)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let batch: i64 = sqlx::query_scalar(
+        "INSERT INTO royalty_batches (brand_id, campaign_id, payment_token, total, recipients, state)
+         VALUES ($1, $2, '\\x0000000000000000000000000000000000000000', 300, 2, 'paid') RETURNING id",
+    )
+    .bind(owner.brand)
+    .bind(campaign)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let accruals = [
+        (1, "\\x00000000000000000000000000000000000000a1", 200, "paid", Some(batch), "2025-03-02T10:00:00Z"),
+        (1, "\\x00000000000000000000000000000000000000a2", 100, "paid", Some(batch), "2025-03-02T10:00:00Z"),
+        (2, "\\x00000000000000000000000000000000000000a1", 40, "accrued", None, "2025-03-03T23:00:00Z"),
+        (3, "\\x00000000000000000000000000000000000000a1", 7, "reversed", None, "2025-03-03T01:00:00Z"),
+        (4, "\\x00000000000000000000000000000000000000a1", 1_000, "accrued", None, "2025-03-04T00:00:00Z"),
+    ];
+    for (sale, holder, amount, state, batch, at) in accruals {
+        sqlx::query(
+            "INSERT INTO royalty_accruals (brand_id, campaign_id, reward_id, sale_id, sale_block, holder,
+                 payment_token, amount, state, batch_id, created_at)
+             VALUES ($1, $2, $3, $4, 10, $5::bytea, '\\x0000000000000000000000000000000000000000', $6, $7, $8,
+                     $9::timestamptz)",
+        )
+        .bind(owner.brand)
+        .bind(campaign)
+        .bind(reward)
+        .bind(sale)
+        .bind(holder)
+        .bind(amount)
+        .bind(state)
+        .bind(batch)
+        .bind(at)
+        .execute(db)
+        .await
+        .unwrap();
+    }
+    let path = format!("/brands/{}/royalties?from=2025-03-01&to=2025-03-04", owner.brand);
+    let (status, report) = owner.call(Method::GET, &path, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["holders_shares"],
+        serde_json::json!([{ "campaign_id": campaign, "currency": "ETH", "sales": 3, "holders": 2, "paid": "300",
+                             "pending": "40", "reversed": "7", "batches_paid": 1, "last_tx_hash": null }]),
+        "the share accrued on 4 March is outside the period"
+    );
+    let (status, _, page) = owner.page(&path).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Holders&#39; share") || page.contains("Holders' share"), "{page}");
+    assert!(page.contains(r#"<th scope="row">Spring &lt;drop&gt;</th>"#), "the campaign named, escaped: {page}");
 }

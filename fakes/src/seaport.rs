@@ -1,6 +1,8 @@
-//! Seaport 1.6 on a test anvil, deployed from the committed artifacts (`ConduitController`, then
-//! `Seaport(conduitController)`), with orders built and signed the way a marketplace does: the
-//! order hash from `getOrderHash`, signed under Seaport's EIP-712 domain separator.
+//! The marketplace on a local chain: Seaport 1.6 deployed from the committed artifacts
+//! (`ConduitController`, then `Seaport(conduitController)`), with orders built and signed the way
+//! a marketplace has its users sign them: the order hash from `getOrderHash`, signed under
+//! Seaport's EIP-712 domain separator. Used by the tests and by `cargo xtask dev` (the resale in
+//! `cargo xtask demo`).
 
 #![allow(missing_docs, missing_debug_implementations, unreachable_pub, clippy::too_many_arguments)]
 
@@ -27,6 +29,7 @@ use alloy::{
     providers::DynProvider,
     signers::{SignerSync, local::PrivateKeySigner},
 };
+use anyhow::Context;
 pub use binding::Seaport::{ConsiderationItem, OfferItem, Order, OrderComponents, OrderParameters};
 
 pub const NATIVE: u8 = 0;
@@ -47,9 +50,9 @@ pub fn eth(milli: u64) -> U256 {
 
 /// Deploys a ConduitController and a Seaport from `deployer`'s wallet (its first two
 /// transactions when the account is fresh: see [`predicted`]).
-pub async fn deploy(deployer: DynProvider) -> binding::Seaport::SeaportInstance<DynProvider> {
-    let controller = conduit::ConduitController::deploy(deployer.clone()).await.expect("ConduitController");
-    binding::Seaport::deploy(deployer, *controller.address()).await.expect("Seaport")
+pub async fn deploy(deployer: DynProvider) -> anyhow::Result<binding::Seaport::SeaportInstance<DynProvider>> {
+    let controller = conduit::ConduitController::deploy(deployer.clone()).await.context("ConduitController")?;
+    binding::Seaport::deploy(deployer, *controller.address()).await.context("Seaport")
 }
 
 /// Where [`deploy`] puts Seaport when `deployer` has sent nothing yet.
@@ -88,7 +91,7 @@ pub async fn signed(
     consideration: Vec<ConsiderationItem>,
     now: u64,
     salt: u64,
-) -> Order {
+) -> anyhow::Result<Order> {
     sign(seaport, offerer, parameters(offerer.address(), offer, consideration, now, salt)).await
 }
 
@@ -119,8 +122,8 @@ pub fn parameters(
 pub async fn order_hash(
     seaport: &binding::Seaport::SeaportInstance<DynProvider>,
     parameters: &OrderParameters,
-) -> B256 {
-    let counter = seaport.getCounter(parameters.offerer).call().await.expect("getCounter");
+) -> anyhow::Result<B256> {
+    let counter = seaport.getCounter(parameters.offerer).call().await.context("getCounter")?;
     let components = OrderComponents {
         offerer: parameters.offerer,
         zone: parameters.zone,
@@ -134,7 +137,7 @@ pub async fn order_hash(
         conduitKey: parameters.conduitKey,
         counter,
     };
-    seaport.getOrderHash(components).call().await.expect("getOrderHash")
+    seaport.getOrderHash(components).call().await.context("getOrderHash")
 }
 
 /// `parameters` signed by their offerer, as a marketplace has its users sign: the order hash
@@ -143,10 +146,10 @@ pub async fn sign(
     seaport: &binding::Seaport::SeaportInstance<DynProvider>,
     offerer: &PrivateKeySigner,
     parameters: OrderParameters,
-) -> Order {
-    let hash = order_hash(seaport, &parameters).await;
-    let information = seaport.information().call().await.expect("information");
+) -> anyhow::Result<Order> {
+    let hash = order_hash(seaport, &parameters).await?;
+    let information = seaport.information().call().await.context("information")?;
     let digest = keccak256([&[0x19, 0x01][..], information.domainSeparator.as_slice(), hash.as_slice()].concat());
-    let signature = offerer.sign_hash_sync(&digest).expect("signature");
-    Order { parameters, signature: Bytes::from(signature.as_bytes().to_vec()) }
+    let signature = offerer.sign_hash_sync(&digest)?;
+    Ok(Order { parameters, signature: Bytes::from(signature.as_bytes().to_vec()) })
 }
