@@ -6,16 +6,19 @@
 //! 2. a buyer pays by card on Stripe's hosted page (the local emulator's) and gets the token;
 //! 3. a buyer pays from a wallet (ETH at a quoted price, `Checkout.buy`) and gets the token;
 //! 4. a printed QR code is claimed to a typed address and paid by the reward vault;
-//! 5. the card buyer signs in with the wallet (SIWE) and redeems the token's reward.
+//! 5. the card buyer signs in with the wallet (SIWE) and redeems the token's reward;
+//! 6. the card buyer resells the token on Seaport (the local one `deploy-local` put beside the
+//!    platform), paying the campaign's royalty; the indexer records the sale, and half of the
+//!    royalty goes to the collection's holders through the reward vault.
 //!
-//! Everything goes through the public APIs, as clients would; the wallets are anvil's dev
-//! accounts (their keys are public).
+//! Everything goes through the public APIs and the chain, as clients and wallets would; the
+//! wallets are anvil's dev accounts (their keys are public).
 
 use std::time::{Duration, Instant};
 
 use alloy::{
     network::TransactionBuilder,
-    primitives::{Address, Bytes, U256},
+    primitives::{Address, B256, Bytes, U256},
     providers::{Provider, ProviderBuilder},
     rpc::types::TransactionRequest,
     signers::{SignerSync, local::PrivateKeySigner},
@@ -23,6 +26,7 @@ use alloy::{
 use anyhow::{Context, bail};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
+use shared::contracts::{CampaignNFT, RewardVault};
 
 /// Where the platform runs.
 #[derive(Debug, Clone)]
@@ -36,8 +40,14 @@ pub struct Endpoints {
 /// anvil's dev accounts 7 and 8 (public keys of a local chain): the two buyers.
 const CARD_BUYER_KEY: &str = "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356";
 const WALLET_BUYER_KEY: &str = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
-/// anvil's account 0: the demo brand's treasury.
-const TREASURY: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+/// anvil's account 6 (a public key of a local chain): the demo brand's treasury, which
+/// receives payments and royalties and funds its holders' share in the vault.
+const TREASURY_KEY: &str = "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e";
+/// The resale: 0.1 ETH, 5 % of it the royalty (the campaign's `royalty_bps`).
+const RESALE_WEI: u128 = 100_000_000_000_000_000;
+const ROYALTY_BPS: u128 = 500;
+/// What the treasury puts in the vault for the holders' share.
+const HOLDERS_FUND_WEI: u128 = 10_000_000_000_000_000;
 
 struct Session {
     client: Client,
@@ -68,7 +78,7 @@ impl Session {
         let mut last = String::new();
         loop {
             let now = self.send(Method::GET, url, None).await?;
-            let value = field.split('.').fold(&now, |v, key| &v[key]).to_string();
+            let value = field.split('.').fold(&now, |v, key| key.parse().map_or(&v[key], |n: usize| &v[n])).to_string();
             if value != last {
                 say(&format!("    … {field} {value}"));
                 last = value;
@@ -105,6 +115,7 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
     let admin = Session { client: client.clone(), token: signed_in["access_token"].as_str().map(str::to_owned) };
     // Names of this run's brand and campaign (the slug must be new).
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 1_000_000;
+    let treasury: PrivateKeySigner = TREASURY_KEY.parse()?;
 
     say("\n1. A brand sets up a campaign in the back office, and the platform deploys it");
     let brand = admin
@@ -116,7 +127,7 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
         .send(
             Method::PATCH,
             &format!("{}/brands/{brand}", at.backoffice),
-            Some(json!({ "treasury_address": TREASURY })),
+            Some(json!({ "treasury_address": treasury.address().to_checksum(None) })),
         )
         .await?;
     say(&format!("   brand {brand}: {}/brands/{brand}", at.backoffice));
@@ -137,6 +148,13 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
         )
         .await?;
     let reward = reward["id"].as_i64().context("reward id")?;
+    admin
+        .send(
+            Method::POST,
+            &format!("{base}/rewards"),
+            Some(json!({ "kind": "royalty_share", "name": "Holders' half", "share_bps": 5_000 })),
+        )
+        .await?;
     let artwork = client
         .put(format!("{base}/artwork"))
         .bearer_auth(admin.token.as_deref().unwrap_or_default())
@@ -147,7 +165,10 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
     if !artwork.status().is_success() {
         bail!("the artwork upload answered {}", artwork.status());
     }
-    say(&format!("   campaign {id} with item {item} and a 5 tUSD reward ({reward}); deploying…"));
+    say(&format!(
+        "   campaign {id} with item {item}, a 5 tUSD reward ({reward}) and half of every royalty to its holders; \
+         deploying…"
+    ));
     admin.send(Method::POST, &format!("{base}/deploy"), None).await?;
     let live = admin.follow(&base, "state", |c| c["state"] != "deploying").await?;
     if live["state"] != "live" {
@@ -283,6 +304,9 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
         done["tx_hash"].as_str().unwrap_or("?")
     ));
 
+    let collection: Address = live["collection_address"].as_str().context("collection address")?.parse()?;
+    resale(at, &admin, Resale { brand, campaign: id, collection, token: &card_token, treasury }).await?;
+
     say(&format!(
         "\nWhat the brand sees: {}/brands/{brand}/dashboard?campaign_id={id} (charts), {}/brands/{brand}/orders, \
          {}/brands/{brand}/audit — sign in as {email}.",
@@ -299,4 +323,93 @@ fn printed_code(zip: &[u8]) -> anyhow::Result<String> {
     archive.by_name("manifest.csv")?.read_to_string(&mut manifest)?;
     let row = manifest.lines().nth(1).context("an empty manifest")?;
     row.split(',').nth(1).map(str::to_owned).context("no code in the manifest")
+}
+
+/// What step 6 resells.
+struct Resale<'a> {
+    brand: i64,
+    campaign: i64,
+    collection: Address,
+    token: &'a str,
+    treasury: PrivateKeySigner,
+}
+
+/// Step 6: the brand funds its holders' share, the card buyer sells the token on Seaport to the
+/// wallet buyer with the royalty, and the royalty report follows the sale and the payout.
+async fn resale(at: &Endpoints, admin: &Session, sale: Resale<'_>) -> anyhow::Result<()> {
+    use fakes::seaport::{ERC721, NATIVE, consider, offer};
+    say("\n6. The card buyer resells the token on Seaport; half of the royalty goes to the holders");
+    let rpc: reqwest::Url = at.rpc.parse()?;
+    let local = crate::local::LocalAddresses::predicted()?;
+    let treasury_address = sale.treasury.address();
+    let vault = RewardVault::new(local.vault, crate::local::wallet(sale.treasury, &rpc));
+    let fund = U256::from(HOLDERS_FUND_WEI);
+    let funded =
+        vault.fund(U256::from(sale.campaign), Address::ZERO, fund).value(fund).send().await?.get_receipt().await?;
+    say(&format!(
+        "   the treasury put {fund} wei in the vault for the holders (transaction {})",
+        funded.transaction_hash
+    ));
+
+    let seller: PrivateKeySigner = CARD_BUYER_KEY.parse()?;
+    let buyer: PrivateKeySigner = WALLET_BUYER_KEY.parse()?;
+    let token: u64 = sale.token.parse().context("the card buyer's token id")?;
+    let as_seller = crate::local::wallet(seller.clone(), &rpc);
+    let approved = CampaignNFT::new(sale.collection, as_seller.clone())
+        .setApprovalForAll(local.seaport, true)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    say(&format!("   the seller lets Seaport move the token (transaction {})", approved.transaction_hash));
+    let price = U256::from(RESALE_WEI);
+    let royalty = price * U256::from(ROYALTY_BPS) / U256::from(10_000);
+    let now = as_seller.get_block_number().await?;
+    let now = as_seller.get_block_by_number(now.into()).await?.context("the latest block")?.header.timestamp;
+    let market = fakes::seaport::binding::Seaport::new(local.seaport, as_seller);
+    let listing = fakes::seaport::signed(
+        &market,
+        &seller,
+        vec![offer(ERC721, sale.collection, token, U256::from(1))],
+        vec![
+            consider(NATIVE, Address::ZERO, 0, price - royalty, seller.address()),
+            consider(NATIVE, Address::ZERO, 0, royalty, treasury_address),
+        ],
+        now,
+        token,
+    )
+    .await?;
+    let as_buyer = fakes::seaport::binding::Seaport::new(local.seaport, crate::local::wallet(buyer.clone(), &rpc));
+    let bought = as_buyer.fulfillOrder(listing, B256::ZERO).value(price).send().await?.get_receipt().await?;
+    if !bought.status() {
+        bail!("Seaport refused the sale (transaction {})", bought.transaction_hash);
+    }
+    say(&format!(
+        "   token #{token} sold to {} for {price} wei, {royalty} wei of it the royalty to the treasury (transaction {})",
+        buyer.address(),
+        bought.transaction_hash
+    ));
+
+    let report = format!("{}/brands/{}/royalties?campaign_id={}", at.backoffice, sale.brand, sale.campaign);
+    let paid = admin
+        .follow(&report, "holders_shares.0.paid", |r| {
+            r["holders_shares"][0]["batches_paid"].as_i64().is_some_and(|n| n > 0)
+        })
+        .await?;
+    let row = &paid["rows"][0];
+    say(&format!(
+        "   recorded: {} sale on {}, royalty expected {} wei, received {} wei",
+        row["sales"],
+        row["marketplace"].as_str().unwrap_or("?"),
+        row["expected"].as_str().unwrap_or("?"),
+        row["received"].as_str().unwrap_or("?")
+    ));
+    let shares = &paid["holders_shares"][0];
+    say(&format!(
+        "   the vault paid the holders {} wei (holders: {}; transaction {})\n   page: {report}",
+        shares["paid"].as_str().unwrap_or("?"),
+        shares["holders"],
+        shares["last_tx_hash"].as_str().unwrap_or("?")
+    ));
+    Ok(())
 }

@@ -83,9 +83,11 @@ fn serve(endpoints: &Endpoints, stopping: &AtomicBool, child_pid: &AtomicU32) ->
     )?;
     step("local stand-ins for Stripe, the FX sources and the marketplaces' sale feeds");
     let payment = std::env::var("PAYMENT_ADDR").unwrap_or_else(|_| SERVICES[1].2.to_owned());
+    // The marketplaces' feeds report the sales of the local Seaport (`SEAPORT_ADDRESS`).
     let mut fakes = Command::new(target_dir().join("debug/brandmint"))
         .args(["fakes", &format!("http://{payment}")])
         .env("RPC_URL", &endpoints.rpc_url)
+        .envs(deployed.lines().filter_map(|line| line.split_once('=')))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot start the fakes")?;
