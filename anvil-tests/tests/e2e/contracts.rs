@@ -216,6 +216,7 @@ async fn the_local_deployment_is_complete_and_recognised_when_run_again() {
         "REWARD_VAULT_ADDRESS",
         "STABLECOIN_ADDRESS",
         "TRANSFER_VALIDATOR_ADDRESS",
+        "SEAPORT_ADDRESS",
     ] {
         let line = first.lines().find(|l| l.starts_with(&format!("{name}="))).unwrap_or_else(|| panic!("{first}"));
         let address = line.split_once('=').unwrap().1;
@@ -230,4 +231,20 @@ async fn the_local_deployment_is_complete_and_recognised_when_run_again() {
         6,
         "5 deployments + the relayer's test dollars, nothing more the second time"
     );
+    // Seaport is live where the lines say (its domain answers), deployed once by account 9.
+    let seaport = first.lines().find_map(|l| l.strip_prefix("SEAPORT_ADDRESS=")).unwrap().parse().unwrap();
+    let market = fakes::seaport::binding::Seaport::new(seaport, provider.clone());
+    assert_eq!(market.name().call().await.unwrap(), "Seaport");
+    assert_eq!(provider.get_transaction_count(anvil.addresses()[9]).await.unwrap(), 2, "ConduitController, Seaport");
+}
+
+#[tokio::test]
+async fn the_local_deployment_refuses_a_chain_whose_deployer_has_been_used() {
+    let anvil = testing::anvil();
+    // Account 0 sends something first: the suite would not be where the platform looks for it.
+    let provider = testing::wallet(&anvil, 0);
+    let nudge = alloy::rpc::types::TransactionRequest::default().to(anvil.addresses()[1]).value(U256::from(1));
+    provider.send_transaction(nudge).await.unwrap().get_receipt().await.unwrap();
+    let refused = cli::local::deploy(anvil.endpoint_url().as_str()).await.unwrap_err().to_string();
+    assert!(refused.contains("account 0 had sent transactions"), "{refused}");
 }
