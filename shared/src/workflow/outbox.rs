@@ -13,7 +13,7 @@
 //! Deliveries of different events are not ordered; subscribers that care check the entity's
 //! state (state machines refuse out-of-order transitions).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use rand::Rng;
 use serde::Serialize;
@@ -125,7 +125,8 @@ impl DispatchPolicy {
 #[derive(Clone)]
 pub struct Dispatcher {
     pool: PgPool,
-    subscribers: Arc<HashMap<&'static str, Arc<dyn Subscriber>>>,
+    /// By name: replicas starting together register in the same order (see [`Self::register`]).
+    subscribers: Arc<BTreeMap<&'static str, Arc<dyn Subscriber>>>,
     policy: DispatchPolicy,
 }
 
@@ -161,6 +162,9 @@ impl Dispatcher {
     }
 
     /// Records this process's subscriptions, so events appended from now on get deliveries.
+    /// Replicas of a service start at once and insert the same rows: always in the same order
+    /// (subscribers by name, their event types as listed), so one waits for the other's
+    /// transaction instead of the two deadlocking, as they did in a random order.
     pub async fn register(&self) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
         for subscriber in self.subscribers.values() {

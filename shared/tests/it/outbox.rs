@@ -244,3 +244,26 @@ async fn the_dispatcher_wakes_on_notify_without_waiting_for_a_poll() {
     shutdown.cancel();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn replicas_starting_together_register_the_same_subscriptions_without_deadlocking() {
+    // Replicas of a service insert the same subscription rows at start; in different orders,
+    // two of them deadlocked and one process failed to start.
+    let pool = pool().await;
+    let names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
+    for _ in 0..5 {
+        sqlx::query("TRUNCATE outbox_subscriptions CASCADE").execute(&pool).await.unwrap();
+        let mut replicas = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let dispatcher = names
+                .iter()
+                .fold(Dispatcher::new(pool.clone(), fast_policy(3)), |d, name| d.subscribe(Flaky::new(name, 0)));
+            replicas.spawn(async move { dispatcher.register().await });
+        }
+        for registered in replicas.join_all().await {
+            registered.unwrap();
+        }
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_subscriptions").fetch_one(&pool).await.unwrap();
+        assert_eq!(rows, 8);
+    }
+}
