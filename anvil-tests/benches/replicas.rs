@@ -30,8 +30,19 @@ async fn main() {
     for replicas in [1, 3] {
         let world = Arc::new(chaos::set_up(replicas).await);
         let (_, item, _) = chaos::open_campaign(&world, "throughput", 1_000_000).await;
+        let before = cpu(&world);
         let rate = chaos::capacity(&world, item, 16, period).await;
+        let after = cpu(&world);
         println!("{replicas} replica(s) of every service: {rate:.1} card orders/s placed and paid");
+        // Where the CPU went meanwhile: the machine's busy share, each service's processes.
+        let busy = (after.machine.0 - before.machine.0) as f64 / (after.machine.1 - before.machine.1).max(1) as f64;
+        let used: Vec<String> = after
+            .services
+            .iter()
+            .zip(&before.services)
+            .map(|((service, end), (_, start))| format!("{service} {:.1} s", (end - start) as f64 / 100.0))
+            .collect();
+        println!("  CPU: the machine {:.0} % busy; service processes: {}", busy * 100.0, used.join(", "));
         rates.push(rate);
         let mut world = Arc::into_inner(world).expect("the workers are done");
         if replicas == 3 {
@@ -48,6 +59,24 @@ async fn main() {
         world.shut_down().await;
     }
     println!("\nthroughput, 3 replicas / 1 replica: {:.2}", rates[1] / rates[0]);
+}
+
+/// CPU time so far: the machine's (busy, total) and each service's processes', in ticks.
+struct Cpu {
+    machine: (u64, u64),
+    services: Vec<(&'static str, u64)>,
+}
+
+fn cpu(world: &chaos::World) -> Cpu {
+    let processes = world.cluster.as_ref().map(|c| c.processes.as_slice()).unwrap_or_default();
+    let services = testkit::cluster::SERVICES
+        .iter()
+        .map(|(service, _)| {
+            let ticks = processes.iter().filter(|p| p.service == *service).filter_map(|p| p.cpu_ticks()).sum();
+            (*service, ticks)
+        })
+        .collect();
+    Cpu { machine: testkit::cluster::machine_cpu_ticks().unwrap_or((0, 1)), services }
 }
 
 fn cores() -> usize {

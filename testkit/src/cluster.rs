@@ -179,6 +179,26 @@ impl Process {
             .find_map(|line| line.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
+
+    /// The CPU time it has used, user and system, in clock ticks (Linux `/proc`, 100 a second
+    /// on every common kernel), when it runs.
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.as_ref()?.id())).ok()?;
+        // After the command name in parentheses: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    }
+}
+
+/// The machine's CPU time so far, busy and total, in clock ticks (Linux `/proc/stat`).
+pub fn machine_cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let times: Vec<u64> =
+        stat.lines().next()?.split_whitespace().skip(1).filter_map(|field| field.parse().ok()).collect();
+    let total: u64 = times.iter().sum();
+    // idle and iowait.
+    let idle = times.get(3)? + times.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
 
 /// The cluster: PostgreSQL, the RPC proxy in front of anvil, and the service processes.
