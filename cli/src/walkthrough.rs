@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use alloy::{
     network::TransactionBuilder,
     primitives::{Address, B256, Bytes, U256},
-    providers::{Provider, ProviderBuilder},
+    providers::Provider,
     rpc::types::TransactionRequest,
     signers::{SignerSync, local::PrivateKeySigner},
 };
@@ -230,9 +230,7 @@ pub async fn run(at: &Endpoints, email: &str, password: &str) -> anyhow::Result<
         quote["source"].as_str().unwrap_or("?"),
         quote["expires_at"].as_str().unwrap_or("?")
     ));
-    let provider = ProviderBuilder::new()
-        .wallet(alloy::network::EthereumWallet::from(wallet_buyer.clone()))
-        .connect_http(at.rpc.parse()?);
+    let provider = crate::local::wallet(wallet_buyer.clone(), &at.rpc.parse()?);
     for tx in order["wallet_payment"]["transactions"].as_array().into_iter().flatten() {
         let to: Address = tx["to"].as_str().context("to")?.parse()?;
         let data: Bytes = tx["data"].as_str().context("data")?.parse()?;
